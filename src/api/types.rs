@@ -1,0 +1,408 @@
+//! Wire types of the Environments API (DESIGN §2). Unknown fields are ignored and absent ones are
+//! optional, so the SDK keeps working against a service that grows new fields.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// A JSON object, as used by `configuration`, `metadata` and `settings`.
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// The identifier of an environment (a UUID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EnvironmentId(pub Uuid);
+
+impl EnvironmentId {
+    /// A fresh random identifier.
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for EnvironmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for EnvironmentId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// The identifier of an organization; every query is scoped to one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrganizationId(pub String);
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The lifecycle status of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The organization's Temporal namespace is being provisioned.
+    Provisioning,
+    /// The namespace is ready; the environment does not accept work yet.
+    Ready,
+    /// The environment accepts work.
+    Active,
+    /// Provisioning failed, see `error_message`.
+    Error,
+    /// Disabled by a user.
+    Inactive,
+}
+
+impl Status {
+    /// All statuses, in lifecycle order.
+    pub const ALL: [Status; 5] = [
+        Status::Provisioning,
+        Status::Ready,
+        Status::Active,
+        Status::Error,
+        Status::Inactive,
+    ];
+
+    /// The wire name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Provisioning => "provisioning",
+            Status::Ready => "ready",
+            Status::Active => "active",
+            Status::Error => "error",
+            Status::Inactive => "inactive",
+        }
+    }
+
+    /// Whether a user may set this status (the service sets the others itself).
+    pub fn is_user_settable(self) -> bool {
+        matches!(self, Status::Active | Status::Inactive)
+    }
+
+    /// Whether provisioning has ended, successfully or not.
+    pub fn is_settled(self) -> bool {
+        !matches!(self, Status::Provisioning)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// A status string that is not one of [`Status::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}` (expected one of provisioning, ready, active, error, inactive)")]
+pub struct UnknownStatus(pub String);
+
+/// Where an environment's workers run: environment variables, secrets, integrations, MCP servers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEnvironment {
+    /// Environment variables for workers; values are secret and never rendered.
+    #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
+    pub env_vars: JsonMap,
+    /// Names of secrets made available to workers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Integrations enabled for the environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integration_ids: Vec<String>,
+    /// MCP servers, by name.
+    #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
+    pub mcp_servers: JsonMap,
+}
+
+/// An environment as the service returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Service-assigned identifier.
+    pub id: EnvironmentId,
+    /// The owning organization.
+    #[serde(default)]
+    pub organization_id: Option<OrganizationId>,
+    /// Unique name within the organization.
+    pub name: String,
+    /// Human-facing name; defaults to `name`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Free-form description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Known keys `max_workers` and `timeout_seconds`; others are kept as given.
+    #[serde(default)]
+    pub configuration: Option<JsonMap>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Option<JsonMap>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Free-form settings.
+    #[serde(default)]
+    pub settings: Option<JsonMap>,
+    /// Worker execution environment.
+    #[serde(default)]
+    pub execution_environment: Option<ExecutionEnvironment>,
+    /// The organization's Temporal namespace.
+    #[serde(default)]
+    pub temporal_namespace: Option<String>,
+    /// The Temporal namespace's identifier.
+    #[serde(default)]
+    pub temporal_namespace_id: Option<String>,
+    /// The provisioning workflow's identifier.
+    #[serde(default)]
+    pub provisioning_workflow_id: Option<String>,
+    /// When provisioning finished.
+    #[serde(default)]
+    pub provisioned_at: Option<Timestamp>,
+    /// Why provisioning failed, when `status` is `error`.
+    #[serde(default)]
+    pub error_message: Option<String>,
+    /// Registered workers that are alive.
+    #[serde(default)]
+    pub active_workers: Option<u32>,
+    /// Alive workers with no task.
+    #[serde(default)]
+    pub idle_workers: Option<u32>,
+    /// Alive workers running a task.
+    #[serde(default)]
+    pub busy_workers: Option<u32>,
+    /// Creation time.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// Last modification time; a saved plan records it to detect concurrent changes.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+    /// Who created the environment.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+/// The body of a create call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironment {
+    /// Unique name within the organization (2–100 characters).
+    pub name: String,
+    /// Human-facing name; defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Free-form description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `active` (default) or `inactive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Environment configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<JsonMap>,
+    /// Free-form metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JsonMap>,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Free-form settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<JsonMap>,
+    /// Worker execution environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_environment: Option<ExecutionEnvironment>,
+}
+
+impl CreateEnvironment {
+    /// A create payload with only a name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One field of a partial update: leave it alone, clear it, or set it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    /// Not sent: the stored value is untouched.
+    #[default]
+    Unchanged,
+    /// Sent as `null`: the stored value is cleared.
+    Clear,
+    /// Sent with a value that replaces the stored one whole.
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// Whether the field is left alone.
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, Patch::Unchanged)
+    }
+
+    /// `Set(value)` for `Some`, `Clear` for `None`.
+    pub fn from_option(value: Option<T>) -> Self {
+        value.map_or(Patch::Clear, Patch::Set)
+    }
+}
+
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Skipped by `skip_serializing_if`; serializing it anyway means "no change" = null is wrong,
+            // so it is written as null only when a caller bypasses the skip.
+            Patch::Unchanged | Patch::Clear => serializer.serialize_none(),
+            Patch::Set(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Reached only when the key is present (absent keys take the `Default`, `Unchanged`).
+        Ok(Patch::from_option(Option::<T>::deserialize(deserializer)?))
+    }
+}
+
+/// The body of a partial update: each field sent replaces the stored value whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironment {
+    /// New name (cannot be cleared).
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub name: Patch<String>,
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub display_name: Patch<String>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub description: Patch<String>,
+    /// New status (`active` or `inactive`; cannot be cleared).
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub status: Patch<Status>,
+    /// New configuration.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub configuration: Patch<JsonMap>,
+    /// New metadata.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub metadata: Patch<JsonMap>,
+    /// New tags.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub tags: Patch<Vec<String>>,
+    /// New settings.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub settings: Patch<JsonMap>,
+    /// New execution environment.
+    #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
+    pub execution_environment: Patch<ExecutionEnvironment>,
+}
+
+impl UpdateEnvironment {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A worker authentication token: a secret, never printed by `Debug` or logs.
+#[derive(Clone)]
+pub struct WorkerToken(SecretString);
+
+impl WorkerToken {
+    /// Wraps a token string.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(SecretString::from(token.into()))
+    }
+
+    /// The token itself, for the one place that must send or show it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The token with all but its first four characters masked.
+    pub fn masked(&self) -> String {
+        let token = self.expose();
+        let shown: String = token.chars().take(4).collect();
+        format!("{shown}…(masked)")
+    }
+}
+
+impl fmt::Debug for WorkerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WorkerToken(<redacted>)")
+    }
+}
+
+impl PartialEq for WorkerToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Serialize for WorkerToken {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(WorkerToken::new)
+    }
+}
+
+/// The command workers run to register with an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerCommand {
+    /// The full command line, token included.
+    pub command: String,
+    /// The worker authentication token.
+    pub worker_token: WorkerToken,
+    /// The organization's Temporal namespace.
+    #[serde(default)]
+    pub temporal_namespace: Option<String>,
+    /// The environment's name.
+    pub environment_name: String,
+    /// The command as an argument vector.
+    #[serde(default)]
+    pub command_parts: Vec<String>,
+    /// The namespace's provisioning status.
+    #[serde(default)]
+    pub namespace_status: Option<String>,
+    /// Whether workers can register now (the environment is `ready` or `active`).
+    #[serde(default)]
+    pub can_register: bool,
+    /// The provisioning workflow's identifier.
+    #[serde(default)]
+    pub provisioning_workflow_id: Option<String>,
+}
+
+impl WorkerCommand {
+    /// The command line with the token masked, for display.
+    pub fn masked_command(&self) -> String {
+        self.command
+            .replace(self.worker_token.expose(), &self.worker_token.masked())
+    }
+}

@@ -1,0 +1,541 @@
+//! `envform env`: one environment at a time, like kubectl — list, get, create, update, delete and
+//! the worker command.
+
+use std::path::{Path, PathBuf};
+
+use miette::{Context, IntoDiagnostic};
+use serde::de::DeserializeOwned;
+
+use super::exit::Exit;
+use super::output::{self, print_stdout};
+use super::settings::{GlobalArgs, Target};
+use crate::api::{
+    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, JsonMap,
+    Patch, Status, UpdateEnvironment,
+};
+
+/// Output format of `env` commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
+/// `envform env` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum EnvCommand {
+    /// List environments.
+    #[command(after_help = "Example:\n  envform env list --status active -o json")]
+    List {
+        /// Only environments with this status.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Show one environment.
+    #[command(after_help = "Example:\n  envform env get production -o json")]
+    Get {
+        /// Environment id or name.
+        environment: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Create an environment from flags or a JSON/YAML file.
+    #[command(after_help = "Examples:\n  envform env create --name staging --max-workers 10\n  envform env create -f staging.yaml")]
+    Create {
+        /// A JSON or YAML file with the create body (`-` for stdin).
+        #[arg(short, long, conflicts_with_all = ["name"])]
+        file: Option<PathBuf>,
+        /// Environment name.
+        #[arg(long, required_unless_present = "file")]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: FieldFlags,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Update fields of an environment (each field given replaces the stored one).
+    #[command(after_help = "Examples:\n  envform env update staging --max-workers 20\n  envform env update staging --clear description\n  envform env update staging -f patch.yaml")]
+    Update {
+        /// Environment id or name.
+        environment: String,
+        /// A JSON or YAML file with the patch body (`null` clears a field; `-` for stdin).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: FieldFlags,
+        /// Clear a field (repeatable): display_name, description, configuration, metadata, tags, settings, execution_environment.
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<ClearableField>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Delete an environment (asks first on a terminal; --yes otherwise).
+    #[command(after_help = "Example:\n  envform env delete test-1234 --yes")]
+    Delete {
+        /// Environment id or name.
+        environment: String,
+        /// Do not ask.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Show the command workers run to register with an environment.
+    #[command(after_help = "Example:\n  envform env worker-command production --reveal")]
+    WorkerCommand {
+        /// Environment id or name.
+        environment: String,
+        /// Show the worker token instead of masking it.
+        #[arg(long)]
+        reveal: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+/// Field flags shared by `create` and `update`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FieldFlags {
+    /// Display name.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Description.
+    #[arg(long)]
+    description: Option<String>,
+    /// Status: active or inactive.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<Status>,
+    /// configuration.max_workers (≥ 1).
+    #[arg(long)]
+    max_workers: Option<u64>,
+    /// configuration.timeout_seconds (≥ 1).
+    #[arg(long)]
+    timeout_seconds: Option<u64>,
+    /// A metadata entry KEY=VALUE (repeatable; replaces all metadata).
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    metadata: Vec<(String, String)>,
+    /// A tag (repeatable; replaces all tags).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+impl FieldFlags {
+    fn configuration(&self) -> Option<JsonMap> {
+        if self.max_workers.is_none() && self.timeout_seconds.is_none() {
+            return None;
+        }
+        let mut configuration = JsonMap::new();
+        if let Some(max_workers) = self.max_workers {
+            configuration.insert("max_workers".into(), max_workers.into());
+        }
+        if let Some(timeout_seconds) = self.timeout_seconds {
+            configuration.insert("timeout_seconds".into(), timeout_seconds.into());
+        }
+        Some(configuration)
+    }
+
+    fn metadata(&self) -> Option<JsonMap> {
+        (!self.metadata.is_empty()).then(|| {
+            self.metadata
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone().into()))
+                .collect()
+        })
+    }
+
+    fn tags(&self) -> Option<Vec<String>> {
+        (!self.tags.is_empty()).then(|| self.tags.clone())
+    }
+}
+
+/// A field `env update --clear` can clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub(crate) enum ClearableField {
+    /// `display_name`.
+    DisplayName,
+    /// `description`.
+    Description,
+    /// `configuration`.
+    Configuration,
+    /// `metadata`.
+    Metadata,
+    /// `tags`.
+    Tags,
+    /// `settings`.
+    Settings,
+    /// `execution_environment`.
+    ExecutionEnvironment,
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    text.parse::<Status>().map_err(|error| error.to_string())
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Runs an `env` subcommand.
+pub(crate) async fn execute(global: &GlobalArgs, command: EnvCommand) -> miette::Result<Exit> {
+    let target = Target::resolve(global)?;
+    let connection = target.connect().await?;
+    let result = run_command(connection.api.as_ref(), command).await;
+    connection.close().await;
+    result
+}
+
+async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::Result<Exit> {
+    match command {
+        EnvCommand::List { status, output } => {
+            let environments = api.list(status).await.map_err(api_error)?;
+            match output {
+                OutputFormat::Json => print_json(&environments)?,
+                OutputFormat::Table => print_stdout(&environment_table(&environments))?,
+            }
+        }
+        EnvCommand::Get {
+            environment,
+            output,
+        } => {
+            let environment = resolve(api, &environment).await?;
+            print_environment(&environment, output)?;
+        }
+        EnvCommand::Create {
+            file,
+            name,
+            fields,
+            output,
+        } => {
+            let data = match file {
+                Some(path) => read_document::<CreateEnvironment>(&path)?,
+                None => CreateEnvironment {
+                    name: name.unwrap_or_default(),
+                    display_name: fields.display_name.clone(),
+                    description: fields.description.clone(),
+                    status: fields.status,
+                    configuration: fields.configuration(),
+                    metadata: fields.metadata(),
+                    tags: fields.tags(),
+                    ..CreateEnvironment::default()
+                },
+            };
+            let environment = api.create(&data).await.map_err(api_error)?;
+            print_environment(&environment, output)?;
+        }
+        EnvCommand::Update {
+            environment,
+            file,
+            name,
+            fields,
+            clear,
+            output,
+        } => {
+            let mut patch = match file {
+                Some(path) => read_document::<UpdateEnvironment>(&path)?,
+                None => UpdateEnvironment::default(),
+            };
+            apply_flags(&mut patch, name, &fields, &clear);
+            if patch.is_empty() {
+                return Err(miette::miette!(
+                    code = "envform::cli::empty_update",
+                    help = "pass a field flag such as --description, --clear FIELD, or -f FILE",
+                    "nothing to update"
+                ));
+            }
+            let current = resolve(api, &environment).await?;
+            let environment = api.update(current.id, &patch).await.map_err(api_error)?;
+            print_environment(&environment, output)?;
+        }
+        EnvCommand::Delete { environment, yes } => {
+            let current = resolve(api, &environment).await?;
+            if !yes {
+                if !output::interactive() {
+                    return Err(miette::miette!(
+                        code = "envform::cli::confirmation_required",
+                        help = "pass --yes to delete without a terminal",
+                        "refusing to delete `{}` without confirmation",
+                        current.name
+                    ));
+                }
+                let question = format!(
+                    "Delete environment `{}` ({})? Its workers will stop. Type `yes` to confirm:",
+                    current.name, current.id
+                );
+                if !output::confirm(&question, false)? {
+                    eprintln!("Delete cancelled.");
+                    return Ok(Exit::Error);
+                }
+            }
+            api.delete(current.id).await.map_err(api_error)?;
+            eprintln!("Deleted environment `{}` ({}).", current.name, current.id);
+        }
+        EnvCommand::WorkerCommand {
+            environment,
+            reveal,
+            output,
+        } => {
+            let current = resolve(api, &environment).await?;
+            let command = api
+                .get_worker_command(current.id)
+                .await
+                .map_err(api_error)?;
+            let shown = if reveal {
+                command.command.clone()
+            } else {
+                command.masked_command()
+            };
+            match output {
+                OutputFormat::Json => {
+                    let mut value = serde_json::to_value(&command).into_diagnostic()?;
+                    if !reveal {
+                        value["worker_token"] = command.worker_token.masked().into();
+                        value["command"] = shown.clone().into();
+                        value["command_parts"] = serde_json::json!(
+                            command
+                                .command_parts
+                                .iter()
+                                .map(|part| if part == command.worker_token.expose() {
+                                    command.worker_token.masked()
+                                } else {
+                                    part.clone()
+                                })
+                                .collect::<Vec<_>>()
+                        );
+                    }
+                    print_json(&value)?;
+                }
+                OutputFormat::Table => {
+                    print_stdout(&format!("{shown}\n"))?;
+                    if !command.can_register {
+                        eprintln!(
+                            "note: workers cannot register yet: the namespace is {}",
+                            command.namespace_status.as_deref().unwrap_or("not ready")
+                        );
+                    }
+                    if !reveal {
+                        eprintln!("hint: the token is masked; pass --reveal to show it");
+                    }
+                }
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn apply_flags(
+    patch: &mut UpdateEnvironment,
+    name: Option<String>,
+    fields: &FieldFlags,
+    clear: &[ClearableField],
+) {
+    if let Some(name) = name {
+        patch.name = Patch::Set(name);
+    }
+    if let Some(value) = &fields.display_name {
+        patch.display_name = Patch::Set(value.clone());
+    }
+    if let Some(value) = &fields.description {
+        patch.description = Patch::Set(value.clone());
+    }
+    if let Some(status) = fields.status {
+        patch.status = Patch::Set(status);
+    }
+    if let Some(configuration) = fields.configuration() {
+        patch.configuration = Patch::Set(configuration);
+    }
+    if let Some(metadata) = fields.metadata() {
+        patch.metadata = Patch::Set(metadata);
+    }
+    if let Some(tags) = fields.tags() {
+        patch.tags = Patch::Set(tags);
+    }
+    for field in clear {
+        match field {
+            ClearableField::DisplayName => patch.display_name = Patch::Clear,
+            ClearableField::Description => patch.description = Patch::Clear,
+            ClearableField::Configuration => patch.configuration = Patch::Clear,
+            ClearableField::Metadata => patch.metadata = Patch::Clear,
+            ClearableField::Tags => patch.tags = Patch::Clear,
+            ClearableField::Settings => patch.settings = Patch::Clear,
+            ClearableField::ExecutionEnvironment => patch.execution_environment = Patch::Clear,
+        }
+    }
+}
+
+/// Finds an environment by id, or by name with one list call.
+pub(crate) async fn resolve(
+    api: &dyn EnvironmentsApi,
+    reference: &str,
+) -> miette::Result<Environment> {
+    if let Ok(id) = reference.parse::<EnvironmentId>() {
+        return api.get(id).await.map_err(api_error);
+    }
+    let environments = api.list(None).await.map_err(api_error)?;
+    let names: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
+    let suggestion = names
+        .iter()
+        .copied()
+        .filter(|name| strsim::levenshtein(name, reference) < 3)
+        .min_by_key(|name| strsim::levenshtein(name, reference));
+    environments
+        .iter()
+        .find(|environment| environment.name == reference)
+        .cloned()
+        .ok_or_else(|| match suggestion {
+            Some(name) => miette::miette!(
+                code = "envform::cli::unknown_environment",
+                help = format!("did you mean `{name}`?"),
+                "no environment named `{reference}`"
+            ),
+            None => miette::miette!(
+                code = "envform::cli::unknown_environment",
+                help = "`envform env list` shows the environments",
+                "no environment named `{reference}`"
+            ),
+        })
+}
+
+/// Turns an API error into a report with a code and a hint.
+pub(crate) fn api_error(error: EnvironmentError) -> miette::Report {
+    let (code, help) = match &error {
+        EnvironmentError::NotFound { .. } => ("envform::api::not_found", None),
+        EnvironmentError::Conflict { .. } => (
+            "envform::api::conflict",
+            Some("environment names are unique within an organization"),
+        ),
+        EnvironmentError::Validation { .. } => ("envform::api::validation", None),
+        EnvironmentError::Unauthorized { .. } => (
+            "envform::api::unauthorized",
+            Some("check KUBIYA_API_KEY / --api-key"),
+        ),
+        EnvironmentError::Api { .. } => ("envform::api::error", None),
+        EnvironmentError::Transport { .. } => (
+            "envform::api::transport",
+            Some("check --api-url / KUBIYA_CONTROL_PLANE_URL and the network"),
+        ),
+        EnvironmentError::Timeout { .. } => (
+            "envform::api::timeout",
+            Some("raise --request-timeout, or check the service"),
+        ),
+    };
+    let mut report = miette::miette!(code = code, "{error}");
+    if let Some(help) = help {
+        report = miette::miette!(code = code, help = help, "{error}");
+    }
+    report
+}
+
+fn read_document<T: DeserializeOwned>(path: &Path) -> miette::Result<T> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).into_diagnostic()
+    } else {
+        std::fs::read_to_string(path).into_diagnostic()
+    }
+    .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    // JSON is read as JSON so its errors speak JSON; anything else is YAML.
+    let is_json = path.extension().is_some_and(|extension| extension == "json")
+        || text.trim_start().starts_with('{');
+    if is_json {
+        serde_json::from_str(&text)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("{} is not a valid request body", path.display()))
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|error| miette::miette!("{error}"))
+            .wrap_err_with(|| format!("{} is not a valid request body", path.display()))
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).into_diagnostic()?;
+    text.push('\n');
+    print_stdout(&text)
+}
+
+fn print_environment(environment: &Environment, output: OutputFormat) -> miette::Result<()> {
+    match output {
+        OutputFormat::Json => print_json(environment),
+        OutputFormat::Table => print_stdout(&environment_details(environment)),
+    }
+}
+
+fn environment_table(environments: &[Environment]) -> String {
+    let rows: Vec<Vec<String>> = environments
+        .iter()
+        .map(|environment| {
+            vec![
+                environment.name.clone(),
+                environment.status.to_string(),
+                environment
+                    .active_workers
+                    .map_or_else(|| "-".to_owned(), |count| count.to_string()),
+                environment.id.to_string(),
+                environment
+                    .created_at
+                    .map_or_else(|| "-".to_owned(), |at| at.to_string()),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "STATUS", "WORKERS", "ID", "CREATED"], &rows)
+}
+
+fn environment_details(environment: &Environment) -> String {
+    let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    let json = |value: Option<&JsonMap>| {
+        value.map_or_else(
+            || "-".to_owned(),
+            |map| serde_json::Value::Object(map.clone()).to_string(),
+        )
+    };
+    let rows = vec![
+        vec!["id".to_owned(), environment.id.to_string()],
+        vec!["name".to_owned(), environment.name.clone()],
+        vec!["display_name".to_owned(), optional(&environment.display_name)],
+        vec!["description".to_owned(), optional(&environment.description)],
+        vec!["status".to_owned(), environment.status.to_string()],
+        vec![
+            "configuration".to_owned(),
+            json(environment.configuration.as_ref()),
+        ],
+        vec!["metadata".to_owned(), json(environment.metadata.as_ref())],
+        vec![
+            "tags".to_owned(),
+            environment
+                .tags
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |tags| tags.join(", ")),
+        ],
+        vec![
+            "temporal_namespace".to_owned(),
+            optional(&environment.temporal_namespace),
+        ],
+        vec!["error_message".to_owned(), optional(&environment.error_message)],
+        vec![
+            "created_at".to_owned(),
+            environment
+                .created_at
+                .map_or_else(|| "-".to_owned(), |at| at.to_string()),
+        ],
+        vec![
+            "updated_at".to_owned(),
+            environment
+                .updated_at
+                .map_or_else(|| "-".to_owned(), |at| at.to_string()),
+        ],
+    ];
+    output::table(&["FIELD", "VALUE"], &rows)
+}

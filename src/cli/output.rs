@@ -1,0 +1,127 @@
+//! Terminal output: diagnostics and logs on stderr, data on stdout, colour only where the stream is
+//! a terminal and `NO_COLOR` is unset (anstream decides).
+
+use std::io::{IsTerminal, Write};
+
+/// Whether colour may be written to stdout.
+pub(crate) fn stdout_color() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+}
+
+fn stderr_color() -> bool {
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// Whether stdin and stderr are a terminal a person can answer on.
+pub(crate) fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Sets how miette renders reports: colour only when stderr allows it.
+pub(crate) fn install_report_handler() {
+    let color = stderr_color();
+    let _ = miette::set_hook(Box::new(move |_| {
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        Box::new(miette::GraphicalReportHandler::new_themed(theme).with_width(100))
+    }));
+}
+
+/// Logs to stderr; `ENVFORM_LOG` (an env-filter) overrides the `-v` count.
+pub(crate) fn install_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENVFORM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(stderr_color())
+        .try_init();
+}
+
+/// Prints a report on stderr.
+pub(crate) fn report(report: miette::Report) {
+    eprintln!("{report:?}");
+}
+
+/// Writes data to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub(crate) fn print_stdout(text: &str) -> miette::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(miette::miette!("cannot write to stdout: {error}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Renders rows as a left-aligned table with a header.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if index + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Asks a yes/no question on stderr; only `yes` (or `y` when `short` is allowed) confirms.
+pub(crate) fn confirm(question: &str, accept_short: bool) -> miette::Result<bool> {
+    eprint!("{question} ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|error| miette::miette!("cannot read the answer: {error}"))?;
+    let answer = answer.trim();
+    Ok(answer == "yes" || (accept_short && answer == "y"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let text = table(
+            &["NAME", "STATUS"],
+            &[
+                vec!["production".into(), "active".into()],
+                vec!["qa".into(), "provisioning".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME        STATUS\nproduction  active\nqa          provisioning\n"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The Environments Service rules over a `Store`. Knows nothing of HTTP.

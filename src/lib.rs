@@ -1,0 +1,19 @@
+//! envform: a desired-state reconciler, SDK and embedded service for the environments of an agent
+//! control plane.
+//!
+//! - [`spec`] reads desired-state files, [`plan`] diffs them against live and state, [`apply`]
+//!   executes a plan; [`state`] keeps what was applied.
+//! - [`api`] is the Environments API SDK; [`control_plane`] is the service's rules over a
+//!   [`store`]; [`server`] serves them over HTTP.
+//! - [`cli`] is the command line.
+
+pub mod api;
+pub mod cli;
+pub mod control_plane;
+pub mod plan;
+pub mod server;
+pub mod spec;
+pub mod state;
+pub mod store;
+
+pub use cli::run;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    envform::run(std::env::args_os())
+}

@@ -1,0 +1,1 @@
+//! `envform serve`: axum routes over the control plane. Holds no business rules.

@@ -1,0 +1,1 @@
+//! Storage of the control plane behind the `Store` trait.

@@ -1,0 +1,114 @@
+//! Shared fixtures: a real `envform serve` process on an ephemeral port, and `envform` commands
+//! isolated from the caller's environment.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub fn envform_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_envform"))
+}
+
+/// An `envform` command run in `dir`, with no inherited configuration.
+pub fn envform(dir: &Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::new(envform_bin());
+    command
+        .current_dir(dir)
+        .env_remove("KUBIYA_API_KEY")
+        .env_remove("KUBIYA_CONTROL_PLANE_URL")
+        .env_remove("ENVFORM_API_KEYS")
+        .env_remove("ENVFORM_EMBEDDED_DB")
+        .env_remove("ENVFORM_LOG")
+        .env("NO_COLOR", "1")
+        .timeout(Duration::from_secs(120));
+    command
+}
+
+/// A running `envform serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The database file.
+    pub db: PathBuf,
+    args: Vec<String>,
+}
+
+/// API key of organization `org-a` in servers started by [`Server::start`].
+pub const KEY_A: &str = "test-key-a";
+/// API key of organization `org-b`.
+pub const KEY_B: &str = "test-key-b";
+
+impl Server {
+    /// Starts a server on 127.0.0.1:0 with `db`, keys for `org-a` and `org-b`, and `extra` flags.
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--db".into(),
+            db.display().to_string(),
+            "--api-key".into(),
+            format!("{KEY_A}=org-a"),
+            "--api-key".into(),
+            format!("{KEY_B}=org-b"),
+        ];
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        Self::spawn(db, args)
+    }
+
+    fn spawn(db: &Path, args: Vec<String>) -> Server {
+        let mut child = Command::new(envform_bin())
+            .args(&args)
+            .env_remove("ENVFORM_API_KEYS")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn envform serve");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the server's first line");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://"))
+            .unwrap_or_else(|| panic!("unexpected first line from envform serve: {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            db: db.to_owned(),
+            args,
+        }
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on the same database and flags.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let args = std::mem::take(&mut self.args);
+        let db = self.db.clone();
+        Self::spawn(&db, args)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
