@@ -8,12 +8,14 @@
 //! - [`cli`] is the command line.
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod control_plane;
 pub mod plan;
 pub mod server;
 pub mod spec;
 pub mod state;
+pub mod target;
 pub mod store;
 
 pub use cli::run;

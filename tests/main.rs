@@ -2,3 +2,5 @@
 //! executable against a real `envform serve` on 127.0.0.1 with temporary SQLite files.
 
 mod support;
+mod contract;
+mod client_retry;

@@ -230,7 +230,10 @@ impl ControlPlaneClient {
         format!("{}/{id}", self.environments_url)
     }
 
-    async fn list(&self, status_filter: Option<Status>) -> Result<Vec<Environment>, EnvironmentError> {
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError> {
         let query = status_filter.map(|status| ("status_filter", status.as_str()));
         let body = self
             .call(Method::GET, &self.environments_url, query, None)
@@ -262,7 +265,12 @@ impl ControlPlaneClient {
     ) -> Result<Environment, EnvironmentError> {
         let request = encode(patch)?;
         let body = self
-            .call(Method::PATCH, &self.environment_url(id), None, Some(request))
+            .call(
+                Method::PATCH,
+                &self.environment_url(id),
+                None,
+                Some(request),
+            )
             .await?;
         let environment: Environment = decode(&body)?;
         warn_on_dropped_fields(patch, &environment);
@@ -275,7 +283,10 @@ impl ControlPlaneClient {
             .map(drop)
     }
 
-    async fn get_worker_command(&self, id: EnvironmentId) -> Result<WorkerCommand, EnvironmentError> {
+    async fn get_worker_command(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<WorkerCommand, EnvironmentError> {
         let url = format!("{}/worker-command", self.environment_url(id));
         let body = self.call(Method::GET, &url, None, None).await?;
         decode(&body)
@@ -302,13 +313,15 @@ impl ControlPlaneClient {
         attempt
             .retry(backoff)
             .when(|failure: &Failure| failure.retryable)
-            .adjust(move |failure: &Failure, next| match (next, failure.retry_after) {
-                // The service knows best when it can answer again; waiting longer than the
-                // configured ceiling would stall the caller, so that ends the retries instead.
-                (Some(_), Some(retry_after)) if retry_after > retry_max_delay => None,
-                (Some(delay), Some(retry_after)) => Some(delay.max(retry_after)),
-                (next, _) => next,
-            })
+            .adjust(
+                move |failure: &Failure, next| match (next, failure.retry_after) {
+                    // The service knows best when it can answer again; waiting longer than the
+                    // configured ceiling would stall the caller, so that ends the retries instead.
+                    (Some(_), Some(retry_after)) if retry_after > retry_max_delay => None,
+                    (Some(delay), Some(retry_after)) => Some(delay.max(retry_after)),
+                    (next, _) => next,
+                },
+            )
             .notify(|failure: &Failure, delay| {
                 tracing::debug!(
                     method = %method,
@@ -531,7 +544,10 @@ impl Environments<'_> {
 
 #[async_trait::async_trait]
 impl EnvironmentsApi for ControlPlaneClient {
-    async fn list(&self, status_filter: Option<Status>) -> Result<Vec<Environment>, EnvironmentError> {
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError> {
         ControlPlaneClient::list(self, status_filter).await
     }
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {
@@ -550,7 +566,10 @@ impl EnvironmentsApi for ControlPlaneClient {
     async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError> {
         ControlPlaneClient::delete(self, id).await
     }
-    async fn get_worker_command(&self, id: EnvironmentId) -> Result<WorkerCommand, EnvironmentError> {
+    async fn get_worker_command(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<WorkerCommand, EnvironmentError> {
         ControlPlaneClient::get_worker_command(self, id).await
     }
 }
@@ -581,7 +600,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_base_urls_and_keys() {
-        for url in ["ftp://example.com", "not a url", "https://user:pw@example.com"] {
+        for url in [
+            "ftp://example.com",
+            "not a url",
+            "https://user:pw@example.com",
+        ] {
             let mut config = ClientConfig::new("key");
             config.base_url = url.into();
             assert!(

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::settings::{GlobalArgs, Target};
+use super::settings::GlobalArgs;
 use crate::api::{
     CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, JsonMap,
     Patch, Status, UpdateEnvironment,
@@ -191,8 +191,7 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 /// Runs an `env` subcommand.
 pub(crate) async fn execute(global: &GlobalArgs, command: EnvCommand) -> miette::Result<Exit> {
-    let target = Target::resolve(global)?;
-    let connection = target.connect().await?;
+    let (_target, connection) = global.connect().await?;
     let result = run_command(connection.api.as_ref(), command).await;
     connection.close().await;
     result

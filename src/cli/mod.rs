@@ -1,13 +1,114 @@
-//! The command line: clap definitions, settings resolution, output and exit codes.
+//! The command line: clap definitions, settings resolution, output and exit codes. Commands are
+//! thin: each resolves its settings, calls the library, and turns the outcome into an [`Exit`].
+
+mod apply;
+mod env;
+mod exit;
+mod output;
+mod plan;
+mod progress;
+pub mod serve;
+mod settings;
+mod state;
+mod validate;
+mod workspace;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+pub use exit::Exit;
+pub use settings::GlobalArgs;
+
+/// envform: desired state for the environments of an agent control plane.
+///
+/// Without --api-url, every command runs against the embedded control plane in
+/// .envform/control-plane.db: no server and no account needed.
+#[derive(Debug, Parser)]
+#[command(name = "envform", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check desired-state files offline.
+    Validate(validate::ValidateArgs),
+    /// Show what apply would change.
+    Plan(plan::PlanArgs),
+    /// Make live match the desired state.
+    Apply(apply::ApplyArgs),
+    /// Delete every environment this configuration manages.
+    Destroy(apply::DestroyArgs),
+    /// Take a live environment under management.
+    Import(state::ImportArgs),
+    /// Look at or mend state.
+    #[command(subcommand)]
+    State(state::StateCommand),
+    /// Break a state lock whose holder is gone.
+    ForceUnlock(state::ForceUnlockArgs),
+    /// Manage environments one by one.
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+    /// Run the Environments Service over HTTP.
+    Serve(serve::ServeArgs),
+}
+
 /// Runs the command line and returns its exit code.
-pub fn run<I, T>(_args: I) -> ExitCode
+pub fn run<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version are successes; every usage error is exit 1 (never 2, which
+            // `plan --detailed-exitcode` reserves for "changes present").
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => Exit::Error.into(),
+            };
+        }
+    };
+    output::install_report_handler();
+    output::install_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            output::report(miette::miette!("cannot start the async runtime: {error}"));
+            return Exit::Error.into();
+        }
+    };
+    let exit = runtime.block_on(execute(cli));
+    exit.into()
+}
+
+async fn execute(cli: Cli) -> Exit {
+    let global = &cli.global;
+    let result = match cli.command {
+        Command::Validate(args) => validate::execute(&args),
+        Command::Plan(args) => plan::execute(global, args).await,
+        Command::Apply(args) => apply::execute_apply(global, args).await,
+        Command::Destroy(args) => apply::execute_destroy(global, args).await,
+        Command::Import(args) => state::execute_import(global, args).await,
+        Command::State(command) => state::execute(global, command).await,
+        Command::ForceUnlock(args) => state::execute_force_unlock(args).await,
+        Command::Env(command) => env::execute(global, command).await,
+        Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
+    };
+    result.unwrap_or_else(|report| {
+        output::report(report);
+        Exit::Error
+    })
 }

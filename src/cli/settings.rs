@@ -1,18 +1,9 @@
-//! Global settings and the target they resolve to: the embedded control plane (default) or a
-//! remote service over HTTP. Flags win over environment variables, which win over defaults.
+//! Global settings: flags win over environment variables, which win over defaults.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use miette::{IntoDiagnostic, WrapErr};
-use secrecy::SecretString;
-
-use crate::api::{ClientConfig, ControlPlaneClient, EnvironmentsApi, OrganizationId};
-use crate::control_plane::{ControlPlane, ControlPlaneConfig};
-
-/// The organization the embedded control plane serves.
-pub(crate) const EMBEDDED_ORGANIZATION: &str = "local";
+use crate::target::{Connection, Target};
 
 /// Flags every command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,117 +37,54 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Where API calls go.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// The in-process control plane on a local SQLite file.
-    Embedded {
-        /// The database file.
-        db_path: PathBuf,
-    },
-    /// A remote service.
-    Http {
-        /// Base URL.
-        url: String,
-        /// The API key.
-        api_key: SecretString,
-        /// Per-request timeout.
-        request_timeout: Duration,
-    },
-}
-
-impl Target {
-    /// Resolves the global flags into a target.
-    pub(crate) fn resolve(global: &GlobalArgs) -> miette::Result<Self> {
-        match &global.api_url {
-            None => Ok(Target::Embedded {
-                db_path: global.embedded_db.clone(),
-            }),
-            Some(url) => {
-                let api_key = global.api_key.clone().ok_or_else(|| {
-                    miette::miette!(
-                        code = "envform::cli::missing_api_key",
-                        help = "set KUBIYA_API_KEY or pass --api-key",
-                        "--api-url {url} needs an API key"
-                    )
-                })?;
-                Ok(Target::Http {
-                    url: url.trim_end_matches('/').to_owned(),
-                    api_key: SecretString::from(api_key),
-                    request_timeout: global.request_timeout,
-                })
-            }
-        }
+impl GlobalArgs {
+    /// Resolves the flags into a target.
+    pub(crate) fn target(&self) -> miette::Result<Target> {
+        Target::new(
+            self.api_url.clone(),
+            self.api_key.clone(),
+            self.embedded_db.clone(),
+            self.request_timeout,
+        )
+        .map_err(|error| {
+            miette::miette!(
+                code = "envform::cli::target",
+                help = "set KUBIYA_API_KEY or pass --api-key",
+                "{error}"
+            )
+        })
     }
 
-    /// A stable description of the target, recorded in state.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Target::Embedded { db_path } => format!("embedded:{}", db_path.display()),
-            Target::Http { url, .. } => url.clone(),
-        }
-    }
-
-    /// Opens the target.
-    pub(crate) async fn connect(&self) -> miette::Result<Connection> {
-        match self {
-            Target::Embedded { db_path } => {
-                let control_plane = ControlPlane::open_sqlite(db_path, ControlPlaneConfig::default())
-                    .await
-                    .into_diagnostic()
-                    .wrap_err_with(|| {
-                        format!("cannot open the embedded control plane at {}", db_path.display())
-                    })?;
-                let scope = control_plane
-                    .organization(&OrganizationId(EMBEDDED_ORGANIZATION.to_owned()))
-                    .await
-                    .into_diagnostic()?
-                    .with_actor(local_actor());
-                Ok(Connection {
-                    api: Arc::new(scope),
-                    control_plane: Some(control_plane),
-                })
-            }
-            Target::Http {
-                url,
-                api_key,
-                request_timeout,
-            } => {
-                let config = ClientConfig {
-                    base_url: url.clone(),
-                    api_key: api_key.clone(),
-                    request_timeout: *request_timeout,
-                    ..ClientConfig::default()
-                };
-                let client = ControlPlaneClient::with_config(config).into_diagnostic()?;
-                Ok(Connection {
-                    api: Arc::new(client),
-                    control_plane: None,
-                })
-            }
-        }
+    /// Resolves and opens the target.
+    pub(crate) async fn connect(&self) -> miette::Result<(Target, Connection)> {
+        let target = self.target()?;
+        let connection = target
+            .connect(&local_actor())
+            .await
+            .map_err(|error| miette::miette!(code = "envform::cli::target", "{}", error_chain(&error)))?;
+        Ok((target, connection))
     }
 }
 
-/// An open target: the API, and the embedded control plane to shut down when done.
-pub(crate) struct Connection {
-    /// The Environments API of the target.
-    pub(crate) api: Arc<dyn EnvironmentsApi>,
-    control_plane: Option<ControlPlane>,
-}
-
-impl Connection {
-    /// Stops the embedded control plane's background work.
-    pub(crate) async fn close(self) {
-        if let Some(control_plane) = self.control_plane {
-            control_plane.shutdown().await;
-        }
+/// An error and its sources on one line: "a: b: c".
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }
 
-fn local_actor() -> String {
+/// Who runs this command, recorded by the embedded control plane and in lock info.
+pub(crate) fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
-    format!("{user}@local")
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{user}@{host}")
 }
 
 /// Parses durations such as `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.

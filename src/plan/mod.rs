@@ -1,1 +1,34 @@
-//! Pure planning: desired × live × state → an immutable `Plan`; ordering; rendering. No I/O, no clock.
+//! Pure planning (DESIGN §4, §5, §8): desired × live × state → an immutable [`Plan`], its order,
+//! and its renderings. No I/O, no async, no clock: the same inputs always give the same plan.
+//!
+//! - [`diff`] builds the plan (three-way field semantics, renames, adoption, protection,
+//!   thresholds, drift); `order` turns its steps into a DAG and one flat order.
+//! - [`resolve_payload`] turns a step into its API call with the real secret values; the plan
+//!   itself only ever holds their digests. [`Step::record_in`] is what a finished step writes to
+//!   state.
+//! - [`render`] shows a plan as `human`, `json` or `markdown`.
+
+mod base;
+mod diff;
+mod error;
+mod field;
+mod model;
+mod order;
+mod payload;
+pub mod render;
+mod value;
+
+pub use base::{PlanBase, StalePlan, Staleness};
+pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
+pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
+pub use field::{DIGEST_PREFIX, ManagedField, is_sensitive_path, secret_digest};
+pub use model::{
+    Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
+    PlanOptions, PlanSettings, PlanWarning, Rename, ResourceChange, StateRecord, Step, StepId,
+    StepNote, Summary, SwapPart, Unmanaged,
+};
+pub use payload::{Payload, ResolveError, resolve_payload};
+pub use value::ValuePath;
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,181 @@
-//! `envform serve`: axum routes over the control plane. Holds no business rules.
+//! `envform serve`: the Environments API of DESIGN §2 over HTTP, on top of [`crate::control_plane`].
+//!
+//! This module owns what only an HTTP service needs: binding, routing, authentication (an API key
+//! maps to an organization), the three error body shapes, body limits, request logs and graceful
+//! shutdown. It holds no business rules: every decision about environments is the control
+//! plane's, so the embedded service and the served one behave the same.
+
+mod auth;
+mod faults;
+mod json;
+mod request_log;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::OrganizationId;
+use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
+
+pub use auth::{ApiKey, ApiKeyError};
+pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
+
+/// The default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Everything `envform serve` runs with.
+pub struct ServeConfig {
+    /// Where to listen; port 0 picks a free port (see [`Server::local_addr`]).
+    pub addr: SocketAddr,
+    /// The SQLite database file of the control plane.
+    pub db_path: PathBuf,
+    /// The accepted API keys and the organization each one acts for.
+    pub api_keys: BTreeMap<ApiKey, OrganizationId>,
+    /// Requests with a larger body are refused with 413.
+    pub body_limit_bytes: usize,
+    /// The control plane's settings (worker command, provisioner).
+    pub control_plane: ControlPlaneConfig,
+    /// Injected failures, for tests of clients; empty (off) by default.
+    pub faults: FaultConfig,
+}
+
+impl ServeConfig {
+    /// Defaults (`127.0.0.1:8080`, 1 MiB bodies, no faults) over `db_path`, with no API key yet.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db_path: db_path.into(),
+            api_keys: BTreeMap::new(),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            control_plane: ControlPlaneConfig::default(),
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are listed by fingerprint only.
+        let api_keys: BTreeMap<String, &OrganizationId> = self
+            .api_keys
+            .iter()
+            .map(|(key, organization)| (key.fingerprint(), organization))
+            .collect();
+        f.debug_struct("ServeConfig")
+            .field("addr", &self.addr)
+            .field("db_path", &self.db_path)
+            .field("api_keys", &api_keys)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No API key is configured, so no request could ever be served.
+    #[error("no API key is configured")]
+    NoApiKeys,
+    /// The control plane's database could not be opened.
+    #[error("cannot open the control plane database {path}")]
+    ControlPlane {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: ControlPlaneError,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, not yet running server: its address is known before the first request.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: axum::Router,
+    control_plane: ControlPlane,
+}
+
+impl Server {
+    /// Opens the database and binds the address.
+    pub async fn bind(config: ServeConfig) -> Result<Self, ServerError> {
+        if config.api_keys.is_empty() {
+            return Err(ServerError::NoApiKeys);
+        }
+        let control_plane = ControlPlane::open_sqlite(&config.db_path, config.control_plane)
+            .await
+            .map_err(|source| ServerError::ControlPlane {
+                path: config.db_path.clone(),
+                source,
+            })?;
+        let listener = match TcpListener::bind(config.addr).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                control_plane.shutdown().await;
+                return Err(ServerError::Bind {
+                    addr: config.addr,
+                    source,
+                });
+            }
+        };
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let state = routes::AppState {
+            control_plane: control_plane.clone(),
+            keys: Arc::new(auth::KeyRing::new(config.api_keys)),
+        };
+        let router = routes::router(state, config.body_limit_bytes, config.faults);
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            control_plane,
+        })
+    }
+
+    /// The address the server listens on (the actual port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        tracing::info!(addr = %self.local_addr, "envform serve started");
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.control_plane.shutdown().await;
+        tracing::info!("envform serve stopped");
+        served.map_err(ServerError::Serve)
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::bind(config).await?.run(shutdown).await
+}

@@ -21,12 +21,22 @@ pub struct Location {
 }
 
 /// One desired-state file as read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceFile {
     /// The path as given (relative paths stay relative, so output is stable).
     pub path: PathBuf,
     /// The whole text.
     pub text: String,
+}
+
+impl std::fmt::Debug for SourceFile {
+    // The text can hold `env_vars` values, which are secret: show its size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile")
+            .field("path", &self.path)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish()
+    }
 }
 
 /// Every file that went into a [`Desired`], for diagnostics and the plan's digest.
@@ -59,8 +69,26 @@ pub struct Desired {
     pub digest: String,
 }
 
+impl Desired {
+    /// The environment with this name.
+    pub fn environment(&self, name: &str) -> Option<&DesiredEnvironment> {
+        self.environments
+            .iter()
+            .find(|environment| environment.name == name)
+    }
+
+    /// Each environment's name mapped to its index in [`Desired::environments`].
+    pub fn name_index(&self) -> NameIndex {
+        self.environments
+            .iter()
+            .enumerate()
+            .map(|(index, environment)| (environment.name.clone(), index))
+            .collect()
+    }
+}
+
 /// Top-level `options`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Options {
     /// Delete live environments that are neither in the file nor in state.
     pub prune: bool,
@@ -68,16 +96,6 @@ pub struct Options {
     pub delete_threshold: Threshold,
     /// Updates above this share of managed environments need `--force`.
     pub update_threshold: Threshold,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            prune: false,
-            delete_threshold: Threshold::default(),
-            update_threshold: Threshold::default(),
-        }
-    }
 }
 
 /// An octoDNS-style safety threshold: more than `max_fraction` of at least `min_existing`
@@ -111,7 +129,7 @@ pub enum StateBackendConfig {
     Http(HttpBackendConfig),
 }
 
-/// Settings of the HTTP state backend (Terraform's names).
+/// Settings of the HTTP state backend (Terraform's names). The password is never in the file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HttpBackendConfig {
     /// State address (GET/POST).
@@ -126,6 +144,11 @@ pub struct HttpBackendConfig {
     pub unlock_method: Option<String>,
     /// Basic-auth user name.
     pub username: Option<String>,
+}
+
+impl HttpBackendConfig {
+    /// The environment variable that holds the HTTP backend's basic-auth password.
+    pub const PASSWORD_VARIABLE: &'static str = "ENVFORM_HTTP_PASSWORD";
 }
 
 /// One desired environment.

@@ -37,6 +37,17 @@ pub struct State {
     pub target: String,
     /// Managed environments by name.
     pub resources: BTreeMap<String, ResourceState>,
+    /// Creates started but not confirmed, by name: if a run dies mid-create, the next plan adopts
+    /// what the service made instead of creating it twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intents: BTreeMap<String, CreateIntent>,
+}
+
+/// A create that was about to be sent (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateIntent {
+    /// When the create was sent.
+    pub started_at: jiff::Timestamp,
 }
 
 impl State {
@@ -49,6 +60,7 @@ impl State {
             envform_version: env!("CARGO_PKG_VERSION").to_owned(),
             target: target.into(),
             resources: BTreeMap::new(),
+            intents: BTreeMap::new(),
         }
     }
 }
@@ -60,4 +72,15 @@ pub struct ResourceState {
     pub id: EnvironmentId,
     /// The managed fields as last applied (secret values as `sha256:` digests).
     pub last_applied: JsonMap,
+    /// `lifecycle.prevent_destroy` as last applied: it protects the environment even after its
+    /// entry leaves the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prevent_destroy: bool,
+    /// The names it depended on when last applied, so that deleting it and them runs in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// The `renamed_from` in effect when last applied: a rename once recorded is not made again,
+    /// even when both names exist (as after a swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }

@@ -1,0 +1,305 @@
+//! The scheduler: runs the plan's DAG with at most `parallelism` calls in flight, each step as soon
+//! as the steps it depends on are done; dependents of a failed step are skipped while independent
+//! steps go on. State is saved after every finished step (serial + 1), so a crash loses nothing;
+//! an interrupt stops the scheduling and lets in-flight calls finish.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::outcome::{ApplyReport, StepOutcome, StepResult};
+use super::progress::Progress;
+use super::step::{self, StepContext, StepFailure, StepSuccess};
+use crate::api::{Environment, EnvironmentId, EnvironmentsApi};
+use crate::plan::{Action, Payload, Plan, ResolveError, Step, StepId, resolve_payload};
+use crate::spec::Desired;
+use crate::state::{CreateIntent, LockHandle, State, StateBackend};
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// At most this many API calls in flight.
+    pub parallelism: usize,
+    /// How long a create waits for provisioning to end.
+    pub wait_timeout: Duration,
+    /// First pause between provisioning polls.
+    pub poll_interval: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 10,
+            wait_timeout: Duration::from_secs(600),
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Where finished steps are journaled.
+pub struct Journal<'a> {
+    /// The backend.
+    pub backend: &'a dyn StateBackend,
+    /// The lock held for this run.
+    pub lock: Option<&'a LockHandle>,
+}
+
+/// Executes `plan`. Every step's payload is resolved first (so a plan whose secrets changed is
+/// refused before any call); then the DAG runs until done, failed or `cancel`led.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    plan: &Plan,
+    desired: &Desired,
+    live: &[Environment],
+    api: Arc<dyn EnvironmentsApi>,
+    journal: Journal<'_>,
+    state: State,
+    options: &ApplyOptions,
+    cancel: CancellationToken,
+    progress: &dyn Progress,
+) -> Result<ApplyReport, ResolveError> {
+    let mut payloads = BTreeMap::new();
+    for step in plan.steps() {
+        payloads.insert(step.id, resolve_payload(step, desired, live)?);
+    }
+    let context = StepContext {
+        api,
+        wait_timeout: options.wait_timeout,
+        poll_interval: options.poll_interval,
+    };
+    let mut run = Run::new(plan, state, journal, progress);
+    run.drive(payloads, &context, options.parallelism.max(1), cancel)
+        .await;
+    Ok(run.into_report())
+}
+
+/// The bookkeeping of one apply.
+struct Run<'a> {
+    steps: BTreeMap<StepId, &'a Step>,
+    waiting_on: BTreeMap<StepId, usize>,
+    dependents: BTreeMap<StepId, Vec<StepId>>,
+    outcomes: BTreeMap<StepId, StepOutcome>,
+    ready: BTreeSet<StepId>,
+    state: State,
+    journal: Journal<'a>,
+    progress: &'a dyn Progress,
+    interrupted: bool,
+    fatal: Option<String>,
+}
+
+impl<'a> Run<'a> {
+    fn new(plan: &'a Plan, state: State, journal: Journal<'a>, progress: &'a dyn Progress) -> Self {
+        let steps: BTreeMap<StepId, &Step> =
+            plan.steps().iter().map(|step| (step.id, step)).collect();
+        let mut waiting_on = BTreeMap::new();
+        let mut dependents: BTreeMap<StepId, Vec<StepId>> = BTreeMap::new();
+        let mut ready = BTreeSet::new();
+        for step in plan.steps() {
+            let known: Vec<StepId> = step
+                .depends_on
+                .iter()
+                .copied()
+                .filter(|id| steps.contains_key(id))
+                .collect();
+            for dependency in &known {
+                dependents.entry(*dependency).or_default().push(step.id);
+            }
+            if known.is_empty() {
+                ready.insert(step.id);
+            }
+            waiting_on.insert(step.id, known.len());
+        }
+        Self {
+            steps,
+            waiting_on,
+            dependents,
+            outcomes: BTreeMap::new(),
+            ready,
+            state,
+            journal,
+            progress,
+            interrupted: false,
+            fatal: None,
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        mut payloads: BTreeMap<StepId, Payload>,
+        context: &StepContext,
+        parallelism: usize,
+        cancel: CancellationToken,
+    ) {
+        let mut in_flight: JoinSet<(StepId, Result<StepSuccess, StepFailure>)> = JoinSet::new();
+        loop {
+            if !self.stopping() {
+                let room = parallelism.saturating_sub(in_flight.len());
+                let batch: Vec<StepId> = self.ready.iter().copied().take(room).collect();
+                self.record_intents(&batch).await;
+                for id in batch {
+                    if self.stopping() {
+                        break;
+                    }
+                    self.ready.remove(&id);
+                    let step = self.steps[&id];
+                    let payload = payloads.remove(&id).unwrap_or(Payload::StateOnly);
+                    self.progress.started(step);
+                    let owned = step.clone();
+                    let context = context.clone();
+                    in_flight.spawn(async move {
+                        let result = step::run(&owned, payload, &context).await;
+                        (owned.id, result)
+                    });
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = cancel.cancelled(), if !self.interrupted => {
+                    self.interrupted = true;
+                    self.progress.note(&format!(
+                        "Interrupt received: waiting for {} in-flight step(s) to finish, then saving state.",
+                        in_flight.len()
+                    ));
+                }
+                joined = in_flight.join_next() => match joined {
+                    Some(Ok((id, result))) => self.finish(id, result).await,
+                    Some(Err(error)) => {
+                        let message = format!("a step's task ended abnormally: {error}");
+                        self.progress.note(&message);
+                        self.fatal.get_or_insert(message);
+                    }
+                    None => {}
+                },
+            }
+        }
+        if cancel.is_cancelled() {
+            self.interrupted = true;
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.interrupted || self.fatal.is_some()
+    }
+
+    /// Notes each create about to be sent in state first, so a run that dies mid-create leaves a
+    /// trace (the next plan adopts the environment by name instead of creating it twice).
+    async fn record_intents(&mut self, batch: &[StepId]) {
+        let creates: Vec<&Step> = batch
+            .iter()
+            .map(|id| self.steps[id])
+            .filter(|step| step.action == Action::Create)
+            .collect();
+        if creates.is_empty() {
+            return;
+        }
+        for step in creates {
+            self.state.intents.insert(
+                step.name.clone(),
+                CreateIntent {
+                    started_at: jiff::Timestamp::now(),
+                },
+            );
+        }
+        self.save().await;
+    }
+
+    async fn finish(&mut self, id: StepId, result: Result<StepSuccess, StepFailure>) {
+        let step = self.steps[&id];
+        let outcome = match result {
+            Ok(success) => {
+                self.state.intents.remove(&step.name);
+                let environment_id = success
+                    .environment_id
+                    .unwrap_or(EnvironmentId(Uuid::nil()));
+                step.record_in(&mut self.state, environment_id);
+                self.save().await;
+                for dependent in self.dependents.get(&id).cloned().unwrap_or_default() {
+                    if let Some(count) = self.waiting_on.get_mut(&dependent) {
+                        *count -= 1;
+                        if *count == 0 && !self.outcomes.contains_key(&dependent) {
+                            self.ready.insert(dependent);
+                        }
+                    }
+                }
+                StepOutcome::Done {
+                    warnings: success.warnings,
+                }
+            }
+            Err(failure) => {
+                let outcome = match failure {
+                    StepFailure::Failed(message) => {
+                        self.state.intents.remove(&step.name);
+                        StepOutcome::Failed { message }
+                    }
+                    StepFailure::Unknown(message) => StepOutcome::Unknown { message },
+                };
+                self.save().await;
+                self.skip_dependents_of(id);
+                outcome
+            }
+        };
+        self.progress.finished(step, &outcome);
+        self.outcomes.insert(id, outcome);
+    }
+
+    /// Marks every step that transitively depends on `failed` as skipped.
+    fn skip_dependents_of(&mut self, failed: StepId) {
+        let mut pending = self.dependents.get(&failed).cloned().unwrap_or_default();
+        while let Some(id) = pending.pop() {
+            if self.outcomes.contains_key(&id) {
+                continue;
+            }
+            self.ready.remove(&id);
+            let outcome = StepOutcome::Skipped { because: failed };
+            self.progress.finished(self.steps[&id], &outcome);
+            self.outcomes.insert(id, outcome);
+            pending.extend(self.dependents.get(&id).cloned().unwrap_or_default());
+        }
+    }
+
+    /// Writes state with the next serial; a failure stops the scheduling.
+    async fn save(&mut self) {
+        self.state.serial += 1;
+        if let Err(error) = self
+            .journal
+            .backend
+            .save(&self.state, self.journal.lock)
+            .await
+        {
+            self.state.serial -= 1;
+            let message = format!("cannot save state: {error}");
+            self.progress.note(&message);
+            self.fatal = Some(message);
+        }
+    }
+
+    fn into_report(self) -> ApplyReport {
+        let results = self
+            .steps
+            .values()
+            .map(|step| StepResult {
+                step: step.id,
+                name: step.final_name().to_owned(),
+                action: step.action,
+                outcome: self
+                    .outcomes
+                    .get(&step.id)
+                    .cloned()
+                    .unwrap_or(StepOutcome::Interrupted),
+            })
+            .collect();
+        ApplyReport {
+            results,
+            interrupted: self.interrupted,
+            state: self.state,
+            fatal: self.fatal,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Executing a [`Plan`](crate::plan::Plan) (DESIGN §6): scheduling its DAG with bounded
+//! parallelism, calling the API, waiting for provisioning, journaling every finished step to
+//! state, and stopping cleanly on an interrupt. It decides nothing about *what* to change: every
+//! choice is already in the plan.
+
+mod executor;
+mod outcome;
+mod progress;
+mod step;
+
+pub use executor::{ApplyOptions, Journal, execute};
+pub use outcome::{ApplyReport, StepOutcome, StepResult};
+pub use progress::{Progress, SilentProgress};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! One step against the API: the call, the checks around it (an ambiguous create is looked up by
+//! name before anything else is tried), waiting for provisioning, and reading back what the service
+//! kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::{
+    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, Status,
+};
+use crate::plan::{ManagedField, Payload, Step};
+
+/// What a step needs besides itself.
+#[derive(Clone)]
+pub(crate) struct StepContext {
+    /// The API.
+    pub(crate) api: Arc<dyn EnvironmentsApi>,
+    /// How long to wait for provisioning.
+    pub(crate) wait_timeout: Duration,
+    /// First delay between provisioning polls (doubles up to 2 s).
+    pub(crate) poll_interval: Duration,
+}
+
+/// A finished step.
+#[derive(Debug)]
+pub(crate) struct StepSuccess {
+    /// The environment acted on (the new id for a create).
+    pub(crate) environment_id: Option<EnvironmentId>,
+    /// Fields the service did not keep, and other things worth a line.
+    pub(crate) warnings: Vec<String>,
+}
+
+/// A step that did not finish.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    /// Refused; nothing changed.
+    Failed(String),
+    /// Outcome not known.
+    Unknown(String),
+}
+
+/// Runs `step` with its resolved `payload`.
+pub(crate) async fn run(
+    step: &Step,
+    payload: Payload,
+    context: &StepContext,
+) -> Result<StepSuccess, StepFailure> {
+    match payload {
+        Payload::StateOnly => Ok(StepSuccess {
+            environment_id: step.environment_id,
+            warnings: Vec::new(),
+        }),
+        Payload::Create(body) => create(step, &body, context).await,
+        Payload::Update { id, patch } => {
+            if step.wait_for_provisioning {
+                wait_for_provisioning(id, context).await?;
+            }
+            match context.api.update(id, &patch).await {
+                Ok(_) => {}
+                Err(error) if error.is_ambiguous() => {
+                    return Err(StepFailure::Unknown(format!(
+                        "{error}; the update may or may not have been applied, run `envform plan` to see"
+                    )));
+                }
+                Err(error) => return Err(StepFailure::Failed(error.to_string())),
+            }
+            let environment = read_back(id, context).await?;
+            Ok(StepSuccess {
+                environment_id: Some(id),
+                warnings: dropped_fields(step, &environment),
+            })
+        }
+        Payload::Delete { id } => match context.api.delete(id).await {
+            // Already gone is what a delete wants.
+            Ok(()) | Err(EnvironmentError::NotFound { .. }) => Ok(StepSuccess {
+                environment_id: Some(id),
+                warnings: Vec::new(),
+            }),
+            Err(error) if error.is_ambiguous() => match context.api.get(id).await {
+                Err(EnvironmentError::NotFound { .. }) => Ok(StepSuccess {
+                    environment_id: Some(id),
+                    warnings: Vec::new(),
+                }),
+                _ => Err(StepFailure::Unknown(format!(
+                    "{error}; the environment still exists"
+                ))),
+            },
+            Err(error) => Err(StepFailure::Failed(error.to_string())),
+        },
+    }
+}
+
+async fn create(
+    step: &Step,
+    body: &CreateEnvironment,
+    context: &StepContext,
+) -> Result<StepSuccess, StepFailure> {
+    let mut warnings = Vec::new();
+    let created = match context.api.create(body).await {
+        Ok(environment) => environment,
+        // The POST may have been committed before the answer was lost: look before acting again.
+        Err(error) if error.is_ambiguous() => match find_by_name(&body.name, context).await {
+            Some(environment) => {
+                warnings.push(format!(
+                    "the create's answer was lost ({error}); adopted the environment the service made"
+                ));
+                environment
+            }
+            None => {
+                return Err(StepFailure::Failed(format!(
+                    "{error}; the service has no `{}`, so nothing was created",
+                    body.name
+                )));
+            }
+        },
+        Err(error) => return Err(StepFailure::Failed(error.to_string())),
+    };
+    // Also the read-back: a create answered `error` (the namespace failed before) fails here.
+    let environment = wait_for_provisioning(created.id, context).await?;
+    warnings.extend(dropped_fields(step, &environment));
+    Ok(StepSuccess {
+        environment_id: Some(environment.id),
+        warnings,
+    })
+}
+
+async fn find_by_name(name: &str, context: &StepContext) -> Option<Environment> {
+    context
+        .api
+        .list(None)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|environment| environment.name == name)
+}
+
+async fn read_back(id: EnvironmentId, context: &StepContext) -> Result<Environment, StepFailure> {
+    context.api.get(id).await.map_err(|error| {
+        StepFailure::Unknown(format!("the change was sent, but reading it back failed: {error}"))
+    })
+}
+
+/// Polls until the environment has left `provisioning`, with growing pauses; `error` fails the
+/// step with the service's message.
+async fn wait_for_provisioning(
+    id: EnvironmentId,
+    context: &StepContext,
+) -> Result<Environment, StepFailure> {
+    let deadline = Instant::now() + context.wait_timeout;
+    let mut delay = context.poll_interval;
+    loop {
+        let environment = read_back(id, context).await?;
+        match environment.status {
+            Status::Provisioning => {}
+            Status::Error => {
+                return Err(StepFailure::Failed(format!(
+                    "provisioning failed: {}",
+                    environment
+                        .error_message
+                        .as_deref()
+                        .unwrap_or("the service gave no message")
+                )));
+            }
+            _ => return Ok(environment),
+        }
+        if Instant::now() + delay > deadline {
+            return Err(StepFailure::Failed(format!(
+                "still provisioning after {:.0?} (--wait-timeout)",
+                context.wait_timeout
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Fields the step sent that did not come back (DESIGN §2: the production service drops
+/// `configuration` and `metadata`), worded so the user knows why the next plan shows them again.
+fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
+    step.changes
+        .iter()
+        .filter_map(|change| {
+            let sent = change.after.as_ref()?;
+            // The status waits for provisioning; the service sets it itself meanwhile.
+            if change.field == ManagedField::Status {
+                return None;
+            }
+            let kept = change.field.live_value(environment);
+            (kept.as_ref() != Some(sent)).then(|| {
+                format!(
+                    "the service did not keep `{}` as sent (it is {})",
+                    change.field,
+                    if kept.is_none() { "absent" } else { "different" }
+                )
+            })
+        })
+        .collect()
+}

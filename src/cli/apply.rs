@@ -1,0 +1,288 @@
+//! `envform apply` and `envform destroy`: lock → read state → list live → plan (or check a saved
+//! plan) → show → confirm → execute → unlock (DESIGN §6).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::exit::Exit;
+use super::output::{self, print_stdout};
+use super::plan::{PlanFormat, PlanningArgs, Planned, make_plan, render_plan};
+use super::progress::TerminalProgress;
+use super::settings::{GlobalArgs, parse_duration};
+use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
+use crate::apply::{ApplyOptions, ApplyReport, Journal};
+use crate::plan::{Plan, Summary};
+use crate::spec::Desired;
+use crate::state::StateBackend;
+use crate::target::Connection;
+
+/// Flags of `apply` and `destroy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecutionArgs {
+    #[command(flatten)]
+    desired: DesiredArgs,
+    #[command(flatten)]
+    state: StateArgs,
+    #[command(flatten)]
+    planning: PlanningArgs,
+    #[command(flatten)]
+    lock: LockArgs,
+    /// Apply without asking (required when not on a terminal).
+    #[arg(long)]
+    auto_approve: bool,
+    /// At most this many API calls at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+    /// How long a create may wait for provisioning, e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    wait_timeout: std::time::Duration,
+}
+
+/// `envform apply` flags.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  envform apply\n  envform apply -f environments/ --auto-approve\n  envform plan --out plan.json && envform apply plan.json")]
+pub(crate) struct ApplyArgs {
+    /// A plan saved with `envform plan --out`: apply exactly it (refused if anything moved).
+    #[arg(value_name = "PLANFILE")]
+    plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    execution: ExecutionArgs,
+}
+
+/// `envform destroy` flags.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  envform destroy -f examples/scenarios/ephemeral-test.yaml --auto-approve")]
+pub(crate) struct DestroyArgs {
+    #[command(flatten)]
+    execution: ExecutionArgs,
+}
+
+/// Runs `envform apply`.
+pub(crate) async fn execute_apply(global: &GlobalArgs, args: ApplyArgs) -> miette::Result<Exit> {
+    let saved = match &args.plan_file {
+        Some(path) => {
+            let text = workspace::read_text(path)?;
+            Some(Plan::from_saved(&text).map_err(|error| {
+                miette::Report::new(error).wrap_err(format!("cannot use {}", path.display()))
+            })?)
+        }
+        None => None,
+    };
+    run(global, &args.execution, Mode::Apply { saved }).await
+}
+
+/// Runs `envform destroy`.
+pub(crate) async fn execute_destroy(
+    global: &GlobalArgs,
+    args: DestroyArgs,
+) -> miette::Result<Exit> {
+    run(global, &args.execution, Mode::Destroy).await
+}
+
+enum Mode {
+    Apply { saved: Option<Plan> },
+    Destroy,
+}
+
+async fn run(global: &GlobalArgs, args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
+    let desired = args.desired.load()?;
+    let backend = args.state.backend(Some(&desired), &args.desired)?;
+    let target = global.target()?;
+    let handle = workspace::lock(backend.as_ref(), "apply", &args.lock).await?;
+    let (_, connection) = match global.connect().await {
+        Ok(connected) => connected,
+        Err(error) => {
+            workspace::unlock(backend.as_ref(), handle).await;
+            return Err(error);
+        }
+    };
+    let result = locked(
+        &connection,
+        backend.as_ref(),
+        &handle,
+        &target.describe(),
+        desired,
+        args,
+        mode,
+    )
+    .await;
+    connection.close().await;
+    workspace::unlock(backend.as_ref(), handle).await;
+    result
+}
+
+async fn locked(
+    connection: &Connection,
+    backend: &dyn StateBackend,
+    handle: &crate::state::LockHandle,
+    target: &str,
+    desired: Desired,
+    args: &ExecutionArgs,
+    mode: Mode,
+) -> miette::Result<Exit> {
+    let state = workspace::load_state(backend, target).await?;
+    let api = connection.api.as_ref();
+    let (planned, is_destroy) = match mode {
+        Mode::Apply { saved: None } => (make_plan(api, desired, state, &args.planning).await?, false),
+        Mode::Apply { saved: Some(plan) } => {
+            let live = api.list(None).await.map_err(super::env::api_error)?;
+            plan.base()
+                .check(&state, &desired, &live)
+                .map_err(miette::Report::new)?;
+            (
+                Planned {
+                    desired,
+                    state,
+                    live,
+                    plan,
+                },
+                false,
+            )
+        }
+        Mode::Destroy => {
+            // Destroy = plan against a file with no environments: every managed one goes.
+            let empty = Desired {
+                environments: Vec::new(),
+                ..desired.clone()
+            };
+            let planned = make_plan(api, empty, state, &args.planning).await?;
+            (
+                Planned {
+                    desired,
+                    ..planned
+                },
+                true,
+            )
+        }
+    };
+    print_stdout(&render_plan(
+        &planned.plan,
+        PlanFormat::Human,
+        crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
+    ))?;
+    if planned.plan.steps().is_empty() {
+        return Ok(Exit::Success);
+    }
+    if planned.plan.has_changes() && !args.auto_approve {
+        if !output::interactive() {
+            return Err(miette::miette!(
+                code = "envform::apply::approval_required",
+                help = "review the plan above, then run again with --auto-approve",
+                "refusing to apply without --auto-approve: stdin is not a terminal, nothing was applied"
+            ));
+        }
+        let question = if is_destroy {
+            "Do you really want to destroy these environments? Only 'yes' will be accepted:"
+        } else {
+            "Do you want to perform these actions? Only 'yes' will be accepted:"
+        };
+        if !output::confirm(question, false)? {
+            eprintln!("Apply cancelled; nothing was applied.");
+            return Ok(Exit::Error);
+        }
+    }
+    let cancel = CancellationToken::new();
+    let watcher = tokio::spawn(watch_signals(cancel.clone()));
+    let progress = TerminalProgress::new(planned.plan.steps().len());
+    let options = ApplyOptions {
+        parallelism: usize::from(args.parallelism),
+        wait_timeout: args.wait_timeout,
+        ..ApplyOptions::default()
+    };
+    // The executor works on the same desired file the payloads' secrets come from.
+    let desired = if is_destroy {
+        Desired {
+            environments: Vec::new(),
+            ..planned.desired.clone()
+        }
+    } else {
+        planned.desired.clone()
+    };
+    let report = crate::apply::execute(
+        &planned.plan,
+        &desired,
+        &planned.live,
+        Arc::clone(&connection.api),
+        Journal {
+            backend,
+            lock: Some(handle),
+        },
+        planned.state.clone(),
+        &options,
+        cancel,
+        &progress,
+    )
+    .await;
+    watcher.abort();
+    progress.finish();
+    let report = report.map_err(miette::Report::new)?;
+    print_stdout(&conclusion(&report, planned.plan.summary(), is_destroy))?;
+    Ok(if report.interrupted {
+        Exit::Interrupted
+    } else if report.succeeded() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
+}
+
+/// Cancels on Ctrl-C or SIGTERM.
+async fn watch_signals(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+    }
+    cancel.cancel();
+}
+
+fn conclusion(report: &ApplyReport, summary: Summary, is_destroy: bool) -> String {
+    let mut text = String::from("\n");
+    text.push_str(&report.table());
+    text.push('\n');
+    if let Some(fatal) = &report.fatal {
+        text.push_str(&format!("Stopped: {fatal}\n"));
+    }
+    if report.interrupted {
+        text.push_str("Apply interrupted: finished steps are saved in state; run apply again to continue.\n");
+    } else if report.succeeded() {
+        if is_destroy {
+            text.push_str(&format!(
+                "Destroy complete! Environments: {} destroyed.\n",
+                summary.destroy
+            ));
+        } else {
+            text.push_str(&format!(
+                "Apply complete! Environments: {} added, {} changed, {} destroyed, {} adopted.\n",
+                summary.add, summary.change, summary.destroy, summary.adopt
+            ));
+        }
+    } else {
+        let counts = report
+            .counts()
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(label, count)| format!("{count} {label}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        text.push_str(&format!("Apply failed: {counts}.\n"));
+    }
+    text
+}

@@ -1,0 +1,157 @@
+//! `envform plan`: desired × live × state → a plan, shown as human text, JSON or markdown.
+//! Exactly one list call; no writes anywhere (except the plan file asked for with `--out`).
+
+use std::path::PathBuf;
+
+use miette::IntoDiagnostic;
+
+use super::env::api_error;
+use super::exit::Exit;
+use super::output::{print_stdout, stdout_color};
+use super::settings::GlobalArgs;
+use super::workspace::{self, DesiredArgs, StateArgs};
+use crate::api::Environment;
+use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
+use crate::plan::{Plan, PlanOptions};
+use crate::spec::Desired;
+use crate::state::State;
+
+/// How the plan is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PlanFormat {
+    /// Terraform-like text.
+    Human,
+    /// The versioned JSON document (schema in README.md).
+    Json,
+    /// A pull-request comment.
+    Markdown,
+}
+
+impl From<PlanFormat> for Format {
+    fn from(format: PlanFormat) -> Self {
+        match format {
+            PlanFormat::Human => Format::Human,
+            PlanFormat::Json => Format::Json,
+            PlanFormat::Markdown => Format::Markdown,
+        }
+    }
+}
+
+/// Flags that shape a plan (shared by `plan`, `apply` and `destroy`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PlanningArgs {
+    /// Plan only these environments and what they depend on (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    pub(crate) targets: Vec<String>,
+    /// Allow deletes and updates above the safety thresholds.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+impl PlanningArgs {
+    fn options(&self) -> PlanOptions {
+        PlanOptions {
+            force: self.force,
+            targets: self.targets.clone(),
+        }
+    }
+}
+
+/// `envform plan` flags.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  envform plan\n  envform plan -f environments/ --format markdown > plan.md\n  envform plan --out plan.json --detailed-exitcode")]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    desired: DesiredArgs,
+    #[command(flatten)]
+    state: StateArgs,
+    #[command(flatten)]
+    planning: PlanningArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    format: PlanFormat,
+    /// Save the plan, with what it was computed against, for `envform apply PLANFILE`.
+    #[arg(long, value_name = "PLANFILE")]
+    out: Option<PathBuf>,
+    /// Exit 2 when the plan has changes, 0 when it has none.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Largest markdown output, in characters.
+    #[arg(long, default_value_t = DEFAULT_MARKDOWN_MAX_CHARS, value_name = "CHARS")]
+    markdown_max_chars: usize,
+}
+
+/// Everything a plan was made from.
+pub(crate) struct Planned {
+    /// The desired state.
+    pub(crate) desired: Desired,
+    /// State as read.
+    pub(crate) state: State,
+    /// The live environments, from the one list call.
+    pub(crate) live: Vec<Environment>,
+    /// The plan.
+    pub(crate) plan: Plan,
+}
+
+/// Lists live once and plans `desired` against it and `state`.
+pub(crate) async fn make_plan(
+    api: &dyn crate::api::EnvironmentsApi,
+    desired: Desired,
+    state: State,
+    planning: &PlanningArgs,
+) -> miette::Result<Planned> {
+    let live = api.list(None).await.map_err(api_error)?;
+    let plan = crate::plan::diff(&desired, &live, &state, &planning.options())
+        .map_err(miette::Report::new)?;
+    Ok(Planned {
+        desired,
+        state,
+        live,
+        plan,
+    })
+}
+
+/// Renders a plan in a format for stdout.
+pub(crate) fn render_plan(plan: &Plan, format: PlanFormat, markdown_max_chars: usize) -> String {
+    let options = RenderOptions {
+        color: format == PlanFormat::Human && stdout_color(),
+        markdown_max_chars,
+    };
+    let mut text = render::render(plan, format.into(), &options);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// Runs `envform plan`.
+pub(crate) async fn execute(global: &GlobalArgs, args: PlanArgs) -> miette::Result<Exit> {
+    let desired = args.desired.load()?;
+    let backend = args.state.backend(Some(&desired), &args.desired)?;
+    let target = global.target()?;
+    let state = workspace::load_state(backend.as_ref(), &target.describe()).await?;
+    let (_, connection) = global.connect().await?;
+    let planned = make_plan(connection.api.as_ref(), desired, state, &args.planning).await;
+    connection.close().await;
+    let planned = planned?;
+    print_stdout(&render_plan(
+        &planned.plan,
+        args.format,
+        args.markdown_max_chars,
+    ))?;
+    if let Some(out) = &args.out {
+        let text = planned.plan.to_saved().into_diagnostic()?;
+        std::fs::write(out, text)
+            .map_err(|error| miette::miette!("cannot write the plan to {}: {error}", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}. Apply exactly this plan with `envform apply {}`.",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && planned.plan.has_changes() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}

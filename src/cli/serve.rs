@@ -1,0 +1,361 @@
+//! `envform serve`: flags, their resolution into a [`ServeConfig`], and running the server until
+//! SIGTERM or Ctrl-C.
+//!
+//! On start it prints exactly one line to stdout, `envform serve listening on http://IP:PORT`, so a
+//! script (or a test started with `--addr 127.0.0.1:0`) learns the port. Logs go to stderr.
+//! API keys given as flags or in `ENVFORM_API_KEYS` never appear in `Debug` output or errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use miette::{Diagnostic, IntoDiagnostic, WrapErr};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::api::OrganizationId;
+use crate::server::{ApiKey, FaultConfig, ServeConfig, Server};
+
+/// Serve the Environments API over HTTP, backed by a local SQLite database.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: SocketAddr,
+
+    /// SQLite database file (created if missing).
+    #[arg(long = "db", default_value = ".envform/serve.db", value_name = "PATH")]
+    pub db: PathBuf,
+
+    /// An accepted API key and the organization it acts for; repeatable. At least one is required.
+    #[arg(
+        long = "api-key",
+        value_name = "KEY=ORG",
+        env = "ENVFORM_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<ApiKeyBinding>,
+
+    /// Largest accepted request body: bytes, or with a KiB/MiB suffix.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub body_limit: ByteSize,
+
+    /// Worker command template, with {token} and {environment} placeholders.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub worker_command: Option<String>,
+
+    /// How long namespace provisioning takes, e.g. `2s` or `500ms`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub provision_delay: Option<Duration>,
+
+    /// Make namespace provisioning fail for this organization (repeatable).
+    #[arg(long, hide = true, value_name = "ORG")]
+    pub provision_fail: Vec<String>,
+
+    /// Inject failures, e.g. `status=503,count=2,method=GET` (see `server::FaultConfig`).
+    #[arg(long, hide = true, value_name = "RULES")]
+    pub faults: Option<FaultConfig>,
+}
+
+/// One `KEY=ORG` entry, checked after parsing so that a malformed one is reported without
+/// echoing the key (clap would print the whole value).
+#[derive(Clone)]
+pub struct ApiKeyBinding(SecretString);
+
+impl FromStr for ApiKeyBinding {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(SecretString::from(text.to_owned())))
+    }
+}
+
+impl fmt::Debug for ApiKeyBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKeyBinding(<redacted>)")
+    }
+}
+
+/// A size in bytes, written as a number with an optional `KiB` or `MiB` suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let lower = text.to_ascii_lowercase();
+        let (number, unit) = [("mib", 1024 * 1024), ("kib", 1024), ("b", 1)]
+            .into_iter()
+            .find_map(|(suffix, unit)| lower.strip_suffix(suffix).map(|number| (number, unit)))
+            .unwrap_or((lower.as_str(), 1));
+        number
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|number| number.checked_mul(unit))
+            .filter(|bytes| *bytes > 0)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{text}` is not a size such as 1048576, 512KiB or 1MiB"))
+    }
+}
+
+/// A duration such as `2s`, `500ms` or `1m 30s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("`{text}` is not a duration such as 2s, 500ms or 1m");
+    let duration: jiff::SignedDuration = text.trim().parse().map_err(|_| invalid())?;
+    Duration::try_from(duration).map_err(|_| invalid())
+}
+
+/// Why `envform serve`'s flags cannot be used.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ServeArgsError {
+    /// No API key at all: the server would refuse every request.
+    #[error("no API key given")]
+    #[diagnostic(
+        code(envform::serve::no_api_key),
+        help("pass --api-key KEY=ORG (repeatable) or set ENVFORM_API_KEYS=KEY=ORG,KEY2=ORG2")
+    )]
+    NoApiKeys,
+    /// An entry is not `KEY=ORG`.
+    #[error("API key entry #{index} is not KEY=ORG (its value is not shown: it holds a key)")]
+    #[diagnostic(code(envform::serve::api_key), help("write each entry as KEY=ORG"))]
+    NotKeyOrganization {
+        /// The entry's position, from 1.
+        index: usize,
+    },
+    /// An entry's key is unusable.
+    #[error("API key entry #{index}: {reason}")]
+    #[diagnostic(code(envform::serve::api_key))]
+    InvalidKey {
+        /// The entry's position, from 1.
+        index: usize,
+        /// What is wrong with the key.
+        reason: crate::server::ApiKeyError,
+    },
+    /// An entry has an empty organization.
+    #[error("API key entry #{index} has an empty organization")]
+    #[diagnostic(code(envform::serve::api_key), help("write each entry as KEY=ORG"))]
+    EmptyOrganization {
+        /// The entry's position, from 1.
+        index: usize,
+    },
+    /// The same key is given for two organizations.
+    #[error(
+        "API key entry #{index} repeats an earlier key ({fingerprint}) for another organization"
+    )]
+    #[diagnostic(code(envform::serve::api_key))]
+    DuplicateKey {
+        /// The entry's position, from 1.
+        index: usize,
+        /// The key's fingerprint.
+        fingerprint: String,
+    },
+    /// The worker command template is invalid.
+    #[error("invalid --worker-command: {reason}")]
+    #[diagnostic(code(envform::serve::worker_command))]
+    WorkerCommand {
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ServeArgs {
+    /// Checks the flags and builds the server's configuration.
+    pub fn resolve(self) -> Result<ServeConfig, ServeArgsError> {
+        let api_keys = resolve_api_keys(&self.api_keys)?;
+        let mut config = ServeConfig::new(self.db);
+        config.addr = self.addr;
+        config.api_keys = api_keys;
+        config.body_limit_bytes = self.body_limit.0;
+        if let Some(template) = self.worker_command {
+            config.control_plane.worker_command = template.parse().map_err(
+                |error: <crate::control_plane::WorkerCommandTemplate as FromStr>::Err| {
+                    ServeArgsError::WorkerCommand {
+                        reason: error.to_string(),
+                    }
+                },
+            )?;
+        }
+        if let Some(delay) = self.provision_delay {
+            config.control_plane.provisioner.delay = delay;
+        }
+        config
+            .control_plane
+            .provisioner
+            .fail_organizations
+            .extend(self.provision_fail.into_iter().map(OrganizationId));
+        config.faults = self.faults.unwrap_or_default();
+        Ok(config)
+    }
+}
+
+fn resolve_api_keys(
+    bindings: &[ApiKeyBinding],
+) -> Result<BTreeMap<ApiKey, OrganizationId>, ServeArgsError> {
+    let mut keys = BTreeMap::new();
+    for (position, binding) in bindings.iter().enumerate() {
+        let index = position + 1;
+        let text = binding.0.expose_secret().trim();
+        // The last `=` splits, so keys ending in base64 padding (`abc==`) still work.
+        let (key, organization) = text
+            .rsplit_once('=')
+            .ok_or(ServeArgsError::NotKeyOrganization { index })?;
+        let key = ApiKey::new(key.trim())
+            .map_err(|reason| ServeArgsError::InvalidKey { index, reason })?;
+        let organization = organization.trim();
+        if organization.is_empty() {
+            return Err(ServeArgsError::EmptyOrganization { index });
+        }
+        let organization = OrganizationId(organization.to_owned());
+        match keys.get(&key) {
+            Some(existing) if *existing != organization => {
+                return Err(ServeArgsError::DuplicateKey {
+                    index,
+                    fingerprint: key.fingerprint(),
+                });
+            }
+            _ => {
+                keys.insert(key, organization);
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(ServeArgsError::NoApiKeys);
+    }
+    Ok(keys)
+}
+
+/// Runs `envform serve` until SIGTERM or Ctrl-C.
+pub async fn execute(args: ServeArgs) -> miette::Result<()> {
+    init_logging();
+    let config = args.resolve()?;
+    if let Some(parent) = config.db_path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot create {}", parent.display()))?;
+    }
+    let server = Server::bind(config).await.into_diagnostic()?;
+    announce(server.local_addr())?;
+    server.run(shutdown_signal()).await.into_diagnostic()
+}
+
+/// The one stdout line scripts wait for.
+fn announce(addr: SocketAddr) -> miette::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "envform serve listening on http://{addr}")
+        .and_then(|()| stdout.flush())
+        .into_diagnostic()
+        .wrap_err("cannot write to stdout")
+}
+
+/// Request logs on stderr, `info` unless `RUST_LOG` says otherwise, coloured only on a terminal
+/// without `NO_COLOR`. A subscriber installed earlier by the command line wins.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No Ctrl-C handler: only SIGTERM can stop the server.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bindings(entries: &[&str]) -> Vec<ApiKeyBinding> {
+        entries
+            .iter()
+            .map(|entry| entry.parse().expect("infallible"))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_key_bindings() {
+        let keys = resolve_api_keys(&bindings(&["key-a=org-a", "padded==org-b"])).expect("valid");
+        let organizations: Vec<_> = keys.values().map(|org| org.0.as_str()).collect();
+        assert_eq!(organizations, ["org-a", "org-b"]);
+        assert!(keys.contains_key(&ApiKey::new("padded=").expect("valid")));
+    }
+
+    #[test]
+    fn refuses_bad_bindings_without_echoing_them() {
+        let error = resolve_api_keys(&bindings(&["ok=org", "secret-no-org"])).expect_err("no =");
+        assert!(matches!(
+            error,
+            ServeArgsError::NotKeyOrganization { index: 2 }
+        ));
+        assert!(!error.to_string().contains("secret-no-org"));
+        assert!(matches!(
+            resolve_api_keys(&bindings(&["=org"])),
+            Err(ServeArgsError::InvalidKey { index: 1, .. })
+        ));
+        assert!(matches!(
+            resolve_api_keys(&bindings(&["key="])),
+            Err(ServeArgsError::EmptyOrganization { index: 1 })
+        ));
+        assert!(matches!(
+            resolve_api_keys(&bindings(&["key=a", "key=b"])),
+            Err(ServeArgsError::DuplicateKey { index: 2, .. })
+        ));
+        assert!(matches!(
+            resolve_api_keys(&[]),
+            Err(ServeArgsError::NoApiKeys)
+        ));
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let binding: ApiKeyBinding = "sk-live-123=org".parse().expect("infallible");
+        assert!(!format!("{binding:?}").contains("sk-live-123"));
+    }
+
+    #[test]
+    fn parses_sizes_and_durations() {
+        assert_eq!("1MiB".parse(), Ok(ByteSize(1024 * 1024)));
+        assert_eq!("512kib".parse(), Ok(ByteSize(512 * 1024)));
+        assert_eq!("2048".parse(), Ok(ByteSize(2048)));
+        assert!("0".parse::<ByteSize>().is_err());
+        assert!("lots".parse::<ByteSize>().is_err());
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-2s").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! The organization's Temporal namespace lifecycle and how it shows on its environments.
+//!
+//! One rule drives every environment status: while the namespace is provisioning every
+//! environment is `provisioning`; once it is ready each takes its requested status; if it failed
+//! each is `error` with the namespace's `error_message`. Each transition rewrites the namespace
+//! record and every environment of the organization in one transaction.
+
+use std::task::Poll;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::clock;
+use super::provisioner::ProvisionedNamespace;
+use crate::api::{OrganizationId, Status};
+use crate::store::{
+    EnvironmentRecord, NamespaceRecord, NamespaceState, StoreError, StoreTransaction,
+};
+
+/// How many times recording a provisioning outcome is attempted before it is left for the next
+/// start of the service to resume.
+const RECORD_ATTEMPTS: u32 = 5;
+
+/// A fresh provisioning workflow identifier.
+pub(crate) fn new_workflow_id() -> String {
+    format!("namespace-provisioning-{}", Uuid::new_v4())
+}
+
+/// The namespace record of a workflow that just started.
+pub(crate) fn started(workflow_id: &str) -> NamespaceRecord {
+    NamespaceRecord {
+        state: NamespaceState::Provisioning,
+        provisioning_workflow_id: Some(workflow_id.to_owned()),
+        temporal_namespace: None,
+        temporal_namespace_id: None,
+        provisioned_at: None,
+        error_message: None,
+    }
+}
+
+/// The namespace record once the workflow ended.
+pub(crate) fn finished(
+    workflow_id: &str,
+    outcome: &Result<ProvisionedNamespace, String>,
+    now: Timestamp,
+) -> NamespaceRecord {
+    match outcome {
+        Ok(namespace) => NamespaceRecord {
+            state: NamespaceState::Ready,
+            provisioning_workflow_id: Some(workflow_id.to_owned()),
+            temporal_namespace: Some(namespace.temporal_namespace.clone()),
+            temporal_namespace_id: Some(namespace.temporal_namespace_id.clone()),
+            provisioned_at: Some(now),
+            error_message: None,
+        },
+        Err(message) => NamespaceRecord {
+            state: NamespaceState::Error,
+            provisioning_workflow_id: Some(workflow_id.to_owned()),
+            temporal_namespace: None,
+            temporal_namespace_id: None,
+            provisioned_at: None,
+            error_message: Some(message.clone()),
+        },
+    }
+}
+
+/// The status an environment shows, given its namespace and the status asked for it.
+pub(crate) fn environment_status(namespace: NamespaceState, requested: Status) -> Status {
+    match namespace {
+        NamespaceState::Provisioning => Status::Provisioning,
+        NamespaceState::Ready => requested,
+        NamespaceState::Error => Status::Error,
+    }
+}
+
+/// Brings an environment's status and namespace fields in line with its namespace; whether
+/// anything changed.
+pub(crate) fn apply_namespace(
+    environment: &mut EnvironmentRecord,
+    namespace: &NamespaceRecord,
+) -> bool {
+    let before = environment.clone();
+    environment.status = environment_status(namespace.state, environment.requested_status);
+    environment.temporal_namespace = namespace.temporal_namespace.clone();
+    environment.temporal_namespace_id = namespace.temporal_namespace_id.clone();
+    environment.provisioning_workflow_id = namespace.provisioning_workflow_id.clone();
+    environment.provisioned_at = namespace.provisioned_at;
+    environment.error_message = namespace.error_message.clone();
+    *environment != before
+}
+
+/// Records a namespace transition and applies it to every environment of the organization, in
+/// the caller's transaction.
+pub(crate) async fn transition(
+    transaction: &mut dyn StoreTransaction,
+    organization: &OrganizationId,
+    namespace: &NamespaceRecord,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    transaction
+        .update_namespace(organization, namespace)
+        .await?;
+    for mut environment in transaction.environments(organization).await? {
+        if apply_namespace(&mut environment, namespace) {
+            environment.updated_at = clock::after(environment.updated_at, now);
+            transaction.update_environment(&environment).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one provisioning workflow to its end and records the outcome, unless the service shuts
+/// down first (the organization then stays `provisioning` and is resumed on the next start).
+///
+/// `first_step` is dropped as soon as the provisioner has been polled once and is still pending,
+/// or else once its immediate outcome is recorded: a caller awaiting it sees a provisioner that
+/// completes at once (the built-in one without delay) as already settled, deterministically.
+pub(crate) async fn run(
+    inner: &super::Inner,
+    organization: OrganizationId,
+    workflow_id: String,
+    first_step: oneshot::Sender<()>,
+) {
+    let mut provision = inner.provisioner.provision(&organization);
+    let first_poll =
+        std::future::poll_fn(|context| Poll::Ready(provision.as_mut().poll(context))).await;
+    let outcome = match first_poll {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => {
+            drop(first_step);
+            tokio::select! {
+                biased;
+                () = inner.shutdown.cancelled() => return,
+                outcome = &mut provision => outcome,
+            }
+        }
+    };
+    for attempt in 1..=RECORD_ATTEMPTS {
+        match record_outcome(inner, &organization, &workflow_id, &outcome).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(
+                    organization = %organization,
+                    attempt,
+                    error = %super::error_chain(&error),
+                    "recording the namespace provisioning outcome failed"
+                );
+            }
+        }
+        let backoff = Duration::from_millis(100 * 2u64.pow(attempt));
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+/// Applies the workflow's outcome, if the organization is still waiting for this workflow (a
+/// retry or another process may have moved on).
+async fn record_outcome(
+    inner: &super::Inner,
+    organization: &OrganizationId,
+    workflow_id: &str,
+    outcome: &Result<ProvisionedNamespace, String>,
+) -> Result<(), StoreError> {
+    let mut transaction = inner.store.begin().await?;
+    let Some(record) = transaction.organization(organization).await? else {
+        return Ok(());
+    };
+    let current = &record.namespace;
+    if current.state != NamespaceState::Provisioning
+        || current.provisioning_workflow_id.as_deref() != Some(workflow_id)
+    {
+        return Ok(());
+    }
+    let now = clock::now();
+    let namespace = finished(workflow_id, outcome, now);
+    transition(transaction.as_mut(), organization, &namespace, now).await?;
+    transaction.commit().await?;
+    match outcome {
+        Ok(_) => tracing::info!(organization = %organization, "namespace provisioned"),
+        Err(message) => {
+            tracing::warn!(organization = %organization, %message, "namespace provisioning failed");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! [`OrganizationScope`]: the Environments API of one organization, in process.
+
+use super::{
+    ControlPlane, DEFAULT_ENVIRONMENT_NAME, clock, internal, provisioning, token, validation,
+};
+use crate::api::{
+    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
+    OrganizationId, Patch, Status, UpdateEnvironment, WorkerCommand,
+};
+use crate::store::{
+    EnvironmentRecord, NamespaceState, OrganizationRecord, StoreError, StoreTransaction,
+    WorkerTokenRecord,
+};
+
+/// The Environments API of one organization, on an in-process [`ControlPlane`].
+#[derive(Clone)]
+pub struct OrganizationScope {
+    control_plane: ControlPlane,
+    organization: OrganizationId,
+    actor: Option<String>,
+}
+
+impl std::fmt::Debug for OrganizationScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrganizationScope")
+            .field("organization", &self.organization)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrganizationScope {
+    pub(super) fn new(control_plane: ControlPlane, organization: OrganizationId) -> Self {
+        Self {
+            control_plane,
+            organization,
+            actor: None,
+        }
+    }
+
+    /// The same scope acting for `actor`, recorded as `created_by` of what it creates.
+    pub fn with_actor(self, actor: impl Into<String>) -> Self {
+        Self {
+            actor: Some(actor.into()),
+            ..self
+        }
+    }
+
+    /// The organization this scope serves.
+    pub fn organization_id(&self) -> &OrganizationId {
+        &self.organization
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTransaction>, EnvironmentError> {
+        self.control_plane
+            .inner()
+            .store
+            .begin()
+            .await
+            .map_err(internal)
+    }
+
+    /// The organization inside a transaction; it exists since the scope was built for it.
+    async fn organization_record(
+        &self,
+        transaction: &mut dyn StoreTransaction,
+    ) -> Result<OrganizationRecord, EnvironmentError> {
+        transaction
+            .organization(&self.organization)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal(StoreError::NotFound))
+    }
+
+    async fn environment_record(
+        &self,
+        transaction: &mut dyn StoreTransaction,
+        id: EnvironmentId,
+    ) -> Result<EnvironmentRecord, EnvironmentError> {
+        transaction
+            .environment(&self.organization, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)
+    }
+}
+
+#[async_trait::async_trait]
+impl EnvironmentsApi for OrganizationScope {
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError> {
+        let records = self
+            .control_plane
+            .inner()
+            .store
+            .environments(&self.organization, status_filter)
+            .await
+            .map_err(internal)?;
+        Ok(records.into_iter().map(to_environment).collect())
+    }
+
+    async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {
+        self.control_plane
+            .inner()
+            .store
+            .environment(&self.organization, id)
+            .await
+            .map_err(internal)?
+            .map(to_environment)
+            .ok_or_else(not_found)
+    }
+
+    async fn create(&self, data: &CreateEnvironment) -> Result<Environment, EnvironmentError> {
+        let errors = validation::validate_create(data);
+        if !errors.is_empty() {
+            return Err(EnvironmentError::Validation { errors });
+        }
+        let mut transaction = self.begin().await?;
+        let organization = self.organization_record(transaction.as_mut()).await?;
+        let existing = transaction
+            .environments(&self.organization)
+            .await
+            .map_err(internal)?;
+        let now = clock::now();
+        let mut namespace = organization.namespace;
+        let mut retry_workflow = None;
+        if namespace.state == NamespaceState::Error {
+            // A create in an organization whose namespace failed retries provisioning: the
+            // organization cannot use any environment until it has a namespace.
+            let workflow_id = provisioning::new_workflow_id();
+            namespace = provisioning::started(&workflow_id);
+            provisioning::transition(transaction.as_mut(), &self.organization, &namespace, now)
+                .await
+                .map_err(internal)?;
+            retry_workflow = Some(workflow_id);
+        }
+        // Creation times strictly increase within an organization, so the list order is the
+        // creation order even within one clock tick.
+        let created_at = existing
+            .iter()
+            .map(|environment| environment.created_at)
+            .max()
+            .map_or(now, |latest| clock::after(latest, now));
+        let requested_status = data.status.unwrap_or(Status::Active);
+        let mut record = EnvironmentRecord {
+            id: EnvironmentId::new_random(),
+            organization_id: self.organization.clone(),
+            name: data.name.clone(),
+            display_name: Some(
+                data.display_name
+                    .clone()
+                    .unwrap_or_else(|| data.name.clone()),
+            ),
+            description: data.description.clone(),
+            status: requested_status,
+            requested_status,
+            configuration: data.configuration.clone(),
+            metadata: data.metadata.clone(),
+            tags: data.tags.clone(),
+            settings: data.settings.clone(),
+            execution_environment: data.execution_environment.clone(),
+            temporal_namespace: None,
+            temporal_namespace_id: None,
+            provisioning_workflow_id: None,
+            provisioned_at: None,
+            error_message: None,
+            created_at,
+            updated_at: created_at,
+            created_by: self.actor.clone(),
+        };
+        provisioning::apply_namespace(&mut record, &namespace);
+        transaction
+            .insert_environment(&record)
+            .await
+            .map_err(name_conflict)?;
+        transaction.commit().await.map_err(internal)?;
+        if let Some(workflow_id) = retry_workflow {
+            tracing::info!(organization = %self.organization, "retrying namespace provisioning");
+            self.control_plane
+                .spawn_provisioning(self.organization.clone(), workflow_id)
+                .await;
+            // A provisioner that finished at once has changed the record since.
+            if let Some(current) = self
+                .control_plane
+                .inner()
+                .store
+                .environment(&self.organization, record.id)
+                .await
+                .map_err(internal)?
+            {
+                record = current;
+            }
+        }
+        Ok(to_environment(record))
+    }
+
+    async fn update(
+        &self,
+        id: EnvironmentId,
+        patch: &UpdateEnvironment,
+    ) -> Result<Environment, EnvironmentError> {
+        let errors = validation::validate_update(patch);
+        if !errors.is_empty() {
+            return Err(EnvironmentError::Validation { errors });
+        }
+        let mut transaction = self.begin().await?;
+        let mut record = self.environment_record(transaction.as_mut(), id).await?;
+        if let Patch::Set(name) = &patch.name {
+            if record.name == DEFAULT_ENVIRONMENT_NAME && name != DEFAULT_ENVIRONMENT_NAME {
+                return Err(EnvironmentError::Api {
+                    status: 400,
+                    detail: "The default environment cannot be renamed".to_owned(),
+                });
+            }
+            record.name = name.clone();
+        }
+        apply_patch(&mut record.display_name, &patch.display_name);
+        apply_patch(&mut record.description, &patch.description);
+        apply_patch(&mut record.configuration, &patch.configuration);
+        apply_patch(&mut record.metadata, &patch.metadata);
+        apply_patch(&mut record.tags, &patch.tags);
+        apply_patch(&mut record.settings, &patch.settings);
+        apply_patch(
+            &mut record.execution_environment,
+            &patch.execution_environment,
+        );
+        if let Patch::Set(status) = patch.status {
+            // While the namespace is provisioning (or failed) only the requested status changes;
+            // it shows once the namespace is ready.
+            record.requested_status = status;
+            let organization = self.organization_record(transaction.as_mut()).await?;
+            record.status = provisioning::environment_status(organization.namespace.state, status);
+        }
+        record.updated_at = clock::after(record.updated_at, clock::now());
+        transaction
+            .update_environment(&record)
+            .await
+            .map_err(name_conflict)?;
+        transaction.commit().await.map_err(internal)?;
+        Ok(to_environment(record))
+    }
+
+    async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError> {
+        let mut transaction = self.begin().await?;
+        let record = self.environment_record(transaction.as_mut(), id).await?;
+        if record.name == DEFAULT_ENVIRONMENT_NAME {
+            return Err(EnvironmentError::Api {
+                status: 400,
+                detail: "The default environment cannot be deleted".to_owned(),
+            });
+        }
+        // Its worker tokens go with it, so its workers can no longer authenticate.
+        transaction
+            .delete_environment(&self.organization, id)
+            .await
+            .map_err(internal)?;
+        transaction.commit().await.map_err(internal)
+    }
+
+    async fn get_worker_command(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<WorkerCommand, EnvironmentError> {
+        let mut transaction = self.begin().await?;
+        let record = self.environment_record(transaction.as_mut(), id).await?;
+        let organization = self.organization_record(transaction.as_mut()).await?;
+        let worker_token = token::mint().map_err(internal)?;
+        transaction
+            .insert_worker_token(&WorkerTokenRecord {
+                hash: token::hash(worker_token.expose()),
+                organization_id: self.organization.clone(),
+                environment_id: record.id,
+                created_at: clock::now(),
+            })
+            .await
+            .map_err(internal)?;
+        transaction.commit().await.map_err(internal)?;
+        let (command, command_parts) = self
+            .control_plane
+            .inner()
+            .config
+            .worker_command
+            .render(worker_token.expose(), &record.name);
+        Ok(WorkerCommand {
+            command,
+            worker_token,
+            temporal_namespace: record.temporal_namespace,
+            environment_name: record.name,
+            command_parts,
+            namespace_status: Some(organization.namespace.state.as_str().to_owned()),
+            can_register: matches!(record.status, Status::Ready | Status::Active),
+            provisioning_workflow_id: record.provisioning_workflow_id,
+        })
+    }
+}
+
+/// Applies one field of a partial update: absent leaves it, `null` clears it, a value replaces it.
+fn apply_patch<T: Clone>(field: &mut Option<T>, patch: &Patch<T>) {
+    match patch {
+        Patch::Unchanged => {}
+        Patch::Clear => *field = None,
+        Patch::Set(value) => *field = Some(value.clone()),
+    }
+}
+
+fn not_found() -> EnvironmentError {
+    EnvironmentError::NotFound {
+        detail: "Environment not found".to_owned(),
+    }
+}
+
+/// A taken name as a 409; anything else as a 500.
+fn name_conflict(error: StoreError) -> EnvironmentError {
+    match error {
+        StoreError::NameTaken { name } => EnvironmentError::Conflict {
+            detail: format!("An environment named '{name}' already exists in this organization"),
+        },
+        other => internal(other),
+    }
+}
+
+/// The wire form of a stored environment. No worker runs in the embedded service, so the
+/// worker counts are zero.
+fn to_environment(record: EnvironmentRecord) -> Environment {
+    Environment {
+        id: record.id,
+        organization_id: Some(record.organization_id),
+        name: record.name,
+        display_name: record.display_name,
+        description: record.description,
+        status: record.status,
+        configuration: record.configuration,
+        metadata: record.metadata,
+        tags: record.tags,
+        settings: record.settings,
+        execution_environment: record.execution_environment,
+        temporal_namespace: record.temporal_namespace,
+        temporal_namespace_id: record.temporal_namespace_id,
+        provisioning_workflow_id: record.provisioning_workflow_id,
+        provisioned_at: record.provisioned_at,
+        error_message: record.error_message,
+        active_workers: Some(0),
+        idle_workers: Some(0),
+        busy_workers: Some(0),
+        created_at: Some(record.created_at),
+        updated_at: Some(record.updated_at),
+        created_by: record.created_by,
+    }
+}

@@ -1,0 +1,255 @@
+//! Body validation of create and update calls: every problem is reported at once, as 422 field
+//! errors, before anything is read or written.
+
+use crate::api::{CreateEnvironment, FieldError, JsonMap, Patch, Status, UpdateEnvironment};
+
+/// Shortest allowed environment name, in characters.
+pub(crate) const NAME_MIN_CHARACTERS: usize = 2;
+/// Longest allowed environment name, in characters.
+pub(crate) const NAME_MAX_CHARACTERS: usize = 100;
+/// `configuration` keys that must be integers ≥ 1 when present.
+const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
+
+/// The problems of a create body.
+pub(crate) fn validate_create(data: &CreateEnvironment) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_name(&data.name, &mut errors);
+    if let Some(status) = data.status {
+        check_status(status, &mut errors);
+    }
+    if let Some(configuration) = &data.configuration {
+        check_configuration(configuration, &mut errors);
+    }
+    errors
+}
+
+/// The problems of an update body.
+pub(crate) fn validate_update(patch: &UpdateEnvironment) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match &patch.name {
+        Patch::Unchanged => {}
+        Patch::Clear => errors.push(FieldError::body(
+            &["name"],
+            "name cannot be null: every environment has a name",
+            "string_type",
+        )),
+        Patch::Set(name) => check_name(name, &mut errors),
+    }
+    match patch.status {
+        Patch::Unchanged => {}
+        Patch::Clear => errors.push(FieldError::body(
+            &["status"],
+            "status cannot be null: set `active` or `inactive`",
+            "enum",
+        )),
+        Patch::Set(status) => check_status(status, &mut errors),
+    }
+    if let Patch::Set(configuration) = &patch.configuration {
+        check_configuration(configuration, &mut errors);
+    }
+    errors
+}
+
+fn check_name(name: &str, errors: &mut Vec<FieldError>) {
+    let length = name.chars().count();
+    if length < NAME_MIN_CHARACTERS {
+        errors.push(FieldError::body(
+            &["name"],
+            format!("name must be at least {NAME_MIN_CHARACTERS} characters long (got {length})"),
+            "string_too_short",
+        ));
+    } else if length > NAME_MAX_CHARACTERS {
+        errors.push(FieldError::body(
+            &["name"],
+            format!("name must be at most {NAME_MAX_CHARACTERS} characters long (got {length})"),
+            "string_too_long",
+        ));
+    }
+}
+
+fn check_status(status: Status, errors: &mut Vec<FieldError>) {
+    if !status.is_user_settable() {
+        errors.push(FieldError::body(
+            &["status"],
+            format!(
+                "status must be `active` or `inactive`, not `{status}`: the service sets \
+                 `provisioning`, `ready` and `error` itself"
+            ),
+            "enum",
+        ));
+    }
+}
+
+fn check_configuration(configuration: &JsonMap, errors: &mut Vec<FieldError>) {
+    for key in POSITIVE_INTEGER_KEYS {
+        let Some(value) = configuration.get(key) else {
+            continue;
+        };
+        // `null` means "not set", as for any optional integer.
+        if value.is_null() {
+            continue;
+        }
+        let kind = match value.as_i64() {
+            Some(number) if number >= 1 => continue,
+            Some(_) => "greater_than_equal",
+            None if value.is_u64() => continue, // above i64::MAX, still ≥ 1
+            None => "int_type",
+        };
+        errors.push(FieldError::body(
+            &["configuration", key],
+            format!("{key} must be an integer greater than or equal to 1 (got {value})"),
+            kind,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn configuration(value: serde_json::Value) -> JsonMap {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reports_every_create_problem_at_once() {
+        let data = CreateEnvironment {
+            name: "x".into(),
+            status: Some(Status::Ready),
+            configuration: Some(configuration(
+                json!({"max_workers": 0, "timeout_seconds": "soon", "other": -5}),
+            )),
+            ..CreateEnvironment::default()
+        };
+        let errors = validate_create(&data);
+        let summary: Vec<_> = errors
+            .iter()
+            .map(|error| (error.path(), error.kind.as_str(), error.msg.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "name".to_owned(),
+                    "string_too_short",
+                    "name must be at least 2 characters long (got 1)"
+                ),
+                (
+                    "status".to_owned(),
+                    "enum",
+                    "status must be `active` or `inactive`, not `ready`: the service sets \
+                     `provisioning`, `ready` and `error` itself"
+                ),
+                (
+                    "configuration.max_workers".to_owned(),
+                    "greater_than_equal",
+                    "max_workers must be an integer greater than or equal to 1 (got 0)"
+                ),
+                (
+                    "configuration.timeout_seconds".to_owned(),
+                    "int_type",
+                    "timeout_seconds must be an integer greater than or equal to 1 (got \"soon\")"
+                ),
+            ]
+        );
+        assert_eq!(errors[0].loc, [json!("body"), json!("name")]);
+    }
+
+    #[test]
+    fn name_length_counts_characters_at_both_bounds() {
+        assert!(validate_create(&CreateEnvironment::named("ab")).is_empty());
+        assert!(validate_create(&CreateEnvironment::named("é".repeat(100))).is_empty());
+        let errors = validate_create(&CreateEnvironment::named("é".repeat(101)));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].kind, "string_too_long");
+        assert_eq!(
+            errors[0].msg,
+            "name must be at most 100 characters long (got 101)"
+        );
+    }
+
+    #[test]
+    fn every_non_user_status_is_refused() {
+        for status in [Status::Provisioning, Status::Ready, Status::Error] {
+            let data = CreateEnvironment {
+                status: Some(status),
+                ..CreateEnvironment::named("ok")
+            };
+            let errors = validate_create(&data);
+            assert_eq!(errors.len(), 1, "{status}");
+            assert!(errors[0].msg.contains(&format!("not `{status}`")));
+        }
+        for status in [Status::Active, Status::Inactive] {
+            let patch = UpdateEnvironment {
+                status: Patch::Set(status),
+                ..UpdateEnvironment::default()
+            };
+            assert!(validate_update(&patch).is_empty());
+        }
+    }
+
+    #[test]
+    fn configuration_accepts_positive_integers_null_and_unknown_keys() {
+        let data = CreateEnvironment {
+            configuration: Some(configuration(json!({
+                "max_workers": 1,
+                "timeout_seconds": null,
+                "anything": {"nested": true}
+            }))),
+            ..CreateEnvironment::named("ok")
+        };
+        assert!(validate_create(&data).is_empty());
+        let fractional = CreateEnvironment {
+            configuration: Some(configuration(json!({"timeout_seconds": 2.5}))),
+            ..CreateEnvironment::named("ok")
+        };
+        assert_eq!(validate_create(&fractional)[0].kind, "int_type");
+    }
+
+    #[test]
+    fn update_refuses_clearing_name_and_status_and_checks_set_values() {
+        let patch = UpdateEnvironment {
+            name: Patch::Clear,
+            status: Patch::Clear,
+            configuration: Patch::Set(configuration(json!({"max_workers": -1}))),
+            ..UpdateEnvironment::default()
+        };
+        let errors = validate_update(&patch);
+        let summary: Vec<_> = errors
+            .iter()
+            .map(|error| (error.path(), error.kind.clone(), error.msg.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "name".to_owned(),
+                    "string_type".to_owned(),
+                    "name cannot be null: every environment has a name".to_owned()
+                ),
+                (
+                    "status".to_owned(),
+                    "enum".to_owned(),
+                    "status cannot be null: set `active` or `inactive`".to_owned()
+                ),
+                (
+                    "configuration.max_workers".to_owned(),
+                    "greater_than_equal".to_owned(),
+                    "max_workers must be an integer greater than or equal to 1 (got -1)".to_owned()
+                ),
+            ]
+        );
+        let rename = UpdateEnvironment {
+            name: Patch::Set("z".into()),
+            ..UpdateEnvironment::default()
+        };
+        assert_eq!(validate_update(&rename)[0].kind, "string_too_short");
+        // Clearing configuration is allowed.
+        let clear = UpdateEnvironment {
+            configuration: Patch::Clear,
+            ..UpdateEnvironment::default()
+        };
+        assert!(validate_update(&clear).is_empty());
+    }
+}

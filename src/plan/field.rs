@@ -1,0 +1,230 @@
+//! The fields envform manages on an environment, their wire names, and how each is read from the
+//! desired file and from live as a JSON value with every secret replaced by its digest. Plans,
+//! drift and state only ever see these digested values, so no secret can leak through them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Environment, ExecutionEnvironment};
+use crate::spec::DesiredFields;
+
+/// The prefix of a secret's digest, as stored in plans and state.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// A top-level environment field that envform manages (server-managed fields never diff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedField {
+    /// `display_name`.
+    DisplayName,
+    /// `description`.
+    Description,
+    /// `status` (`active` or `inactive`).
+    Status,
+    /// `configuration`.
+    Configuration,
+    /// `metadata`.
+    Metadata,
+    /// `tags`.
+    Tags,
+    /// `settings`.
+    Settings,
+    /// `execution_environment` (its `env_vars` values are secret).
+    ExecutionEnvironment,
+}
+
+impl ManagedField {
+    /// Every managed field, in display order.
+    pub const ALL: [ManagedField; 8] = [
+        ManagedField::DisplayName,
+        ManagedField::Description,
+        ManagedField::Status,
+        ManagedField::Configuration,
+        ManagedField::Metadata,
+        ManagedField::Tags,
+        ManagedField::Settings,
+        ManagedField::ExecutionEnvironment,
+    ];
+
+    /// The field's name on the wire and in the file.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            ManagedField::DisplayName => "display_name",
+            ManagedField::Description => "description",
+            ManagedField::Status => "status",
+            ManagedField::Configuration => "configuration",
+            ManagedField::Metadata => "metadata",
+            ManagedField::Tags => "tags",
+            ManagedField::Settings => "settings",
+            ManagedField::ExecutionEnvironment => "execution_environment",
+        }
+    }
+
+    /// The field with this wire name.
+    pub fn from_wire_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|field| field.wire_name() == name)
+    }
+
+    /// Whether removing the field from the file clears it live. `status` cannot be cleared:
+    /// removing it hands the status back to the service.
+    pub fn clears_when_removed(self) -> bool {
+        !matches!(self, ManagedField::Status)
+    }
+
+    /// The value the file asks for (secrets digested); `None` when the file does not say.
+    pub(crate) fn desired_value(self, fields: &DesiredFields) -> Option<Value> {
+        match self {
+            ManagedField::DisplayName => fields.display_name.clone().map(Value::String),
+            ManagedField::Description => fields.description.clone().map(Value::String),
+            ManagedField::Status => fields
+                .status
+                .map(|status| Value::String(status.as_str().to_owned())),
+            ManagedField::Configuration => fields.configuration.clone().map(Value::Object),
+            ManagedField::Metadata => fields.metadata.clone().map(Value::Object),
+            ManagedField::Tags => fields.tags.as_deref().map(string_array),
+            ManagedField::Settings => fields.settings.clone().map(Value::Object),
+            ManagedField::ExecutionEnvironment => fields
+                .execution_environment
+                .as_ref()
+                .map(digested_execution_environment),
+        }
+    }
+
+    /// The value live has (secrets digested); `None` when absent or null.
+    pub(crate) fn live_value(self, environment: &Environment) -> Option<Value> {
+        match self {
+            ManagedField::DisplayName => environment.display_name.clone().map(Value::String),
+            ManagedField::Description => environment.description.clone().map(Value::String),
+            ManagedField::Status => Some(Value::String(environment.status.as_str().to_owned())),
+            ManagedField::Configuration => environment.configuration.clone().map(Value::Object),
+            ManagedField::Metadata => environment.metadata.clone().map(Value::Object),
+            ManagedField::Tags => environment.tags.as_deref().map(string_array),
+            ManagedField::Settings => environment.settings.clone().map(Value::Object),
+            ManagedField::ExecutionEnvironment => environment
+                .execution_environment
+                .as_ref()
+                .map(digested_execution_environment),
+        }
+    }
+}
+
+impl fmt::Display for ManagedField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.wire_name())
+    }
+}
+
+/// Whether the value at `path` (field wire name, then keys) is secret: each value of
+/// `execution_environment.env_vars`.
+pub fn is_sensitive_path(path: &[String]) -> bool {
+    matches!(path, [field, vars, _] if field == "execution_environment" && vars == "env_vars")
+}
+
+/// Whether `path` holds secrets somewhere beneath it (the displays never print such a value whole).
+pub(crate) fn contains_sensitive(path: &[String]) -> bool {
+    match path {
+        [field] => field == "execution_environment",
+        [field, vars] => field == "execution_environment" && vars == "env_vars",
+        _ => is_sensitive_path(path),
+    }
+}
+
+/// The digest that stands in for a secret value: `sha256:` and the hex SHA-256 of its JSON text.
+pub fn secret_digest(value: &Value) -> String {
+    let hash = Sha256::digest(value.to_string().as_bytes());
+    format!("{DIGEST_PREFIX}{}", hex::encode(hash))
+}
+
+/// An execution environment as a JSON value, each `env_vars` value replaced by its digest. Built by
+/// hand to mirror the wire form (empty parts omitted) without a fallible serialization.
+pub(crate) fn digested_execution_environment(execution: &ExecutionEnvironment) -> Value {
+    let mut object = Map::new();
+    if !execution.env_vars.is_empty() {
+        let vars = execution
+            .env_vars
+            .iter()
+            .map(|(key, value)| (key.clone(), Value::String(secret_digest(value))))
+            .collect();
+        object.insert("env_vars".to_owned(), Value::Object(vars));
+    }
+    if !execution.secrets.is_empty() {
+        object.insert("secrets".to_owned(), string_array(&execution.secrets));
+    }
+    if !execution.integration_ids.is_empty() {
+        object.insert(
+            "integration_ids".to_owned(),
+            string_array(&execution.integration_ids),
+        );
+    }
+    if !execution.mcp_servers.is_empty() {
+        object.insert(
+            "mcp_servers".to_owned(),
+            Value::Object(execution.mcp_servers.clone()),
+        );
+    }
+    Value::Object(object)
+}
+
+fn string_array(items: &[String]) -> Value {
+    Value::Array(items.iter().cloned().map(Value::String).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip_and_match_serde() {
+        for field in ManagedField::ALL {
+            assert_eq!(ManagedField::from_wire_name(field.wire_name()), Some(field));
+            assert_eq!(
+                serde_json::to_value(field).ok(),
+                Some(Value::String(field.wire_name().to_owned()))
+            );
+        }
+        assert_eq!(ManagedField::from_wire_name("id"), None);
+    }
+
+    #[test]
+    fn env_var_values_are_digested_and_nothing_else() {
+        let mut execution = ExecutionEnvironment::default();
+        execution
+            .env_vars
+            .insert("API_KEY".to_owned(), json!("hunter2"));
+        execution.secrets.push("vault-secret".to_owned());
+        let value = digested_execution_environment(&execution);
+        let text = value.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("vault-secret"));
+        assert_eq!(
+            value["env_vars"]["API_KEY"],
+            json!(secret_digest(&json!("hunter2")))
+        );
+        assert!(secret_digest(&json!("hunter2")).starts_with("sha256:"));
+        assert_ne!(secret_digest(&json!("1")), secret_digest(&json!(1)));
+    }
+
+    #[test]
+    fn only_env_var_values_are_sensitive() {
+        let path = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        assert!(is_sensitive_path(&path(&[
+            "execution_environment",
+            "env_vars",
+            "X"
+        ])));
+        assert!(!is_sensitive_path(&path(&[
+            "execution_environment",
+            "secrets"
+        ])));
+        assert!(!is_sensitive_path(&path(&["metadata", "env_vars", "X"])));
+        assert!(contains_sensitive(&path(&["execution_environment"])));
+        assert!(!contains_sensitive(&path(&["metadata"])));
+    }
+}

@@ -1,0 +1,209 @@
+//! The JSON rendering: a versioned document for programs, shaped after Terraform's
+//! (`resource_changes[].change.actions`, `before`, `after`), with the order, drift, unmanaged
+//! environments and warnings. Secret values are `"(sensitive)"`; the schema is in the README.
+
+use serde_json::{Map, Value, json};
+
+use super::redact;
+use crate::plan::field::is_sensitive_path;
+use crate::plan::model::{
+    Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanWarning,
+    ResourceChange, Step, StepNote, SwapPart, Unmanaged,
+};
+use crate::plan::value::leaf_differences;
+
+/// Renders `plan` as the documented JSON document (pretty-printed, with a final newline).
+pub fn render_json(plan: &Plan) -> String {
+    let base = plan.base();
+    let summary = plan.summary();
+    let document = json!({
+        "format_version": PLAN_FORMAT_VERSION,
+        "has_changes": plan.has_changes(),
+        "summary": {
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+            "adopt": summary.adopt,
+        },
+        "base": {
+            "lineage": base.lineage.map(|lineage| lineage.to_string()),
+            "serial": base.serial,
+            "desired_digest": base.desired_digest,
+            "touched": base
+                .touched
+                .iter()
+                .map(|(name, updated_at)| {
+                    (name.clone(), json!(updated_at.map(|time| time.to_string())))
+                })
+                .collect::<Map<String, Value>>(),
+            "absent": base.absent.iter().collect::<Vec<_>>(),
+        },
+        "options": {
+            "prune": plan.settings().prune,
+            "force": plan.settings().force,
+            "targets": plan.settings().targets,
+        },
+        "resource_changes": plan
+            .resource_changes()
+            .iter()
+            .map(resource_change)
+            .collect::<Vec<_>>(),
+        "steps": plan.steps().iter().map(step).collect::<Vec<_>>(),
+        "order": plan.steps().iter().map(|step| step.id.0).collect::<Vec<_>>(),
+        "drift": plan.drift().iter().map(drift).collect::<Vec<_>>(),
+        "unmanaged": plan.unmanaged().iter().map(unmanaged).collect::<Vec<_>>(),
+        "warnings": plan
+            .warnings()
+            .iter()
+            .map(|warning| json!({"kind": warning_kind(warning), "message": warning.to_string()}))
+            .collect::<Vec<_>>(),
+    });
+    format!("{document:#}\n")
+}
+
+fn resource_change(change: &ResourceChange<'_>) -> Value {
+    let main = change.main;
+    let mut actions = vec![change.action.as_str()];
+    if matches!(change.action, Action::Adopt | Action::Rename) && !main.changes.is_empty() {
+        actions.push(Action::Update.as_str());
+    }
+    let mut before = Map::new();
+    let mut after = Map::new();
+    if let Some(previous) = change.previous_name {
+        before.insert("name".to_owned(), json!(previous));
+        after.insert("name".to_owned(), json!(change.name));
+    }
+    let mut sensitive_changes = Vec::new();
+    for field in &main.changes {
+        let mut path = vec![field.field.wire_name().to_owned()];
+        if let Some(value) = &field.before {
+            before.insert(path[0].clone(), redact(&mut path, value));
+        }
+        let shown_after = field
+            .after
+            .as_ref()
+            .map_or(Value::Null, |value| redact(&mut path, value));
+        after.insert(path[0].clone(), shown_after);
+        sensitive_changes.extend(sensitive_paths(field));
+    }
+    let (before, after) = match change.action {
+        Action::Create => (Value::Null, Value::Object(after)),
+        Action::Delete => (Value::Object(before), Value::Null),
+        _ => (Value::Object(before), Value::Object(after)),
+    };
+    json!({
+        "name": change.name,
+        "previous_name": change.previous_name,
+        "temporary_name": change.temporary_name,
+        "environment_id": main.environment_id.map(|id| id.to_string()),
+        "change": {
+            "actions": actions,
+            "before": before,
+            "after": after,
+            "sensitive_changes": sensitive_changes,
+            "unchanged_fields": main.unchanged.iter().map(|f| f.wire_name()).collect::<Vec<_>>(),
+        },
+        "notes": notes(&main.notes),
+        "steps": change.steps.iter().map(|step| step.id.0).collect::<Vec<_>>(),
+    })
+}
+
+/// The paths of secret values a change adds, removes or alters.
+fn sensitive_paths(change: &FieldChange) -> Vec<Value> {
+    leaf_differences(change.before.as_ref(), change.after.as_ref())
+        .into_iter()
+        .flat_map(|difference| {
+            // A whole `env_vars` (or execution environment) appearing or going: list its secrets.
+            let mut found = Vec::new();
+            let mut prefix = vec![change.field.wire_name().to_owned()];
+            prefix.extend(difference.path.iter().cloned());
+            collect_secrets(&mut prefix, difference.before.as_ref(), &mut found);
+            collect_secrets(&mut prefix, difference.after.as_ref(), &mut found);
+            found.sort();
+            found.dedup();
+            found
+        })
+        .map(|path| json!(path))
+        .collect()
+}
+
+fn collect_secrets(path: &mut Vec<String>, value: Option<&Value>, found: &mut Vec<Vec<String>>) {
+    if is_sensitive_path(path) {
+        found.push(path.clone());
+        return;
+    }
+    if let Some(Value::Object(object)) = value {
+        for (key, inner) in object {
+            path.push(key.clone());
+            collect_secrets(path, Some(inner), found);
+            path.pop();
+        }
+    }
+}
+
+fn step(step: &Step) -> Value {
+    json!({
+        "id": step.id.0,
+        "name": step.name,
+        "action": step.action.as_str(),
+        "environment_id": step.environment_id.map(|id| id.to_string()),
+        "rename": step.rename.as_ref().map(|rename| json!({"from": rename.from, "to": rename.to})),
+        "swap": step.swap.map(|part| match part {
+            SwapPart::ToTemporary => "to_temporary",
+            SwapPart::FromTemporary => "from_temporary",
+        }),
+        "fields": step.changes.iter().map(|change| change.field.wire_name()).collect::<Vec<_>>(),
+        "depends_on": step.depends_on.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "wait_for_provisioning": step.wait_for_provisioning,
+        "calls_api": step.calls_api(),
+        "notes": notes(&step.notes),
+    })
+}
+
+fn notes(notes: &[StepNote]) -> Vec<Value> {
+    notes
+        .iter()
+        .map(|note| {
+            let kind = match note {
+                StepNote::Recreate => "recreate",
+                StepNote::ReplacedOutside => "replaced_outside",
+                StepNote::Pruned => "pruned",
+                StepNote::TakenOver => "taken_over",
+                StepNote::GoneOutside => "gone_outside",
+            };
+            json!(kind)
+        })
+        .collect()
+}
+
+fn drift(entry: &Drift) -> Value {
+    let mut path = entry.path.0.clone();
+    json!({
+        "name": entry.name,
+        "path": entry.path.0,
+        "last_applied": entry.last_applied.as_ref().map(|value| redact(&mut path, value)),
+        "live": entry.live.as_ref().map(|value| redact(&mut path, value)),
+        "resolution": match entry.resolution {
+            DriftResolution::Overwritten => "overwritten",
+            DriftResolution::Accepted => "accepted",
+            DriftResolution::Ignored => "ignored",
+        },
+    })
+}
+
+fn unmanaged(entry: &Unmanaged) -> Value {
+    json!({
+        "name": entry.name,
+        "environment_id": entry.environment_id.to_string(),
+        "status": entry.status.as_str(),
+    })
+}
+
+fn warning_kind(warning: &PlanWarning) -> &'static str {
+    match warning {
+        PlanWarning::RenameIgnored { .. } => "rename_ignored",
+        PlanWarning::DuplicateLiveName { .. } => "duplicate_live_name",
+        PlanWarning::UnknownIgnorePath { .. } => "unknown_ignore_path",
+        PlanWarning::Targeted { .. } => "targeted",
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the planning core: semantics, order, renderings and a property over random inputs.
+
+mod fixtures;
+mod order;
+mod property;
+mod render;
+mod semantics;
+mod snapshots;

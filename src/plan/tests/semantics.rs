@@ -1,0 +1,737 @@
+//! Plan semantics of DESIGN §4: three-way fields, actions, protection, thresholds, targets, drift,
+//! secrets, the recorded base and what each step writes to state.
+
+use serde_json::{Value, json};
+
+use super::fixtures::*;
+use super::snapshots;
+use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
+use crate::plan::render::{render_human, render_json, render_markdown};
+use crate::plan::{
+    Action, DriftResolution, FieldChange, ManagedField, Payload, PlanOptions, PlanWarning,
+    ResolveError, Staleness, StateRecord, Step, StepNote, diff, last_applied, resolve_payload,
+    secret_digest,
+};
+use crate::spec::{DesiredFields, FieldPath, Threshold};
+
+fn only_step(plan: &crate::plan::Plan) -> &Step {
+    assert_eq!(plan.steps().len(), 1, "{:#?}", plan.steps());
+    &plan.steps()[0]
+}
+
+fn change(step: &Step, field: ManagedField) -> Option<&FieldChange> {
+    step.changes.iter().find(|change| change.field == field)
+}
+
+fn with_description(name: &str, description: &str) -> crate::spec::DesiredEnvironment {
+    desired_with(
+        name,
+        DesiredFields {
+            description: Some(description.to_owned()),
+            ..DesiredFields::default()
+        },
+    )
+}
+
+#[test]
+fn a_field_in_the_file_is_enforced() {
+    let app = with_description("app", "new");
+    let mut live_app = live(1, "app");
+    live_app.description = Some("changed by hand".to_owned());
+    let mut state = state();
+    manage(&mut state, &live_app, object(json!({"description": "old"})));
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Update);
+    let description = change(step, ManagedField::Description).expect("description changes");
+    assert_eq!(description.before, Some(json!("changed by hand")));
+    assert_eq!(description.after, Some(json!("new")));
+}
+
+#[test]
+fn a_field_absent_from_the_file_and_from_last_applied_is_left_alone() {
+    let app = desired("app");
+    let mut live_app = live(1, "app");
+    live_app.description = Some("someone else's".to_owned());
+    live_app.metadata = Some(object(json!({"owner": "them"})));
+    let mut state = state();
+    manage(&mut state, &live_app, object(json!({})));
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state);
+    assert_eq!(only_step(&plan).action, Action::NoOp);
+    assert!(!plan.has_changes());
+    assert!(plan.drift().is_empty());
+}
+
+#[test]
+fn a_field_removed_from_the_file_since_the_last_apply_is_cleared() {
+    let app = desired("app");
+    let mut live_app = live(1, "app");
+    live_app.metadata = Some(object(json!({"owner": "us"})));
+    let mut state = state();
+    manage(
+        &mut state,
+        &live_app,
+        object(json!({"metadata": {"owner": "us"}})),
+    );
+    let plan = plan_ok(&document(vec![app.clone()]), &[live_app.clone()], &state);
+    let step = only_step(&plan);
+    let metadata = change(step, ManagedField::Metadata).expect("metadata is cleared");
+    assert_eq!(metadata.after, None);
+    let payload = resolve_payload(step, &document(vec![app]), &[live_app]).expect("payload");
+    let Payload::Update { patch, .. } = payload else {
+        panic!("expected an update, got {payload:?}");
+    };
+    assert_eq!(patch.metadata, Patch::Clear);
+    assert!(patch.description.is_unchanged());
+    // The PATCH sends `null` for a cleared field.
+    assert_eq!(
+        serde_json::to_value(&patch).expect("serializes"),
+        json!({"metadata": null})
+    );
+}
+
+#[test]
+fn a_status_removed_from_the_file_is_handed_back_not_cleared() {
+    let app = desired("app");
+    let mut live_app = live(1, "app");
+    live_app.status = Status::Inactive;
+    let mut state = state();
+    manage(&mut state, &live_app, object(json!({"status": "active"})));
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state);
+    assert_eq!(only_step(&plan).action, Action::NoOp);
+    // It was changed outside since the last apply, and the plan keeps live's value.
+    assert_eq!(plan.drift().len(), 1);
+    assert_eq!(plan.drift()[0].resolution, DriftResolution::Accepted);
+}
+
+#[test]
+fn nested_objects_diff_key_by_key_but_are_sent_whole() {
+    let app = desired_with(
+        "app",
+        DesiredFields {
+            configuration: Some(object(json!({"max_workers": 20, "timeout_seconds": 60}))),
+            ..DesiredFields::default()
+        },
+    );
+    let mut live_app = live(1, "app");
+    live_app.configuration = Some(object(json!({"max_workers": 10, "timeout_seconds": 60})));
+    let mut state = state();
+    manage(&mut state, &live_app, last_applied(&app));
+    let desired = document(vec![app]);
+    let plan = plan_ok(&desired, &[live_app.clone()], &state);
+    let human = render_human(&plan, false);
+    assert!(human.contains("~ max_workers = 10 -> 20"), "{human}");
+    assert!(
+        human.contains("# (1 unchanged attribute hidden)"),
+        "{human}"
+    );
+    let Payload::Update { patch, .. } =
+        resolve_payload(only_step(&plan), &desired, &[live_app]).expect("payload")
+    else {
+        panic!("expected an update");
+    };
+    assert_eq!(
+        patch.configuration,
+        Patch::Set(object(json!({"max_workers": 20, "timeout_seconds": 60})))
+    );
+}
+
+#[test]
+fn server_managed_fields_never_diff() {
+    let (desired, live, state) = snapshots::no_changes();
+    let plan = plan_ok(&desired, &live, &state);
+    assert!(!plan.has_changes());
+    assert!(plan.drift().is_empty());
+}
+
+#[test]
+fn ignore_changes_keeps_live_values_under_the_path_and_reports_them_as_ignored_drift() {
+    let (desired, live, state) = snapshots::drift_and_ignore_changes();
+    let plan = plan_ok(&desired, &live, &state);
+    let step = only_step(&plan);
+    assert!(change(step, ManagedField::Metadata).is_none());
+    let ignored: Vec<String> = plan
+        .drift()
+        .iter()
+        .filter(|drift| drift.resolution == DriftResolution::Ignored)
+        .map(|drift| drift.path.to_string())
+        .collect();
+    assert_eq!(ignored, ["metadata.owner"]);
+    // The recorded document keeps live's owner, so the ignored drift is not reported again.
+    let StateRecord::Record { last_applied, .. } = &step.record else {
+        panic!("expected a record");
+    };
+    assert_eq!(
+        last_applied["metadata"],
+        json!({"owner": "bob", "team": "platform"})
+    );
+}
+
+#[test]
+fn an_update_of_an_ignored_field_elsewhere_keeps_the_ignored_key() {
+    let mut app = desired_with(
+        "app",
+        DesiredFields {
+            metadata: Some(object(json!({"owner": "alice", "team": "data"}))),
+            ..DesiredFields::default()
+        },
+    );
+    app.lifecycle.ignore_changes = vec![FieldPath(vec!["metadata".into(), "owner".into()])];
+    let mut live_app = live(1, "app");
+    live_app.metadata = Some(object(json!({"owner": "bob", "team": "platform"})));
+    let mut state = state();
+    manage(
+        &mut state,
+        &live_app,
+        object(json!({"metadata": {"owner": "alice", "team": "platform"}})),
+    );
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state);
+    let metadata = change(only_step(&plan), ManagedField::Metadata).expect("team changes");
+    assert_eq!(
+        metadata.after,
+        Some(json!({"owner": "bob", "team": "data"}))
+    );
+}
+
+#[test]
+fn an_environment_state_does_not_know_is_adopted() {
+    let app = with_description("app", "mine now");
+    let mut live_app = live(1, "app");
+    live_app.description = Some("theirs".to_owned());
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state());
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Adopt);
+    assert!(change(step, ManagedField::Description).is_some());
+    assert_eq!(plan.summary().adopt, 1);
+    assert_eq!(plan.summary().change, 0);
+}
+
+#[test]
+fn an_environment_deleted_outside_is_recreated_when_still_desired() {
+    let app = with_description("app", "x");
+    let mut state = state();
+    manage(&mut state, &live(1, "app"), last_applied(&app));
+    let plan = plan_ok(&document(vec![app]), &[], &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Create);
+    assert_eq!(step.notes, [StepNote::Recreate]);
+    assert!(render_human(&plan, false).contains("re-create: deleted outside envform"));
+}
+
+#[test]
+fn an_environment_removed_from_the_file_is_deleted_and_forgotten() {
+    let mut state = state();
+    let gone = live(1, "gone");
+    manage(&mut state, &gone, object(json!({})));
+    let plan = plan_ok(&document(vec![]), std::slice::from_ref(&gone), &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Delete);
+    assert_eq!(
+        resolve_payload(step, &document(vec![]), std::slice::from_ref(&gone)),
+        Ok(Payload::Delete { id: gone.id })
+    );
+    let mut after = state.clone();
+    step.record_in(&mut after, gone.id);
+    assert!(after.resources.is_empty());
+}
+
+#[test]
+fn an_unmanaged_environment_is_listed_and_never_touched_without_prune() {
+    let plan = plan_ok(&document(vec![]), &[live(1, "scratch")], &state());
+    assert!(plan.steps().is_empty());
+    assert_eq!(plan.unmanaged().len(), 1);
+    assert_eq!(plan.unmanaged()[0].name, "scratch");
+}
+
+#[test]
+fn prune_deletes_unmanaged_environments_but_never_default() {
+    let (desired, live, state) = snapshots::prune();
+    let plan = plan_ok(&desired, &live, &state);
+    let deleted: Vec<&str> = plan
+        .steps()
+        .iter()
+        .filter(|step| step.action == Action::Delete)
+        .map(|step| step.name.as_str())
+        .collect();
+    assert_eq!(deleted, ["scratch"]);
+    assert_eq!(plan.unmanaged()[0].name, "default");
+}
+
+#[test]
+fn deleting_default_is_an_error() {
+    let mut state = state();
+    let default = live(1, "default");
+    manage(&mut state, &default, object(json!({})));
+    let errors = plan_err(&document(vec![]), &[default], &state);
+    assert_eq!(
+        errors.errors[0].to_string(),
+        "the `default` environment cannot be deleted"
+    );
+}
+
+#[test]
+fn renaming_default_away_is_an_error_pointing_at_renamed_from() {
+    let text = "environments:\n  - name: primary\n    renamed_from: default\n";
+    let mut primary = desired("primary");
+    primary.renamed_from = Some(crate::spec::Reference {
+        name: "default".to_owned(),
+        location: find(text, "default", 0),
+    });
+    let desired = located_document(text, vec![primary]);
+    let errors = plan_err(&desired, &[live(1, "default")], &state());
+    let rendered = render_errors(&errors);
+    assert!(
+        rendered.contains("envform::plan::protected_default"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("renamed away here"), "{rendered}");
+    assert!(rendered.contains("environments.yaml:3:19"), "{rendered}");
+}
+
+#[test]
+fn prevent_destroy_recorded_in_state_stops_a_delete() {
+    let mut state = state();
+    let vault = live(1, "vault");
+    manage(&mut state, &vault, object(json!({})));
+    if let Some(resource) = state.resources.get_mut("vault") {
+        resource.prevent_destroy = true;
+    }
+    let errors = plan_err(&document(vec![]), &[vault], &state);
+    assert_eq!(errors.errors.len(), 1);
+    assert!(errors.errors[0].to_string().contains("prevent_destroy"));
+    // `--force` does not lift it: only the file can.
+    let forced = PlanOptions {
+        force: true,
+        ..PlanOptions::default()
+    };
+    let errors = plan_err_with(&document(vec![]), &[live(1, "vault")], &state, &forced);
+    assert_eq!(errors.errors.len(), 1);
+}
+
+#[test]
+fn prevent_destroy_is_recorded_for_later() {
+    let mut vault = desired("vault");
+    vault.lifecycle.prevent_destroy = true;
+    let plan = plan_ok(&document(vec![vault]), &[], &state());
+    let mut after = state();
+    only_step(&plan).record_in(&mut after, crate::plan::tests::fixtures::id(9));
+    assert!(after.resources["vault"].prevent_destroy);
+}
+
+fn managed_fleet(count: u128) -> (Vec<Environment>, crate::state::State) {
+    let mut state = state();
+    let live: Vec<Environment> = (1..=count)
+        .map(|number| {
+            let mut environment = live(number, &format!("service-{number:02}"));
+            environment.description = Some("x".to_owned());
+            environment
+        })
+        .collect();
+    for environment in &live {
+        manage(&mut state, environment, object(json!({"description": "x"})));
+    }
+    (live, state)
+}
+
+#[test]
+fn deletes_above_the_threshold_need_force() {
+    let (live, state) = managed_fleet(10);
+    // Keep 6 of 10: 4 deletes is 40% > 30%.
+    let kept: Vec<_> = live[..6]
+        .iter()
+        .map(|environment| with_description(&environment.name, "x"))
+        .collect();
+    let desired = document(kept);
+    let errors = plan_err(&desired, &live, &state);
+    assert_eq!(
+        errors.errors[0].to_string(),
+        "this plan would delete 4 of 10 managed environments, more than 30%"
+    );
+    let forced = PlanOptions {
+        force: true,
+        ..PlanOptions::default()
+    };
+    let plan = diff(&desired, &live, &state, &forced).expect("--force allows it");
+    assert_eq!(plan.summary().destroy, 4);
+    // Exactly 30% is allowed.
+    let kept: Vec<_> = live[..7]
+        .iter()
+        .map(|environment| with_description(&environment.name, "x"))
+        .collect();
+    assert_eq!(plan_ok(&document(kept), &live, &state).summary().destroy, 3);
+}
+
+#[test]
+fn updates_above_the_threshold_need_force_and_small_fleets_are_exempt() {
+    let (live, state) = managed_fleet(10);
+    let changed: Vec<_> = live
+        .iter()
+        .map(|environment| with_description(&environment.name, "y"))
+        .collect();
+    let errors = plan_err(&document(changed), &live, &state);
+    assert!(errors.errors[0].to_string().contains("update 10 of 10"));
+
+    let (live, state) = managed_fleet(9);
+    let changed: Vec<_> = live
+        .iter()
+        .map(|environment| with_description(&environment.name, "y"))
+        .collect();
+    assert_eq!(
+        plan_ok(&document(changed), &live, &state).summary().change,
+        9
+    );
+
+    let (live, state) = managed_fleet(4);
+    let mut desired = document(
+        live.iter()
+            .map(|environment| with_description(&environment.name, "y"))
+            .collect(),
+    );
+    desired.options.update_threshold = Threshold {
+        max_fraction: 0.5,
+        min_existing: 2,
+    };
+    assert!(diff(&desired, &live, &state, &PlanOptions::default()).is_err());
+}
+
+#[test]
+fn targets_limit_the_plan_to_them_and_their_dependencies() {
+    let mut api = desired("api");
+    api.depends_on = vec![reference("database")];
+    let desired = document(vec![api, desired("database"), desired("frontend")]);
+    let options = PlanOptions {
+        force: false,
+        targets: vec!["api".to_owned()],
+    };
+    let plan = diff(&desired, &[live(9, "scratch")], &state(), &options).expect("plan");
+    let names: Vec<&str> = plan.steps().iter().map(|step| step.name.as_str()).collect();
+    assert_eq!(names, ["database", "api"]);
+    assert!(plan.unmanaged().is_empty());
+    assert!(matches!(plan.warnings(), [PlanWarning::Targeted { .. }]));
+}
+
+#[test]
+fn an_unknown_target_is_an_error_with_a_suggestion() {
+    let desired = document(vec![desired("production")]);
+    let options = PlanOptions {
+        force: false,
+        targets: vec!["prodution".to_owned(), "nothing-like-it".to_owned()],
+    };
+    let errors = plan_err_with(&desired, &[], &state(), &options);
+    assert_eq!(errors.errors.len(), 2);
+    let rendered = render_errors(&errors);
+    assert!(
+        rendered.contains("envform::plan::unknown_target"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("did you mean `production`?"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn renamed_from_renames_in_place_and_moves_the_state_entry() {
+    let mut api = with_description("api", "API");
+    api.renamed_from = Some(reference("api-old"));
+    let mut live_api = live(1, "api-old");
+    live_api.description = Some("API".to_owned());
+    let mut state = state();
+    manage(&mut state, &live_api, last_applied(&api));
+    let desired = document(vec![api]);
+    let plan = plan_ok(&desired, &[live_api.clone()], &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Rename);
+    assert!(step.changes.is_empty());
+    let Payload::Update { id, patch } =
+        resolve_payload(step, &desired, &[live_api.clone()]).expect("payload")
+    else {
+        panic!("expected an update");
+    };
+    assert_eq!(id, live_api.id);
+    assert_eq!(patch.name, Patch::Set("api".to_owned()));
+    let mut after = state.clone();
+    step.record_in(&mut after, live_api.id);
+    assert_eq!(after.resources.keys().collect::<Vec<_>>(), ["api"]);
+    // Once renamed, the same file plans nothing.
+    let mut renamed = live_api;
+    renamed.name = "api".to_owned();
+    assert!(!plan_ok(&desired, &[renamed], &after).has_changes());
+}
+
+#[test]
+fn renamed_from_is_ignored_with_a_warning_when_the_new_name_exists() {
+    let mut api = desired("api");
+    api.renamed_from = Some(reference("api-old"));
+    let mut state = state();
+    let live_api = live(1, "api");
+    let live_old = live(2, "api-old");
+    manage(&mut state, &live_api, object(json!({})));
+    let plan = plan_ok(&document(vec![api]), &[live_api, live_old], &state);
+    assert!(matches!(
+        plan.warnings(),
+        [PlanWarning::RenameIgnored { name, renamed_from }] if name == "api" && renamed_from == "api-old"
+    ));
+    assert_eq!(plan.unmanaged()[0].name, "api-old");
+}
+
+#[test]
+fn a_state_entry_gone_live_and_from_the_file_is_forgotten() {
+    let mut state = state();
+    manage(&mut state, &live(1, "gone"), object(json!({})));
+    let plan = plan_ok(&document(vec![]), &[], &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::NoOp);
+    assert_eq!(step.record, StateRecord::Forget);
+    assert!(!plan.has_changes());
+    let mut after = state.clone();
+    step.record_in(&mut after, crate::plan::tests::fixtures::id(1));
+    assert!(after.resources.is_empty());
+}
+
+#[test]
+fn a_live_environment_replaced_outside_is_adopted() {
+    let app = desired("app");
+    let mut state = state();
+    manage(&mut state, &live(1, "app"), object(json!({})));
+    let plan = plan_ok(&document(vec![app]), &[live(2, "app")], &state);
+    let step = only_step(&plan);
+    assert_eq!(step.action, Action::Adopt);
+    assert_eq!(step.notes, [StepNote::ReplacedOutside]);
+    assert_eq!(
+        step.environment_id,
+        Some(crate::plan::tests::fixtures::id(2))
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_a_plan_or_any_rendering() {
+    let (desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    let outputs = [
+        plan.to_saved().expect("saves"),
+        render_human(&plan, false),
+        render_human(&plan, true),
+        render_json(&plan),
+        render_markdown(&plan, 60_000),
+        format!("{plan:?}"),
+    ];
+    for output in &outputs {
+        for secret in snapshots::SECRET_VALUES {
+            assert!(
+                !output.contains(secret),
+                "`{secret}` leaked into:\n{output}"
+            );
+        }
+    }
+    // The saved plan holds digests, which the payload resolves back to the values.
+    assert!(outputs[0].contains(&secret_digest(&json!(snapshots::SECRET_VALUES[1]))));
+    for output in &outputs[1..5] {
+        assert!(!output.contains("sha256:"), "a digest shown in:\n{output}");
+    }
+    let human = &outputs[1];
+    assert!(
+        human.contains("API_KEY      = (sensitive value changed)"),
+        "{human}"
+    );
+    assert!(human.contains("+ API_KEY = (sensitive)"), "{human}");
+}
+
+#[test]
+fn payloads_carry_real_secret_values_and_debug_hides_them() {
+    let (desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    let create = plan
+        .steps()
+        .iter()
+        .find(|step| step.action == Action::Create)
+        .expect("staging is created");
+    let payload = resolve_payload(create, &desired, &live).expect("resolves");
+    let Payload::Create(body) = &payload else {
+        panic!("expected a create");
+    };
+    let execution = body.execution_environment.as_ref().expect("sent");
+    assert_eq!(
+        execution.env_vars["API_KEY"],
+        json!(snapshots::SECRET_VALUES[0])
+    );
+    assert!(!format!("{payload:?}").contains(snapshots::SECRET_VALUES[0]));
+
+    let update = plan
+        .steps()
+        .iter()
+        .find(|step| step.action == Action::Update)
+        .expect("production is updated");
+    let Payload::Update { patch, .. } = resolve_payload(update, &desired, &live).expect("resolves")
+    else {
+        panic!("expected an update");
+    };
+    let Patch::Set(execution) = patch.execution_environment else {
+        panic!("execution environment is sent whole");
+    };
+    let expected: ExecutionEnvironment = serde_json::from_value(json!({
+        "env_vars": {"API_KEY": snapshots::SECRET_VALUES[1], "REGION": "eu-west-1"}
+    }))
+    .expect("valid");
+    assert_eq!(execution, expected);
+}
+
+#[test]
+fn a_secret_changed_since_the_plan_is_refused() {
+    let (mut desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    let create = plan
+        .steps()
+        .iter()
+        .find(|step| step.action == Action::Create)
+        .expect("staging is created");
+    if let Some(execution) = desired.environments[0]
+        .fields
+        .execution_environment
+        .as_mut()
+    {
+        execution
+            .env_vars
+            .insert("API_KEY".to_owned(), json!("rotated"));
+    }
+    assert_eq!(
+        resolve_payload(create, &desired, &live),
+        Err(ResolveError::SecretChanged {
+            name: "staging".to_owned(),
+            key: "API_KEY".to_owned()
+        })
+    );
+}
+
+#[test]
+fn the_base_records_what_the_plan_was_computed_against() {
+    let (desired, live, state) = snapshots::create_update_delete();
+    let plan = plan_ok(&desired, &live, &state);
+    let base = plan.base();
+    assert_eq!(base.lineage, Some(state.lineage));
+    assert_eq!(base.serial, 7);
+    assert_eq!(base.desired_digest, desired.digest);
+    assert_eq!(
+        base.touched.keys().collect::<Vec<_>>(),
+        ["old", "production"]
+    );
+    assert_eq!(base.absent.iter().collect::<Vec<_>>(), ["staging"]);
+    assert_eq!(base.check(&state, &desired, &live), Ok(()));
+
+    let mut moved_state = state.clone();
+    moved_state.serial += 1;
+    let mut moved_live = live.clone();
+    moved_live[1].updated_at = None;
+    moved_live.push(crate::plan::tests::fixtures::live(20, "staging"));
+    let mut moved_desired = desired.clone();
+    moved_desired.digest = "other".to_owned();
+    let stale = base
+        .check(&moved_state, &moved_desired, &moved_live)
+        .expect_err("everything moved");
+    assert_eq!(
+        stale.reasons,
+        [
+            Staleness::Serial {
+                planned: 7,
+                current: 8
+            },
+            Staleness::Desired,
+            Staleness::Changed {
+                name: "production".to_owned()
+            },
+            Staleness::Taken {
+                name: "staging".to_owned()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_plan_against_a_fresh_state_records_no_lineage() {
+    let (desired, live, state) = snapshots::first_environment();
+    let plan = plan_ok(&desired, &live, &state);
+    assert_eq!(plan.base().lineage, None);
+    // Another fresh state (new lineage) is the same base; a written one is not.
+    let fresh = crate::state::State::empty("embedded:x");
+    assert_eq!(plan.base().check(&fresh, &desired, &live), Ok(()));
+    let mut written = fresh;
+    written.serial = 1;
+    assert!(plan.base().check(&written, &desired, &live).is_err());
+}
+
+#[test]
+fn a_saved_plan_loads_back_equal_and_refuses_other_versions() {
+    let (desired, live, state) = snapshots::swap();
+    let plan = plan_ok(&desired, &live, &state);
+    let saved = plan.to_saved().expect("saves");
+    assert_eq!(crate::plan::Plan::from_saved(&saved).expect("loads"), plan);
+    let other = saved.replacen(
+        "\"format_version\": \"1.0\"",
+        "\"format_version\": \"9.0\"",
+        1,
+    );
+    assert!(matches!(
+        crate::plan::Plan::from_saved(&other),
+        Err(crate::plan::PlanLoadError::FormatVersion { found }) if found == "9.0"
+    ));
+}
+
+#[test]
+fn the_json_rendering_is_versioned_and_lists_actions() {
+    let (desired, live, state) = snapshots::adopt_rename_recreate();
+    let plan = plan_ok(&desired, &live, &state);
+    let document: Value = serde_json::from_str(&render_json(&plan)).expect("valid JSON");
+    assert_eq!(document["format_version"], "1.0");
+    let actions: Vec<(String, Value)> = document["resource_changes"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|change| {
+            (
+                change["name"].as_str().unwrap_or_default().to_owned(),
+                change["change"]["actions"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("api".to_owned(), json!(["rename", "update"])),
+            ("batch".to_owned(), json!(["create"])),
+            ("cache".to_owned(), json!(["no-op"])),
+            ("legacy".to_owned(), json!(["adopt", "update"])),
+            ("stable".to_owned(), json!(["no-op"])),
+        ]
+    );
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let (desired, live, state) = snapshots::create_update_delete();
+    let plan = plan_ok(&desired, &live, &state);
+    assert!(!render_human(&plan, false).contains('\u{1b}'));
+    let coloured = render_human(&plan, true);
+    assert!(coloured.contains("\u{1b}[32m+\u{1b}[39m"), "{coloured}");
+    assert!(coloured.contains("\u{1b}[31m-\u{1b}[39m"), "{coloured}");
+}
+
+#[test]
+fn wait_for_provisioning_before_a_status_change_of_a_provisioning_environment() {
+    let app = desired_with(
+        "app",
+        DesiredFields {
+            status: Some(Status::Inactive),
+            ..DesiredFields::default()
+        },
+    );
+    let mut live_app = live(1, "app");
+    live_app.status = Status::Provisioning;
+    let mut state = state();
+    manage(&mut state, &live_app, object(json!({"status": "active"})));
+    let plan = plan_ok(&document(vec![app]), &[live_app], &state);
+    let step = only_step(&plan);
+    assert!(step.wait_for_provisioning);
+    assert_eq!(step.new_status(), Some(Status::Inactive));
+    // `provisioning` is the service's transition, not drift.
+    assert!(plan.drift().is_empty());
+}

@@ -1,0 +1,423 @@
+//! Injected failures, so clients' retry and recovery paths can be tested against a real server.
+//!
+//! Off unless configured (`envform serve --faults`, hidden). A configuration is a list of rules
+//! separated by `;`; each rule is `key=value` pairs separated by `,`:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `status` | answer with this status and a `{"detail": "injected fault"}` body (required) |
+//! | `count` | fail only the first N matching requests (default: every one) |
+//! | `method` | match only this method |
+//! | `path` | match only paths starting with this prefix |
+//! | `retry_after` | add `Retry-After: <seconds>` to the answer |
+//! | `when` | `before` (default): the request never reaches the service; `after`: the service handles it (a write is committed), then the answer is replaced, as when a proxy fails on the way back |
+//!
+//! Example: `status=503,count=2,method=GET;status=500,method=POST,when=after,count=1`.
+//! The first rule that matches a request decides. `GET /_faults` reports, per rule, how many
+//! requests matched and how many were failed; it is never failed itself. The rule, trigger and
+//! effect types are enums so latency, connection resets and failure rates can join them.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The path of the fault report.
+pub(crate) const REPORT_PATH: &str = "/_faults";
+
+/// The failures a server injects; empty (no failures) by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultConfig {
+    /// The rules, in order: the first one that matches a request decides.
+    pub rules: Vec<FaultRule>,
+}
+
+impl FaultConfig {
+    /// Whether no failure is configured.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Which requests fail, how often and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// Only requests with this method (any when `None`).
+    pub method: Option<Method>,
+    /// Only requests whose path starts with this prefix (any when `None`).
+    pub path_prefix: Option<String>,
+    /// Which of the matching requests fail.
+    pub trigger: FaultTrigger,
+    /// What a failed request gets.
+    pub effect: FaultEffect,
+    /// Whether the failure happens before or after the service handled the request.
+    pub phase: FaultPhase,
+}
+
+/// Which of the matching requests fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTrigger {
+    /// Every matching request.
+    Always,
+    /// The first N matching requests; later ones pass.
+    First(u64),
+}
+
+/// What a failed request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEffect {
+    /// An error answer with this status and, if set, `Retry-After` in seconds.
+    Status {
+        /// The answer's status.
+        status: StatusCode,
+        /// The `Retry-After` header's value.
+        retry_after_seconds: Option<u64>,
+    },
+}
+
+/// When the failure happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPhase {
+    /// The request never reaches the service.
+    #[default]
+    Before,
+    /// The service handles the request, then its answer is replaced by the failure.
+    After,
+}
+
+/// Why a fault configuration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultConfigError {
+    /// A part is not `key=value`.
+    #[error("`{0}` is not key=value")]
+    NotKeyValue(String),
+    /// A key is not one of status, count, method, path, retry_after, when.
+    #[error("unknown fault key `{0}` (expected status, count, method, path, retry_after, when)")]
+    UnknownKey(String),
+    /// A value does not fit its key.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// A rule has no `status`.
+    #[error("fault rule `{0}` has no status")]
+    MissingStatus(String),
+}
+
+impl FromStr for FaultConfig {
+    type Err = FaultConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let rules = text
+            .split(';')
+            .map(str::trim)
+            .filter(|rule| !rule.is_empty())
+            .map(FaultRule::from_str)
+            .collect::<Result<_, _>>()?;
+        Ok(Self { rules })
+    }
+}
+
+impl FromStr for FaultRule {
+    type Err = FaultConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut status = None;
+        let mut retry_after_seconds = None;
+        let mut rule = FaultRule {
+            method: None,
+            path_prefix: None,
+            trigger: FaultTrigger::Always,
+            // Replaced below once `status` is read.
+            effect: FaultEffect::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after_seconds: None,
+            },
+            phase: FaultPhase::Before,
+        };
+        for part in text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| FaultConfigError::NotKeyValue(part.to_owned()))?;
+            let (key, value) = (key.trim(), value.trim());
+            let invalid = |reason| FaultConfigError::InvalidValue {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                reason,
+            };
+            match key {
+                "status" => {
+                    let code = value
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .filter(|code| code.is_client_error() || code.is_server_error())
+                        .ok_or_else(|| invalid("expected an error status, 400 to 599"))?;
+                    status = Some(code);
+                }
+                "count" => {
+                    let count = value
+                        .parse::<u64>()
+                        .map_err(|_| invalid("expected a number of requests"))?;
+                    rule.trigger = FaultTrigger::First(count);
+                }
+                "method" => {
+                    let method = Method::from_str(&value.to_ascii_uppercase())
+                        .map_err(|_| invalid("expected an HTTP method"))?;
+                    rule.method = Some(method);
+                }
+                "path" => {
+                    if !value.starts_with('/') {
+                        return Err(invalid("expected a path starting with /"));
+                    }
+                    rule.path_prefix = Some(value.to_owned());
+                }
+                "retry_after" => {
+                    let seconds = value
+                        .parse::<u64>()
+                        .map_err(|_| invalid("expected a number of seconds"))?;
+                    retry_after_seconds = Some(seconds);
+                }
+                "when" => {
+                    rule.phase = match value {
+                        "before" => FaultPhase::Before,
+                        "after" => FaultPhase::After,
+                        _ => return Err(invalid("expected before or after")),
+                    };
+                }
+                other => return Err(FaultConfigError::UnknownKey(other.to_owned())),
+            }
+        }
+        let status = status.ok_or_else(|| FaultConfigError::MissingStatus(text.to_owned()))?;
+        rule.effect = FaultEffect::Status {
+            status,
+            retry_after_seconds,
+        };
+        Ok(rule)
+    }
+}
+
+impl fmt::Display for FaultRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let FaultEffect::Status {
+            status,
+            retry_after_seconds,
+        } = self.effect;
+        write!(f, "status={}", status.as_u16())?;
+        if let FaultTrigger::First(count) = self.trigger {
+            write!(f, ",count={count}")?;
+        }
+        if let Some(method) = &self.method {
+            write!(f, ",method={method}")?;
+        }
+        if let Some(prefix) = &self.path_prefix {
+            write!(f, ",path={prefix}")?;
+        }
+        if let Some(seconds) = retry_after_seconds {
+            write!(f, ",retry_after={seconds}")?;
+        }
+        if self.phase == FaultPhase::After {
+            f.write_str(",when=after")?;
+        }
+        Ok(())
+    }
+}
+
+impl FaultRule {
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        self.method.as_ref().is_none_or(|wanted| wanted == method)
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.starts_with(prefix))
+    }
+
+    fn failure(&self) -> Response {
+        let FaultEffect::Status {
+            status,
+            retry_after_seconds,
+        } = self.effect;
+        let body = serde_json::json!({ "detail": "injected fault" });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// A rule and how often it fired.
+struct ArmedRule {
+    rule: FaultRule,
+    matched: AtomicU64,
+    injected: AtomicU64,
+}
+
+/// The configured rules with their counters, shared by every request.
+pub(crate) struct Faults {
+    rules: Vec<ArmedRule>,
+}
+
+impl Faults {
+    /// Arms `config`'s rules with zeroed counters.
+    pub(crate) fn new(config: FaultConfig) -> Self {
+        let rules = config
+            .rules
+            .into_iter()
+            .map(|rule| ArmedRule {
+                rule,
+                matched: AtomicU64::new(0),
+                injected: AtomicU64::new(0),
+            })
+            .collect();
+        Self { rules }
+    }
+
+    /// The rule that fails this request, if any, counting the match.
+    fn decide(&self, method: &Method, path: &str) -> Option<&FaultRule> {
+        let armed = self
+            .rules
+            .iter()
+            .find(|armed| armed.rule.matches(method, path))?;
+        let seen = armed.matched.fetch_add(1, Ordering::SeqCst);
+        let fails = match armed.rule.trigger {
+            FaultTrigger::Always => true,
+            FaultTrigger::First(count) => seen < count,
+        };
+        if !fails {
+            return None;
+        }
+        armed.injected.fetch_add(1, Ordering::SeqCst);
+        Some(&armed.rule)
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let rules: Vec<_> = self
+            .rules
+            .iter()
+            .map(|armed| {
+                serde_json::json!({
+                    "rule": armed.rule.to_string(),
+                    "matched": armed.matched.load(Ordering::SeqCst),
+                    "injected": armed.injected.load(Ordering::SeqCst),
+                })
+            })
+            .collect();
+        serde_json::json!({ "rules": rules })
+    }
+}
+
+/// Middleware: fails requests as the rules say.
+pub(crate) async fn inject(
+    State(faults): State<Arc<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == REPORT_PATH {
+        return next.run(request).await;
+    }
+    let Some(rule) = faults.decide(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    tracing::warn!(rule = %rule, "injecting a fault");
+    match rule.phase {
+        FaultPhase::Before => rule.failure(),
+        FaultPhase::After => {
+            // The answer is dropped on purpose: the caller must not learn the outcome.
+            let _ = next.run(request).await;
+            rule.failure()
+        }
+    }
+}
+
+/// `GET /_faults`: the rules and their counters.
+pub(crate) async fn report(State(faults): State<Arc<Faults>>) -> Response {
+    (StatusCode::OK, axum::Json(faults.report())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rules_and_round_trips() {
+        let config: FaultConfig =
+            "status=503,count=2,method=get,path=/api/v1/environments,retry_after=1; status=500,when=after"
+                .parse()
+                .expect("valid faults");
+        assert_eq!(config.rules.len(), 2);
+        let first = &config.rules[0];
+        assert_eq!(first.method, Some(Method::GET));
+        assert_eq!(first.trigger, FaultTrigger::First(2));
+        assert_eq!(
+            first.effect,
+            FaultEffect::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after_seconds: Some(1)
+            }
+        );
+        assert_eq!(
+            first.to_string(),
+            "status=503,count=2,method=GET,path=/api/v1/environments,retry_after=1"
+        );
+        assert_eq!(config.rules[1].phase, FaultPhase::After);
+        assert_eq!(config.rules[1].trigger, FaultTrigger::Always);
+        assert_eq!(
+            config.rules[1].to_string().parse::<FaultRule>(),
+            Ok(config.rules[1].clone())
+        );
+    }
+
+    #[test]
+    fn refuses_bad_rules() {
+        assert!(matches!(
+            "count=2".parse::<FaultConfig>(),
+            Err(FaultConfigError::MissingStatus(_))
+        ));
+        assert!(matches!(
+            "status=200".parse::<FaultConfig>(),
+            Err(FaultConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            "status=503,colour=red".parse::<FaultConfig>(),
+            Err(FaultConfigError::UnknownKey(key)) if key == "colour"
+        ));
+        assert!(matches!(
+            "status".parse::<FaultConfig>(),
+            Err(FaultConfigError::NotKeyValue(_))
+        ));
+        assert!(matches!(
+            "status=503,path=api".parse::<FaultConfig>(),
+            Err(FaultConfigError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn fails_only_the_first_matching_requests() {
+        let faults = Faults::new("status=503,count=2,method=GET".parse().expect("valid"));
+        let path = "/api/v1/environments";
+        assert!(faults.decide(&Method::POST, path).is_none());
+        assert!(faults.decide(&Method::GET, path).is_some());
+        assert!(faults.decide(&Method::GET, path).is_some());
+        assert!(faults.decide(&Method::GET, path).is_none());
+        let report = faults.report();
+        assert_eq!(report["rules"][0]["matched"], 3);
+        assert_eq!(report["rules"][0]["injected"], 2);
+    }
+}

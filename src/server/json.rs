@@ -1,0 +1,211 @@
+//! JSON in and out: the `{"detail": ...}` error answers of DESIGN §2, and a body extractor whose
+//! every failure is one of them (422 with `{loc, msg, type}` entries for a body that is not valid
+//! JSON or has the wrong shape, 413 over the size limit) instead of axum's plain-text 400/415.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::api::{EnvironmentError, FieldError};
+
+/// An error answer: the status and `{"detail": ...}` body of an [`EnvironmentError`].
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) EnvironmentError);
+
+impl From<EnvironmentError> for ApiError {
+    fn from(error: EnvironmentError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self
+            .0
+            .status_code()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        let mut response = (status, axum::Json(self.0.to_body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON request body of type `T`; every failure answers in the API's error shapes.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    EnvironmentError::Api {
+                        status: status.as_u16(),
+                        detail: "request body too large".to_owned(),
+                    }
+                } else {
+                    EnvironmentError::Api {
+                        status: StatusCode::BAD_REQUEST.as_u16(),
+                        detail: "cannot read the request body".to_owned(),
+                    }
+                }
+            })?;
+        parse_body(&body).map(ApiJson).map_err(ApiError::from)
+    }
+}
+
+/// Parses a JSON body, reporting where it went wrong as a 422 field error.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| validation_error(error.path().iter(), error.inner()))?;
+    deserializer
+        .end()
+        .map_err(|error| validation_error(std::iter::empty(), &error))?;
+    Ok(value)
+}
+
+fn validation_error<'a>(
+    path: impl Iterator<Item = &'a serde_path_to_error::Segment>,
+    error: &serde_json::Error,
+) -> EnvironmentError {
+    let mut loc = vec![serde_json::Value::from("body")];
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => loc.push((*index).into()),
+            serde_path_to_error::Segment::Map { key } => loc.push(key.as_str().into()),
+            serde_path_to_error::Segment::Enum { variant } => loc.push(variant.as_str().into()),
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let message = without_position(&error.to_string());
+    let kind = match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            return EnvironmentError::Validation {
+                errors: vec![FieldError {
+                    loc,
+                    msg: format!("JSON decode error: {message}"),
+                    kind: "json_invalid".to_owned(),
+                }],
+            };
+        }
+        serde_json::error::Category::Io => "value_error",
+        serde_json::error::Category::Data => {
+            // serde names the field in the message for these two; pydantic puts it in `loc`.
+            if let Some(field) = quoted_after(&message, "unknown field `") {
+                push_field(&mut loc, field);
+                "extra_forbidden"
+            } else if let Some(field) = quoted_after(&message, "missing field `") {
+                push_field(&mut loc, field);
+                "missing"
+            } else if message.starts_with("unknown variant") {
+                "enum"
+            } else if message.starts_with("invalid type") {
+                "type_error"
+            } else {
+                "value_error"
+            }
+        }
+    };
+    EnvironmentError::Validation {
+        errors: vec![FieldError {
+            loc,
+            msg: message,
+            kind: kind.to_owned(),
+        }],
+    }
+}
+
+/// Adds the field named by the message unless the path already ends with it.
+fn push_field(loc: &mut Vec<serde_json::Value>, field: &str) {
+    if loc.last().and_then(|last| last.as_str()) != Some(field) {
+        loc.push(field.into());
+    }
+}
+
+/// serde_json appends " at line L column C", which means nothing to a caller that sent JSON.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CreateEnvironment, UpdateEnvironment};
+
+    fn field_errors(result: Result<impl Sized, EnvironmentError>) -> Vec<FieldError> {
+        match result {
+            Err(EnvironmentError::Validation { errors }) => errors,
+            Err(other) => panic!("expected a validation error, got {other}"),
+            Ok(_) => panic!("expected a validation error, got a value"),
+        }
+    }
+
+    #[test]
+    fn syntax_error_is_json_invalid() {
+        let errors = field_errors(parse_body::<CreateEnvironment>(b"{\"name\": "));
+        assert_eq!(errors[0].kind, "json_invalid");
+        // The location is where the JSON broke off.
+        assert_eq!(
+            errors[0].loc,
+            vec![serde_json::json!("body"), serde_json::json!("name")]
+        );
+        assert!(errors[0].msg.starts_with("JSON decode error"));
+    }
+
+    #[test]
+    fn wrong_type_points_at_the_field() {
+        let errors = field_errors(parse_body::<CreateEnvironment>(
+            br#"{"name": "ok", "configuration": {"max_workers": 1}, "tags": ["a", 5]}"#,
+        ));
+        assert_eq!(errors[0].kind, "type_error");
+        assert_eq!(errors[0].path(), "tags.1");
+        assert!(!errors[0].msg.contains("line"), "{}", errors[0].msg);
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let errors = field_errors(parse_body::<CreateEnvironment>(
+            br#"{"name": "x", "nmae": 1}"#,
+        ));
+        assert_eq!(errors[0].kind, "extra_forbidden");
+        assert_eq!(errors[0].path(), "nmae");
+        let errors = field_errors(parse_body::<CreateEnvironment>(br#"{"description": "x"}"#));
+        assert_eq!(errors[0].kind, "missing");
+        assert_eq!(errors[0].path(), "name");
+    }
+
+    #[test]
+    fn bad_status_is_an_enum_error() {
+        let errors = field_errors(parse_body::<UpdateEnvironment>(br#"{"status": "paused"}"#));
+        assert_eq!(errors[0].kind, "enum");
+        assert_eq!(errors[0].path(), "status");
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        let errors = field_errors(parse_body::<UpdateEnvironment>(br#"{} {}"#));
+        assert_eq!(errors[0].kind, "json_invalid");
+    }
+}

@@ -1,0 +1,171 @@
+//! The routes of DESIGN §2 and `GET /health`, each a thin call into the caller's organization
+//! scope of the control plane.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::auth::{Caller, KeyRing};
+use super::faults::{self, FaultConfig, Faults};
+use super::json::{ApiError, ApiJson};
+use super::request_log::log_request;
+use crate::api::{
+    CreateEnvironment, EnvironmentError, EnvironmentId, EnvironmentsApi, FieldError, Status,
+    UpdateEnvironment,
+};
+use crate::control_plane::ControlPlane;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The service's rules.
+    pub(crate) control_plane: ControlPlane,
+    /// The accepted API keys.
+    pub(crate) keys: Arc<KeyRing>,
+}
+
+/// The whole application: routes, body limit, injected faults (if any) and request logs.
+pub(crate) fn router(
+    state: AppState,
+    body_limit_bytes: usize,
+    fault_config: FaultConfig,
+) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/environments", get(list).post(create))
+        .route(
+            "/api/v1/environments/{id}",
+            get(get_one).patch(update).delete(delete),
+        )
+        .route(
+            "/api/v1/environments/{id}/worker-command",
+            get(worker_command),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .with_state(state);
+    if !fault_config.is_empty() {
+        let faults = Arc::new(Faults::new(fault_config));
+        router = router
+            .route(
+                faults::REPORT_PATH,
+                get(faults::report).with_state(Arc::clone(&faults)),
+            )
+            .layer(from_fn_with_state(faults, faults::inject));
+    }
+    router.layer(from_fn(log_request))
+}
+
+/// The `{id}` of an environment route; a malformed id is the same 404 as an unknown one.
+struct EnvironmentPath(EnvironmentId);
+
+impl<S: Send + Sync> FromRequestParts<S> for EnvironmentPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let not_found = || {
+            ApiError(EnvironmentError::NotFound {
+                detail: "Environment not found".to_owned(),
+            })
+        };
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        id.parse().map(EnvironmentPath).map_err(|_| not_found())
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status_filter: Option<String>,
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn list(
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let invalid_query = |msg: String| {
+        ApiError(EnvironmentError::Validation {
+            errors: vec![FieldError {
+                loc: vec!["query".into(), "status_filter".into()],
+                msg,
+                kind: "enum".to_owned(),
+            }],
+        })
+    };
+    let Query(query) = query.map_err(|rejection| invalid_query(rejection.body_text()))?;
+    let status_filter = query
+        .status_filter
+        .map(|text| text.parse::<Status>())
+        .transpose()
+        .map_err(|error| invalid_query(error.to_string()))?;
+    let environments = caller.scope.list(status_filter).await?;
+    Ok(axum::Json(environments).into_response())
+}
+
+async fn get_one(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+) -> Result<Response, ApiError> {
+    let environment = caller.scope.get(id).await?;
+    Ok(axum::Json(environment).into_response())
+}
+
+async fn create(
+    caller: Caller,
+    ApiJson(data): ApiJson<CreateEnvironment>,
+) -> Result<Response, ApiError> {
+    let environment = caller.scope.create(&data).await?;
+    Ok((StatusCode::CREATED, axum::Json(environment)).into_response())
+}
+
+async fn update(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+    ApiJson(patch): ApiJson<UpdateEnvironment>,
+) -> Result<Response, ApiError> {
+    let environment = caller.scope.update(id, &patch).await?;
+    Ok(axum::Json(environment).into_response())
+}
+
+async fn delete(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+) -> Result<Response, ApiError> {
+    caller.scope.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn worker_command(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+) -> Result<Response, ApiError> {
+    let command = caller.scope.get_worker_command(id).await?;
+    Ok(axum::Json(command).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError(EnvironmentError::NotFound {
+        detail: "Not Found".to_owned(),
+    })
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(EnvironmentError::Api {
+        status: StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+        detail: "Method Not Allowed".to_owned(),
+    })
+}

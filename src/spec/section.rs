@@ -1,0 +1,109 @@
+//! The keys each part of the file accepts: one list per mapping, used to reject unknown keys
+//! and to suggest the closest valid one.
+
+/// Top-level fields of an environment that `ignore_changes` may name.
+pub(crate) const IGNORABLE_FIELDS: &[&str] = &[
+    "display_name",
+    "description",
+    "status",
+    "configuration",
+    "metadata",
+    "tags",
+    "settings",
+    "execution_environment",
+];
+
+/// Fields under `execution_environment`.
+pub(crate) const EXECUTION_ENVIRONMENT_FIELDS: &[&str] =
+    &["env_vars", "secrets", "integration_ids", "mcp_servers"];
+
+/// A mapping of the file whose keys are fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// The top level of a file.
+    TopLevel,
+    /// An entry of `environments`.
+    Environment,
+    /// `defaults`.
+    Defaults,
+    /// `options`.
+    Options,
+    /// `options.delete_threshold` or `options.update_threshold`.
+    Threshold,
+    /// `state` with `backend: local`.
+    LocalState,
+    /// `state` with `backend: http`.
+    HttpState,
+    /// `state` before its backend is known.
+    State,
+    /// `lifecycle`.
+    Lifecycle,
+    /// `execution_environment`.
+    ExecutionEnvironment,
+}
+
+impl Section {
+    /// The keys allowed here.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Section::TopLevel => &["version", "environments", "defaults", "options", "state"],
+            Section::Environment => &[
+                "name",
+                "display_name",
+                "description",
+                "status",
+                "configuration",
+                "metadata",
+                "tags",
+                "settings",
+                "execution_environment",
+                "depends_on",
+                "lifecycle",
+                "renamed_from",
+            ],
+            Section::Defaults => &[
+                "display_name",
+                "description",
+                "status",
+                "configuration",
+                "metadata",
+                "tags",
+                "settings",
+                "execution_environment",
+                "depends_on",
+                "lifecycle",
+            ],
+            Section::Options => &["prune", "delete_threshold", "update_threshold"],
+            Section::Threshold => &["max_fraction", "min_existing"],
+            Section::LocalState => &["backend", "path"],
+            Section::HttpState => &[
+                "backend",
+                "address",
+                "lock_address",
+                "unlock_address",
+                "lock_method",
+                "unlock_method",
+                "username",
+            ],
+            Section::State => &["backend"],
+            Section::Lifecycle => &["prevent_destroy", "ignore_changes"],
+            Section::ExecutionEnvironment => EXECUTION_ENVIRONMENT_FIELDS,
+        }
+    }
+
+    /// Where it is, as messages say it: "unknown key `x` {description}".
+    pub fn description(self) -> &'static str {
+        match self {
+            Section::TopLevel => "at the top level",
+            Section::Environment => "in an environment",
+            Section::Defaults => "in `defaults`",
+            Section::Options => "in `options`",
+            Section::Threshold => "in a threshold",
+            Section::LocalState => "in `state` (local backend)",
+            Section::HttpState => "in `state` (http backend)",
+            Section::State => "in `state`",
+            Section::Lifecycle => "in `lifecycle`",
+            Section::ExecutionEnvironment => "in `execution_environment`",
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! [`StateBackend`], the one interface through which envform reads, writes and locks state, and
+//! [`StateError`], every way that can fail. Also the checks every backend shares: decoding a
+//! state document (with the position of a JSON error) and refusing a write that would replace
+//! another history or a newer version.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{FencingToken, Lineage, LockHandle, LockInfo, STATE_VERSION, State};
+
+/// Where state is kept: a local file or a server.
+///
+/// Every write is checked against what is stored: same lineage, higher serial. The caller bumps
+/// the serial of the state it loaded before saving it.
+#[async_trait::async_trait]
+pub trait StateBackend: Send + Sync {
+    /// The stored state; `None` if it was never written.
+    async fn load(&self) -> Result<Option<State>, StateError>;
+
+    /// Replaces the stored state with `state`, under `lock` when the caller holds one (its ID
+    /// and fencing token go with the write). Refused if the stored state has another lineage or
+    /// a serial not lower than `state`'s.
+    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError>;
+
+    /// Takes the lock once; [`StateError::Locked`] with the holder's information if it is held.
+    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError>;
+
+    /// Releases a lock this backend granted.
+    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError>;
+
+    /// Breaks the lock with ID `lock_id`, whoever holds it.
+    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError>;
+
+    /// Where the state is, for messages: `local state .envform/state.json`.
+    fn describe(&self) -> String;
+}
+
+#[async_trait::async_trait]
+impl<T: StateBackend + ?Sized> StateBackend for std::sync::Arc<T> {
+    async fn load(&self) -> Result<Option<State>, StateError> {
+        (**self).load().await
+    }
+    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
+        (**self).save(state, lock).await
+    }
+    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
+        (**self).lock(info).await
+    }
+    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
+        (**self).unlock(handle).await
+    }
+    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
+        (**self).force_unlock(lock_id).await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: StateBackend + ?Sized> StateBackend for Box<T> {
+    async fn load(&self) -> Result<Option<State>, StateError> {
+        (**self).load().await
+    }
+    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
+        (**self).save(state, lock).await
+    }
+    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
+        (**self).lock(info).await
+    }
+    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
+        (**self).unlock(handle).await
+    }
+    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
+        (**self).force_unlock(lock_id).await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Why reading, writing or locking state failed. Messages never carry passwords.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    /// Someone else holds the lock.
+    #[error("the state is locked by {}", holder_text(holder.as_deref()))]
+    #[diagnostic(
+        code(envform::state::locked),
+        help(
+            "wait for it with --lock-timeout, or, if its holder is gone, break it with `envform force-unlock ID`"
+        )
+    )]
+    Locked {
+        /// The holder's information, when the backend could read it.
+        holder: Option<Box<LockInfo>>,
+    },
+
+    /// The lock was still held when `--lock-timeout` ran out.
+    #[error(
+        "the state lock is still held by {} after waiting {}",
+        holder_text(holder.as_deref()),
+        duration_text(*waited)
+    )]
+    #[diagnostic(
+        code(envform::state::lock_timeout),
+        help(
+            "wait longer with --lock-timeout, or, if its holder is gone, break it with `envform force-unlock ID`"
+        )
+    )]
+    LockTimeout {
+        /// How long the lock was waited for.
+        waited: Duration,
+        /// The last holder seen.
+        holder: Option<Box<LockInfo>>,
+    },
+
+    /// A file operation failed.
+    #[error("cannot {operation} {}", path.display())]
+    #[diagnostic(code(envform::state::io))]
+    Io {
+        /// What was being done: `read`, `write`, `rename`, `lock`, ...
+        operation: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The stored state is not a valid state document.
+    #[error("the state in {path} is corrupt: {message} at line {line}, column {column}")]
+    #[diagnostic(
+        code(envform::state::corrupt),
+        help(
+            "envform never overwrites a corrupt state; repair it by hand (local state keeps the previous version beside it as `.backup`)"
+        )
+    )]
+    Corrupt {
+        /// The file or address it was read from.
+        path: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The server's `Content-MD5` does not match the state it sent.
+    #[error("the state from {address} does not match its Content-MD5 header")]
+    #[diagnostic(code(envform::state::checksum))]
+    ChecksumMismatch {
+        /// The state's address.
+        address: String,
+    },
+
+    /// The state was written in a format this envform does not read.
+    #[error(
+        "the state in {path} has format version {found}; this envform reads version {supported}"
+    )]
+    #[diagnostic(
+        code(envform::state::unsupported_version),
+        help("use the envform version that wrote it, or a newer one")
+    )]
+    UnsupportedVersion {
+        /// The file or address.
+        path: String,
+        /// The version found.
+        found: u64,
+        /// The version this envform reads and writes.
+        supported: u32,
+    },
+
+    /// The stored state belongs to another history: two configurations share one state.
+    #[error(
+        "the state in {path} has lineage {stored}, not {new}: it belongs to another configuration"
+    )]
+    #[diagnostic(
+        code(envform::state::lineage_mismatch),
+        help("give each configuration its own state (`state.path`, or another address)")
+    )]
+    LineageMismatch {
+        /// The file or address.
+        path: String,
+        /// The lineage stored there.
+        stored: Lineage,
+        /// The lineage of the state being written.
+        new: Lineage,
+    },
+
+    /// The stored state is as new as or newer than the one being written: someone wrote it since
+    /// it was read.
+    #[error(
+        "the state in {path} has serial {stored}, which is not older than the serial {new} being written: it changed since it was read"
+    )]
+    #[diagnostic(
+        code(envform::state::serial),
+        help("run the command again to start from the current state")
+    )]
+    SerialNotIncreased {
+        /// The file or address.
+        path: String,
+        /// The serial stored there.
+        stored: u64,
+        /// The serial of the state being written.
+        new: u64,
+    },
+
+    /// The server refused a write whose fencing token is no longer current: the lock expired and
+    /// was taken by someone else.
+    #[error("{address} refused the state write: its lock token{} is stale", token_text(*token))]
+    #[diagnostic(
+        code(envform::state::stale_fencing_token),
+        help("the lock expired while this command ran; run it again")
+    )]
+    StaleFencingToken {
+        /// The state's address.
+        address: String,
+        /// The token sent, if any.
+        token: Option<FencingToken>,
+    },
+
+    /// The server refused to renew the lock's lease.
+    #[error("the state lock {lock_id} was lost: the server refused to renew its lease")]
+    #[diagnostic(code(envform::state::lease_lost))]
+    LeaseLost {
+        /// The lost lock's ID.
+        lock_id: String,
+    },
+
+    /// A lock handle was given to a backend that did not grant it.
+    #[error("lock {lock_id} was not granted by {backend}")]
+    #[diagnostic(code(envform::state::foreign_lock))]
+    ForeignLock {
+        /// The handle's lock ID.
+        lock_id: String,
+        /// The backend it was given to.
+        backend: String,
+    },
+
+    /// `force-unlock` named a lock other than the one held.
+    #[error("the state lock is held by {}, not by lock {given}", holder_text(holder.as_deref()))]
+    #[diagnostic(code(envform::state::lock_id_mismatch))]
+    LockIdMismatch {
+        /// The ID given.
+        given: String,
+        /// The actual holder.
+        holder: Option<Box<LockInfo>>,
+    },
+
+    /// `force-unlock` of a local lock whose holder is still running: the OS lock ends only with
+    /// its process.
+    #[error("the local state lock is held by a running process: {}", holder_text(holder.as_deref()))]
+    #[diagnostic(
+        code(envform::state::held_by_running_process),
+        help("a local lock is released when its process ends; stop that process instead")
+    )]
+    HeldByRunningProcess {
+        /// The holder.
+        holder: Option<Box<LockInfo>>,
+    },
+
+    /// The server refused the credentials (401 or 403).
+    #[error("{address} answered {status}: the credentials are missing or refused")]
+    #[diagnostic(
+        code(envform::state::unauthorized),
+        help(
+            "set `state.username` and the password in ENVFORM_STATE_PASSWORD (or TF_HTTP_PASSWORD)"
+        )
+    )]
+    Unauthorized {
+        /// The address called.
+        address: String,
+        /// The status.
+        status: u16,
+    },
+
+    /// The server answered with an unexpected status.
+    #[error("{address} answered {status}: {body}")]
+    #[diagnostic(code(envform::state::http))]
+    Http {
+        /// The address called.
+        address: String,
+        /// The status.
+        status: u16,
+        /// The start of the answer's body.
+        body: String,
+    },
+
+    /// The server could not be reached.
+    #[error("cannot reach {address}: {message}")]
+    #[diagnostic(code(envform::state::transport))]
+    Transport {
+        /// The address called.
+        address: String,
+        /// The error and its causes on one line.
+        message: String,
+        /// The client's error (without the URL, which may carry credentials).
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The backend settings are unusable.
+    #[error("invalid state backend settings: {message}")]
+    #[diagnostic(code(envform::state::settings))]
+    InvalidSettings {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The state could not be serialized.
+    #[error("cannot encode the state")]
+    #[diagnostic(code(envform::state::encode))]
+    Encode(#[source] serde_json::Error),
+
+    /// A blocking file task panicked or was cancelled.
+    #[error("a state file task failed")]
+    #[diagnostic(code(envform::state::task))]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl StateError {
+    /// An I/O error of `operation` on `path`.
+    pub(crate) fn io(operation: &'static str, path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            operation,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+fn holder_text(holder: Option<&LockInfo>) -> String {
+    match holder {
+        Some(holder) => holder.to_string(),
+        None => "another process (no lock information)".to_owned(),
+    }
+}
+
+fn token_text(token: Option<FencingToken>) -> String {
+    match token {
+        Some(token) => format!(" {token}"),
+        None => String::new(),
+    }
+}
+
+fn duration_text(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
+/// Just enough of a state document to know whether the rest can be read.
+#[derive(Deserialize)]
+struct VersionProbe {
+    version: Option<u64>,
+}
+
+/// Reads a state document from `bytes` that came from `path` (a file or an address).
+pub(crate) fn decode_state(bytes: &[u8], path: &str) -> Result<State, StateError> {
+    let probe: VersionProbe =
+        serde_json::from_slice(bytes).map_err(|error| corrupt(path, &error))?;
+    if let Some(found) = probe.version
+        && found != u64::from(STATE_VERSION)
+    {
+        return Err(StateError::UnsupportedVersion {
+            path: path.to_owned(),
+            found,
+            supported: STATE_VERSION,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|error| corrupt(path, &error))
+}
+
+/// A state document as written: pretty JSON ending with a newline, so it diffs well.
+pub(crate) fn encode_state(state: &State) -> Result<Vec<u8>, StateError> {
+    let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Encode)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn corrupt(path: &str, error: &serde_json::Error) -> StateError {
+    let text = error.to_string();
+    // serde_json appends the position to its message; it is kept in its own fields instead.
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
+    StateError::Corrupt {
+        path: path.to_owned(),
+        line: error.line(),
+        column: error.column(),
+        message,
+    }
+}
+
+/// Refuses to replace `stored` with `new` unless `new` continues the same history.
+pub(crate) fn check_successor(
+    stored: Option<&State>,
+    new: &State,
+    path: &str,
+) -> Result<(), StateError> {
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    if stored.lineage != new.lineage {
+        return Err(StateError::LineageMismatch {
+            path: path.to_owned(),
+            stored: stored.lineage,
+            new: new.lineage,
+        });
+    }
+    if stored.serial >= new.serial {
+        return Err(StateError::SerialNotIncreased {
+            path: path.to_owned(),
+            stored: stored.serial,
+            new: new.serial,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_json_names_the_place_and_position() {
+        let text = b"{\n  \"version\": 1,\n  \"lineage\": oops\n}\n";
+        let error = decode_state(text, "dir/state.json").unwrap_err();
+        match &error {
+            StateError::Corrupt {
+                path,
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!(path, "dir/state.json");
+                assert_eq!((*line, *column), (3, 14));
+                assert_eq!(message, "expected value");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            error.to_string(),
+            "the state in dir/state.json is corrupt: expected value at line 3, column 14"
+        );
+    }
+
+    #[test]
+    fn missing_field_is_corrupt_too() {
+        let text = br#"{"version": 1, "serial": 3}"#;
+        let error = decode_state(text, "s.json").unwrap_err();
+        assert!(
+            matches!(&error, StateError::Corrupt { line: 1, message, .. } if message.contains("lineage")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn other_versions_are_refused_before_the_rest_is_read() {
+        // Version 2 may have any shape; the version alone decides.
+        let text = br#"{"version": 2, "resources": "a new shape"}"#;
+        let error = decode_state(text, "s.json").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StateError::UnsupportedVersion {
+                    found: 2,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn encoded_state_decodes_to_itself() {
+        let mut state = State::empty("embedded:test.db");
+        state.serial = 4;
+        let bytes = encode_state(&state).unwrap();
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        assert_eq!(decode_state(&bytes, "s.json").unwrap(), state);
+    }
+
+    #[test]
+    fn successor_must_share_the_lineage_and_raise_the_serial() {
+        let stored = State {
+            serial: 5,
+            ..State::empty("t")
+        };
+        let next = State {
+            serial: 6,
+            ..stored.clone()
+        };
+        assert!(check_successor(None, &next, "p").is_ok());
+        assert!(check_successor(Some(&stored), &next, "p").is_ok());
+
+        let same = stored.clone();
+        assert!(matches!(
+            check_successor(Some(&stored), &same, "p"),
+            Err(StateError::SerialNotIncreased {
+                stored: 5,
+                new: 5,
+                ..
+            })
+        ));
+
+        let other = State {
+            serial: 9,
+            ..State::empty("t")
+        };
+        assert!(matches!(
+            check_successor(Some(&stored), &other, "p"),
+            Err(StateError::LineageMismatch { stored: s, new: n, .. })
+                if s == stored.lineage && n == other.lineage
+        ));
+    }
+
+    #[test]
+    fn messages_name_the_holder_or_say_it_is_unknown() {
+        let holder = LockInfo {
+            id: "abc".to_owned(),
+            operation: "apply".to_owned(),
+            info: String::new(),
+            who: "alice@laptop".to_owned(),
+            version: "0.1.0".to_owned(),
+            created: "2026-01-02T03:04:05Z".parse().unwrap(),
+            path: String::new(),
+        };
+        let locked = StateError::Locked {
+            holder: Some(Box::new(holder.clone())),
+        };
+        assert_eq!(
+            locked.to_string(),
+            "the state is locked by alice@laptop (apply, ID abc, since 2026-01-02T03:04:05Z)"
+        );
+        let unknown = StateError::Locked { holder: None };
+        assert_eq!(
+            unknown.to_string(),
+            "the state is locked by another process (no lock information)"
+        );
+        let timeout = StateError::LockTimeout {
+            waited: Duration::from_millis(2500),
+            holder: Some(Box::new(holder)),
+        };
+        assert!(
+            timeout.to_string().ends_with("after waiting 2.5s"),
+            "{timeout}"
+        );
+    }
+}

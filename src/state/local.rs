@@ -1,0 +1,694 @@
+//! [`LocalBackend`]: state in a local file, `.envform/state.json` beside the configuration by
+//! default.
+//!
+//! Writes replace the file atomically (write a temporary file in the same directory, fsync it,
+//! rename it over the state, fsync the directory), so a crash leaves the old state or the new
+//! one, never half of one; the previous version is kept as `state.json.backup`. A file that
+//! does not parse is reported with its position and never overwritten.
+//!
+//! The lock is the OS lock (see `lock.rs`) on `state.json.lock`, a file that is never replaced;
+//! who holds it is written to `state.json.lock.info` for whoever has to wait.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::backend::{check_successor, decode_state, encode_state};
+use super::lock::{FileLock, Held};
+use super::{LockHandle, LockInfo, State, StateBackend, StateError};
+
+/// The directory beside the configuration that holds local state.
+pub const STATE_DIRECTORY: &str = ".envform";
+
+/// The local state file's name.
+pub const STATE_FILE: &str = "state.json";
+
+/// State in a local file, locked with an OS file lock.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    paths: LocalPaths,
+}
+
+/// The state file and the files kept beside it.
+#[derive(Debug, Clone)]
+struct LocalPaths {
+    state: PathBuf,
+    backup: PathBuf,
+    lock: PathBuf,
+    lock_info: PathBuf,
+}
+
+impl LocalBackend {
+    /// State kept at `state_path`.
+    pub fn new(state_path: impl Into<PathBuf>) -> Self {
+        let state = state_path.into();
+        Self {
+            paths: LocalPaths {
+                backup: sibling(&state, ".backup"),
+                lock: sibling(&state, ".lock"),
+                lock_info: sibling(&state, ".lock.info"),
+                state,
+            },
+        }
+    }
+
+    /// State kept in `.envform/state.json` in `config_directory`, the default.
+    pub fn beside(config_directory: &Path) -> Self {
+        Self::new(Self::default_path(config_directory))
+    }
+
+    /// `.envform/state.json` in `config_directory`.
+    pub fn default_path(config_directory: &Path) -> PathBuf {
+        config_directory.join(STATE_DIRECTORY).join(STATE_FILE)
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.paths.state
+    }
+
+    /// Where the previous version of the state is kept.
+    pub fn backup_path(&self) -> &Path {
+        &self.paths.backup
+    }
+
+    /// The file the OS lock is taken on.
+    pub fn lock_path(&self) -> &Path {
+        &self.paths.lock
+    }
+
+    /// The holder's lock information, while the lock is held.
+    pub fn lock_info_path(&self) -> &Path {
+        &self.paths.lock_info
+    }
+
+    /// Refuses a handle that is not a lock on this state's lock file.
+    fn check_handle(&self, handle: &LockHandle) -> Result<(), StateError> {
+        match handle.file_lock() {
+            Some(file_lock) if file_lock.path() == self.paths.lock => Ok(()),
+            _ => Err(StateError::ForeignLock {
+                lock_id: handle.id().to_owned(),
+                backend: self.describe(),
+            }),
+        }
+    }
+}
+
+/// `path` with `suffix` appended to its file name (`state.json` → `state.json.lock`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path
+        .file_name()
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(|| STATE_FILE.into());
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Runs blocking file work off the async runtime's workers (an fsync can take a while).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(StateError::Task)?
+}
+
+#[async_trait::async_trait]
+impl StateBackend for LocalBackend {
+    async fn load(&self) -> Result<Option<State>, StateError> {
+        let path = self.paths.state.clone();
+        blocking(move || read_state(&path)).await
+    }
+
+    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
+        if let Some(handle) = lock {
+            self.check_handle(handle)?;
+        }
+        let paths = self.paths.clone();
+        let state = state.clone();
+        let locked_by_caller = lock.is_some();
+        blocking(move || {
+            // Without the caller's lock, the write takes it for itself, so it cannot slip in
+            // under someone else's apply.
+            let _own_lock = if locked_by_caller {
+                None
+            } else {
+                create_parent(&paths.lock)?;
+                match FileLock::try_acquire(&paths.lock)? {
+                    Some(file_lock) => Some(file_lock),
+                    None => {
+                        return Err(StateError::Locked {
+                            holder: read_lock_info(&paths.lock_info),
+                        });
+                    }
+                }
+            };
+            write_state(&paths, &state)
+        })
+        .await
+    }
+
+    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
+        let paths = self.paths.clone();
+        blocking(move || {
+            create_parent(&paths.lock)?;
+            let Some(mut file_lock) = FileLock::try_acquire(&paths.lock)? else {
+                return Err(StateError::Locked {
+                    holder: read_lock_info(&paths.lock_info),
+                });
+            };
+            write_lock_info(&paths.lock_info, &info)?;
+            file_lock.remove_on_release(paths.lock_info.clone());
+            Ok(LockHandle::holding_file(info, file_lock))
+        })
+        .await
+    }
+
+    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
+        self.check_handle(&handle)?;
+        let (_, held) = handle.into_parts();
+        match held {
+            Held::File(file_lock) => blocking(move || file_lock.release()).await,
+            // `check_handle` let only file locks through.
+            Held::Nothing | Held::Lease(_) => Ok(()),
+        }
+    }
+
+    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
+        let paths = self.paths.clone();
+        let lock_id = lock_id.to_owned();
+        blocking(move || {
+            create_parent(&paths.lock)?;
+            match FileLock::try_acquire(&paths.lock)? {
+                // Nobody holds it (its holder, if any, has ended): only stale information is left.
+                Some(mut file_lock) => {
+                    file_lock.remove_on_release(paths.lock_info.clone());
+                    file_lock.release()
+                }
+                None => {
+                    let holder = read_lock_info(&paths.lock_info);
+                    match holder {
+                        Some(info) if info.id != lock_id => Err(StateError::LockIdMismatch {
+                            given: lock_id,
+                            holder: Some(info),
+                        }),
+                        holder => Err(StateError::HeldByRunningProcess { holder }),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("local state {}", self.paths.state.display())
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), StateError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            fs::create_dir_all(parent).map_err(|source| StateError::io("create", parent, source))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<State>, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::io("read", path, source)),
+    };
+    decode_state(&bytes, &path.display().to_string()).map(Some)
+}
+
+/// Replaces the state file with `state` after checking it continues the stored one.
+fn write_state(paths: &LocalPaths, state: &State) -> Result<(), StateError> {
+    create_parent(&paths.state)?;
+    // A corrupt file stops the write here: it is never replaced silently.
+    let stored = read_state(&paths.state)?;
+    check_successor(stored.as_ref(), state, &paths.state.display().to_string())?;
+    let bytes = encode_state(state)?;
+
+    let temporary = temporary_path(&paths.state);
+    let result = write_synced(&temporary, &bytes).and_then(|()| {
+        if stored.is_some() {
+            keep_backup(&paths.state, &paths.backup)?;
+        }
+        fs::rename(&temporary, &paths.state)
+            .map_err(|source| StateError::io("rename", &temporary, source))
+    });
+    if result.is_err() {
+        // Best effort: the error being returned matters more than a leftover temporary file.
+        let _ = fs::remove_file(&temporary);
+    }
+    result?;
+    sync_directory(&paths.state)
+}
+
+/// A file name in the state's directory no other writer uses.
+fn temporary_path(path: &Path) -> PathBuf {
+    sibling(path, &format!(".{}.tmp", Uuid::new_v4().simple()))
+}
+
+/// Writes a new file and waits until its contents are on disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| StateError::io("create", path, source))?;
+    file.write_all(bytes)
+        .map_err(|source| StateError::io("write", path, source))?;
+    file.sync_all()
+        .map_err(|source| StateError::io("sync", path, source))
+}
+
+/// Makes `backup` the current version of `state`, replacing any older backup atomically.
+fn keep_backup(state: &Path, backup: &Path) -> Result<(), StateError> {
+    let temporary = temporary_path(backup);
+    // A hard link costs nothing and leaves `state` in place until the new version replaces it;
+    // a copy serves file systems without links.
+    if fs::hard_link(state, &temporary).is_err() {
+        let copied = fs::read(state)
+            .map_err(|source| StateError::io("read", state, source))
+            .and_then(|bytes| write_synced(&temporary, &bytes));
+        if let Err(error) = copied {
+            let _ = fs::remove_file(&temporary);
+            return Err(error);
+        }
+    }
+    fs::rename(&temporary, backup).map_err(|source| {
+        let _ = fs::remove_file(&temporary);
+        StateError::io("rename", &temporary, source)
+    })
+}
+
+/// Makes the renames in the state's directory durable.
+#[cfg(unix)]
+fn sync_directory(state: &Path) -> Result<(), StateError> {
+    let directory = match state.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::File::open(directory)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| StateError::io("sync", directory, source))
+}
+
+/// Windows cannot open a directory to sync it; its renames are journaled by NTFS.
+#[cfg(not(unix))]
+fn sync_directory(_state: &Path) -> Result<(), StateError> {
+    Ok(())
+}
+
+/// Records who holds the lock, replacing the file whole so a reader never sees half of it.
+fn write_lock_info(path: &Path, info: &LockInfo) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(info).map_err(StateError::Encode)?;
+    bytes.push(b'\n');
+    let temporary = temporary_path(path);
+    let result = fs::write(&temporary, &bytes)
+        .map_err(|source| StateError::io("write", &temporary, source))
+        .and_then(|()| {
+            fs::rename(&temporary, path)
+                .map_err(|source| StateError::io("rename", &temporary, source))
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// The holder's information, if it can be read: it is for display, so any failure is `None`.
+fn read_lock_info(path: &Path) -> Option<Box<LockInfo>> {
+    let bytes = fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok().map(Box::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::lock_with_timeout;
+
+    fn backend_in(directory: &tempfile::TempDir) -> LocalBackend {
+        LocalBackend::beside(directory.path())
+    }
+
+    fn next(state: &State) -> State {
+        State {
+            serial: state.serial + 1,
+            ..state.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn never_written_state_loads_as_none() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        assert_eq!(backend.load().await.unwrap(), None);
+        assert_eq!(
+            backend.path(),
+            directory.path().join(".envform").join("state.json")
+        );
+        assert_eq!(
+            backend.describe(),
+            format!("local state {}", backend.path().display())
+        );
+    }
+
+    #[tokio::test]
+    async fn saved_state_loads_back() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let mut state = State::empty("embedded:test.db");
+        state.serial = 1;
+        backend.save(&state, None).await.unwrap();
+        assert_eq!(backend.load().await.unwrap(), Some(state.clone()));
+        // A second backend on the same file reads the same.
+        let other = LocalBackend::new(backend.path());
+        assert_eq!(other.load().await.unwrap(), Some(state));
+    }
+
+    #[tokio::test]
+    async fn replacing_keeps_the_previous_version_as_backup_and_no_temporary_files() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let first = State {
+            serial: 1,
+            ..State::empty("t")
+        };
+        backend.save(&first, None).await.unwrap();
+        assert!(
+            !backend.backup_path().exists(),
+            "nothing to back up at first"
+        );
+
+        let second = next(&first);
+        backend.save(&second, None).await.unwrap();
+        let third = next(&second);
+        backend.save(&third, None).await.unwrap();
+
+        assert_eq!(backend.load().await.unwrap(), Some(third));
+        let backup = fs::read(backend.backup_path()).unwrap();
+        assert_eq!(decode_state(&backup, "backup").unwrap(), second);
+
+        let mut names: Vec<String> = fs::read_dir(directory.path().join(".envform"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        // The lock file stays (it is never deleted); no `.tmp` file is left behind.
+        assert_eq!(
+            names,
+            ["state.json", "state.json.backup", "state.json.lock"]
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_is_reported_with_its_position_and_never_overwritten() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        let text = "{\n  \"version\": 1,\n  \"serial\": 2,,\n}\n";
+        fs::write(backend.path(), text).unwrap();
+
+        let error = backend.load().await.unwrap_err();
+        match &error {
+            StateError::Corrupt {
+                path, line, column, ..
+            } => {
+                assert_eq!(path, &backend.path().display().to_string());
+                assert_eq!((*line, *column), (3, 15));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        let state = State {
+            serial: 3,
+            ..State::empty("t")
+        };
+        let error = backend.save(&state, None).await.unwrap_err();
+        assert!(
+            matches!(error, StateError::Corrupt { line: 3, .. }),
+            "{error:?}"
+        );
+        assert_eq!(fs::read_to_string(backend.path()).unwrap(), text);
+    }
+
+    #[tokio::test]
+    async fn state_of_another_lineage_or_an_old_serial_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let stored = State {
+            serial: 4,
+            ..State::empty("t")
+        };
+        backend.save(&stored, None).await.unwrap();
+
+        let stranger = State {
+            serial: 10,
+            ..State::empty("t")
+        };
+        let error = backend.save(&stranger, None).await.unwrap_err();
+        assert!(
+            matches!(error, StateError::LineageMismatch { stored: lineage, .. } if lineage == stored.lineage),
+            "{error:?}"
+        );
+
+        let stale = stored.clone();
+        let error = backend.save(&stale, None).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StateError::SerialNotIncreased {
+                    stored: 4,
+                    new: 4,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(backend.load().await.unwrap(), Some(stored));
+    }
+
+    #[tokio::test]
+    async fn a_second_lock_on_the_same_file_reports_the_holder() {
+        let directory = tempfile::tempdir().unwrap();
+        let first = backend_in(&directory);
+        let second = backend_in(&directory);
+        let info = LockInfo::new("apply", first.path().display().to_string());
+        let handle = first.lock(info.clone()).await.unwrap();
+        assert_eq!(handle.id(), info.id);
+
+        let error = second.lock(LockInfo::new("plan", "x")).await.unwrap_err();
+        match error {
+            StateError::Locked { holder } => assert_eq!(holder, Some(Box::new(info.clone()))),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The same backend asked twice conflicts as well.
+        assert!(matches!(
+            first.lock(LockInfo::new("plan", "x")).await,
+            Err(StateError::Locked { .. })
+        ));
+        // An unlocked write cannot slip in under the lock.
+        let state = State {
+            serial: 1,
+            ..State::empty("t")
+        };
+        assert!(matches!(
+            second.save(&state, None).await,
+            Err(StateError::Locked { holder: Some(holder) }) if holder.id == info.id
+        ));
+        // The holder writes with its handle.
+        first.save(&state, Some(&handle)).await.unwrap();
+
+        first.unlock(handle).await.unwrap();
+        assert!(!first.lock_info_path().exists());
+        let again = second.lock(LockInfo::new("plan", "x")).await.unwrap();
+        second.unlock(again).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_handle_releases_the_lock() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        assert!(backend.lock_info_path().exists());
+        drop(handle);
+        assert!(!backend.lock_info_path().exists());
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        backend.unlock(handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_handle_from_another_state_is_refused() {
+        let first_directory = tempfile::tempdir().unwrap();
+        let second_directory = tempfile::tempdir().unwrap();
+        let first = backend_in(&first_directory);
+        let second = backend_in(&second_directory);
+        let handle = first.lock(LockInfo::new("apply", "x")).await.unwrap();
+        let state = State {
+            serial: 1,
+            ..State::empty("t")
+        };
+        assert!(matches!(
+            second.save(&state, Some(&handle)).await,
+            Err(StateError::ForeignLock { .. })
+        ));
+        let detached = LockHandle::new(LockInfo::new("apply", "x"));
+        assert!(matches!(
+            first.save(&state, Some(&detached)).await,
+            Err(StateError::ForeignLock { .. })
+        ));
+        assert!(matches!(
+            second.unlock(handle).await,
+            Err(StateError::ForeignLock { .. })
+        ));
+        // The refused handle was consumed and dropped, which released the lock.
+        let handle = first.lock(LockInfo::new("apply", "x")).await.unwrap();
+        first.unlock(handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn force_unlock_clears_stale_information_but_cannot_break_a_running_holder() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        let id = handle.id().to_owned();
+
+        assert!(matches!(
+            backend.force_unlock("not-the-id").await,
+            Err(StateError::LockIdMismatch { given, holder: Some(holder) })
+                if given == "not-the-id" && holder.id == id
+        ));
+        assert!(matches!(
+            backend.force_unlock(&id).await,
+            Err(StateError::HeldByRunningProcess { holder: Some(holder) }) if holder.id == id
+        ));
+
+        // A holder that died leaves only its information behind, which force-unlock removes.
+        let info_path = backend.lock_info_path().to_owned();
+        let saved_info = fs::read(&info_path).unwrap();
+        drop(handle);
+        fs::write(&info_path, saved_info).unwrap();
+        backend.force_unlock(&id).await.unwrap();
+        assert!(!info_path.exists());
+    }
+
+    /// A python process holding `flock(LOCK_EX)` on `path`, as Rust's `File::lock` does on Linux.
+    fn spawn_flock_holder(path: &Path) -> Child {
+        let script = "import fcntl, sys, time\n\
+             f = open(sys.argv[1], 'a')\n\
+             fcntl.flock(f, fcntl.LOCK_EX)\n\
+             print('locked', flush=True)\n\
+             time.sleep(120)\n";
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+        child
+    }
+
+    #[tokio::test]
+    async fn the_lock_of_a_killed_process_is_released_by_the_system() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        let mut holder = spawn_flock_holder(backend.lock_path());
+
+        // The other process's lock is seen: the same kind of lock, on the same file.
+        assert!(matches!(
+            backend.lock(LockInfo::new("apply", "x")).await,
+            Err(StateError::Locked { holder: None })
+        ));
+
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        backend.unlock(handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_lock_reports_the_holder_once_and_gets_it_when_released() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let holder_info = LockInfo::new("apply", "x");
+        let handle = backend.lock(holder_info.clone()).await.unwrap();
+        let releaser = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            drop(handle);
+        });
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Arc::clone(&seen);
+        let started = std::time::Instant::now();
+        let handle = lock_with_timeout(
+            &backend,
+            LockInfo::new("plan", "x"),
+            Duration::from_secs(10),
+            move |holder| recorder.lock().unwrap().push(holder.cloned()),
+        )
+        .await
+        .unwrap();
+        releaser.await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(550));
+        assert_eq!(handle.info().operation, "plan");
+        assert_eq!(*seen.lock().unwrap(), vec![Some(holder_info)]);
+        backend.unlock(handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_lock_times_out_with_the_holder() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let holder_info = LockInfo::new("apply", "x");
+        let _handle = backend.lock(holder_info.clone()).await.unwrap();
+
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let error = lock_with_timeout(
+            &backend,
+            LockInfo::new("plan", "x"),
+            Duration::from_millis(700),
+            |_| calls += 1,
+        )
+        .await
+        .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(700), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        match error {
+            StateError::LockTimeout { waited, holder } => {
+                assert!(waited >= Duration::from_millis(700));
+                assert_eq!(holder, Some(Box::new(holder_info)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(calls, 1);
+
+        // No timeout: one try, and the plain `Locked` error.
+        let error = lock_with_timeout(&backend, LockInfo::new("plan", "x"), Duration::ZERO, |_| {
+            panic!("a zero timeout never waits")
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, StateError::Locked { holder: Some(_) }));
+    }
+}

@@ -1,0 +1,516 @@
+//! State locks (DESIGN §7): the lock information shown to whoever waits, the [`LockHandle`] a
+//! holder keeps, waiting for a lock with backoff, and the OS file lock.
+//!
+//! This is the only module that calls `std::fs::File::lock` and its relatives; `clippy.toml`
+//! forbids them everywhere else. An OS file lock is released by the kernel when its holder dies,
+//! which is why local state uses it, and keeping every call here keeps that property from being
+//! lost by accident elsewhere (an early unlock, a lock taken on a file that is later replaced).
+
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{StateBackend, StateError};
+
+/// The header that carries a lock's fencing token on state writes, when the server issued one.
+pub const FENCING_TOKEN_HEADER: &str = "X-Envform-Fencing-Token";
+
+/// The first pause between two attempts to take a held lock.
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+
+/// The longest pause between two attempts to take a held lock.
+const LONGEST_WAIT: Duration = Duration::from_secs(5);
+
+/// Who holds a lock, for what and since when; the JSON names are Terraform's, so HTTP state
+/// servers written for Terraform store and return it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Unique ID of this lock (a UUID); state writes and unlocks name it.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    /// The command that holds it, e.g. `apply`.
+    #[serde(rename = "Operation", default)]
+    pub operation: String,
+    /// Free-form extra information.
+    #[serde(rename = "Info", default)]
+    pub info: String,
+    /// `user@host` of the holder.
+    #[serde(rename = "Who", default)]
+    pub who: String,
+    /// The holder's envform version.
+    #[serde(rename = "Version", default)]
+    pub version: String,
+    /// When the lock was taken.
+    #[serde(rename = "Created", default)]
+    pub created: jiff::Timestamp,
+    /// The state the lock protects (a file path or an address).
+    #[serde(rename = "Path", default)]
+    pub path: String,
+}
+
+impl LockInfo {
+    /// Lock information for `operation` on the state at `path`, with a fresh ID, this user and
+    /// host, this envform version and the current time.
+    pub fn new(operation: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            id: Uuid::new_v4().to_string(),
+            operation: operation.into(),
+            info: String::new(),
+            who: current_user_and_host(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            created: jiff::Timestamp::now(),
+            path: path.into(),
+        }
+    }
+
+    /// The same information with `Info` set.
+    pub fn with_info(mut self, info: impl Into<String>) -> Self {
+        self.info = info.into();
+        self
+    }
+}
+
+impl fmt::Display for LockInfo {
+    /// One line: `alice@laptop (apply, ID 5f0c…, since 2026-01-02T03:04:05Z)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = if self.who.is_empty() {
+            "an unknown holder"
+        } else {
+            &self.who
+        };
+        write!(f, "{who} (")?;
+        if !self.operation.is_empty() {
+            write!(f, "{}, ", self.operation)?;
+        }
+        write!(
+            f,
+            "ID {}, since {})",
+            self.id,
+            self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+}
+
+/// `user@host` of this process, from the environment and the kernel's host name; never fails,
+/// since it is only shown to people.
+fn current_user_and_host() -> String {
+    let user = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|name| non_empty(std::env::var(name).ok()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = non_empty(std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| non_empty(std::env::var("HOSTNAME").ok()))
+        .or_else(|| non_empty(std::env::var("COMPUTERNAME").ok()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("{user}@{host}")
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+}
+
+/// A number that grows with every lock an envform server grants. A server that issued one
+/// refuses state writes carrying an older one, so a holder whose lease ran out while it was
+/// paused cannot overwrite the work of the next holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FencingToken(pub u64);
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The body of a granted LOCK beyond Terraform's protocol, whose servers may answer 200 with any
+/// body: a fencing token every state write must carry (in [`FENCING_TOKEN_HEADER`]), and a lease
+/// the holder renews by sending the same LOCK (same ID) again before it runs out. Both optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockGrant {
+    /// The token state writes under this lock must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<FencingToken>,
+    /// How long the lock lasts unless renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u64>,
+}
+
+/// A held state lock.
+///
+/// A local lock is released when its handle is dropped (and by the kernel if the process dies).
+/// A remote lock is released only by [`StateBackend::unlock`]; dropping its handle stops renewing
+/// its lease, if it has one.
+#[derive(Debug)]
+pub struct LockHandle {
+    info: LockInfo,
+    fencing_token: Option<FencingToken>,
+    held: Held,
+}
+
+/// What keeps a lock held while its handle lives.
+#[derive(Debug)]
+pub(crate) enum Held {
+    /// Nothing: the lock lives on a server, without a lease.
+    Nothing,
+    /// The OS lock on a local lock file.
+    File(FileLock),
+    /// A remote lock whose lease a background task renews.
+    Lease(LeaseRenewal),
+}
+
+impl LockHandle {
+    /// A handle for `info` with nothing to keep alive, for backends whose lock lives elsewhere.
+    pub fn new(info: LockInfo) -> Self {
+        Self {
+            info,
+            fencing_token: None,
+            held: Held::Nothing,
+        }
+    }
+
+    /// The same handle, with the fencing token its lock was granted with.
+    pub fn with_fencing_token(mut self, token: FencingToken) -> Self {
+        self.fencing_token = Some(token);
+        self
+    }
+
+    /// A handle holding a local OS lock.
+    pub(crate) fn holding_file(info: LockInfo, file_lock: FileLock) -> Self {
+        Self {
+            info,
+            fencing_token: None,
+            held: Held::File(file_lock),
+        }
+    }
+
+    /// A handle whose remote lock is kept by renewing its lease.
+    pub(crate) fn holding_lease(info: LockInfo, renewal: LeaseRenewal) -> Self {
+        Self {
+            info,
+            fencing_token: None,
+            held: Held::Lease(renewal),
+        }
+    }
+
+    /// The lock's ID.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// The lock information as sent when it was taken.
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// The fencing token the server granted, if it issues them.
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.fencing_token
+    }
+
+    /// Whether the server refused to renew the lock's lease: someone else may hold it now.
+    pub fn is_lost(&self) -> bool {
+        match &self.held {
+            Held::Lease(renewal) => renewal.is_lost(),
+            Held::Nothing | Held::File(_) => false,
+        }
+    }
+
+    /// The local OS lock this handle holds, if any.
+    pub(crate) fn file_lock(&self) -> Option<&FileLock> {
+        match &self.held {
+            Held::File(file_lock) => Some(file_lock),
+            Held::Nothing | Held::Lease(_) => None,
+        }
+    }
+
+    /// Takes the handle apart: its information and what kept it held.
+    pub(crate) fn into_parts(self) -> (LockInfo, Held) {
+        (self.info, self.held)
+    }
+}
+
+/// An exclusive OS lock on a file, held until released or dropped, or until the process ends:
+/// the kernel releases it then, so a killed envform never leaves local state locked.
+///
+/// The locked file is never replaced or deleted (a lock on a replaced file would protect
+/// nothing); the state file beside it is what gets replaced.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    file: File,
+    path: PathBuf,
+    /// Lock information written for display, removed before the lock is released.
+    info_path: Option<PathBuf>,
+    released: bool,
+}
+
+impl FileLock {
+    /// Takes the lock on `path` (creating the file) unless someone holds it: `Ok(None)` then.
+    ///
+    /// Each call opens the file anew, so two handles in one process conflict like two processes.
+    #[allow(clippy::disallowed_methods)]
+    pub(crate) fn try_acquire(path: &Path) -> Result<Option<Self>, StateError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| StateError::io("open", path, source))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self {
+                file,
+                path: path.to_owned(),
+                info_path: None,
+                released: false,
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(StateError::io("lock", path, source)),
+        }
+    }
+
+    /// The locked file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes `info_path` when the lock is released, so its information does not outlive it.
+    pub(crate) fn remove_on_release(&mut self, info_path: PathBuf) {
+        self.info_path = Some(info_path);
+    }
+
+    /// Releases the lock, reporting what went wrong (dropping releases it too, silently).
+    pub(crate) fn release(mut self) -> Result<(), StateError> {
+        self.released = true;
+        self.remove_info()?;
+        self.unlock()
+            .map_err(|source| StateError::io("unlock", &self.path, source))
+    }
+
+    fn remove_info(&self) -> Result<(), StateError> {
+        match &self.info_path {
+            Some(info_path) => match std::fs::remove_file(info_path) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(StateError::io("remove", info_path, source)),
+            },
+            None => Ok(()),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn unlock(&self) -> io::Result<()> {
+        self.file.unlock()
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Err(error) = self.remove_info() {
+            tracing::warn!(%error, "cannot remove the state lock information");
+        }
+        // Closing the file right after releases the lock anyway; unlocking first keeps the
+        // release independent of when the descriptor is closed.
+        if let Err(error) = self.unlock() {
+            tracing::warn!(path = %self.path.display(), %error, "cannot unlock the state lock file");
+        }
+    }
+}
+
+/// The background task renewing a remote lock's lease; stopped when dropped.
+#[derive(Debug)]
+pub(crate) struct LeaseRenewal {
+    task: JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl LeaseRenewal {
+    /// Wraps a running renewal `task`, which sets `lost` when the server refuses a renewal.
+    pub(crate) fn new(task: JoinHandle<()>, lost: Arc<AtomicBool>) -> Self {
+        Self { task, lost }
+    }
+
+    /// Whether the server refused to renew the lease.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Takes the lock, waiting up to `timeout` while someone else holds it, with exponential backoff
+/// (100 ms growing to 5 s, jittered). `on_wait` is called with the holder (`None` when the backend
+/// cannot say who) on the first wait and whenever the holder changes, so the caller can say
+/// whom it is waiting for.
+///
+/// A zero timeout tries once and returns [`StateError::Locked`]; a lock still held when the
+/// timeout ends gives [`StateError::LockTimeout`] with the last holder seen. Other errors end the
+/// wait at once.
+pub async fn lock_with_timeout(
+    backend: &dyn StateBackend,
+    info: LockInfo,
+    timeout: Duration,
+    mut on_wait: impl FnMut(Option<&LockInfo>),
+) -> Result<LockHandle, StateError> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let mut delays = ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(FIRST_WAIT)
+        .with_max_delay(LONGEST_WAIT)
+        .without_max_times()
+        .build();
+    // The ID of the holder last reported (`Some(None)`: an unknown holder was reported).
+    let mut reported: Option<Option<String>> = None;
+    loop {
+        let holder = match backend.lock(info.clone()).await {
+            Ok(handle) => return Ok(handle),
+            Err(StateError::Locked { holder }) => holder,
+            Err(other) => return Err(other),
+        };
+        let now = tokio::time::Instant::now();
+        if timeout.is_zero() {
+            return Err(StateError::Locked { holder });
+        }
+        if now >= deadline {
+            return Err(StateError::LockTimeout {
+                waited: now - started,
+                holder,
+            });
+        }
+        let holder_id = holder.as_ref().map(|holder| holder.id.clone());
+        if reported.as_ref() != Some(&holder_id) {
+            on_wait(holder.as_deref());
+            reported = Some(holder_id);
+        }
+        let delay = delays.next().unwrap_or(LONGEST_WAIT);
+        tokio::time::sleep(delay.min(deadline - now)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_info_uses_terraform_json_names() {
+        let info = LockInfo {
+            id: "1234".to_owned(),
+            operation: "apply".to_owned(),
+            info: "extra".to_owned(),
+            who: "alice@laptop".to_owned(),
+            version: "0.1.0".to_owned(),
+            created: "2026-01-02T03:04:05Z".parse().unwrap(),
+            path: ".envform/state.json".to_owned(),
+        };
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "ID": "1234",
+                "Operation": "apply",
+                "Info": "extra",
+                "Who": "alice@laptop",
+                "Version": "0.1.0",
+                "Created": "2026-01-02T03:04:05Z",
+                "Path": ".envform/state.json",
+            })
+        );
+        let back: LockInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(back, info);
+    }
+
+    #[test]
+    fn lock_info_written_by_terraform_is_read() {
+        // Terraform's Go encoder writes nanoseconds and an offset, and leaves fields empty.
+        let text = r#"{"ID":"a-b","Operation":"OperationTypeApply","Info":"","Who":"bob@ci",
+            "Version":"1.9.0","Created":"2026-03-04T05:06:07.123456789+02:00","Path":""}"#;
+        let info: LockInfo = serde_json::from_str(text).unwrap();
+        assert_eq!(info.id, "a-b");
+        assert_eq!(info.who, "bob@ci");
+        assert_eq!(
+            info.created,
+            "2026-03-04T03:06:07.123456789Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+        );
+        // Only an ID: the rest defaults rather than failing, so some holder is still shown.
+        let sparse: LockInfo = serde_json::from_str(r#"{"ID":"only"}"#).unwrap();
+        assert_eq!(sparse.id, "only");
+        assert_eq!(sparse.created, jiff::Timestamp::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn new_lock_info_names_this_process() {
+        let info = LockInfo::new("plan", "state.json").with_info("from a test");
+        assert_eq!(info.operation, "plan");
+        assert_eq!(info.path, "state.json");
+        assert_eq!(info.info, "from a test");
+        assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+        assert!(Uuid::parse_str(&info.id).is_ok(), "{}", info.id);
+        assert!(info.who.contains('@'), "{}", info.who);
+        assert_ne!(LockInfo::new("plan", "x").id, LockInfo::new("plan", "x").id);
+    }
+
+    #[test]
+    fn lock_info_displays_on_one_line() {
+        let info = LockInfo {
+            id: "1234".to_owned(),
+            operation: "apply".to_owned(),
+            info: String::new(),
+            who: "alice@laptop".to_owned(),
+            version: "0.1.0".to_owned(),
+            created: "2026-01-02T03:04:05.678Z".parse().unwrap(),
+            path: String::new(),
+        };
+        assert_eq!(
+            info.to_string(),
+            "alice@laptop (apply, ID 1234, since 2026-01-02T03:04:05Z)"
+        );
+    }
+
+    #[test]
+    fn lock_grant_fields_are_optional() {
+        let grant: LockGrant = serde_json::from_str("{}").unwrap();
+        assert_eq!(grant, LockGrant::default());
+        let grant: LockGrant =
+            serde_json::from_str(r#"{"fencing_token": 42, "lease_seconds": 30}"#).unwrap();
+        assert_eq!(grant.fencing_token, Some(FencingToken(42)));
+        assert_eq!(grant.lease_seconds, Some(30));
+        assert_eq!(serde_json::to_string(&LockGrant::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn file_lock_conflicts_across_open_files_and_is_released_on_drop() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.json.lock");
+        let first = FileLock::try_acquire(&path)
+            .unwrap()
+            .expect("free at first");
+        // A second open of the same file, as another handle in this process would do.
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        drop(first);
+        let again = FileLock::try_acquire(&path)
+            .unwrap()
+            .expect("free after drop");
+        again.release().unwrap();
+        assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+}

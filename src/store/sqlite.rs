@@ -1,0 +1,778 @@
+//! [`SqliteStore`]: the [`Store`] on a SQLite file (WAL, foreign keys, busy timeout) or in memory.
+//!
+//! Queries are built at run time with `sqlx::query`; the schema comes from migrations embedded
+//! in the binary and applied by sqlx's migrator when the store opens.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, Row, SqlStr, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
+    StoreTransaction, WorkerTokenHash, WorkerTokenRecord,
+};
+use crate::api::{EnvironmentId, OrganizationId, Status};
+
+/// The schema, oldest first. Embedded so the binary needs no files beside it; never edit a
+/// released migration (its checksum is recorded), add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections kept for a file database: enough for concurrent readers beside one writer.
+const MAX_FILE_CONNECTIONS: u32 = 4;
+
+const ENVIRONMENT_COLUMNS: &str = "id, organization_id, name, display_name, description, status, \
+     requested_status, configuration, metadata, tags, settings, execution_environment, \
+     temporal_namespace, temporal_namespace_id, provisioning_workflow_id, provisioned_at, \
+     error_message, created_at, updated_at, created_by";
+
+const ORGANIZATION_COLUMNS: &str = "id, namespace_state, provisioning_workflow_id, \
+     temporal_namespace, temporal_namespace_id, provisioned_at, error_message, created_at";
+
+/// The control plane's store on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) and migrates a database file.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(parent).await.map_err(|source| {
+                StoreError::CreateDirectory {
+                    path: parent.to_path_buf(),
+                    source,
+                }
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode, and much faster than FULL.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_FILE_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A private in-memory database, for tests and throwaway use.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // Every connection to `:memory:` is a separate database, so the pool keeps exactly one
+        // connection open for its whole life.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Closes every connection; later operations fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The connection pool, for tests that inspect the database directly.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = migrator();
+        match migrator.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            // Two processes opening a fresh file at once: the loser fails on tables the winner
+            // just created; by now the winner has recorded them, so a second run is a no-op.
+            Err(_) => Ok(migrator.run(&self.pool).await?),
+        }
+    }
+}
+
+/// sqlx's migrator over the embedded migrations (built by hand: `sqlx::migrate!` needs the
+/// `macros` feature, which the crate does not enable).
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError> {
+        // IMMEDIATE takes the write lock up front: a deferred transaction that read and then
+        // writes can fail with SQLITE_BUSY when another connection wrote meanwhile.
+        let transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTransaction { transaction }))
+    }
+
+    async fn organization(
+        &self,
+        organization: &OrganizationId,
+    ) -> Result<Option<OrganizationRecord>, StoreError> {
+        select_organization(&self.pool, organization).await
+    }
+
+    async fn organizations_in_state(
+        &self,
+        state: NamespaceState,
+    ) -> Result<Vec<OrganizationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE namespace_state = ? ORDER BY id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(organization_from_row)
+            .collect()
+    }
+
+    async fn environments(
+        &self,
+        organization: &OrganizationId,
+        status: Option<Status>,
+    ) -> Result<Vec<EnvironmentRecord>, StoreError> {
+        let rows = match status {
+            None => {
+                let sql = format!(
+                    "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE organization_id = ? \
+                     ORDER BY created_at, name"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(organization.0.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(status) => {
+                let sql = format!(
+                    "SELECT {ENVIRONMENT_COLUMNS} FROM environments \
+                     WHERE organization_id = ? AND status = ? ORDER BY created_at, name"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(organization.0.as_str())
+                    .bind(status.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(environment_from_row).collect()
+    }
+
+    async fn environment(
+        &self,
+        organization: &OrganizationId,
+        id: EnvironmentId,
+    ) -> Result<Option<EnvironmentRecord>, StoreError> {
+        select_environment(&self.pool, organization, id).await
+    }
+
+    async fn worker_token(
+        &self,
+        hash: &WorkerTokenHash,
+    ) -> Result<Option<WorkerTokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
+             WHERE token_hash = ?",
+        )
+        .bind(hash.0.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(WorkerTokenRecord {
+                hash: WorkerTokenHash(row.try_get("token_hash")?),
+                organization_id: OrganizationId(row.try_get("organization_id")?),
+                environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
+                created_at: timestamp(row.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// A write transaction on the SQLite store; dropping it rolls back.
+struct SqliteTransaction {
+    transaction: sqlx::Transaction<'static, Sqlite>,
+}
+
+#[async_trait::async_trait]
+impl StoreTransaction for SqliteTransaction {
+    async fn organization(
+        &mut self,
+        organization: &OrganizationId,
+    ) -> Result<Option<OrganizationRecord>, StoreError> {
+        select_organization(&mut *self.transaction, organization).await
+    }
+
+    async fn insert_organization(&mut self, record: &OrganizationRecord) -> Result<(), StoreError> {
+        let namespace = &record.namespace;
+        let result = sqlx::query(
+            "INSERT INTO organizations (id, namespace_state, provisioning_workflow_id, \
+             temporal_namespace, temporal_namespace_id, provisioned_at, error_message, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.id.0.as_str())
+        .bind(namespace.state.as_str())
+        .bind(namespace.provisioning_workflow_id.as_deref())
+        .bind(namespace.temporal_namespace.as_deref())
+        .bind(namespace.temporal_namespace_id.as_deref())
+        .bind(namespace.provisioned_at.map(|at| at.as_microsecond()))
+        .bind(namespace.error_message.as_deref())
+        .bind(record.created_at.as_microsecond())
+        .execute(&mut *self.transaction)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::OrganizationExists {
+                organization: record.id.clone(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn update_namespace(
+        &mut self,
+        organization: &OrganizationId,
+        namespace: &NamespaceRecord,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE organizations SET namespace_state = ?, provisioning_workflow_id = ?, \
+             temporal_namespace = ?, temporal_namespace_id = ?, provisioned_at = ?, \
+             error_message = ? WHERE id = ?",
+        )
+        .bind(namespace.state.as_str())
+        .bind(namespace.provisioning_workflow_id.as_deref())
+        .bind(namespace.temporal_namespace.as_deref())
+        .bind(namespace.temporal_namespace_id.as_deref())
+        .bind(namespace.provisioned_at.map(|at| at.as_microsecond()))
+        .bind(namespace.error_message.as_deref())
+        .bind(organization.0.as_str())
+        .execute(&mut *self.transaction)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn environments(
+        &mut self,
+        organization: &OrganizationId,
+    ) -> Result<Vec<EnvironmentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE organization_id = ? \
+             ORDER BY created_at, name"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization.0.as_str())
+            .fetch_all(&mut *self.transaction)
+            .await?
+            .iter()
+            .map(environment_from_row)
+            .collect()
+    }
+
+    async fn environment(
+        &mut self,
+        organization: &OrganizationId,
+        id: EnvironmentId,
+    ) -> Result<Option<EnvironmentRecord>, StoreError> {
+        select_environment(&mut *self.transaction, organization, id).await
+    }
+
+    async fn insert_environment(&mut self, record: &EnvironmentRecord) -> Result<(), StoreError> {
+        let columns = EnvironmentColumns::new(record)?;
+        let sql = format!(
+            "INSERT INTO environments ({ENVIRONMENT_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(record.id.to_string())
+            .bind(record.organization_id.0.as_str())
+            .bind(record.name.as_str())
+            .bind(record.display_name.as_deref())
+            .bind(record.description.as_deref())
+            .bind(record.status.as_str())
+            .bind(record.requested_status.as_str())
+            .bind(columns.configuration)
+            .bind(columns.metadata)
+            .bind(columns.tags)
+            .bind(columns.settings)
+            .bind(columns.execution_environment)
+            .bind(record.temporal_namespace.as_deref())
+            .bind(record.temporal_namespace_id.as_deref())
+            .bind(record.provisioning_workflow_id.as_deref())
+            .bind(record.provisioned_at.map(|at| at.as_microsecond()))
+            .bind(record.error_message.as_deref())
+            .bind(record.created_at.as_microsecond())
+            .bind(record.updated_at.as_microsecond())
+            .bind(record.created_by.as_deref())
+            .execute(&mut *self.transaction)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::NameTaken {
+                name: record.name.clone(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn update_environment(&mut self, record: &EnvironmentRecord) -> Result<(), StoreError> {
+        let columns = EnvironmentColumns::new(record)?;
+        let result = sqlx::query(
+            "UPDATE environments SET name = ?, display_name = ?, description = ?, status = ?, \
+             requested_status = ?, configuration = ?, metadata = ?, tags = ?, settings = ?, \
+             execution_environment = ?, temporal_namespace = ?, temporal_namespace_id = ?, \
+             provisioning_workflow_id = ?, provisioned_at = ?, error_message = ?, \
+             updated_at = ?, created_by = ? WHERE id = ? AND organization_id = ?",
+        )
+        .bind(record.name.as_str())
+        .bind(record.display_name.as_deref())
+        .bind(record.description.as_deref())
+        .bind(record.status.as_str())
+        .bind(record.requested_status.as_str())
+        .bind(columns.configuration)
+        .bind(columns.metadata)
+        .bind(columns.tags)
+        .bind(columns.settings)
+        .bind(columns.execution_environment)
+        .bind(record.temporal_namespace.as_deref())
+        .bind(record.temporal_namespace_id.as_deref())
+        .bind(record.provisioning_workflow_id.as_deref())
+        .bind(record.provisioned_at.map(|at| at.as_microsecond()))
+        .bind(record.error_message.as_deref())
+        .bind(record.updated_at.as_microsecond())
+        .bind(record.created_by.as_deref())
+        .bind(record.id.to_string())
+        .bind(record.organization_id.0.as_str())
+        .execute(&mut *self.transaction)
+        .await;
+        match result {
+            Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::NameTaken {
+                name: record.name.clone(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn delete_environment(
+        &mut self,
+        organization: &OrganizationId,
+        id: EnvironmentId,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM environments WHERE id = ? AND organization_id = ?")
+            .bind(id.to_string())
+            .bind(organization.0.as_str())
+            .execute(&mut *self.transaction)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn insert_worker_token(&mut self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(record.hash.0.as_str())
+        .bind(record.organization_id.0.as_str())
+        .bind(record.environment_id.to_string())
+        .bind(record.created_at.as_microsecond())
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(self.transaction.commit().await?)
+    }
+}
+
+async fn select_organization<'c, E>(
+    executor: E,
+    organization: &OrganizationId,
+) -> Result<Option<OrganizationRecord>, StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations WHERE id = ?");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(organization.0.as_str())
+        .fetch_optional(executor)
+        .await?
+        .as_ref()
+        .map(organization_from_row)
+        .transpose()
+}
+
+async fn select_environment<'c, E>(
+    executor: E,
+    organization: &OrganizationId,
+    id: EnvironmentId,
+) -> Result<Option<EnvironmentRecord>, StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    let sql = format!(
+        "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = ? AND organization_id = ?"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .bind(organization.0.as_str())
+        .fetch_optional(executor)
+        .await?
+        .as_ref()
+        .map(environment_from_row)
+        .transpose()
+}
+
+/// The JSON columns of an environment, serialized.
+struct EnvironmentColumns {
+    configuration: Option<String>,
+    metadata: Option<String>,
+    tags: Option<String>,
+    settings: Option<String>,
+    execution_environment: Option<String>,
+}
+
+impl EnvironmentColumns {
+    fn new(record: &EnvironmentRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            configuration: to_json(record.configuration.as_ref())?,
+            metadata: to_json(record.metadata.as_ref())?,
+            tags: to_json(record.tags.as_ref())?,
+            settings: to_json(record.settings.as_ref())?,
+            execution_environment: to_json(record.execution_environment.as_ref())?,
+        })
+    }
+}
+
+fn to_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError> {
+    value
+        .map(|value| {
+            serde_json::to_string(value)
+                .map_err(|error| StoreError::Corrupt(format!("cannot serialize a value: {error}")))
+        })
+        .transpose()
+}
+
+fn from_json<T: DeserializeOwned>(
+    row: &SqliteRow,
+    column: &'static str,
+) -> Result<Option<T>, StoreError> {
+    row.try_get::<Option<String>, _>(column)?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|error| StoreError::Corrupt(format!("column `{column}`: {error}")))
+        })
+        .transpose()
+}
+
+fn organization_from_row(row: &SqliteRow) -> Result<OrganizationRecord, StoreError> {
+    let state: String = row.try_get("namespace_state")?;
+    Ok(OrganizationRecord {
+        id: OrganizationId(row.try_get("id")?),
+        namespace: NamespaceRecord {
+            state: NamespaceState::from_str(&state)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            provisioning_workflow_id: row.try_get("provisioning_workflow_id")?,
+            temporal_namespace: row.try_get("temporal_namespace")?,
+            temporal_namespace_id: row.try_get("temporal_namespace_id")?,
+            provisioned_at: optional_timestamp(row.try_get("provisioned_at")?)?,
+            error_message: row.try_get("error_message")?,
+        },
+        created_at: timestamp(row.try_get("created_at")?)?,
+    })
+}
+
+fn environment_from_row(row: &SqliteRow) -> Result<EnvironmentRecord, StoreError> {
+    Ok(EnvironmentRecord {
+        id: parse_environment_id(&row.try_get::<String, _>("id")?)?,
+        organization_id: OrganizationId(row.try_get("organization_id")?),
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        description: row.try_get("description")?,
+        status: parse_status(&row.try_get::<String, _>("status")?)?,
+        requested_status: parse_status(&row.try_get::<String, _>("requested_status")?)?,
+        configuration: from_json(row, "configuration")?,
+        metadata: from_json(row, "metadata")?,
+        tags: from_json(row, "tags")?,
+        settings: from_json(row, "settings")?,
+        execution_environment: from_json(row, "execution_environment")?,
+        temporal_namespace: row.try_get("temporal_namespace")?,
+        temporal_namespace_id: row.try_get("temporal_namespace_id")?,
+        provisioning_workflow_id: row.try_get("provisioning_workflow_id")?,
+        provisioned_at: optional_timestamp(row.try_get("provisioned_at")?)?,
+        error_message: row.try_get("error_message")?,
+        created_at: timestamp(row.try_get("created_at")?)?,
+        updated_at: timestamp(row.try_get("updated_at")?)?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+fn parse_environment_id(text: &str) -> Result<EnvironmentId, StoreError> {
+    Uuid::parse_str(text)
+        .map(EnvironmentId)
+        .map_err(|error| StoreError::Corrupt(format!("environment id `{text}`: {error}")))
+}
+
+fn parse_status(text: &str) -> Result<Status, StoreError> {
+    Status::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn timestamp(microseconds: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(microseconds)
+        .map_err(|error| StoreError::Corrupt(format!("timestamp {microseconds}: {error}")))
+}
+
+fn optional_timestamp(microseconds: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    microseconds.map(timestamp).transpose()
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::JsonMap;
+
+    fn organization(id: &str) -> OrganizationRecord {
+        OrganizationRecord {
+            id: OrganizationId(id.to_owned()),
+            namespace: NamespaceRecord {
+                state: NamespaceState::Provisioning,
+                provisioning_workflow_id: Some("workflow-1".into()),
+                temporal_namespace: None,
+                temporal_namespace_id: None,
+                provisioned_at: None,
+                error_message: None,
+            },
+            created_at: Timestamp::from_microsecond(1_000).unwrap(),
+        }
+    }
+
+    fn environment(organization: &str, name: &str, created_at: i64) -> EnvironmentRecord {
+        let mut configuration = JsonMap::new();
+        configuration.insert("max_workers".into(), 3.into());
+        EnvironmentRecord {
+            id: EnvironmentId::new_random(),
+            organization_id: OrganizationId(organization.to_owned()),
+            name: name.to_owned(),
+            display_name: Some(name.to_uppercase()),
+            description: None,
+            status: Status::Provisioning,
+            requested_status: Status::Active,
+            configuration: Some(configuration),
+            metadata: None,
+            tags: Some(vec!["a".into()]),
+            settings: None,
+            execution_environment: None,
+            temporal_namespace: None,
+            temporal_namespace_id: None,
+            provisioning_workflow_id: Some("workflow-1".into()),
+            provisioned_at: None,
+            error_message: None,
+            created_at: Timestamp::from_microsecond(created_at).unwrap(),
+            updated_at: Timestamp::from_microsecond(created_at).unwrap(),
+            created_by: Some("someone".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_order_by_creation_then_name() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let org = OrganizationId("acme".into());
+        let mut transaction = store.begin().await.unwrap();
+        transaction
+            .insert_organization(&organization("acme"))
+            .await
+            .unwrap();
+        let late = environment("acme", "zulu", 30);
+        let tie_b = environment("acme", "bravo", 20);
+        let tie_a = environment("acme", "alpha", 20);
+        for record in [&late, &tie_b, &tie_a] {
+            transaction.insert_environment(record).await.unwrap();
+        }
+        transaction.commit().await.unwrap();
+
+        let names: Vec<_> = store
+            .environments(&org, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|record| record.name)
+            .collect();
+        assert_eq!(names, ["alpha", "bravo", "zulu"]);
+        let read = store.environment(&org, late.id).await.unwrap().unwrap();
+        assert_eq!(read, late);
+        assert_eq!(
+            store.organization(&org).await.unwrap().unwrap(),
+            organization("acme")
+        );
+    }
+
+    #[tokio::test]
+    async fn database_enforces_unique_names_per_organization() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let mut transaction = store.begin().await.unwrap();
+        transaction
+            .insert_organization(&organization("one"))
+            .await
+            .unwrap();
+        transaction
+            .insert_organization(&organization("two"))
+            .await
+            .unwrap();
+        transaction
+            .insert_environment(&environment("one", "staging", 1))
+            .await
+            .unwrap();
+        // The same name in another organization is fine.
+        transaction
+            .insert_environment(&environment("two", "staging", 1))
+            .await
+            .unwrap();
+        let duplicate = transaction
+            .insert_environment(&environment("one", "staging", 2))
+            .await;
+        assert!(matches!(duplicate, Err(StoreError::NameTaken { name }) if name == "staging"));
+
+        let mut other = environment("one", "other", 3);
+        transaction.insert_environment(&other).await.unwrap();
+        other.name = "staging".into();
+        let rename = transaction.update_environment(&other).await;
+        assert!(matches!(rename, Err(StoreError::NameTaken { .. })));
+        let again = transaction.insert_organization(&organization("one")).await;
+        assert!(matches!(again, Err(StoreError::OrganizationExists { .. })));
+    }
+
+    #[tokio::test]
+    async fn dropped_transaction_rolls_back() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        {
+            let mut transaction = store.begin().await.unwrap();
+            transaction
+                .insert_organization(&organization("gone"))
+                .await
+                .unwrap();
+        }
+        let org = OrganizationId("gone".into());
+        assert!(store.organization(&org).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn deleting_an_environment_deletes_its_tokens() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let org = OrganizationId("acme".into());
+        let record = environment("acme", "staging", 1);
+        let token = WorkerTokenRecord {
+            hash: WorkerTokenHash("ab".repeat(32)),
+            organization_id: org.clone(),
+            environment_id: record.id,
+            created_at: Timestamp::from_microsecond(5).unwrap(),
+        };
+        let mut transaction = store.begin().await.unwrap();
+        transaction
+            .insert_organization(&organization("acme"))
+            .await
+            .unwrap();
+        transaction.insert_environment(&record).await.unwrap();
+        transaction.insert_worker_token(&token).await.unwrap();
+        transaction.commit().await.unwrap();
+        assert_eq!(
+            store.worker_token(&token.hash).await.unwrap(),
+            Some(token.clone())
+        );
+
+        let mut transaction = store.begin().await.unwrap();
+        assert!(
+            transaction
+                .delete_environment(&org, record.id)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !transaction
+                .delete_environment(&org, record.id)
+                .await
+                .unwrap()
+        );
+        transaction.commit().await.unwrap();
+        assert_eq!(store.worker_token(&token.hash).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn open_creates_parent_directories_and_uses_wal() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nested/deeper/envform.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(path.exists());
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(foreign_keys, 1);
+        store.close().await;
+        // Reopening runs the migrator again over an up-to-date schema.
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(reopened.pool())
+            .await
+            .unwrap();
+        assert_eq!(applied, MIGRATIONS.len() as i64);
+    }
+}
