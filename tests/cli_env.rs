@@ -44,6 +44,8 @@ fn embedded_default_create_list_get_update_delete() {
             "Staging environment",
             "--max-workers",
             "10",
+            "--timeout-seconds",
+            "60",
             "--metadata",
             "team=platform",
             "-o",
@@ -89,6 +91,8 @@ fn embedded_default_create_list_get_update_delete() {
     assert!(output.status.success(), "{output:?}");
     let updated = json_stdout(&output);
     assert_eq!(updated["configuration"]["max_workers"], 20);
+    // One configuration key changed; the other is kept.
+    assert_eq!(updated["configuration"]["timeout_seconds"], 60);
     assert!(updated["description"].is_null());
     assert_eq!(updated["metadata"]["team"], "platform");
 
@@ -152,7 +156,7 @@ fn embedded_errors_are_clear_and_nonzero() {
         .code(1)
         .stderr(predicate::str::contains("missing.yaml"));
     envform(dir.path())
-        .args(["--api-url", "http://127.0.0.1:9", "env", "list"])
+        .args(["env", "list", "--api-url", "http://127.0.0.1:9"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("API key"));

@@ -4,3 +4,4 @@
 mod support;
 mod contract;
 mod client_retry;
+mod cli_env;

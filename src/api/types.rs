@@ -374,7 +374,7 @@ impl<'de> Deserialize<'de> for WorkerToken {
 }
 
 /// The command workers run to register with an environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerCommand {
     /// The full command line, token included.
     pub command: String,
@@ -399,10 +399,69 @@ pub struct WorkerCommand {
     pub provisioning_workflow_id: Option<String>,
 }
 
+impl fmt::Debug for WorkerCommand {
+    // `command` and `command_parts` hold the token: show them masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerCommand")
+            .field("command", &self.masked_command())
+            .field("worker_token", &self.worker_token)
+            .field("temporal_namespace", &self.temporal_namespace)
+            .field("environment_name", &self.environment_name)
+            .field("namespace_status", &self.namespace_status)
+            .field("can_register", &self.can_register)
+            .field("provisioning_workflow_id", &self.provisioning_workflow_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WorkerCommand {
     /// The command line with the token masked, for display.
     pub fn masked_command(&self) -> String {
         self.command
             .replace(self.worker_token.expose(), &self.worker_token.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_command_debug_never_shows_the_token() {
+        let token = "efw_0123456789abcdef0123456789abcdef";
+        let command = WorkerCommand {
+            command: format!("envform worker start --token {token} --environment prod"),
+            worker_token: WorkerToken::new(token),
+            temporal_namespace: None,
+            environment_name: "prod".into(),
+            command_parts: vec!["--token".into(), token.into()],
+            namespace_status: None,
+            can_register: true,
+            provisioning_workflow_id: None,
+        };
+        let debug = format!("{command:?}");
+        assert!(!debug.contains(token), "{debug}");
+        assert!(debug.contains("--environment prod"));
+    }
+
+    #[test]
+    fn patch_distinguishes_absent_null_and_value() {
+        let patch: UpdateEnvironment =
+            serde_json::from_str(r#"{"description": null, "name": "x"}"#).unwrap();
+        assert_eq!(patch.description, Patch::Clear);
+        assert_eq!(patch.name, Patch::Set("x".into()));
+        assert_eq!(patch.metadata, Patch::Unchanged);
+        let body = serde_json::to_value(&patch).unwrap();
+        assert_eq!(body, serde_json::json!({"name": "x", "description": null}));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_absent_ones_optional() {
+        let environment: Environment = serde_json::from_str(
+            r#"{"id":"550e8400-e29b-41d4-a716-446655440000","name":"p","status":"active","brand_new":1}"#,
+        )
+        .unwrap();
+        assert_eq!(environment.name, "p");
+        assert!(environment.configuration.is_none());
     }
 }

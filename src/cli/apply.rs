@@ -10,7 +10,7 @@ use super::exit::Exit;
 use super::output::{self, print_stdout};
 use super::plan::{PlanFormat, PlanningArgs, Planned, make_plan, render_plan};
 use super::progress::TerminalProgress;
-use super::settings::{GlobalArgs, parse_duration};
+use super::settings::{TargetArgs, parse_duration};
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
 use crate::apply::{ApplyOptions, ApplyReport, Journal};
 use crate::plan::{Plan, Summary};
@@ -21,6 +21,8 @@ use crate::target::Connection;
 /// Flags of `apply` and `destroy`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExecutionArgs {
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     desired: DesiredArgs,
     #[command(flatten)]
@@ -60,7 +62,7 @@ pub(crate) struct DestroyArgs {
 }
 
 /// Runs `envform apply`.
-pub(crate) async fn execute_apply(global: &GlobalArgs, args: ApplyArgs) -> miette::Result<Exit> {
+pub(crate) async fn execute_apply(args: ApplyArgs) -> miette::Result<Exit> {
     let saved = match &args.plan_file {
         Some(path) => {
             let text = workspace::read_text(path)?;
@@ -70,15 +72,12 @@ pub(crate) async fn execute_apply(global: &GlobalArgs, args: ApplyArgs) -> miett
         }
         None => None,
     };
-    run(global, &args.execution, Mode::Apply { saved }).await
+    run(&args.execution, Mode::Apply { saved }).await
 }
 
 /// Runs `envform destroy`.
-pub(crate) async fn execute_destroy(
-    global: &GlobalArgs,
-    args: DestroyArgs,
-) -> miette::Result<Exit> {
-    run(global, &args.execution, Mode::Destroy).await
+pub(crate) async fn execute_destroy(args: DestroyArgs) -> miette::Result<Exit> {
+    run(&args.execution, Mode::Destroy).await
 }
 
 enum Mode {
@@ -86,7 +85,8 @@ enum Mode {
     Destroy,
 }
 
-async fn run(global: &GlobalArgs, args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
+async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
+    let global = &args.target;
     let desired = args.desired.load()?;
     let backend = args.state.backend(Some(&desired), &args.desired)?;
     let target = global.target()?;

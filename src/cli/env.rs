@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::settings::GlobalArgs;
+use super::settings::TargetArgs;
 use crate::api::{
     CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, JsonMap,
     Patch, Status, UpdateEnvironment,
@@ -21,6 +21,15 @@ pub(crate) enum OutputFormat {
     Table,
     /// JSON on stdout, for scripts.
     Json,
+}
+
+/// `envform env` and its flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EnvArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    command: EnvCommand,
 }
 
 /// `envform env` subcommands.
@@ -115,7 +124,7 @@ pub(crate) struct FieldFlags {
     /// Status: active or inactive.
     #[arg(long, value_parser = parse_status)]
     status: Option<Status>,
-    /// configuration.max_workers (≥ 1).
+    /// configuration.max_workers (≥ 1); on update, other configuration keys are kept.
     #[arg(long)]
     max_workers: Option<u64>,
     /// configuration.timeout_seconds (≥ 1).
@@ -190,9 +199,9 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// Runs an `env` subcommand.
-pub(crate) async fn execute(global: &GlobalArgs, command: EnvCommand) -> miette::Result<Exit> {
-    let (_target, connection) = global.connect().await?;
-    let result = run_command(connection.api.as_ref(), command).await;
+pub(crate) async fn execute(args: EnvArgs) -> miette::Result<Exit> {
+    let (_target, connection) = args.target.connect().await?;
+    let result = run_command(connection.api.as_ref(), args.command).await;
     connection.close().await;
     result
 }
@@ -256,6 +265,16 @@ async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::
                 ));
             }
             let current = resolve(api, &environment).await?;
+            // --max-workers / --timeout-seconds change one key each: merge them into the current
+            // configuration, since the API replaces a field sent whole.
+            if let (Patch::Set(configuration), Some(existing)) =
+                (&mut patch.configuration, &current.configuration)
+                && fields.configuration().is_some()
+            {
+                for (key, value) in existing {
+                    configuration.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
             let environment = api.update(current.id, &patch).await.map_err(api_error)?;
             print_environment(&environment, output)?;
         }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use exit::Exit;
-pub use settings::GlobalArgs;
+pub use settings::TargetArgs;
 
 /// envform: desired state for the environments of an agent control plane.
 ///
@@ -28,8 +28,9 @@ pub use settings::GlobalArgs;
 #[derive(Debug, Parser)]
 #[command(name = "envform", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
-    #[command(flatten)]
-    global: GlobalArgs,
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,8 +53,7 @@ enum Command {
     /// Break a state lock whose holder is gone.
     ForceUnlock(state::ForceUnlockArgs),
     /// Manage environments one by one.
-    #[command(subcommand)]
-    Env(env::EnvCommand),
+    Env(env::EnvArgs),
     /// Run the Environments Service over HTTP.
     Serve(serve::ServeArgs),
 }
@@ -79,7 +79,7 @@ where
         }
     };
     output::install_report_handler();
-    output::install_tracing(cli.global.verbose);
+    output::install_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,16 +95,15 @@ where
 }
 
 async fn execute(cli: Cli) -> Exit {
-    let global = &cli.global;
     let result = match cli.command {
         Command::Validate(args) => validate::execute(&args),
-        Command::Plan(args) => plan::execute(global, args).await,
-        Command::Apply(args) => apply::execute_apply(global, args).await,
-        Command::Destroy(args) => apply::execute_destroy(global, args).await,
-        Command::Import(args) => state::execute_import(global, args).await,
-        Command::State(command) => state::execute(global, command).await,
+        Command::Plan(args) => plan::execute(args).await,
+        Command::Apply(args) => apply::execute_apply(args).await,
+        Command::Destroy(args) => apply::execute_destroy(args).await,
+        Command::Import(args) => state::execute_import(args).await,
+        Command::State(command) => state::execute(command).await,
         Command::ForceUnlock(args) => state::execute_force_unlock(args).await,
-        Command::Env(command) => env::execute(global, command).await,
+        Command::Env(args) => env::execute(args).await,
         Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
     };
     result.unwrap_or_else(|report| {

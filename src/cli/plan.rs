@@ -8,7 +8,7 @@ use miette::IntoDiagnostic;
 use super::env::api_error;
 use super::exit::Exit;
 use super::output::{print_stdout, stdout_color};
-use super::settings::GlobalArgs;
+use super::settings::TargetArgs;
 use super::workspace::{self, DesiredArgs, StateArgs};
 use crate::api::Environment;
 use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
@@ -61,6 +61,8 @@ impl PlanningArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  envform plan\n  envform plan -f environments/ --format markdown > plan.md\n  envform plan --out plan.json --detailed-exitcode")]
 pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     desired: DesiredArgs,
     #[command(flatten)]
@@ -125,7 +127,8 @@ pub(crate) fn render_plan(plan: &Plan, format: PlanFormat, markdown_max_chars: u
 }
 
 /// Runs `envform plan`.
-pub(crate) async fn execute(global: &GlobalArgs, args: PlanArgs) -> miette::Result<Exit> {
+pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
+    let global = &args.target;
     let desired = args.desired.load()?;
     let backend = args.state.backend(Some(&desired), &args.desired)?;
     let target = global.target()?;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::target::{Connection, Target};
 
-/// Flags every command takes.
+/// Where the control plane is: flags of every command that talks to one.
 #[derive(Debug, Clone, clap::Args)]
-pub struct GlobalArgs {
+pub struct TargetArgs {
     /// Control plane URL; without it, commands run against the embedded control plane.
     #[arg(long, global = true, env = "KUBIYA_CONTROL_PLANE_URL", value_name = "URL")]
     pub api_url: Option<String>,
@@ -32,12 +32,9 @@ pub struct GlobalArgs {
     /// Request timeout for --api-url, e.g. 30s.
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
-    /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
-impl GlobalArgs {
+impl TargetArgs {
     /// Resolves the flags into a target.
     pub(crate) fn target(&self) -> miette::Result<Target> {
         Target::new(

@@ -6,7 +6,8 @@ use miette::IntoDiagnostic;
 use super::env::resolve;
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::settings::GlobalArgs;
+
+use super::settings::TargetArgs;
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
 use crate::api::JsonMap;
 use crate::state::{ResourceState, StateBackend};
@@ -14,6 +15,8 @@ use crate::state::{ResourceState, StateBackend};
 /// Where the state is, for the state commands.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StateLocation {
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     desired: DesiredArgs,
     #[command(flatten)]
@@ -87,10 +90,10 @@ pub(crate) struct ForceUnlockArgs {
 }
 
 /// Runs a `state` subcommand.
-pub(crate) async fn execute(global: &GlobalArgs, command: StateCommand) -> miette::Result<Exit> {
-    let target = global.target()?.describe();
+pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
     match command {
         StateCommand::List { location } => {
+            let target = location.target.target()?.describe();
             let backend = location.backend()?;
             let state = workspace::load_state(backend.as_ref(), &target).await?;
             let rows: Vec<Vec<String>> = state
@@ -101,6 +104,7 @@ pub(crate) async fn execute(global: &GlobalArgs, command: StateCommand) -> miett
             print_stdout(&output::table(&["NAME", "ID"], &rows))?;
         }
         StateCommand::Show { name, location } => {
+            let target = location.target.target()?.describe();
             let backend = location.backend()?;
             let state = workspace::load_state(backend.as_ref(), &target).await?;
             let resource = state.resources.get(&name).ok_or_else(|| not_managed(&name))?;
@@ -113,6 +117,7 @@ pub(crate) async fn execute(global: &GlobalArgs, command: StateCommand) -> miett
             location,
             lock,
         } => {
+            let target = location.target.target()?.describe();
             let backend = location.backend()?;
             let handle = workspace::lock(backend.as_ref(), "state rm", &lock).await?;
             let result = async {
@@ -137,7 +142,8 @@ pub(crate) async fn execute(global: &GlobalArgs, command: StateCommand) -> miett
 }
 
 /// Runs `envform import`: records a live environment in state, so the next plan manages it.
-pub(crate) async fn execute_import(global: &GlobalArgs, args: ImportArgs) -> miette::Result<Exit> {
+pub(crate) async fn execute_import(args: ImportArgs) -> miette::Result<Exit> {
+    let global = &args.location.target;
     let backend = args.location.backend()?;
     let target = global.target()?.describe();
     let handle = workspace::lock(backend.as_ref(), "import", &args.lock).await?;

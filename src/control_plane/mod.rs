@@ -258,6 +258,7 @@ impl ControlPlane {
         }
     }
 
+    /// What the clones share: store, provisioner, configuration.
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }

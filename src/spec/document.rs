@@ -27,20 +27,23 @@ pub(crate) struct Document {
     pub(crate) state: Option<StateBackendConfig>,
 }
 
+/// A top-level section: where its key is written, and its value.
+type Written<'n> = (Location, &'n Node);
+
 /// Top-level sections of one file that apply to the whole configuration.
 struct Sections<'n> {
     environments: Option<&'n Node>,
-    defaults: Option<&'n Node>,
-    options: Option<&'n Node>,
-    state: Option<&'n Node>,
+    defaults: Option<Written<'n>>,
+    options: Option<Written<'n>>,
+    state: Option<Written<'n>>,
 }
 
 /// Reads the files' trees (in order) into a [`Document`], recording problems in `checker`.
 pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
     let mut environment_lists = Vec::new();
-    let mut defaults: Option<&Node> = None;
-    let mut options: Option<&Node> = None;
-    let mut state: Option<&Node> = None;
+    let mut defaults: Option<Written<'_>> = None;
+    let mut options: Option<Written<'_>> = None;
+    let mut state: Option<Written<'_>> = None;
     for root in roots {
         let Some(sections) = top_level(checker, root) else {
             continue;
@@ -51,7 +54,7 @@ pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
         once(checker, "state", &mut state, sections.state);
     }
 
-    let defaults = defaults.filter(|node| !node.is_null());
+    let defaults = value(defaults).filter(|node| !node.is_null());
     if let Some(defaults) = defaults {
         // Checked on its own too, so its problems show even with no environment to merge into.
         let mut ignored = Vec::new();
@@ -78,27 +81,32 @@ pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
             );
         }
     }
-    if let Some(node) = options.filter(|node| !node.is_null()) {
+    if let Some(node) = value(options).filter(|node| !node.is_null()) {
         document.options = read_options(checker, node).unwrap_or_default();
     }
-    if let Some(node) = state.filter(|node| !node.is_null()) {
+    if let Some(node) = value(state).filter(|node| !node.is_null()) {
         document.state = read_state(checker, node);
     }
     document
+}
+
+/// The value of a section, if written.
+fn value<'n>(section: Option<Written<'n>>) -> Option<&'n Node> {
+    section.map(|(_, node)| node)
 }
 
 /// Records a section, reporting it if another file already has it.
 fn once<'n>(
     checker: &mut Checker<'_>,
     key: &'static str,
-    first: &mut Option<&'n Node>,
-    found: Option<&'n Node>,
+    first: &mut Option<Written<'n>>,
+    found: Option<Written<'n>>,
 ) {
     let Some(found) = found else { return };
     match first {
-        Some(first) => {
-            let problem = Problem::new(DiagnosticKind::DuplicateSection { key }, found.location)
-                .with_label(first.location, "first written here");
+        Some((first_key, _)) => {
+            let problem = Problem::new(DiagnosticKind::DuplicateSection { key }, found.0)
+                .with_label(*first_key, "first written here");
             checker.push(problem);
         }
         None => *first = Some(found),
@@ -158,11 +166,19 @@ fn top_level<'n>(checker: &mut Checker<'_>, root: &'n Node) -> Option<Sections<'
             }
         },
     }
+    let written = |key: &str| {
+        let value = find(key)?;
+        let key_location = entries
+            .iter()
+            .find(|entry| entry.key.as_str() == Some(key))
+            .map_or(value.location, |entry| entry.key.location);
+        Some((key_location, value))
+    };
     Some(Sections {
         environments: find("environments"),
-        defaults: find("defaults"),
-        options: find("options"),
-        state: find("state"),
+        defaults: written("defaults"),
+        options: written("options"),
+        state: written("state"),
     })
 }
 

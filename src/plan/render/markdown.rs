@@ -281,7 +281,12 @@ fn leaf_lines(
         (left, right) if is_multiline(left) || is_multiline(right) => {
             let old = left.and_then(Value::as_str).unwrap_or_default();
             let new = right.and_then(Value::as_str).unwrap_or_default();
-            lines.push(format!("! {shown} = <<-EOT"));
+            let sign = match (left, right) {
+                (None, _) => '+',
+                (_, None) => '-',
+                _ => '!',
+            };
+            lines.push(format!("{sign} {shown} = <<-EOT"));
             for change in TextDiff::from_lines(old, new).iter_all_changes() {
                 let text = escape_line(change.value().trim_end_matches(['\n', '\r']));
                 let sign = match change.tag() {

@@ -261,16 +261,10 @@ fn duplicate_section_across_files_points_at_both() {
         DiagnosticKind::DuplicateSection { key: "options" }
     );
     assert_eq!(diagnostic.location.source, SourceId(1));
-    assert_at(
-        diagnostic,
-        "envform::spec::duplicate_section",
-        20,
-        2,
-        10,
-        13,
-    );
+    // Both labels sit on the `options` key.
+    assert_at(diagnostic, "envform::spec::duplicate_section", 11, 2, 1, 7);
     assert_eq!(diagnostic.labels[0].location.source, SourceId(0));
-    assert_eq!(diagnostic.labels[0].location.span, (20, 13).into());
+    assert_eq!(diagnostic.labels[0].location.span, (11, 7).into());
 }
 
 #[test]
