@@ -5,3 +5,4 @@ mod support;
 mod contract;
 mod client_retry;
 mod cli_env;
+mod reconcile;

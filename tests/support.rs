@@ -31,6 +31,7 @@ pub fn envform(dir: &Path) -> assert_cmd::Command {
 /// A running `envform serve`; killed when dropped.
 pub struct Server {
     child: Child,
+    log_path: PathBuf,
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     /// The database file.
@@ -47,6 +48,7 @@ impl Server {
     /// Starts a server on 127.0.0.1:0 with `db`, keys for `org-a` and `org-b`, and `extra` flags.
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
+            "-v".into(),
             "serve".into(),
             "--addr".into(),
             "127.0.0.1:0".into(),
@@ -62,13 +64,20 @@ impl Server {
     }
 
     fn spawn(db: &Path, args: Vec<String>) -> Server {
+        let log_path = db.with_extension(format!("{}.log", std::process::id()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("server log file");
         let mut child = Command::new(envform_bin())
             .args(&args)
             .env_remove("ENVFORM_API_KEYS")
+            .env_remove("ENVFORM_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn envform serve");
         let stdout = child.stdout.take().expect("server stdout");
@@ -85,10 +94,36 @@ impl Server {
             .to_owned();
         Server {
             child,
+            log_path,
             url,
             db: db.to_owned(),
             args,
         }
+    }
+
+    /// The server's request log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// How many `method` requests to exactly `path` the server has answered so far.
+    pub fn requests(&self, method: &str, path: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| {
+                line.contains(&format!("method={method} "))
+                    && line.contains(&format!("path={path} "))
+            })
+            .count()
+    }
+
+    /// An `envform` command in `dir` aimed at this server with organization A's key.
+    pub fn envform(&self, dir: &Path) -> assert_cmd::Command {
+        let mut command = envform(dir);
+        command
+            .env("KUBIYA_CONTROL_PLANE_URL", &self.url)
+            .env("KUBIYA_API_KEY", KEY_A);
+        command
     }
 
     /// Stops the server (SIGKILL) and starts it again on the same database and flags.
