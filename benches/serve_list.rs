@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envform::api::{ClientConfig, ControlPlaneClient, CreateEnvironment, OrganizationId};
+use envform::api::{
+    ClientConfig, ControlPlaneClient, CreateEnvironment, EnvironmentsApi, OrganizationId,
+};
+use envform::control_plane::{ControlPlane, ControlPlaneConfig, OrganizationScope};
 use envform::server::{ApiKey, ServeConfig, Server};
 use serde_json::json;
 
@@ -38,22 +41,29 @@ impl Sample {
     }
 }
 
-/// One kind of request: the SDK's typed `list`, or a raw GET that only reads the bytes.
+/// One kind of request: the SDK's typed `list`, a raw GET that only reads the bytes, or, as the
+/// baseline without HTTP, the embedded control plane's `list` on its own database.
 #[derive(Clone, Copy)]
 enum Caller {
     Sdk,
     Raw,
+    Embedded,
 }
 
 struct Clients {
     sdk: ControlPlaneClient,
     raw: reqwest::Client,
     url: String,
+    embedded: OrganizationScope,
 }
 
 impl Clients {
     async fn call(&self, caller: Caller) {
         match caller {
+            Caller::Embedded => {
+                let environments = self.embedded.list(None).await.expect("list");
+                assert_eq!(environments.len(), ENVIRONMENTS + 1);
+            }
             Caller::Sdk => {
                 let environments = self.sdk.environments().list(None).await.expect("list");
                 assert_eq!(environments.len(), ENVIRONMENTS + 1);
@@ -135,19 +145,39 @@ fn main() {
             ..ClientConfig::new(API_KEY)
         })
         .expect("client");
-        for index in 0..ENVIRONMENTS {
-            let mut data = CreateEnvironment::named(format!("environment-{index:02}"));
-            data.description = Some(format!("Environment number {index}"));
-            data.configuration =
-                serde_json::from_value(json!({"max_workers": 10, "timeout_seconds": 3600})).ok();
-            data.metadata =
-                serde_json::from_value(json!({"team": "platform", "stage": "bench"})).ok();
-            sdk.environments().create(&data).await.expect("create");
+        let environments: Vec<CreateEnvironment> = (0..ENVIRONMENTS)
+            .map(|index| {
+                let mut data = CreateEnvironment::named(format!("environment-{index:02}"));
+                data.description = Some(format!("Environment number {index}"));
+                data.configuration =
+                    serde_json::from_value(json!({"max_workers": 10, "timeout_seconds": 3600}))
+                        .ok();
+                data.metadata =
+                    serde_json::from_value(json!({"team": "platform", "stage": "bench"})).ok();
+                data
+            })
+            .collect();
+        for data in &environments {
+            sdk.environments().create(data).await.expect("create");
+        }
+        let embedded_plane = ControlPlane::open_sqlite(
+            &dir.path().join("embedded.db"),
+            ControlPlaneConfig::default(),
+        )
+        .await
+        .expect("embedded control plane");
+        let embedded = embedded_plane
+            .organization(&OrganizationId("bench".to_owned()))
+            .await
+            .expect("organization");
+        for data in &environments {
+            embedded.create(data).await.expect("create");
         }
         let clients = Arc::new(Clients {
             sdk,
             raw: reqwest::Client::new(),
             url: format!("{base_url}/api/v1/environments"),
+            embedded,
         });
         for _ in 0..WARM_UP {
             clients.call(Caller::Sdk).await;
@@ -158,6 +188,43 @@ fn main() {
             ENVIRONMENTS + 1,
             DURATION.as_secs()
         );
+        {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("sqlite://{}", dir.path().join("embedded.db").display()))
+                .await
+                .expect("pool");
+            let sql = "SELECT id, organization_id, name, display_name, description, status, requested_status, configuration, metadata, tags, settings, execution_environment, temporal_namespace, temporal_namespace_id, provisioning_workflow_id, provisioned_at, error_message, created_at, updated_at, created_by FROM environments WHERE organization_id = ? ORDER BY created_at, name";
+            let started = Instant::now();
+            let mut count = 0;
+            while started.elapsed() < Duration::from_secs(3) {
+                let rows = sqlx::query(sql).bind("bench").fetch_all(&pool).await.expect("rows");
+                assert_eq!(rows.len(), 51);
+                count += 1;
+            }
+            println!("raw sqlx select: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0 / count as f64);
+            let list = clients.embedded.list(None).await.expect("list");
+            let started = Instant::now();
+            let mut count = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let bytes = serde_json::to_vec(&list).expect("json");
+                assert!(bytes.len() > 1000);
+                count += 1;
+            }
+            println!("serialize: {:.3} ms ({} bytes)", started.elapsed().as_secs_f64() * 1000.0 / count as f64, serde_json::to_vec(&list).unwrap().len());
+            let bytes = serde_json::to_vec(&list).expect("json");
+            let started = Instant::now();
+            let mut count = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let parsed: Vec<envform::api::Environment> = serde_json::from_slice(&bytes).expect("json");
+                assert_eq!(parsed.len(), 51);
+                count += 1;
+            }
+            println!("parse: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0 / count as f64);
+        }
+        sequential(&clients, Caller::Embedded)
+            .await
+            .report("sequential, embedded list (no HTTP)");
         sequential(&clients, Caller::Sdk)
             .await
             .report("sequential, SDK list");
@@ -173,5 +240,6 @@ fn main() {
 
         let _ = stop.send(());
         serving.await.expect("server task").expect("server");
+        embedded_plane.shutdown().await;
     });
 }

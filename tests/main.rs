@@ -6,3 +6,4 @@ mod contract;
 mod client_retry;
 mod cli_env;
 mod reconcile;
+mod workflow;

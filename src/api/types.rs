@@ -118,7 +118,7 @@ impl FromStr for Status {
 pub struct UnknownStatus(pub String);
 
 /// Where an environment's workers run: environment variables, secrets, integrations, MCP servers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionEnvironment {
     /// Environment variables for workers; values are secret and never rendered.
     #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
@@ -132,6 +132,18 @@ pub struct ExecutionEnvironment {
     /// MCP servers, by name.
     #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
     pub mcp_servers: JsonMap,
+}
+
+impl fmt::Debug for ExecutionEnvironment {
+    // `env_vars` values are secrets: only their names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutionEnvironment")
+            .field("env_vars", &self.env_vars.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets)
+            .field("integration_ids", &self.integration_ids)
+            .field("mcp_servers", &self.mcp_servers)
+            .finish()
+    }
 }
 
 /// An environment as the service returns it.
@@ -442,6 +454,17 @@ mod tests {
         let debug = format!("{command:?}");
         assert!(!debug.contains(token), "{debug}");
         assert!(debug.contains("--environment prod"));
+    }
+
+    #[test]
+    fn execution_environment_debug_hides_values() {
+        let mut execution = ExecutionEnvironment::default();
+        execution
+            .env_vars
+            .insert("TOKEN".into(), "hidden-value".into());
+        let debug = format!("{execution:?}");
+        assert!(debug.contains("TOKEN"));
+        assert!(!debug.contains("hidden-value"));
     }
 
     #[test]

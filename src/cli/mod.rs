@@ -4,6 +4,7 @@
 mod apply;
 mod env;
 mod exit;
+mod init;
 mod output;
 mod plan;
 mod progress;
@@ -26,7 +27,7 @@ pub use settings::TargetArgs;
 /// Without --api-url, every command runs against the embedded control plane in
 /// .envform/control-plane.db: no server and no account needed.
 #[derive(Debug, Parser)]
-#[command(name = "envform", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "envform", version, propagate_version = true, max_term_width = 80)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -54,8 +55,16 @@ enum Command {
     ForceUnlock(state::ForceUnlockArgs),
     /// Manage environments one by one.
     Env(env::EnvArgs),
+    /// Write a starter envform.yaml from the live environments.
+    Init(init::InitArgs),
     /// Run the Environments Service over HTTP.
     Serve(serve::ServeArgs),
+    /// Print shell completions (bash, zsh, fish, ...).
+    #[command(after_help = "Example:\n  envform completions bash > /etc/bash_completion.d/envform")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs the command line and returns its exit code.
@@ -104,7 +113,14 @@ async fn execute(cli: Cli) -> Exit {
         Command::State(command) => state::execute(command).await,
         Command::ForceUnlock(args) => state::execute_force_unlock(args).await,
         Command::Env(args) => env::execute(args).await,
+        Command::Init(args) => init::execute(args).await,
         Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut command, "envform", &mut buffer);
+            output::print_stdout(&String::from_utf8_lossy(&buffer)).map(|()| Exit::Success)
+        }
     };
     result.unwrap_or_else(|report| {
         output::report(report);

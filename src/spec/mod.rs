@@ -1,8 +1,8 @@
 //! The desired-state file (DESIGN §3): YAML → [`Desired`] with a source map, all validation and
 //! diagnostics. Touches neither the network nor state.
 //!
-//! Reading goes text → YAML tree with spans ([`node`]) → shapes and values ([`document`]) →
-//! checks across environments ([`references`]). Each step records problems and carries on, so a
+//! Reading goes text → YAML tree with spans (`node`) → shapes and values (`document`) →
+//! checks across environments (`references`). Each step records problems and carries on, so a
 //! file with several problems reports all of them in one [`SpecError`].
 
 mod check;
@@ -51,7 +51,8 @@ pub fn load(path: &Path) -> Result<Desired, SpecError> {
             let is_yaml = file_path
                 .extension()
                 .is_some_and(|extension| extension == "yaml" || extension == "yml");
-            if is_yaml && entry.file_type().map_err(io)?.is_file() {
+            // `is_file` follows symbolic links, so a linked file is read like any other.
+            if is_yaml && file_path.is_file() {
                 paths.push(file_path);
             }
         }

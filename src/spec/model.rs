@@ -148,7 +148,7 @@ pub struct HttpBackendConfig {
 
 impl HttpBackendConfig {
     /// The environment variable that holds the HTTP backend's basic-auth password.
-    pub const PASSWORD_VARIABLE: &'static str = "ENVFORM_HTTP_PASSWORD";
+    pub const PASSWORD_VARIABLE: &'static str = "ENVFORM_STATE_PASSWORD";
 }
 
 /// One desired environment.

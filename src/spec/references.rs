@@ -61,7 +61,11 @@ fn renames(
                 Problem::new(conflict(RenameConflict::OwnName), old.location)
                     .with_label(environment.name_location, "the environment's name"),
             );
-        } else if let Some(&other) = index.get(old.name.as_str()) {
+        } else if let Some(&other) = index.get(old.name.as_str())
+            // The old name may be desired again when that environment is itself renamed from
+            // elsewhere (a swap or a chain): the plan frees the name first.
+            && environments[other].renamed_from.is_none()
+        {
             checker.push(
                 Problem::new(conflict(RenameConflict::StillDesired), old.location)
                     .with_label(environments[other].name_location, "still desired here"),

@@ -326,3 +326,21 @@ fn a_large_file_is_read_quickly() {
         "took {elapsed:?}"
     );
 }
+
+#[test]
+fn swaps_and_rename_chains_may_reuse_a_desired_name() {
+    let desired = parse_text(
+        "version: 1\nenvironments:\n  - name: blue\n    renamed_from: green\n  - name: green\n    renamed_from: blue\n",
+    )
+    .expect("a swap is valid");
+    assert_eq!(desired.environments.len(), 2);
+    // Renaming away from a name that stays desired as itself is still a conflict.
+    let error = parse_text(
+        "version: 1\nenvironments:\n  - name: blue\n    renamed_from: green\n  - name: green\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.diagnostics()[0].code(),
+        "envform::spec::conflicting_rename"
+    );
+}

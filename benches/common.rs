@@ -1,0 +1,144 @@
+//! What the reconciler benchmarks share: an `envform serve` child process on a fresh database,
+//! an SDK client for it, medians and a peak-memory probe for child processes.
+//!
+//! Included by each benchmark with `#[path = "common.rs"] mod common;`; not every benchmark uses
+//! every item, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use envform::api::{ClientConfig, ControlPlaneClient};
+
+/// The API key the server accepts.
+pub const API_KEY: &str = "bench-key";
+
+/// The organization that key acts for.
+pub const ORGANIZATION: &str = "bench";
+
+/// The `envform` binary built with the benchmark (cargo builds bin targets for benchmarks).
+pub fn envform_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_envform"))
+}
+
+/// Whether the benchmark was started with `--quick` (smaller sizes, for a smoke run).
+pub fn quick() -> bool {
+    std::env::args().any(|argument| argument == "--quick")
+}
+
+/// `envform serve` running as a child process; killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    url: String,
+}
+
+impl ServeProcess {
+    /// Starts `envform serve` on `127.0.0.1:0` with a new database in `directory`, plus `extra`
+    /// flags, and waits for the line that announces its address.
+    pub fn start(directory: &Path, extra: &[&str]) -> Self {
+        let database = directory.join("serve.db");
+        let mut child = Command::new(envform_binary())
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--api-key"])
+            .arg(format!("{API_KEY}={ORGANIZATION}"))
+            .arg("--db")
+            .arg(&database)
+            .args(extra)
+            // One log line per request would cost the server more than the benchmark measures.
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", envform_binary().display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the server's first line");
+        let url = line
+            .trim()
+            .strip_prefix("envform serve listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from envform serve: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// The server's base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// An SDK client for this server, with a timeout long enough for large lists.
+    pub fn client(&self) -> ControlPlaneClient {
+        ControlPlaneClient::with_config(ClientConfig {
+            base_url: self.url.clone(),
+            request_timeout: Duration::from_secs(300),
+            ..ClientConfig::new(API_KEY)
+        })
+        .expect("client")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The median of `samples` (the upper one for an even count).
+pub fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted[sorted.len() / 2]
+}
+
+/// A duration in milliseconds, for tables.
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// How a child process ran: its wall time and the peak resident memory it reached.
+pub struct ChildRun {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// From spawn to exit.
+    pub wall: Duration,
+    /// The highest `VmHWM` (peak resident set) read from `/proc/PID/status`, in KiB.
+    pub peak_kib: u64,
+}
+
+/// Runs `command` to its end, polling the child's peak resident set size while it runs.
+///
+/// `VmHWM` only grows, so the last reading before exit is the peak up to that moment; polling
+/// every millisecond leaves only the child's last instant unobserved.
+pub fn run_measured(command: &mut Command) -> ChildRun {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn child");
+    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut peak_kib = 0;
+    loop {
+        if let Some(kib) = read_peak_kib(&status_path) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return ChildRun {
+                status,
+                wall: started.elapsed(),
+                peak_kib,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `VmHWM` of a `/proc/PID/status` file, in KiB; `None` once the process is gone.
+fn read_peak_kib(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -1,0 +1,415 @@
+//! `envform plan` at scale: 10,000 desired environments against 10,000 live ones on an
+//! `envform serve` child process, with half of them changed since the last apply.
+//!
+//! Measured, as medians: the one list call alone (SDK, in this process); the pure core in this
+//! process (spec parse, diff with ordering, each rendering); and the whole `envform plan` command
+//! as a child process, with the peak resident memory it reached. Targets: the whole plan within
+//! 1.5× the list call alone, and at most 150 MB of peak memory.
+//!
+//! State is what an apply of the unchanged file would have recorded: the adopt plan's steps
+//! recorded into a state document with `Step::record_in`, exactly as the executor does after
+//! each step, without 10,000 rounds of API calls and state writes.
+//!
+//! Run with `cargo bench --bench plan_scale` (`-- --quick` for 1,000 environments).
+
+#[path = "common.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use envform::api::{ControlPlaneClient, CreateEnvironment, Environment};
+use envform::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS};
+use envform::plan::{self, Plan, PlanOptions};
+use envform::spec::{self, Desired, SourceFile, Sources};
+use envform::state::{LocalBackend, State, StateBackend};
+use tokio::task::JoinSet;
+
+use common::{API_KEY, ServeProcess, median, millis};
+
+/// Environments desired and live.
+const ENVIRONMENTS: usize = 10_000;
+/// Environments per `depends_on` chain (each one depends on the one before it).
+const CHAIN_LENGTH: usize = 10;
+/// Creates in flight while the server is populated.
+const CREATE_CONCURRENCY: usize = 32;
+/// Measured runs of each in-process case.
+const CORE_RUNS: usize = 5;
+/// Measured runs of the whole command in the human format.
+const COMMAND_RUNS: usize = 5;
+/// Measured runs of the whole command in the json and markdown formats.
+const OTHER_FORMAT_RUNS: usize = 3;
+/// The whole plan may take at most this many times the list call alone.
+const TARGET_RATIO: f64 = 1.5;
+/// The whole plan may reach at most this peak resident memory.
+const TARGET_PEAK_MB: f64 = 150.0;
+
+/// The desired-state file: every environment at revision 1, except those `revision` moves on.
+/// A later revision changes the description and `configuration.max_workers`.
+fn desired_text(count: usize, revision: impl Fn(usize) -> usize) -> String {
+    let mut text = String::from("version: 1\nenvironments:\n");
+    for index in 0..count {
+        let revision = revision(index);
+        let _ = writeln!(text, "  - name: {}", name(index));
+        let _ = writeln!(
+            text,
+            "    description: Environment {index} of the fleet, revision {revision}"
+        );
+        let _ = writeln!(
+            text,
+            "    configuration: {{max_workers: {}, timeout_seconds: {}}}",
+            1 + index % 20 + (revision - 1) * 10,
+            600 * (1 + index % 6)
+        );
+        let _ = writeln!(
+            text,
+            "    metadata: {{team: team-{:02}, stage: bench, shard: \"{:03}\"}}",
+            index % 17,
+            index % 100
+        );
+        if index % CHAIN_LENGTH != 0 {
+            let _ = writeln!(text, "    depends_on: [{}]", name(index - 1));
+        }
+    }
+    text
+}
+
+fn name(index: usize) -> String {
+    format!("env-{index:05}")
+}
+
+/// Parses desired-state text as the file at `path` would be.
+fn parse(path: &Path, text: &str) -> Desired {
+    let sources = Sources {
+        files: vec![SourceFile {
+            path: path.to_path_buf(),
+            text: text.to_owned(),
+        }],
+    };
+    spec::parse(sources).unwrap_or_else(|error| panic!("invalid desired state: {error:?}"))
+}
+
+fn create_payload(environment: &envform::spec::DesiredEnvironment) -> CreateEnvironment {
+    CreateEnvironment {
+        description: environment.fields.description.clone(),
+        configuration: environment.fields.configuration.clone(),
+        metadata: environment.fields.metadata.clone(),
+        ..CreateEnvironment::named(environment.name.clone())
+    }
+}
+
+/// Creates every desired environment on the server, `CREATE_CONCURRENCY` at a time.
+async fn populate(client: &ControlPlaneClient, desired: &Desired) {
+    let mut tasks = JoinSet::new();
+    for environment in &desired.environments {
+        while tasks.len() >= CREATE_CONCURRENCY {
+            finish_create(tasks.join_next().await);
+        }
+        let client = client.clone();
+        let data = create_payload(environment);
+        tasks.spawn(async move { client.environments().create(&data).await.map(drop) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        finish_create(Some(joined));
+    }
+}
+
+fn finish_create(
+    joined: Option<Result<Result<(), envform::api::EnvironmentError>, tokio::task::JoinError>>,
+) {
+    if let Some(joined) = joined {
+        joined.expect("create task").expect("create");
+    }
+}
+
+fn forced() -> PlanOptions {
+    // Half of the fleet changes: far above the 30% update threshold.
+    PlanOptions {
+        force: true,
+        targets: Vec::new(),
+    }
+}
+
+/// The state an apply of `applied` would leave: its adopt plan's steps recorded one by one.
+fn applied_state(applied: &Desired, live: &[Environment], target: &str) -> State {
+    let adopt = plan::diff(applied, live, &State::empty(target), &forced())
+        .unwrap_or_else(|errors| panic!("adopt plan: {errors:?}"));
+    let mut state = State::empty(target);
+    for step in adopt.steps() {
+        let id = step
+            .environment_id
+            .expect("an adopted environment has an id");
+        step.record_in(&mut state, id);
+    }
+    state.serial = 1;
+    state
+}
+
+/// Runs `work` once to warm up, then `runs` times; returns the median and the last result.
+fn measure<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
+    let mut last = work();
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        last = work();
+        samples.push(started.elapsed());
+    }
+    (median(&samples), last)
+}
+
+/// The whole command's figures in one format.
+struct CommandFigures {
+    wall: Duration,
+    peak_mb: f64,
+    output_bytes: u64,
+}
+
+/// Runs `envform plan` `runs` times (after one warm-up) in `format`.
+fn whole_command(
+    directory: &Path,
+    desired_path: &Path,
+    state_path: &Path,
+    url: &str,
+    format: &str,
+    runs: usize,
+) -> CommandFigures {
+    let stdout_path = directory.join(format!("plan.{format}.out"));
+    let stderr_path = directory.join(format!("plan.{format}.err"));
+    let run_once = || {
+        let mut command = Command::new(common::envform_binary());
+        command
+            .arg("plan")
+            .arg("-f")
+            .arg(desired_path)
+            .arg("--state")
+            .arg(state_path)
+            .args([
+                "--api-url",
+                url,
+                "--api-key",
+                API_KEY,
+                "--force",
+                "--format",
+                format,
+            ])
+            .env("NO_COLOR", "1")
+            .env_remove("ENVFORM_LOG")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).expect("stdout file"))
+            .stderr(File::create(&stderr_path).expect("stderr file"));
+        let run = common::run_measured(&mut command);
+        if !run.status.success() {
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!(
+                "envform plan --format {format} failed ({}):\n{stderr}",
+                run.status
+            );
+        }
+        run
+    };
+    run_once();
+    let runs: Vec<_> = (0..runs).map(|_| run_once()).collect();
+    let walls: Vec<Duration> = runs.iter().map(|run| run.wall).collect();
+    let peak_kib = runs.iter().map(|run| run.peak_kib).max().unwrap_or(0);
+    CommandFigures {
+        wall: median(&walls),
+        peak_mb: peak_kib as f64 / 1024.0,
+        output_bytes: std::fs::metadata(&stdout_path).map_or(0, |metadata| metadata.len()),
+    }
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "ok" } else { "MISSED" }
+}
+
+fn row(label: &str, duration: Duration, list: Duration, note: &str) {
+    println!(
+        "{label:<46} {:>9.1} ms {:>7.2}×  {note}",
+        millis(duration),
+        duration.as_secs_f64() / list.as_secs_f64()
+    );
+}
+
+fn main() {
+    let count = if common::quick() { 1_000 } else { ENVIRONMENTS };
+    let directory = tempfile::tempdir().expect("temp dir");
+    let server = ServeProcess::start(directory.path(), &[]);
+    let client = server.client();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+
+    let desired_path: PathBuf = directory.path().join("envform.yaml");
+    let applied_text = desired_text(count, |_| 1);
+    let changed_text = desired_text(count, |index| if index % 2 == 0 { 2 } else { 1 });
+    std::fs::write(&desired_path, &changed_text).expect("write desired state");
+    let applied = parse(&desired_path, &applied_text);
+
+    let started = Instant::now();
+    runtime.block_on(populate(&client, &applied));
+    let live = runtime
+        .block_on(client.environments().list(None))
+        .expect("list");
+    assert_eq!(live.len(), count + 1, "every environment plus `default`");
+    eprintln!(
+        "populated {count} live environments in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let state = applied_state(&applied, &live, server.url());
+    let state_path = directory.path().join(".envform").join("state.json");
+    let backend = LocalBackend::new(&state_path);
+    runtime
+        .block_on(backend.save(&state, None))
+        .expect("save state");
+    let state_bytes = std::fs::metadata(&state_path).map_or(0, |metadata| metadata.len());
+
+    let unchanged = plan::diff(&applied, &live, &state, &forced()).expect("plan");
+    assert!(
+        !unchanged.has_changes(),
+        "the applied file plans no change: {}",
+        unchanged.summary()
+    );
+
+    // (a) The list call alone.
+    let (list_alone, listed) = measure(CORE_RUNS, || {
+        runtime
+            .block_on(client.environments().list(None))
+            .expect("list")
+    });
+    assert_eq!(listed.len(), count + 1);
+
+    // (b) The pure core, in this process.
+    let (parse_time, desired) = measure(CORE_RUNS, || parse(&desired_path, &changed_text));
+    let (diff_time, planned): (Duration, Plan) = measure(CORE_RUNS, || {
+        plan::diff(&desired, &live, &state, &forced()).expect("plan")
+    });
+    let summary = planned.summary();
+    assert_eq!(summary.change, count / 2, "{summary}");
+    assert_eq!(
+        summary.add + summary.destroy + summary.adopt,
+        0,
+        "{summary}"
+    );
+    let (human_time, human) = measure(CORE_RUNS, || render::render_human(&planned, false));
+    let (json_time, json) = measure(CORE_RUNS, || render::render_json(&planned));
+    let (markdown_time, markdown) = measure(CORE_RUNS, || {
+        render::render_markdown(&planned, DEFAULT_MARKDOWN_MAX_CHARS)
+    });
+    let (state_load_time, loaded) = measure(CORE_RUNS, || {
+        runtime.block_on(backend.load()).expect("load state")
+    });
+    assert_eq!(loaded.map(|state| state.resources.len()), Some(count));
+
+    // (c) The whole command, as a child process.
+    let url = server.url();
+    let human_command = whole_command(
+        directory.path(),
+        &desired_path,
+        &state_path,
+        url,
+        "human",
+        COMMAND_RUNS,
+    );
+    let json_command = whole_command(
+        directory.path(),
+        &desired_path,
+        &state_path,
+        url,
+        "json",
+        OTHER_FORMAT_RUNS,
+    );
+    let markdown_command = whole_command(
+        directory.path(),
+        &desired_path,
+        &state_path,
+        url,
+        "markdown",
+        OTHER_FORMAT_RUNS,
+    );
+
+    let core_human = parse_time + diff_time + human_time;
+    let ratio = human_command.wall.as_secs_f64() / list_alone.as_secs_f64();
+    println!();
+    println!(
+        "envform plan: {count} desired × {} live ({summary}); desired file {:.1} MB, state {:.1} MB",
+        count + 1,
+        changed_text.len() as f64 / 1e6,
+        state_bytes as f64 / 1e6,
+    );
+    println!(
+        "medians of {CORE_RUNS} runs in process, {COMMAND_RUNS} (human) or {OTHER_FORMAT_RUNS} runs of the command"
+    );
+    println!("{:<46} {:>12} {:>8}", "", "time", "÷ list");
+    row(
+        "list call alone (SDK, in process)",
+        list_alone,
+        list_alone,
+        "",
+    );
+    row("core: spec parse", parse_time, list_alone, "");
+    row("core: diff + order", diff_time, list_alone, "");
+    row(
+        "core: render human",
+        human_time,
+        list_alone,
+        &format!("{:.1} MB", human.len() as f64 / 1e6),
+    );
+    row(
+        "core: render json",
+        json_time,
+        list_alone,
+        &format!("{:.1} MB", json.len() as f64 / 1e6),
+    );
+    row(
+        "core: render markdown",
+        markdown_time,
+        list_alone,
+        &format!("{:.2} MB (capped)", markdown.len() as f64 / 1e6),
+    );
+    row(
+        "core: parse + diff + render human",
+        core_human,
+        list_alone,
+        "",
+    );
+    row("state load (local file)", state_load_time, list_alone, "");
+    row(
+        "whole `envform plan` (human), child process",
+        human_command.wall,
+        list_alone,
+        &format!(
+            "target ≤ {TARGET_RATIO:.1}×: {}",
+            verdict(ratio <= TARGET_RATIO)
+        ),
+    );
+    row(
+        "whole `envform plan --format json`",
+        json_command.wall,
+        list_alone,
+        "",
+    );
+    row(
+        "whole `envform plan --format markdown`",
+        markdown_command.wall,
+        list_alone,
+        "",
+    );
+    for (label, figures) in [
+        ("human", &human_command),
+        ("json", &json_command),
+        ("markdown", &markdown_command),
+    ] {
+        println!(
+            "{:<46} {:>9.1} MB {:>8}  target ≤ {TARGET_PEAK_MB:.0} MB: {} ({:.0}% of it); stdout {:.1} MB",
+            format!("peak memory, `envform plan --format {label}`"),
+            figures.peak_mb,
+            "",
+            verdict(figures.peak_mb <= TARGET_PEAK_MB),
+            100.0 * figures.peak_mb / TARGET_PEAK_MB,
+            figures.output_bytes as f64 / 1e6,
+        );
+    }
+    drop(server);
+}

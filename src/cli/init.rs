@@ -1,0 +1,140 @@
+//! `envform init`: a starter desired-state file written from what is live, so an organization that
+//! already has environments starts by adopting them (the next plan adopts, never creates or deletes).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::env::api_error;
+use super::exit::Exit;
+use super::settings::TargetArgs;
+use crate::api::{Environment, Status};
+use crate::plan::DEFAULT_ENVIRONMENT;
+
+/// `envform init` flags.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  envform init && envform plan")]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Where to write the file.
+    #[arg(short = 'f', long = "file", default_value = "envform.yaml", value_name = "PATH")]
+    path: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs `envform init`.
+pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
+    if args.path.exists() && !args.force {
+        return Err(miette::miette!(
+            code = "envform::init::exists",
+            help = "pass --force to replace it",
+            "{} already exists",
+            args.path.display()
+        ));
+    }
+    let (_, connection) = args.target.connect().await?;
+    let live = connection.api.list(None).await.map_err(api_error);
+    connection.close().await;
+    let live = live?;
+    let text = starter(&live);
+    std::fs::write(&args.path, text)
+        .map_err(|error| miette::miette!("cannot write {}: {error}", args.path.display()))?;
+    eprintln!(
+        "Wrote {} with {} environment(s). Run `envform plan` to see them adopted, then `envform apply`.",
+        args.path.display(),
+        live.iter().filter(|env| env.name != DEFAULT_ENVIRONMENT).count()
+    );
+    Ok(Exit::Success)
+}
+
+/// The starter file for `live`: every environment with its managed fields, `default` commented out.
+/// Values are written as JSON, which YAML reads as flow-style scalars, maps and lists.
+fn starter(live: &[Environment]) -> String {
+    let mut text = String::from(
+        "# Desired state written by `envform init` from the live environments.\n\
+         # Edit it, then `envform plan` shows what `envform apply` would change.\n\
+         version: 1\nenvironments:\n",
+    );
+    let mut environments: Vec<&Environment> = live.iter().collect();
+    environments.sort_by(|a, b| a.name.cmp(&b.name));
+    if environments.iter().all(|env| env.name == DEFAULT_ENVIRONMENT) {
+        text.push_str("  []\n");
+    }
+    for environment in environments {
+        let entry = entry(environment);
+        if environment.name == DEFAULT_ENVIRONMENT {
+            text.push_str(
+                "  # The organization's `default` environment is created by the service and cannot\n  \
+                 # be deleted; uncomment to manage its fields too.\n",
+            );
+            for line in entry.lines() {
+                let _ = writeln!(text, "  # {line}");
+            }
+        } else {
+            for line in entry.lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+    }
+    text
+}
+
+fn entry(environment: &Environment) -> String {
+    let mut lines = vec![format!("- name: {}", json(&Value::from(environment.name.clone())))];
+    let mut field = |key: &str, value: Value| lines.push(format!("  {key}: {}", json(&value)));
+    if let Some(display_name) = environment
+        .display_name
+        .as_ref()
+        .filter(|display_name| **display_name != environment.name)
+    {
+        field("display_name", display_name.clone().into());
+    }
+    if let Some(description) = &environment.description {
+        field("description", description.clone().into());
+    }
+    // Only the statuses a user sets; the service's own ones are left to it.
+    if matches!(environment.status, Status::Active | Status::Inactive) {
+        field("status", environment.status.as_str().into());
+    }
+    for (key, value) in [
+        ("configuration", environment.configuration.clone()),
+        ("metadata", environment.metadata.clone()),
+        ("settings", environment.settings.clone()),
+    ] {
+        if let Some(map) = value.filter(|map| !map.is_empty()) {
+            field(key, Value::Object(map));
+        }
+    }
+    if let Some(tags) = environment.tags.as_ref().filter(|tags| !tags.is_empty()) {
+        field("tags", tags.clone().into());
+    }
+    let mut ignore = Vec::new();
+    if let Some(execution) = &environment.execution_environment {
+        // Secret values never go into a file: the variables stay live, outside the file's control.
+        let mut public = execution.clone();
+        if !public.env_vars.is_empty() {
+            public.env_vars.clear();
+            ignore.push("execution_environment.env_vars");
+        }
+        if let Ok(value) = serde_json::to_value(&public)
+            && value.as_object().is_some_and(|object| !object.is_empty())
+        {
+            field("execution_environment", value);
+        }
+    }
+    if !ignore.is_empty() {
+        lines.push(format!(
+            "  lifecycle: {{ignore_changes: [{}]}}  # values kept live, not written here",
+            ignore.join(", ")
+        ));
+    }
+    lines.join("\n")
+}
+
+fn json(value: &Value) -> String {
+    value.to_string()
+}
