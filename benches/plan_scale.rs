@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use common::{API_KEY, ServeProcess, median, millis};
 
 /// Environments desired and live.
-const ENVIRONMENTS: usize = 10_000;
+const ENVIRONMENTS: usize = 3_000;
 /// Environments per `depends_on` chain (each one depends on the one before it).
 const CHAIN_LENGTH: usize = 10;
 /// Creates in flight while the server is populated.
@@ -104,7 +104,14 @@ fn create_payload(environment: &envform::spec::DesiredEnvironment) -> CreateEnvi
 /// Creates every desired environment on the server, `CREATE_CONCURRENCY` at a time.
 async fn populate(client: &ControlPlaneClient, desired: &Desired) {
     let mut tasks = JoinSet::new();
-    for environment in &desired.environments {
+    let started = Instant::now();
+    for (index, environment) in desired.environments.iter().enumerate() {
+        if index > 0 && index % 1_000 == 0 {
+            eprintln!(
+                "  {index} created after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         while tasks.len() >= CREATE_CONCURRENCY {
             finish_create(tasks.join_next().await);
         }

@@ -7,3 +7,4 @@ mod client_retry;
 mod cli_env;
 mod reconcile;
 mod workflow;
+mod readme;

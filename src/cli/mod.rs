@@ -88,7 +88,9 @@ where
         }
     };
     output::install_report_handler();
-    output::install_tracing(cli.verbose);
+    // A server logs each request by default; other commands only warnings.
+    let is_server = matches!(cli.command, Command::Serve(_));
+    output::install_tracing(cli.verbose + u8::from(is_server));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
