@@ -19,7 +19,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stages = [
         ("Development", "Development environment", 5, 1800, "dev"),
         ("Staging", "Staging environment", 10, 3600, "staging"),
-        ("Production", "Production environment", 20, 7200, "production"),
+        (
+            "Production",
+            "Production environment",
+            20,
+            7200,
+            "production",
+        ),
     ];
     let mut created = Vec::new();
     for (name, description, max_workers, timeout_seconds, stage) in stages {

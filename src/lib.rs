@@ -15,7 +15,7 @@ pub mod plan;
 pub mod server;
 pub mod spec;
 pub mod state;
-pub mod target;
 pub mod store;
+pub mod target;
 
 pub use cli::run;

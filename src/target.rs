@@ -8,7 +8,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::{
-    ClientConfig, ClientError, ControlPlaneClient, EnvironmentError, EnvironmentsApi, OrganizationId,
+    ClientConfig, ClientError, ControlPlaneClient, EnvironmentError, EnvironmentsApi,
+    OrganizationId,
 };
 use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
 
@@ -68,7 +69,12 @@ impl Target {
     pub fn from_env() -> Result<Self, TargetError> {
         let url = std::env::var("KUBIYA_CONTROL_PLANE_URL").ok();
         let api_key = std::env::var("KUBIYA_API_KEY").ok();
-        Self::new(url, api_key, PathBuf::from(DEFAULT_EMBEDDED_DB), Duration::from_secs(30))
+        Self::new(
+            url,
+            api_key,
+            PathBuf::from(DEFAULT_EMBEDDED_DB),
+            Duration::from_secs(30),
+        )
     }
 
     /// HTTP when `url` is given (then `api_key` is required), else embedded on `embedded_db`.
@@ -84,7 +90,8 @@ impl Target {
             }),
             Some(url) => {
                 let url = url.trim().trim_end_matches('/').to_owned();
-                let api_key = api_key.ok_or_else(|| TargetError::MissingApiKey { url: url.clone() })?;
+                let api_key =
+                    api_key.ok_or_else(|| TargetError::MissingApiKey { url: url.clone() })?;
                 Ok(Target::Http {
                     url,
                     api_key: SecretString::from(api_key),

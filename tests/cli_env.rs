@@ -219,7 +219,12 @@ fn worker_command_masks_the_token_unless_revealed() {
     assert!(masked.status.success(), "{masked:?}");
     let masked = json_stdout(&masked);
     assert!(masked["worker_token"].as_str().unwrap().contains("masked"));
-    assert!(masked["command"].as_str().unwrap().contains("--environment workers"));
+    assert!(
+        masked["command"]
+            .as_str()
+            .unwrap()
+            .contains("--environment workers")
+    );
 
     let revealed = envform(dir.path())
         .args(["env", "worker-command", "workers", "--reveal", "-o", "json"])
@@ -227,7 +232,11 @@ fn worker_command_masks_the_token_unless_revealed() {
         .unwrap();
     let revealed = json_stdout(&revealed);
     let token = revealed["worker_token"].as_str().unwrap();
-    assert!(token.len() >= 43, "token too short for 256 bits: {}", token.len());
+    assert!(
+        token.len() >= 43,
+        "token too short for 256 bits: {}",
+        token.len()
+    );
     assert!(revealed["command"].as_str().unwrap().contains(token));
     assert!(!masked.to_string().contains(token));
 }

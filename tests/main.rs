@@ -1,10 +1,10 @@
 //! envform's integration tests: one binary (link time on 2 cores), driving the real `envform`
 //! executable against a real `envform serve` on 127.0.0.1 with temporary SQLite files.
 
-mod support;
-mod contract;
-mod client_retry;
 mod cli_env;
-mod reconcile;
-mod workflow;
+mod client_retry;
+mod contract;
 mod readme;
+mod reconcile;
+mod support;
+mod workflow;

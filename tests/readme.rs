@@ -33,9 +33,17 @@ fn copy_examples(to: &Path) {
         std::fs::create_dir_all(to.join("examples").join(directory)).unwrap();
         for entry in std::fs::read_dir(from.join(directory)).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|extension| extension == "yaml") {
-                std::fs::copy(&path, to.join("examples").join(directory).join(path.file_name().unwrap()))
-                    .unwrap();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "yaml")
+            {
+                std::fs::copy(
+                    &path,
+                    to.join("examples")
+                        .join(directory)
+                        .join(path.file_name().unwrap()),
+                )
+                .unwrap();
             }
         }
     }
@@ -78,8 +86,14 @@ fn quick_start_and_runnable_blocks_work() {
         .into_iter()
         .next()
         .expect("a quick start block");
-    assert!(quick_start.contains("cargo run -q -- plan -f examples/"), "{quick_start}");
-    run_block(dir.path(), &quick_start.replace("cargo run -q --", "envform"));
+    assert!(
+        quick_start.contains("cargo run -q -- plan -f examples/"),
+        "{quick_start}"
+    );
+    run_block(
+        dir.path(),
+        &quick_start.replace("cargo run -q --", "envform"),
+    );
     assert!(dir.path().join("examples/.envform/state.json").exists());
 
     let runnable = blocks(&readme, "sh runnable");
@@ -87,7 +101,9 @@ fn quick_start_and_runnable_blocks_work() {
     for block in runnable {
         run_block(dir.path(), &block);
     }
-    assert!(std::fs::read_to_string(dir.path().join("plan.md"))
-        .unwrap()
-        .contains("<details>"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("plan.md"))
+            .unwrap()
+            .contains("<details>")
+    );
 }

@@ -17,7 +17,10 @@ fn examples() -> Vec<PathBuf> {
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
         .collect();
     scenarios.sort();
     files.extend(scenarios);
@@ -68,7 +71,11 @@ fn assert_converged(server: &Server, dir: &Path, state_file: &Path, expected: &[
     let live = live(server, dir);
     let state = state_ids(state_file);
     for (name, id) in &state {
-        assert_eq!(live.get(name), Some(id), "state's `{name}` is not live with id {id}");
+        assert_eq!(
+            live.get(name),
+            Some(id),
+            "state's `{name}` is not live with id {id}"
+        );
     }
     let mut names: Vec<&str> = live.keys().map(String::as_str).collect();
     names.retain(|name| *name != "default");
@@ -97,7 +104,14 @@ fn every_example_validates_plans_applies_and_converges() {
         let lists_before = server.requests("GET", "/api/v1/environments");
         server
             .envform(dir.path())
-            .args(["plan", "-f", &file, "--state", &state_arg, "--detailed-exitcode"])
+            .args([
+                "plan",
+                "-f",
+                &file,
+                "--state",
+                &state_arg,
+                "--detailed-exitcode",
+            ])
             .assert()
             .code(2)
             .stdout(predicate::str::contains("to add"));
@@ -109,13 +123,27 @@ fn every_example_validates_plans_applies_and_converges() {
         assert_eq!(server.requests("GET", "/api/v1/environments/"), 0);
         server
             .envform(dir.path())
-            .args(["apply", "-f", &file, "--state", &state_arg, "--auto-approve"])
+            .args([
+                "apply",
+                "-f",
+                &file,
+                "--state",
+                &state_arg,
+                "--auto-approve",
+            ])
             .assert()
             .success()
             .stdout(predicate::str::contains("Apply complete!"));
         server
             .envform(dir.path())
-            .args(["plan", "-f", &file, "--state", &state_arg, "--detailed-exitcode"])
+            .args([
+                "plan",
+                "-f",
+                &file,
+                "--state",
+                &state_arg,
+                "--detailed-exitcode",
+            ])
             .assert()
             .code(0)
             .stdout(predicate::str::contains("No changes."));
@@ -169,7 +197,11 @@ fn plan_formats_and_exit_codes() {
     assert!(!human.contains("hunter2-secret"));
     assert!(!human.contains('\u{1b}'), "no colour off a terminal");
     // Bad input is exit 1, never 2.
-    write(dir.path(), "bad.yaml", "version: 1\nenvironments:\n  - name: x\n");
+    write(
+        dir.path(),
+        "bad.yaml",
+        "version: 1\nenvironments:\n  - name: x\n",
+    );
     server
         .envform(dir.path())
         .args(["plan", "-f", "bad.yaml", "--detailed-exitcode"])
@@ -187,7 +219,11 @@ fn plan_formats_and_exit_codes() {
 fn without_auto_approve_off_a_terminal_nothing_is_applied() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("serve.db"), &[]);
-    write(dir.path(), "envform.yaml", "version: 1\nenvironments:\n  - name: api\n");
+    write(
+        dir.path(),
+        "envform.yaml",
+        "version: 1\nenvironments:\n  - name: api\n",
+    );
     server
         .envform(dir.path())
         .arg("apply")
@@ -297,20 +333,26 @@ fn rename_swap_adopt_delete_and_recreate() {
         .assert()
         .success();
     let legacy_id = live(&server, dir.path())["legacy"].clone();
-    let out = apply("version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: blue\n  - name: green\n");
+    let out = apply(
+        "version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: blue\n  - name: green\n",
+    );
     assert!(out.contains("adopt"), "{out}");
     assert_eq!(live(&server, dir.path())["legacy"], legacy_id);
     plan_is_clean();
 
     // Rename in place keeps the id.
     let blue_id = live(&server, dir.path())["blue"].clone();
-    apply("version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: azure\n    renamed_from: blue\n  - name: green\n");
+    apply(
+        "version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: azure\n    renamed_from: blue\n  - name: green\n",
+    );
     assert_eq!(live(&server, dir.path())["azure"], blue_id);
     plan_is_clean();
 
     // Swap two names through a temporary one: both ids survive, names exchanged.
     let before = live(&server, dir.path());
-    apply("version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: green\n    renamed_from: azure\n  - name: azure\n    renamed_from: green\n");
+    apply(
+        "version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: green\n    renamed_from: azure\n  - name: azure\n    renamed_from: green\n",
+    );
     let after = live(&server, dir.path());
     assert_eq!(after["green"], before["azure"]);
     assert_eq!(after["azure"], before["green"]);
@@ -323,7 +365,9 @@ fn rename_swap_adopt_delete_and_recreate() {
         .args(["env", "delete", "green", "--yes"])
         .assert()
         .success();
-    let out = apply("version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: green\n    renamed_from: azure\n  - name: azure\n    renamed_from: green\n");
+    let out = apply(
+        "version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: green\n    renamed_from: azure\n  - name: azure\n    renamed_from: green\n",
+    );
     assert!(out.contains("created"), "{out}");
     assert_converged(&server, dir.path(), &state, &["azure", "green", "legacy"]);
 
@@ -343,7 +387,9 @@ fn protections_and_destroy() {
     write(
         dir.path(),
         "envform.yaml",
-        &format!("version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{many}"),
+        &format!(
+            "version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{many}"
+        ),
     );
     server
         .envform(dir.path())
@@ -358,7 +404,9 @@ fn protections_and_destroy() {
     write(
         dir.path(),
         "envform.yaml",
-        &format!("version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{fewer}"),
+        &format!(
+            "version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{fewer}"
+        ),
     );
     server
         .envform(dir.path())
@@ -423,7 +471,11 @@ fn applies_through_injected_faults_converge_without_duplicates() {
         .iter()
         .map(|name| format!("  - name: {name}\n"))
         .collect();
-    write(dir.path(), "envform.yaml", &format!("version: 1\nenvironments:\n{yaml}"));
+    write(
+        dir.path(),
+        "envform.yaml",
+        &format!("version: 1\nenvironments:\n{yaml}"),
+    );
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -452,7 +504,11 @@ fn applies_through_injected_faults_converge_without_duplicates() {
 }
 
 /// Starts `envform apply` and returns it with a reader of its stderr lines.
-fn spawn_apply(server: &Server, dir: &Path, extra: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+fn spawn_apply(
+    server: &Server,
+    dir: &Path,
+    extra: &[&str],
+) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(envform_bin())
         .current_dir(dir)
         .env("KUBIYA_CONTROL_PLANE_URL", &server.url)
@@ -487,7 +543,9 @@ fn wait_for_finished_steps(stderr: &mut BufReader<std::process::ChildStderr>, co
 const TWENTY: usize = 20;
 
 fn twenty_environments(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = (0..TWENTY).map(|index| format!("step-{index:02}")).collect();
+    let names: Vec<String> = (0..TWENTY)
+        .map(|index| format!("step-{index:02}"))
+        .collect();
     // A chain, so each step waits for the previous one: kills land between steps.
     let mut yaml = String::from("version: 1\nenvironments:\n");
     for (index, name) in names.iter().enumerate() {

@@ -38,8 +38,9 @@ fn ci_recipes_parse_and_their_commands_are_valid() {
         let commands = envform_command_lines(&text);
         assert!(commands.len() >= 3, "{name}: {commands:?}");
         for command in commands {
-            envform::cli::Cli::try_parse_from(&command)
-                .unwrap_or_else(|error| panic!("{name}: `{}` does not parse: {error}", command.join(" ")));
+            envform::cli::Cli::try_parse_from(&command).unwrap_or_else(|error| {
+                panic!("{name}: `{}` does not parse: {error}", command.join(" "))
+            });
             checked += 1;
         }
     }
@@ -54,7 +55,16 @@ fn init_writes_a_file_whose_plan_only_adopts() {
     let server = Server::start(&dir.path().join("serve.db"), &[]);
     server
         .envform(dir.path())
-        .args(["env", "create", "--name", "alpha", "--max-workers", "3", "--metadata", "team=a"])
+        .args([
+            "env",
+            "create",
+            "--name",
+            "alpha",
+            "--max-workers",
+            "3",
+            "--metadata",
+            "team=a",
+        ])
         .assert()
         .success();
     std::fs::write(
@@ -142,7 +152,10 @@ fn every_subcommand_help_has_a_purpose_and_an_example() {
             .unwrap();
         assert!(output.status.success(), "{subcommand:?}");
         let help = String::from_utf8(output.stdout).unwrap();
-        assert!(help.contains("Example"), "{subcommand:?} has no example:\n{help}");
+        assert!(
+            help.contains("Example"),
+            "{subcommand:?} has no example:\n{help}"
+        );
         for line in help.lines() {
             assert!(
                 line.chars().count() <= 80,

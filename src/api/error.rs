@@ -141,10 +141,10 @@ impl EnvironmentError {
             .unwrap_or_else(|_| {
                 serde_json::Value::String(String::from_utf8_lossy(body).trim().to_owned())
             });
-        if status == 422 {
-            if let Ok(errors) = serde_json::from_value::<Vec<FieldError>>(detail.clone()) {
-                return EnvironmentError::Validation { errors };
-            }
+        if status == 422
+            && let Ok(errors) = serde_json::from_value::<Vec<FieldError>>(detail.clone())
+        {
+            return EnvironmentError::Validation { errors };
         }
         let detail = detail_text(&detail);
         match status {
@@ -207,12 +207,15 @@ mod tests {
     #[test]
     fn parses_string_detail() {
         let error = EnvironmentError::from_response(404, br#"{"detail":"Environment not found"}"#);
-        assert!(matches!(error, EnvironmentError::NotFound { detail } if detail == "Environment not found"));
+        assert!(
+            matches!(error, EnvironmentError::NotFound { detail } if detail == "Environment not found")
+        );
     }
 
     #[test]
     fn parses_validation_array() {
-        let body = br#"{"detail":[{"loc":["body","name"],"msg":"too short","type":"value_error"}]}"#;
+        let body =
+            br#"{"detail":[{"loc":["body","name"],"msg":"too short","type":"value_error"}]}"#;
         let EnvironmentError::Validation { errors } = EnvironmentError::from_response(422, body)
         else {
             panic!("expected a validation error");
@@ -225,12 +228,16 @@ mod tests {
     fn parses_object_detail() {
         let error =
             EnvironmentError::from_response(401, br#"{"detail":{"message":"invalid api key"}}"#);
-        assert!(matches!(error, EnvironmentError::Unauthorized { detail } if detail == "invalid api key"));
+        assert!(
+            matches!(error, EnvironmentError::Unauthorized { detail } if detail == "invalid api key")
+        );
     }
 
     #[test]
     fn non_json_body_keeps_text() {
         let error = EnvironmentError::from_response(502, b"Bad Gateway");
-        assert!(matches!(error, EnvironmentError::Api { status: 502, detail } if detail == "Bad Gateway"));
+        assert!(
+            matches!(error, EnvironmentError::Api { status: 502, detail } if detail == "Bad Gateway")
+        );
     }
 }

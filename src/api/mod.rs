@@ -6,8 +6,8 @@ mod error;
 mod types;
 
 pub use client::{
-    API_KEY_VARIABLE, BASE_URL_VARIABLE, ClientConfig, ClientError, ControlPlaneClient, DEFAULT_BASE_URL,
-    Environments,
+    API_KEY_VARIABLE, BASE_URL_VARIABLE, ClientConfig, ClientError, ControlPlaneClient,
+    DEFAULT_BASE_URL, Environments,
 };
 pub use error::{EnvironmentError, FieldError};
 pub use types::{
@@ -22,7 +22,10 @@ pub use types::{
 #[async_trait::async_trait]
 pub trait EnvironmentsApi: Send + Sync {
     /// Every environment of the organization, ordered by creation time, optionally by status.
-    async fn list(&self, status_filter: Option<Status>) -> Result<Vec<Environment>, EnvironmentError>;
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError>;
     /// One environment by id.
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError>;
     /// Creates an environment.
@@ -36,12 +39,18 @@ pub trait EnvironmentsApi: Send + Sync {
     /// Deletes an environment (never the `default` one).
     async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError>;
     /// The command workers run to register with the environment, with its token.
-    async fn get_worker_command(&self, id: EnvironmentId) -> Result<WorkerCommand, EnvironmentError>;
+    async fn get_worker_command(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<WorkerCommand, EnvironmentError>;
 }
 
 #[async_trait::async_trait]
 impl<T: EnvironmentsApi + ?Sized> EnvironmentsApi for std::sync::Arc<T> {
-    async fn list(&self, status_filter: Option<Status>) -> Result<Vec<Environment>, EnvironmentError> {
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError> {
         (**self).list(status_filter).await
     }
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {
@@ -60,7 +69,10 @@ impl<T: EnvironmentsApi + ?Sized> EnvironmentsApi for std::sync::Arc<T> {
     async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError> {
         (**self).delete(id).await
     }
-    async fn get_worker_command(&self, id: EnvironmentId) -> Result<WorkerCommand, EnvironmentError> {
+    async fn get_worker_command(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<WorkerCommand, EnvironmentError> {
         (**self).get_worker_command(id).await
     }
 }

@@ -215,9 +215,7 @@ impl<'a> Run<'a> {
         let outcome = match result {
             Ok(success) => {
                 self.state.intents.remove(&step.name);
-                let environment_id = success
-                    .environment_id
-                    .unwrap_or(EnvironmentId(Uuid::nil()));
+                let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
                 self.save().await;
                 for dependent in self.dependents.get(&id).cloned().unwrap_or_default() {

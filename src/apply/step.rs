@@ -138,7 +138,9 @@ async fn find_by_name(name: &str, context: &StepContext) -> Option<Environment> 
 
 async fn read_back(id: EnvironmentId, context: &StepContext) -> Result<Environment, StepFailure> {
     context.api.get(id).await.map_err(|error| {
-        StepFailure::Unknown(format!("the change was sent, but reading it back failed: {error}"))
+        StepFailure::Unknown(format!(
+            "the change was sent, but reading it back failed: {error}"
+        ))
     })
 }
 
@@ -192,7 +194,11 @@ fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
                 format!(
                     "the service did not keep `{}` as sent (it is {})",
                     change.field,
-                    if kept.is_none() { "absent" } else { "different" }
+                    if kept.is_none() {
+                        "absent"
+                    } else {
+                        "different"
+                    }
                 )
             })
         })

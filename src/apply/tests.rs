@@ -185,7 +185,11 @@ impl EnvironmentsApi for RefuseOneCreate {
     ) -> Result<crate::api::Environment, crate::api::EnvironmentError> {
         if data.name == "refused" {
             return Err(crate::api::EnvironmentError::Validation {
-                errors: vec![crate::api::FieldError::body(&["name"], "refused", "value_error")],
+                errors: vec![crate::api::FieldError::body(
+                    &["name"],
+                    "refused",
+                    "value_error",
+                )],
             });
         }
         self.inner.create(data).await
@@ -197,7 +201,10 @@ impl EnvironmentsApi for RefuseOneCreate {
     ) -> Result<crate::api::Environment, crate::api::EnvironmentError> {
         self.inner.update(id, patch).await
     }
-    async fn delete(&self, id: crate::api::EnvironmentId) -> Result<(), crate::api::EnvironmentError> {
+    async fn delete(
+        &self,
+        id: crate::api::EnvironmentId,
+    ) -> Result<(), crate::api::EnvironmentError> {
         self.inner.delete(id).await
     }
     async fn get_worker_command(
@@ -266,7 +273,9 @@ async fn provisioning_failure_fails_the_create_and_skips_its_dependents() {
             .clone()
     };
     match outcome("base") {
-        StepOutcome::Failed { message } => assert!(message.contains("provisioning failed"), "{message}"),
+        StepOutcome::Failed { message } => {
+            assert!(message.contains("provisioning failed"), "{message}")
+        }
         other => panic!("expected a failure, got {other:?}"),
     }
     assert!(matches!(outcome("dependent"), StepOutcome::Skipped { .. }));
@@ -310,10 +319,16 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
         .filter(|result| result.outcome.is_done())
         .count();
     assert!(done <= 1, "{}", report.table());
-    assert!(report
-        .results
-        .iter()
-        .any(|result| result.outcome == StepOutcome::Interrupted));
-    assert!(plan.steps().iter().any(|step| step.action == Action::Create));
+    assert!(
+        report
+            .results
+            .iter()
+            .any(|result| result.outcome == StepOutcome::Interrupted)
+    );
+    assert!(
+        plan.steps()
+            .iter()
+            .any(|step| step.action == Action::Create)
+    );
     fixture.control_plane.shutdown().await;
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::plan::{PlanFormat, PlanningArgs, Planned, make_plan, render_plan};
+use super::plan::{PlanFormat, Planned, PlanningArgs, make_plan, render_plan};
 use super::progress::TerminalProgress;
 use super::settings::{TargetArgs, parse_duration};
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
@@ -44,7 +44,9 @@ pub(crate) struct ExecutionArgs {
 
 /// `envform apply` flags.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  envform apply\n  envform apply -f environments/ --auto-approve\n  envform plan --out plan.json && envform apply plan.json")]
+#[command(
+    after_help = "Examples:\n  envform apply\n  envform apply -f environments/ --auto-approve\n  envform plan --out plan.json && envform apply plan.json"
+)]
 pub(crate) struct ApplyArgs {
     /// A plan saved with `envform plan --out`: apply exactly it (refused if anything moved).
     #[arg(value_name = "PLANFILE")]
@@ -55,7 +57,9 @@ pub(crate) struct ApplyArgs {
 
 /// `envform destroy` flags.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  envform destroy -f examples/scenarios/ephemeral-test.yaml --auto-approve")]
+#[command(
+    after_help = "Example:\n  envform destroy -f examples/scenarios/ephemeral-test.yaml --auto-approve"
+)]
 pub(crate) struct DestroyArgs {
     #[command(flatten)]
     execution: ExecutionArgs,
@@ -66,9 +70,9 @@ pub(crate) async fn execute_apply(args: ApplyArgs) -> miette::Result<Exit> {
     let saved = match &args.plan_file {
         Some(path) => {
             let text = workspace::read_text(path)?;
-            Some(Plan::from_saved(&text).map_err(|error| {
+            Some(Box::new(Plan::from_saved(&text).map_err(|error| {
                 miette::Report::new(error).wrap_err(format!("cannot use {}", path.display()))
-            })?)
+            })?))
         }
         None => None,
     };
@@ -81,7 +85,7 @@ pub(crate) async fn execute_destroy(args: DestroyArgs) -> miette::Result<Exit> {
 }
 
 enum Mode {
-    Apply { saved: Option<Plan> },
+    Apply { saved: Option<Box<Plan>> },
     Destroy,
 }
 
@@ -125,7 +129,9 @@ async fn locked(
     let state = workspace::load_state(backend, target).await?;
     let api = connection.api.as_ref();
     let (planned, is_destroy) = match mode {
-        Mode::Apply { saved: None } => (make_plan(api, desired, state, &args.planning).await?, false),
+        Mode::Apply { saved: None } => {
+            (make_plan(api, desired, state, &args.planning).await?, false)
+        }
         Mode::Apply { saved: Some(plan) } => {
             let live = api.list(None).await.map_err(super::env::api_error)?;
             plan.base()
@@ -136,7 +142,7 @@ async fn locked(
                     desired,
                     state,
                     live,
-                    plan,
+                    plan: *plan,
                 },
                 false,
             )
@@ -148,13 +154,7 @@ async fn locked(
                 ..desired.clone()
             };
             let planned = make_plan(api, empty, state, &args.planning).await?;
-            (
-                Planned {
-                    desired,
-                    ..planned
-                },
-                true,
-            )
+            (Planned { desired, ..planned }, true)
         }
     };
     print_stdout(&render_plan(
@@ -261,7 +261,9 @@ fn conclusion(report: &ApplyReport, summary: Summary, is_destroy: bool) -> Strin
         text.push_str(&format!("Stopped: {fatal}\n"));
     }
     if report.interrupted {
-        text.push_str("Apply interrupted: finished steps are saved in state; run apply again to continue.\n");
+        text.push_str(
+            "Apply interrupted: finished steps are saved in state; run apply again to continue.\n",
+        );
     } else if report.succeeded() {
         if is_destroy {
             text.push_str(&format!(

@@ -55,7 +55,9 @@ pub(crate) enum EnvCommand {
         output: OutputFormat,
     },
     /// Create an environment from flags or a JSON/YAML file.
-    #[command(after_help = "Examples:\n  envform env create --name staging --max-workers 10\n  envform env create -f staging.yaml")]
+    #[command(
+        after_help = "Examples:\n  envform env create --name staging --max-workers 10\n  envform env create -f staging.yaml"
+    )]
     Create {
         /// A JSON or YAML file with the create body (`-` for stdin).
         #[arg(short, long, conflicts_with_all = ["name"])]
@@ -70,7 +72,9 @@ pub(crate) enum EnvCommand {
         output: OutputFormat,
     },
     /// Update fields of an environment (each field given replaces the stored one).
-    #[command(after_help = "Examples:\n  envform env update staging --max-workers 20\n  envform env update staging --clear description\n  envform env update staging -f patch.yaml")]
+    #[command(
+        after_help = "Examples:\n  envform env update staging --max-workers 20\n  envform env update staging --clear description\n  envform env update staging -f patch.yaml"
+    )]
     Update {
         /// Environment id or name.
         environment: String,
@@ -272,7 +276,9 @@ async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::
                 && fields.configuration().is_some()
             {
                 for (key, value) in existing {
-                    configuration.entry(key.clone()).or_insert_with(|| value.clone());
+                    configuration
+                        .entry(key.clone())
+                        .or_insert_with(|| value.clone());
                 }
             }
             let environment = api.update(current.id, &patch).await.map_err(api_error)?;
@@ -465,7 +471,9 @@ fn read_document<T: DeserializeOwned>(path: &Path) -> miette::Result<T> {
     }
     .wrap_err_with(|| format!("cannot read {}", path.display()))?;
     // JSON is read as JSON so its errors speak JSON; anything else is YAML.
-    let is_json = path.extension().is_some_and(|extension| extension == "json")
+    let is_json = path
+        .extension()
+        .is_some_and(|extension| extension == "json")
         || text.trim_start().starts_with('{');
     if is_json {
         serde_json::from_str(&text)
@@ -522,7 +530,10 @@ fn environment_details(environment: &Environment) -> String {
     let rows = vec![
         vec!["id".to_owned(), environment.id.to_string()],
         vec!["name".to_owned(), environment.name.clone()],
-        vec!["display_name".to_owned(), optional(&environment.display_name)],
+        vec![
+            "display_name".to_owned(),
+            optional(&environment.display_name),
+        ],
         vec!["description".to_owned(), optional(&environment.description)],
         vec!["status".to_owned(), environment.status.to_string()],
         vec![
@@ -541,7 +552,10 @@ fn environment_details(environment: &Environment) -> String {
             "temporal_namespace".to_owned(),
             optional(&environment.temporal_namespace),
         ],
-        vec!["error_message".to_owned(), optional(&environment.error_message)],
+        vec![
+            "error_message".to_owned(),
+            optional(&environment.error_message),
+        ],
         vec![
             "created_at".to_owned(),
             environment

@@ -19,7 +19,12 @@ pub(crate) struct InitArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Where to write the file.
-    #[arg(short = 'f', long = "file", default_value = "envform.yaml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "envform.yaml",
+        value_name = "PATH"
+    )]
     path: PathBuf,
     /// Replace an existing file.
     #[arg(long)]
@@ -46,7 +51,9 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
     eprintln!(
         "Wrote {} with {} environment(s). Run `envform plan` to see them adopted, then `envform apply`.",
         args.path.display(),
-        live.iter().filter(|env| env.name != DEFAULT_ENVIRONMENT).count()
+        live.iter()
+            .filter(|env| env.name != DEFAULT_ENVIRONMENT)
+            .count()
     );
     Ok(Exit::Success)
 }
@@ -61,7 +68,10 @@ fn starter(live: &[Environment]) -> String {
     );
     let mut environments: Vec<&Environment> = live.iter().collect();
     environments.sort_by(|a, b| a.name.cmp(&b.name));
-    if environments.iter().all(|env| env.name == DEFAULT_ENVIRONMENT) {
+    if environments
+        .iter()
+        .all(|env| env.name == DEFAULT_ENVIRONMENT)
+    {
         text.push_str("  []\n");
     }
     for environment in environments {
@@ -84,7 +94,10 @@ fn starter(live: &[Environment]) -> String {
 }
 
 fn entry(environment: &Environment) -> String {
-    let mut lines = vec![format!("- name: {}", json(&Value::from(environment.name.clone())))];
+    let mut lines = vec![format!(
+        "- name: {}",
+        json(&Value::from(environment.name.clone()))
+    )];
     let mut field = |key: &str, value: Value| lines.push(format!("  {key}: {}", json(&value)));
     if let Some(display_name) = environment
         .display_name

@@ -27,7 +27,12 @@ pub use settings::TargetArgs;
 /// Without --api-url, every command runs against the embedded control plane in
 /// .envform/control-plane.db: no server and no account needed.
 #[derive(Debug, Parser)]
-#[command(name = "envform", version, propagate_version = true, max_term_width = 80)]
+#[command(
+    name = "envform",
+    version,
+    propagate_version = true,
+    max_term_width = 80
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

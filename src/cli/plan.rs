@@ -59,7 +59,9 @@ impl PlanningArgs {
 
 /// `envform plan` flags.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  envform plan\n  envform plan -f environments/ --format markdown > plan.md\n  envform plan --out plan.json --detailed-exitcode")]
+#[command(
+    after_help = "Examples:\n  envform plan\n  envform plan -f environments/ --format markdown > plan.md\n  envform plan --out plan.json --detailed-exitcode"
+)]
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -144,8 +146,9 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     ))?;
     if let Some(out) = &args.out {
         let text = planned.plan.to_saved().into_diagnostic()?;
-        std::fs::write(out, text)
-            .map_err(|error| miette::miette!("cannot write the plan to {}: {error}", out.display()))?;
+        std::fs::write(out, text).map_err(|error| {
+            miette::miette!("cannot write the plan to {}: {error}", out.display())
+        })?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this plan with `envform apply {}`.",
             out.display(),

@@ -9,7 +9,12 @@ use crate::target::{Connection, Target};
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
     /// Control plane URL; without it, commands run against the embedded control plane.
-    #[arg(long, global = true, env = "KUBIYA_CONTROL_PLANE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBIYA_CONTROL_PLANE_URL",
+        value_name = "URL"
+    )]
     pub api_url: Option<String>,
     /// API key for --api-url.
     #[arg(
@@ -55,10 +60,9 @@ impl TargetArgs {
     /// Resolves and opens the target.
     pub(crate) async fn connect(&self) -> miette::Result<(Target, Connection)> {
         let target = self.target()?;
-        let connection = target
-            .connect(&local_actor())
-            .await
-            .map_err(|error| miette::miette!(code = "envform::cli::target", "{}", error_chain(&error)))?;
+        let connection = target.connect(&local_actor()).await.map_err(|error| {
+            miette::miette!(code = "envform::cli::target", "{}", error_chain(&error))
+        })?;
         Ok((target, connection))
     }
 }
@@ -99,9 +103,13 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m or h)"
+            ));
+        }
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 366.0 * 86_400.0 {
+    if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(seconds))

@@ -78,7 +78,9 @@ pub(crate) struct ImportArgs {
 
 /// `envform force-unlock` flags.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  envform force-unlock 5f0c2d9e-0000-4000-8000-000000000000 --yes")]
+#[command(
+    after_help = "Example:\n  envform force-unlock 5f0c2d9e-0000-4000-8000-000000000000 --yes"
+)]
 pub(crate) struct ForceUnlockArgs {
     /// The lock's ID, as printed by the command that waits for it.
     lock_id: String,
@@ -107,7 +109,10 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             let target = location.target.target()?.describe();
             let backend = location.backend()?;
             let state = workspace::load_state(backend.as_ref(), &target).await?;
-            let resource = state.resources.get(&name).ok_or_else(|| not_managed(&name))?;
+            let resource = state
+                .resources
+                .get(&name)
+                .ok_or_else(|| not_managed(&name))?;
             let mut text = serde_json::to_string_pretty(resource).into_diagnostic()?;
             text.push('\n');
             print_stdout(&text)?;

@@ -19,7 +19,12 @@ use crate::state::{
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DesiredArgs {
     /// A desired-state file, or a directory of *.yaml / *.yml files.
-    #[arg(short = 'f', long = "file", default_value = "envform.yaml", value_name = "PATH")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "envform.yaml",
+        value_name = "PATH"
+    )]
     pub(crate) path: PathBuf,
 }
 
@@ -45,7 +50,12 @@ impl DesiredArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StateArgs {
     /// Local state file (default: .envform/state.json beside the desired-state file).
-    #[arg(long = "state", env = "ENVFORM_STATE_PATH", value_name = "PATH", conflicts_with = "state_address")]
+    #[arg(
+        long = "state",
+        env = "ENVFORM_STATE_PATH",
+        value_name = "PATH",
+        conflicts_with = "state_address"
+    )]
     pub(crate) state_path: Option<PathBuf>,
     /// HTTP state backend address (Terraform's HTTP backend protocol).
     #[arg(long, env = "ENVFORM_STATE_ADDRESS", value_name = "URL")]
@@ -184,14 +194,13 @@ fn handle_id(handle: &LockHandle) -> String {
 
 /// Loads state, or an empty one for `target` when none was written; refuses state written for
 /// another target (its ids would mean nothing there).
-pub(crate) async fn load_state(
-    backend: &dyn StateBackend,
-    target: &str,
-) -> miette::Result<State> {
+pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
     let state = backend.load().await.map_err(state_error)?;
     match state {
         None => Ok(State::empty(target)),
-        Some(state) if state.resources.is_empty() || same_target(&state.target, target) => Ok(state),
+        Some(state) if state.resources.is_empty() || same_target(&state.target, target) => {
+            Ok(state)
+        }
         Some(state) => Err(miette::miette!(
             code = "envform::state::target_mismatch",
             help = "point --api-url at the target this state describes, or use another state with --state",
@@ -216,7 +225,12 @@ pub(crate) fn state_error(error: StateError) -> miette::Report {
         }
         _ => "see the state backend's message above",
     };
-    miette::miette!(code = "envform::state::error", help = help, "{}", error_chain(&error))
+    miette::miette!(
+        code = "envform::state::error",
+        help = help,
+        "{}",
+        error_chain(&error)
+    )
 }
 
 /// The path an optional plan file argument names, if it exists as a file.
