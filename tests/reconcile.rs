@@ -652,3 +652,61 @@ fn concurrent_applies_on_local_state_take_turns() {
         );
     }
 }
+
+#[test]
+fn kill_nine_during_a_create_then_rerun_adopts_instead_of_duplicating() {
+    let dir = tempfile::tempdir().unwrap();
+    // The organization's namespace takes 2 s: creates made meanwhile wait in `provisioning`.
+    let server = Server::start(&dir.path().join("serve.db"), &["--provision-delay", "2s"]);
+    write(
+        dir.path(),
+        "envform.yaml",
+        "version: 1\nenvironments:\n  - name: slow-one\n  - name: slow-two\n",
+    );
+    let (mut child, mut stderr) = spawn_apply(&server, dir.path(), &["--parallelism", "1"]);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "apply ended early"
+        );
+        if line.contains("slow-one: Creating") {
+            break;
+        }
+    }
+    // Give the POST time to land, then kill while the step waits for provisioning.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".envform/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        state["intents"].get("slow-one").is_some(),
+        "the create's intent was recorded before it was sent: {state}"
+    );
+    assert!(live(&server, dir.path()).contains_key("slow-one"));
+    let output = server
+        .envform(dir.path())
+        .args(["apply", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("adopt"));
+    assert_converged(
+        &server,
+        dir.path(),
+        &dir.path().join(".envform/state.json"),
+        &["slow-one", "slow-two"],
+    );
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".envform/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        state.get("intents").is_none(),
+        "intents are cleared: {state}"
+    );
+}
