@@ -8,3 +8,4 @@ mod readme;
 mod reconcile;
 mod support;
 mod workflow;
+mod secrets;

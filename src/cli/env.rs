@@ -44,6 +44,9 @@ pub(crate) enum EnvCommand {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
+        /// Show `execution_environment.env_vars` values instead of masking them.
+        #[arg(long)]
+        reveal: bool,
     },
     /// Show one environment.
     #[command(after_help = "Example:\n  envform env get production -o json")]
@@ -53,6 +56,9 @@ pub(crate) enum EnvCommand {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
+        /// Show `execution_environment.env_vars` values instead of masking them.
+        #[arg(long)]
+        reveal: bool,
     },
     /// Create an environment from flags or a JSON/YAML file.
     #[command(
@@ -212,8 +218,15 @@ pub(crate) async fn execute(args: EnvArgs) -> miette::Result<Exit> {
 
 async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::Result<Exit> {
     match command {
-        EnvCommand::List { status, output } => {
-            let environments = api.list(status).await.map_err(api_error)?;
+        EnvCommand::List {
+            status,
+            output,
+            reveal,
+        } => {
+            let mut environments = api.list(status).await.map_err(api_error)?;
+            if !reveal {
+                environments.iter_mut().for_each(mask_env_vars);
+            }
             match output {
                 OutputFormat::Json => print_json(&environments)?,
                 OutputFormat::Table => print_stdout(&environment_table(&environments))?,
@@ -222,8 +235,12 @@ async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::
         EnvCommand::Get {
             environment,
             output,
+            reveal,
         } => {
-            let environment = resolve(api, &environment).await?;
+            let mut environment = resolve(api, &environment).await?;
+            if !reveal {
+                mask_env_vars(&mut environment);
+            }
             print_environment(&environment, output)?;
         }
         EnvCommand::Create {
@@ -245,7 +262,8 @@ async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::
                     ..CreateEnvironment::default()
                 },
             };
-            let environment = api.create(&data).await.map_err(api_error)?;
+            let mut environment = api.create(&data).await.map_err(api_error)?;
+            mask_env_vars(&mut environment);
             print_environment(&environment, output)?;
         }
         EnvCommand::Update {
@@ -281,7 +299,8 @@ async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::
                         .or_insert_with(|| value.clone());
                 }
             }
-            let environment = api.update(current.id, &patch).await.map_err(api_error)?;
+            let mut environment = api.update(current.id, &patch).await.map_err(api_error)?;
+            mask_env_vars(&mut environment);
             print_environment(&environment, output)?;
         }
         EnvCommand::Delete { environment, yes } => {
@@ -490,6 +509,18 @@ fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
     let mut text = serde_json::to_string_pretty(value).into_diagnostic()?;
     text.push('\n');
     print_stdout(&text)
+}
+
+/// What `env` output shows in place of an `env_vars` value.
+const MASKED: &str = "(sensitive)";
+
+/// Replaces every `execution_environment.env_vars` value with [`MASKED`].
+fn mask_env_vars(environment: &mut Environment) {
+    if let Some(execution) = &mut environment.execution_environment {
+        for value in execution.env_vars.values_mut() {
+            *value = MASKED.into();
+        }
+    }
 }
 
 fn print_environment(environment: &Environment, output: OutputFormat) -> miette::Result<()> {

@@ -1,0 +1,128 @@
+//! Secrets never leak: worker tokens, API keys and `env_vars` values are absent from every output
+//! format, trace-level log, state file, saved plan and error message.
+
+use std::path::Path;
+
+use crate::support::{KEY_A, Server};
+
+const SECRET_VALUE: &str = "env-var-secret-3f9a1c";
+
+/// Every file below `dir` whose contents include `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                // The input file holds the values, and the service's database what it must serve.
+                let is_source = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("serve.db") || name == "envform.yaml");
+                if !is_source
+                    && bytes
+                        .windows(needle.len())
+                        .any(|window| window == needle.as_bytes())
+                {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_appears_in_outputs_logs_state_or_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("serve.db"), &[]);
+    std::fs::write(
+        dir.path().join("envform.yaml"),
+        format!(
+            "version: 1\nenvironments:\n  - name: api\n    execution_environment:\n      env_vars: {{TOKEN: {SECRET_VALUE}}}\n      secrets: [db-password]\n"
+        ),
+    )
+    .unwrap();
+    let transcript = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str]| {
+        let output = server
+            .envform(dir.path())
+            .env("ENVFORM_LOG", "trace")
+            .args(args)
+            .output()
+            .unwrap();
+        let mut transcript = transcript.borrow_mut();
+        transcript.push_str(&String::from_utf8_lossy(&output.stdout));
+        transcript.push_str(&String::from_utf8_lossy(&output.stderr));
+        output
+    };
+    for format in ["human", "json", "markdown"] {
+        run(&["plan", "--format", format]);
+    }
+    assert!(run(&["plan", "--out", "plan.json"]).status.success());
+    assert!(
+        run(&["apply", "plan.json", "--auto-approve"])
+            .status
+            .success()
+    );
+    // The secret changes: shown as changed, never by value.
+    std::fs::write(
+        dir.path().join("envform.yaml"),
+        "version: 1\nenvironments:\n  - name: api\n    execution_environment:\n      env_vars: {TOKEN: rotated-value-77}\n",
+    )
+    .unwrap();
+    for format in ["human", "json", "markdown"] {
+        run(&["plan", "--format", format]);
+    }
+    assert!(
+        transcript.borrow().contains("(sensitive value changed)"),
+        "{}",
+        transcript.borrow()
+    );
+    assert!(run(&["apply", "--auto-approve"]).status.success());
+    run(&["env", "get", "api", "-o", "json"]);
+    run(&["state", "show", "api"]);
+    let masked = run(&["env", "worker-command", "api"]);
+    assert!(masked.status.success());
+    // Error paths: a bad key and a missing environment.
+    let bad = server
+        .envform(dir.path())
+        .env("KUBIYA_API_KEY", "not-the-key-8c1d")
+        .args(["env", "list"])
+        .output()
+        .unwrap();
+    transcript
+        .borrow_mut()
+        .push_str(&String::from_utf8_lossy(&bad.stderr));
+    run(&["env", "get", "missing"]);
+
+    // The one token revealed on purpose, to look for it everywhere else.
+    let revealed = server
+        .envform(dir.path())
+        .args(["env", "worker-command", "api", "--reveal", "-o", "json"])
+        .output()
+        .unwrap();
+    let revealed: serde_json::Value = serde_json::from_slice(&revealed.stdout).unwrap();
+    let token = revealed["worker_token"].as_str().unwrap().to_owned();
+    run(&["env", "worker-command", "api", "-o", "json"]);
+    run(&["env", "list", "-o", "json"]);
+
+    let transcript = transcript.into_inner();
+    let log = server.log();
+    assert!(log.lines().count() > 10, "the server logged requests");
+    for secret in [
+        SECRET_VALUE,
+        "rotated-value-77",
+        KEY_A,
+        "not-the-key-8c1d",
+        token.as_str(),
+    ] {
+        assert!(!transcript.contains(secret), "`{secret}` in command output");
+        assert!(!log.contains(secret), "`{secret}` in the server log");
+        let files = files_containing(dir.path(), secret);
+        assert!(files.is_empty(), "`{secret}` in {files:?}");
+    }
+}
