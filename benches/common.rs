@@ -47,6 +47,7 @@ impl ServeProcess {
             .arg(&database)
             .args(extra)
             // One log line per request would cost the server more than the benchmark measures.
+            .env("ENVFORM_LOG", "warn")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

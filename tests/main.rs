@@ -9,3 +9,4 @@ mod reconcile;
 mod support;
 mod workflow;
 mod secrets;
+mod bad_input;

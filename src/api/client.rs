@@ -153,9 +153,9 @@ impl fmt::Debug for ControlPlaneClient {
     }
 }
 
-/// reqwest is built without a bundled TLS crypto provider; ring is installed as the process
-/// default once, unless the embedding program installed one first.
-fn install_crypto_provider() {
+/// Installs ring as the process's TLS crypto provider, once: reqwest is built without a bundled
+/// one. Does nothing when the embedding program installed a provider first.
+pub fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // An error means a provider is already installed, which is all that is needed.
@@ -226,7 +226,7 @@ impl ControlPlaneClient {
         Environments { client: self }
     }
 
-    fn environment_url(&self, id: EnvironmentId) -> String {
+    pub(super) fn environment_url(&self, id: EnvironmentId) -> String {
         format!("{}/{id}", self.environments_url)
     }
 
@@ -293,7 +293,7 @@ impl ControlPlaneClient {
     }
 
     /// Sends one call, retrying it when it is idempotent, and returns the body of its 2xx answer.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         url: &str,
@@ -448,7 +448,7 @@ fn normalize_base_url(url: &str) -> Result<String, ClientError> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes, EnvironmentError> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Bytes, EnvironmentError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|error| EnvironmentError::Transport {
@@ -457,7 +457,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, EnvironmentError> {
         })
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentError> {
+pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentError> {
     serde_json::from_slice(body).map_err(|error| EnvironmentError::Transport {
         message: format!("unexpected answer from the control plane: {error}"),
         source: Some(Box::new(error)),

@@ -4,15 +4,20 @@
 mod client;
 mod error;
 mod types;
+mod workers;
 
 pub use client::{
     API_KEY_VARIABLE, BASE_URL_VARIABLE, ClientConfig, ClientError, ControlPlaneClient,
-    DEFAULT_BASE_URL, Environments,
+    DEFAULT_BASE_URL, Environments, install_crypto_provider,
 };
 pub use error::{EnvironmentError, FieldError};
 pub use types::{
     CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, OrganizationId,
     Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
+};
+pub use workers::{
+    AuditAction, AuditEvent, Heartbeat, HeartbeatAck, RegisterWorker, UnknownAuditAction, Worker,
+    WorkerClient, WorkerId, WorkerRegistration, WorkerStatus, WorkersApi,
 };
 
 /// The calls of the Environments API, for one organization.

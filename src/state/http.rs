@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -207,7 +207,7 @@ impl HttpBackend {
             Some(text) => parse_address("unlock_address", text)?,
             None => address.clone(),
         };
-        install_crypto_provider();
+        crate::api::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("envform/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)
@@ -601,16 +601,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     message
-}
-
-/// reqwest is built without a bundled TLS crypto provider; ring is installed as the process
-/// default once, unless the embedding program installed one first.
-fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // An error means a provider is already installed, which is all that is needed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 #[cfg(test)]

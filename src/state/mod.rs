@@ -10,6 +10,7 @@ mod document;
 mod http;
 mod local;
 mod lock;
+mod service;
 
 pub use backend::{StateBackend, StateError};
 pub use document::*;
@@ -17,4 +18,10 @@ pub use http::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES};
 pub use local::{LocalBackend, STATE_DIRECTORY, STATE_FILE};
 pub use lock::{
     FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, lock_with_timeout,
+};
+pub use service::{
+    Clock, GrantKind, HolderOverlap, InvalidWorkspaceName, LockEvent, LockEventKind, LockGranted,
+    LockRecord, MAX_WORKSPACE_NAME_LENGTH, RecordedLockEvent, StateService, StateServiceError,
+    StateStore, StateStoreError, StateTransaction, StateWrite, StoredDocument, SystemClock,
+    Unlocked, Workspace, WorkspaceName, WriteRefusal, check_single_holder,
 };

@@ -27,8 +27,10 @@ use crate::api::{EnvironmentId, OrganizationId, Status};
 
 /// The schema, oldest first. Embedded so the binary needs no files beside it; never edit a
 /// released migration (its checksum is recorded), add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "state", include_str!("migrations/0002_state.sql")),
+];
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,7 +49,7 @@ const ORGANIZATION_COLUMNS: &str = "id, namespace_state, provisioning_workflow_i
 /// The control plane's store on SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
