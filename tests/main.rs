@@ -10,3 +10,4 @@ mod support;
 mod workflow;
 mod secrets;
 mod bad_input;
+mod races;

@@ -6,14 +6,19 @@
 //! environment, validation, provisioning transitions) lives in `control_plane`, which composes
 //! these operations inside one transaction per API call.
 
+mod audit;
 mod record;
 mod sqlite;
+mod state;
+mod workers;
 
 pub use record::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, UnknownNamespaceState,
     WorkerTokenHash, WorkerTokenRecord,
 };
+pub use audit::{AuditEntry, AuditRecord, AuditStore, AuditTransaction};
 pub use sqlite::SqliteStore;
+pub use workers::{WorkerCounts, WorkerRecord, WorkerStore, WorkerTransaction};
 
 use crate::api::{EnvironmentId, OrganizationId, Status};
 
@@ -58,7 +63,7 @@ pub enum StoreError {
 /// The control plane's storage. Reads outside a transaction see committed data; writes go
 /// through [`Store::begin`].
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: WorkerStore + AuditStore + Send + Sync {
     /// Starts a write transaction; writers are serialized, so reads inside it are current.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
     /// One organization.
@@ -93,7 +98,7 @@ pub trait Store: Send + Sync {
 /// One write transaction: everything done through it commits together, or not at all when it is
 /// dropped without [`StoreTransaction::commit`].
 #[async_trait::async_trait]
-pub trait StoreTransaction: Send {
+pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
     /// One organization.
     async fn organization(
         &mut self,

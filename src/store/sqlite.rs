@@ -30,6 +30,11 @@ use crate::api::{EnvironmentId, OrganizationId, Status};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "state", include_str!("migrations/0002_state.sql")),
+    (
+        3,
+        "workers_audit",
+        include_str!("migrations/0003_workers_audit.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.
@@ -238,8 +243,8 @@ impl Store for SqliteStore {
 }
 
 /// A write transaction on the SQLite store; dropping it rolls back.
-struct SqliteTransaction {
-    transaction: sqlx::Transaction<'static, Sqlite>,
+pub(super) struct SqliteTransaction {
+    pub(super) transaction: sqlx::Transaction<'static, Sqlite>,
 }
 
 #[async_trait::async_trait]
@@ -559,7 +564,7 @@ fn environment_from_row(row: &SqliteRow) -> Result<EnvironmentRecord, StoreError
     })
 }
 
-fn parse_environment_id(text: &str) -> Result<EnvironmentId, StoreError> {
+pub(super) fn parse_environment_id(text: &str) -> Result<EnvironmentId, StoreError> {
     Uuid::parse_str(text)
         .map(EnvironmentId)
         .map_err(|error| StoreError::Corrupt(format!("environment id `{text}`: {error}")))
@@ -569,7 +574,7 @@ fn parse_status(text: &str) -> Result<Status, StoreError> {
     Status::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-fn timestamp(microseconds: i64) -> Result<Timestamp, StoreError> {
+pub(super) fn timestamp(microseconds: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(microseconds)
         .map_err(|error| StoreError::Corrupt(format!("timestamp {microseconds}: {error}")))
 }
