@@ -188,40 +188,6 @@ fn main() {
             ENVIRONMENTS + 1,
             DURATION.as_secs()
         );
-        {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect(&format!("sqlite://{}", dir.path().join("embedded.db").display()))
-                .await
-                .expect("pool");
-            let sql = "SELECT id, organization_id, name, display_name, description, status, requested_status, configuration, metadata, tags, settings, execution_environment, temporal_namespace, temporal_namespace_id, provisioning_workflow_id, provisioned_at, error_message, created_at, updated_at, created_by FROM environments WHERE organization_id = ? ORDER BY created_at, name";
-            let started = Instant::now();
-            let mut count = 0;
-            while started.elapsed() < Duration::from_secs(3) {
-                let rows = sqlx::query(sql).bind("bench").fetch_all(&pool).await.expect("rows");
-                assert_eq!(rows.len(), 51);
-                count += 1;
-            }
-            println!("raw sqlx select: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0 / count as f64);
-            let list = clients.embedded.list(None).await.expect("list");
-            let started = Instant::now();
-            let mut count = 0;
-            while started.elapsed() < Duration::from_secs(2) {
-                let bytes = serde_json::to_vec(&list).expect("json");
-                assert!(bytes.len() > 1000);
-                count += 1;
-            }
-            println!("serialize: {:.3} ms ({} bytes)", started.elapsed().as_secs_f64() * 1000.0 / count as f64, serde_json::to_vec(&list).unwrap().len());
-            let bytes = serde_json::to_vec(&list).expect("json");
-            let started = Instant::now();
-            let mut count = 0;
-            while started.elapsed() < Duration::from_secs(2) {
-                let parsed: Vec<envform::api::Environment> = serde_json::from_slice(&bytes).expect("json");
-                assert_eq!(parsed.len(), 51);
-                count += 1;
-            }
-            println!("parse: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0 / count as f64);
-        }
         sequential(&clients, Caller::Embedded)
             .await
             .report("sequential, embedded list (no HTTP)");

@@ -11,3 +11,4 @@ mod workflow;
 mod secrets;
 mod bad_input;
 mod races;
+mod fuzz;

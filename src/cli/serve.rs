@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Inject failures, e.g. `status=503,count=2,method=GET` (see `server::FaultConfig`).
     #[arg(long, hide = true, value_name = "RULES")]
     pub faults: Option<FaultConfig>,
+
+    /// How long a state lock lasts unless its holder renews it (at least 1s).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_lease)]
+    pub state_lease: Duration,
 }
 
 /// One `KEY=ORG` entry, checked after parsing so that a malformed one is reported without
@@ -108,6 +112,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("`{text}` is not a duration such as 2s, 500ms or 1m");
     let duration: jiff::SignedDuration = text.trim().parse().map_err(|_| invalid())?;
     Duration::try_from(duration).map_err(|_| invalid())
+}
+
+/// A state lock lease: a duration of at least a second, since holders are told it in seconds.
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < Duration::from_secs(1) {
+        return Err(format!("`{text}` is shorter than the shortest lease, 1s"));
+    }
+    Ok(lease)
 }
 
 /// Why `envform serve`'s flags cannot be used.
@@ -189,6 +202,7 @@ impl ServeArgs {
             .fail_organizations
             .extend(self.provision_fail.into_iter().map(OrganizationId));
         config.faults = self.faults.unwrap_or_default();
+        config.state_lease = self.state_lease;
         Ok(config)
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::provisioner::BuiltinProvisionerConfig;
+use super::workers::HeartbeatInterval;
 
 /// The placeholder replaced by the worker token.
 const TOKEN_PLACEHOLDER: &str = "{token}";
@@ -26,6 +27,8 @@ pub struct ControlPlaneConfig {
     pub worker_command: WorkerCommandTemplate,
     /// How the built-in namespace provisioner behaves.
     pub provisioner: BuiltinProvisionerConfig,
+    /// How often workers send heartbeats; three missed intervals and a worker is not active.
+    pub heartbeat_interval: HeartbeatInterval,
 }
 
 /// A worker command with `{token}` and `{environment}` placeholders.

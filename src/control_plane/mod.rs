@@ -7,6 +7,7 @@
 //! file. Provisioning runs on background tasks that [`ControlPlane::shutdown`] stops; an
 //! organization left `provisioning` is resumed when the control plane opens again.
 
+mod audit;
 mod clock;
 mod config;
 mod provisioner;
@@ -14,6 +15,7 @@ mod provisioning;
 mod scope;
 mod token;
 mod validation;
+mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +36,10 @@ pub use provisioner::{
     BuiltinProvisioner, BuiltinProvisionerConfig, NamespaceProvisioner, ProvisionedNamespace,
 };
 pub use scope::OrganizationScope;
+pub use workers::{
+    DEFAULT_HEARTBEAT_INTERVAL, EXPIRY_INTERVALS, HeartbeatInterval, InvalidHeartbeatInterval,
+    MIN_HEARTBEAT_INTERVAL,
+};
 
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId, Status};
 use crate::store::{

@@ -1,15 +1,16 @@
 //! [`OrganizationScope`]: the Environments API of one organization, in process.
 
 use super::{
-    ControlPlane, DEFAULT_ENVIRONMENT_NAME, clock, internal, provisioning, token, validation,
+    ControlPlane, DEFAULT_ENVIRONMENT_NAME, audit, clock, internal, provisioning, token,
+    validation, workers,
 };
 use crate::api::{
-    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
+    AuditAction, CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
     OrganizationId, Patch, Status, UpdateEnvironment, WorkerCommand,
 };
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, StoreError, StoreTransaction,
-    WorkerTokenRecord,
+    WorkerCounts, WorkerTokenRecord,
 };
 
 /// The Environments API of one organization, on an in-process [`ControlPlane`].
@@ -49,6 +50,45 @@ impl OrganizationScope {
     /// The organization this scope serves.
     pub fn organization_id(&self) -> &OrganizationId {
         &self.organization
+    }
+
+    /// The control plane the scope runs on.
+    pub(super) fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    /// Who the audit log records as making this scope's changes.
+    pub(super) fn actor(&self) -> &str {
+        self.actor.as_deref().unwrap_or("unknown")
+    }
+
+    /// Writes an audit entry about `record` in `transaction`.
+    async fn audit(
+        &self,
+        transaction: &mut dyn StoreTransaction,
+        action: AuditAction,
+        record: &EnvironmentRecord,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), EnvironmentError> {
+        let entry = audit::entry(
+            &self.organization,
+            self.actor(),
+            action,
+            record,
+            before,
+            after,
+        );
+        audit::record(transaction, &entry).await
+    }
+
+    /// The live worker counts of one environment.
+    async fn counts(&self, id: EnvironmentId) -> Result<WorkerCounts, EnvironmentError> {
+        let counts = self
+            .control_plane
+            .worker_counts(&self.organization, Some(id))
+            .await?;
+        Ok(counts.get(&id).copied().unwrap_or_default())
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, EnvironmentError> {
@@ -98,18 +138,29 @@ impl EnvironmentsApi for OrganizationScope {
             .environments(&self.organization, status_filter)
             .await
             .map_err(internal)?;
-        Ok(records.into_iter().map(to_environment).collect())
+        let counts = self
+            .control_plane
+            .worker_counts(&self.organization, None)
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let counts = counts.get(&record.id).copied().unwrap_or_default();
+                to_environment(record, counts)
+            })
+            .collect())
     }
 
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {
-        self.control_plane
+        let record = self
+            .control_plane
             .inner()
             .store
             .environment(&self.organization, id)
             .await
             .map_err(internal)?
-            .map(to_environment)
-            .ok_or_else(not_found)
+            .ok_or_else(not_found)?;
+        Ok(to_environment(record, self.counts(id).await?))
     }
 
     async fn create(&self, data: &CreateEnvironment) -> Result<Environment, EnvironmentError> {
@@ -175,6 +226,15 @@ impl EnvironmentsApi for OrganizationScope {
             .insert_environment(&record)
             .await
             .map_err(name_conflict)?;
+        let after = audit::environment_document(&record, None);
+        self.audit(
+            transaction.as_mut(),
+            AuditAction::EnvironmentCreate,
+            &record,
+            None,
+            Some(after),
+        )
+        .await?;
         transaction.commit().await.map_err(internal)?;
         if let Some(workflow_id) = retry_workflow {
             tracing::info!(organization = %self.organization, "retrying namespace provisioning");
@@ -193,7 +253,7 @@ impl EnvironmentsApi for OrganizationScope {
                 record = current;
             }
         }
-        Ok(to_environment(record))
+        Ok(to_environment(record, WorkerCounts::default()))
     }
 
     async fn update(
@@ -207,6 +267,7 @@ impl EnvironmentsApi for OrganizationScope {
         }
         let mut transaction = self.begin().await?;
         let mut record = self.environment_record(transaction.as_mut(), id).await?;
+        let previous = record.clone();
         if let Patch::Set(name) = &patch.name {
             if record.name == DEFAULT_ENVIRONMENT_NAME && name != DEFAULT_ENVIRONMENT_NAME {
                 return Err(EnvironmentError::Api {
@@ -238,8 +299,19 @@ impl EnvironmentsApi for OrganizationScope {
             .update_environment(&record)
             .await
             .map_err(name_conflict)?;
+        let before = audit::environment_document(&previous, None);
+        let after = audit::environment_document(&record, Some(&previous));
+        self.audit(
+            transaction.as_mut(),
+            AuditAction::EnvironmentUpdate,
+            &record,
+            Some(before),
+            Some(after),
+        )
+        .await?;
         transaction.commit().await.map_err(internal)?;
-        Ok(to_environment(record))
+        let counts = self.counts(record.id).await?;
+        Ok(to_environment(record, counts))
     }
 
     async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError> {
@@ -251,11 +323,21 @@ impl EnvironmentsApi for OrganizationScope {
                 detail: "The default environment cannot be deleted".to_owned(),
             });
         }
-        // Its worker tokens go with it, so its workers can no longer authenticate.
+        // Its worker tokens and registrations go with it: its workers are told to stop at their
+        // next heartbeat.
         transaction
             .delete_environment(&self.organization, id)
             .await
             .map_err(internal)?;
+        let before = audit::environment_document(&record, None);
+        self.audit(
+            transaction.as_mut(),
+            AuditAction::EnvironmentDelete,
+            &record,
+            Some(before),
+            None,
+        )
+        .await?;
         transaction.commit().await.map_err(internal)
     }
 
@@ -276,23 +358,23 @@ impl EnvironmentsApi for OrganizationScope {
             })
             .await
             .map_err(internal)?;
+        // A new credential is a change worth recording; the token itself never is.
+        let after = serde_json::json!({"worker_token": "issued"});
+        self.audit(
+            transaction.as_mut(),
+            AuditAction::WorkerTokenIssue,
+            &record,
+            None,
+            Some(after),
+        )
+        .await?;
         transaction.commit().await.map_err(internal)?;
-        let (command, command_parts) = self
-            .control_plane
-            .inner()
-            .config
-            .worker_command
-            .render(worker_token.expose(), &record.name);
-        Ok(WorkerCommand {
-            command,
+        Ok(workers::worker_command(
+            &self.control_plane,
+            record,
+            organization.namespace.state,
             worker_token,
-            temporal_namespace: record.temporal_namespace,
-            environment_name: record.name,
-            command_parts,
-            namespace_status: Some(organization.namespace.state.as_str().to_owned()),
-            can_register: matches!(record.status, Status::Ready | Status::Active),
-            provisioning_workflow_id: record.provisioning_workflow_id,
-        })
+        ))
     }
 }
 
@@ -305,7 +387,7 @@ fn apply_patch<T: Clone>(field: &mut Option<T>, patch: &Patch<T>) {
     }
 }
 
-fn not_found() -> EnvironmentError {
+pub(super) fn not_found() -> EnvironmentError {
     EnvironmentError::NotFound {
         detail: "Environment not found".to_owned(),
     }
@@ -321,9 +403,8 @@ fn name_conflict(error: StoreError) -> EnvironmentError {
     }
 }
 
-/// The wire form of a stored environment. No worker runs in the embedded service, so the
-/// worker counts are zero.
-fn to_environment(record: EnvironmentRecord) -> Environment {
+/// The wire form of a stored environment with its live worker counts.
+fn to_environment(record: EnvironmentRecord, counts: WorkerCounts) -> Environment {
     Environment {
         id: record.id,
         organization_id: Some(record.organization_id),
@@ -341,9 +422,9 @@ fn to_environment(record: EnvironmentRecord) -> Environment {
         provisioning_workflow_id: record.provisioning_workflow_id,
         provisioned_at: record.provisioned_at,
         error_message: record.error_message,
-        active_workers: Some(0),
-        idle_workers: Some(0),
-        busy_workers: Some(0),
+        active_workers: Some(counts.active),
+        idle_workers: Some(counts.idle()),
+        busy_workers: Some(counts.busy),
         created_at: Some(record.created_at),
         updated_at: Some(record.updated_at),
         created_by: record.created_by,

@@ -132,10 +132,15 @@ impl KeyRing {
             .collect();
         Self { entries }
     }
+
+    /// The organization an accepted key acts for, without opening its scope.
+    pub(crate) fn organization_of(&self, key: &str) -> Option<&OrganizationId> {
+        self.entries.get(&digest(key)).map(|entry| &entry.organization)
+    }
 }
 
 /// The key of an `Authorization: Bearer <key>` or `Authorization: UserKey <key>` header.
-fn presented_key(parts: &Parts) -> Result<&str, EnvironmentError> {
+pub(crate) fn presented_key(parts: &Parts) -> Result<&str, EnvironmentError> {
     let unauthorized = |detail: &str| EnvironmentError::Unauthorized {
         detail: detail.to_owned(),
     };

@@ -10,12 +10,14 @@ mod faults;
 mod json;
 mod request_log;
 mod routes;
+mod state;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -28,6 +30,9 @@ pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRu
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// How long a state lock lasts unless its holder renews it, by default.
+pub const DEFAULT_STATE_LEASE: Duration = Duration::from_secs(60);
 
 /// Everything `envform serve` runs with.
 pub struct ServeConfig {
@@ -43,6 +48,8 @@ pub struct ServeConfig {
     pub control_plane: ControlPlaneConfig,
     /// Injected failures, for tests of clients; empty (off) by default.
     pub faults: FaultConfig,
+    /// How long a state lock lasts unless its holder renews it.
+    pub state_lease: Duration,
 }
 
 impl ServeConfig {
@@ -55,6 +62,7 @@ impl ServeConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             control_plane: ControlPlaneConfig::default(),
             faults: FaultConfig::default(),
+            state_lease: DEFAULT_STATE_LEASE,
         }
     }
 }
@@ -92,6 +100,15 @@ pub enum ServerError {
         #[source]
         source: ControlPlaneError,
     },
+    /// The state backend's database could not be opened.
+    #[error("cannot open the state database {}", path.display())]
+    StateStore {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: crate::store::StoreError,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -112,6 +129,7 @@ pub struct Server {
     local_addr: SocketAddr,
     router: axum::Router,
     control_plane: ControlPlane,
+    state_store: crate::store::SqliteStore,
 }
 
 impl Server {
@@ -126,6 +144,17 @@ impl Server {
                 path: config.db_path.clone(),
                 source,
             })?;
+        // A second pool on the same file: the control plane keeps its store to itself.
+        let state_store = match crate::store::SqliteStore::open(&config.db_path).await {
+            Ok(store) => store,
+            Err(source) => {
+                control_plane.shutdown().await;
+                return Err(ServerError::StateStore {
+                    path: config.db_path.clone(),
+                    source,
+                });
+            }
+        };
         let listener = match TcpListener::bind(config.addr).await {
             Ok(listener) => listener,
             Err(source) => {
@@ -143,6 +172,11 @@ impl Server {
         let state = routes::AppState {
             control_plane: control_plane.clone(),
             keys: Arc::new(auth::KeyRing::new(config.api_keys)),
+            state_service: crate::state::StateService::new(
+                Arc::new(state_store.clone()),
+                Arc::new(crate::state::SystemClock),
+                config.state_lease,
+            ),
         };
         let router = routes::router(state, config.body_limit_bytes, config.faults);
         Ok(Self {
@@ -150,6 +184,7 @@ impl Server {
             local_addr,
             router,
             control_plane,
+            state_store,
         })
     }
 
@@ -174,6 +209,7 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.control_plane.shutdown().await;
+        self.state_store.close().await;
         tracing::info!("envform serve stopped");
         served.map_err(ServerError::Serve)
     }

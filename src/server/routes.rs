@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     pub(crate) control_plane: ControlPlane,
     /// The accepted API keys.
     pub(crate) keys: Arc<KeyRing>,
+    /// The HTTP state backend's rules.
+    pub(crate) state_service: crate::state::StateService,
 }
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.
@@ -49,6 +51,7 @@ pub(crate) fn router(
             "/api/v1/environments/{id}/worker-command",
             get(worker_command),
         )
+        .merge(super::state::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))

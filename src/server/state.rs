@@ -1,0 +1,439 @@
+//! The HTTP state backend of DESIGN §7 at `/api/v1/state/{workspace}`: Terraform's HTTP backend
+//! protocol (GET and POST the state, LOCK and UNLOCK with lock information, 423/409 with the
+//! holder's), GitLab's shape of it (`POST`/`DELETE` on `…/lock`), and envform's two extensions
+//! that [`crate::state::HttpBackend`] speaks: a lease on every lock and a fencing token every
+//! write under a lock must carry (see [`StateService`]).
+//!
+//! This module maps HTTP onto [`StateService`] and back, and holds no rule of its own. Each
+//! organization (the caller's API key, given as a bearer token or as the password of basic
+//! auth, which is how Terraform-style clients send it) has its own workspaces. Workspace names
+//! are checked before anything is read or written. The state document never reaches a log line.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest, Md5};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::auth::presented_key;
+use super::json::ApiError;
+use super::routes::AppState;
+use crate::api::{EnvironmentError, OrganizationId};
+use crate::state::{
+    FENCING_TOKEN_HEADER, FencingToken, GrantKind, LockInfo, StateService, StateServiceError,
+    StateWrite, Unlocked, Workspace, WorkspaceName,
+};
+
+/// The routes of the state backend, merged into the application's router.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/state/{workspace}", any(workspace_route))
+        .route("/api/v1/state/{workspace}/lock", any(lock_route))
+        .route("/api/v1/state/{workspace}/events", get(events_route))
+}
+
+/// The organization of a state request's API key.
+struct StateCaller(OrganizationId);
+
+impl FromRequestParts<AppState> for StateCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = state_key(parts)?;
+        state
+            .keys
+            .organization_of(key.expose_secret())
+            .cloned()
+            .map(StateCaller)
+            .ok_or_else(|| unauthorized("invalid API key"))
+    }
+}
+
+/// The API key of a state request: `Authorization: Bearer <key>` or `UserKey <key>` like every
+/// other route, or basic auth with the key as the password (the user name is not used).
+fn state_key(parts: &Parts) -> Result<SecretString, ApiError> {
+    let basic = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+    let Some((_, credentials)) = basic else {
+        let key = presented_key(parts)?;
+        return Ok(SecretString::from(key.to_owned()));
+    };
+    let decoded = BASE64
+        .decode(credentials.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| unauthorized("malformed basic credentials"))?;
+    let decoded = SecretString::from(decoded);
+    match decoded.expose_secret().split_once(':') {
+        Some((_, password)) if !password.is_empty() => Ok(SecretString::from(password.to_owned())),
+        _ => Err(unauthorized(
+            "basic auth must carry the API key as its password",
+        )),
+    }
+}
+
+fn unauthorized(detail: &str) -> ApiError {
+    ApiError(EnvironmentError::Unauthorized {
+        detail: detail.to_owned(),
+    })
+}
+
+/// A `{"detail": ...}` answer with `status`.
+fn detail(status: StatusCode, detail: impl Into<String>) -> Response {
+    ApiError(EnvironmentError::Api {
+        status: status.as_u16(),
+        detail: detail.into(),
+    })
+    .into_response()
+}
+
+/// The workspace a request names, checked before anything is touched.
+fn workspace(
+    StateCaller(organization): StateCaller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Workspace, Response> {
+    let Path(name) = path.map_err(|rejection| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            format!("invalid workspace: {}", rejection.body_text()),
+        )
+    })?;
+    let name = WorkspaceName::parse(&name).map_err(|error| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            format!("invalid workspace: {error}"),
+        )
+    })?;
+    Ok(Workspace {
+        organization: organization.0,
+        name,
+    })
+}
+
+/// The `?ID=` of a state write.
+#[derive(Deserialize)]
+struct WriteQuery {
+    #[serde(rename = "ID")]
+    id: Option<String>,
+}
+
+/// `/api/v1/state/{workspace}`: GET, POST (PUT too), LOCK and UNLOCK.
+async fn workspace_route(
+    caller: StateCaller,
+    State(app): State<AppState>,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<WriteQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let workspace = match workspace(caller, path) {
+        Ok(workspace) => workspace,
+        Err(response) => return response,
+    };
+    let service = &app.state_service;
+    let result = match method.as_str() {
+        "GET" => get_state(service, &workspace).await,
+        "POST" | "PUT" => write_state(service, &workspace, query, &headers, body).await,
+        "LOCK" => lock(service, &workspace, &headers, body).await,
+        "UNLOCK" => unlock(service, &workspace, &headers, body).await,
+        _ => Err(method_not_allowed()),
+    };
+    result.unwrap_or_else(|response| response)
+}
+
+/// `/api/v1/state/{workspace}/lock`, GitLab's shape: POST locks, DELETE unlocks (LOCK and
+/// UNLOCK work there too).
+async fn lock_route(
+    caller: StateCaller,
+    State(app): State<AppState>,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let workspace = match workspace(caller, path) {
+        Ok(workspace) => workspace,
+        Err(response) => return response,
+    };
+    let service = &app.state_service;
+    let result = match method.as_str() {
+        "POST" | "LOCK" => lock(service, &workspace, &headers, body).await,
+        "DELETE" | "UNLOCK" => unlock(service, &workspace, &headers, body).await,
+        _ => Err(method_not_allowed()),
+    };
+    result.unwrap_or_else(|response| response)
+}
+
+/// `GET /api/v1/state/{workspace}/events`: the workspace's lock event log, for audits.
+async fn events_route(
+    caller: StateCaller,
+    State(app): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let workspace = match workspace(caller, path) {
+        Ok(workspace) => workspace,
+        Err(response) => return response,
+    };
+    match app.state_service.events(&workspace).await {
+        Ok(events) => axum::Json(events).into_response(),
+        Err(error) => refusal(error),
+    }
+}
+
+async fn get_state(service: &StateService, workspace: &Workspace) -> Result<Response, Response> {
+    let Some(stored) = service.get(workspace).await.map_err(refusal)? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let md5 = BASE64.encode(Md5::digest(stored.document.as_bytes()));
+    Ok((
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                axum::http::HeaderName::from_static("content-md5"),
+                HeaderValue::from_str(&md5).map_err(|_| internal())?,
+            ),
+        ],
+        stored.document,
+    )
+        .into_response())
+}
+
+async fn write_state(
+    service: &StateService,
+    workspace: &Workspace,
+    query: Result<Query<WriteQuery>, QueryRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let Query(query) = query.map_err(|rejection| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            format!("invalid query: {}", rejection.body_text()),
+        )
+    })?;
+    let fencing_token = fencing_token(headers)?;
+    let body = checked_body(headers, body)?;
+    let document = String::from_utf8(body.to_vec()).map_err(|_| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            "the state document is not UTF-8 text",
+        )
+    })?;
+    let write = StateWrite {
+        document,
+        lock_id: query.id.filter(|id| !id.is_empty()),
+        fencing_token,
+    };
+    service
+        .write(workspace, write)
+        .await
+        .map_err(|error| refused_write(workspace, error))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn lock(
+    service: &StateService,
+    workspace: &Workspace,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let info = lock_info(headers, body)?;
+    let granted = service
+        .lock(workspace, info.clone())
+        .await
+        .map_err(refusal)?;
+    match granted.kind {
+        GrantKind::Renewed => tracing::debug!(
+            target: "envform::server::state",
+            organization = %workspace.organization,
+            workspace = %workspace.name,
+            lock_id = %info.id,
+            fencing_token = %granted.fencing_token,
+            "state lock lease renewed"
+        ),
+        GrantKind::New | GrantKind::TakenOver => tracing::info!(
+            target: "envform::server::state",
+            organization = %workspace.organization,
+            workspace = %workspace.name,
+            lock_id = %info.id,
+            who = %info.who,
+            fencing_token = %granted.fencing_token,
+            taken_over = granted.kind == GrantKind::TakenOver,
+            "state lock granted"
+        ),
+    }
+    // Terraform's clients ignore the body; envform's read the token and the lease from it.
+    let mut answer = serde_json::to_value(&info).map_err(|_| internal())?;
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("fencing_token".to_owned(), granted.fencing_token.0.into());
+        object.insert(
+            "lease_seconds".to_owned(),
+            granted.lease.as_secs().max(1).into(),
+        );
+        object.insert(
+            "lease_expires_at".to_owned(),
+            granted.lease_expires_at.to_string().into(),
+        );
+    }
+    Ok(axum::Json(answer).into_response())
+}
+
+async fn unlock(
+    service: &StateService,
+    workspace: &Workspace,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let info = lock_info(headers, body)?;
+    let unlocked = service.unlock(workspace, &info).await.map_err(refusal)?;
+    if unlocked == Unlocked::Released {
+        tracing::info!(
+            target: "envform::server::state",
+            organization = %workspace.organization,
+            workspace = %workspace.name,
+            lock_id = %info.id,
+            who = %info.who,
+            "state lock released"
+        );
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The lock information of a LOCK or UNLOCK body.
+fn lock_info(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<LockInfo, Response> {
+    let body = checked_body(headers, body)?;
+    serde_json::from_slice::<LockInfo>(&body).map_err(|error| {
+        detail(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not lock information: {error}"),
+        )
+    })
+}
+
+/// The body, refused when over the size limit or when it does not match its `Content-MD5`.
+fn checked_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            detail(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        } else {
+            detail(StatusCode::BAD_REQUEST, "cannot read the request body")
+        }
+    })?;
+    if let Some(expected) = headers.get("content-md5") {
+        let matches = BASE64
+            .decode(expected.as_bytes())
+            .is_ok_and(|expected| expected.as_slice() == Md5::digest(&body).as_slice());
+        if !matches {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                "the body does not match its Content-MD5 header",
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// The fencing token a write carries, if any.
+fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Response> {
+    headers
+        .get(FENCING_TOKEN_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .map(FencingToken)
+                .ok_or_else(|| {
+                    detail(
+                        StatusCode::BAD_REQUEST,
+                        format!("{FENCING_TOKEN_HEADER} must be a whole number"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// A refused write: logged (without the document), then answered like any refusal.
+fn refused_write(workspace: &Workspace, error: StateServiceError) -> Response {
+    if matches!(
+        error,
+        StateServiceError::Locked { .. } | StateServiceError::StaleFencingToken { .. }
+    ) {
+        tracing::warn!(
+            target: "envform::server::state",
+            organization = %workspace.organization,
+            workspace = %workspace.name,
+            reason = %error,
+            "state write refused"
+        );
+    }
+    refusal(error)
+}
+
+/// The answer for a refusal: 423 or 409 with the holder's lock information, as Terraform's
+/// protocol has it, else `{"detail": ...}`.
+fn refusal(error: StateServiceError) -> Response {
+    match error {
+        StateServiceError::Locked { holder } => {
+            (StatusCode::LOCKED, axum::Json(holder)).into_response()
+        }
+        StateServiceError::HeldByAnother { holder, .. } => {
+            (StatusCode::CONFLICT, axum::Json(holder)).into_response()
+        }
+        StateServiceError::StaleFencingToken { .. } => {
+            detail(StatusCode::PRECONDITION_FAILED, error.to_string())
+        }
+        StateServiceError::MissingLockId | StateServiceError::EmptyDocument => {
+            detail(StatusCode::BAD_REQUEST, error.to_string())
+        }
+        StateServiceError::Storage(source) => {
+            tracing::error!(
+                target: "envform::server::state",
+                error = %error_chain(&source),
+                "state store failed"
+            );
+            internal()
+        }
+    }
+}
+
+fn internal() -> Response {
+    detail(StatusCode::INTERNAL_SERVER_ERROR, "the state store failed")
+}
+
+fn method_not_allowed() -> Response {
+    detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// The error and its sources on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
