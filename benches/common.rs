@@ -32,6 +32,7 @@ pub fn quick() -> bool {
 pub struct ServeProcess {
     child: Child,
     url: String,
+    database: PathBuf,
 }
 
 impl ServeProcess {
@@ -64,12 +65,21 @@ impl ServeProcess {
             .strip_prefix("envform serve listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from envform serve: {line:?}"))
             .to_owned();
-        Self { child, url }
+        Self {
+            child,
+            url,
+            database,
+        }
     }
 
     /// The server's base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The server's SQLite database file.
+    pub fn database(&self) -> PathBuf {
+        self.database.clone()
     }
 
     /// An SDK client for this server, with a timeout long enough for large lists.

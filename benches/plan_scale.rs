@@ -6,6 +6,10 @@
 //! as a child process, with the peak resident memory it reached. Targets: the whole plan within
 //! 1.5× the list call alone, and at most 150 MB of peak memory.
 //!
+//! Live environments are seeded into the server's database, all but the last 200, which are
+//! created through the API to time a create at that size (filling an organization through the API
+//! is quadratic: each create reads all its environments).
+//!
 //! State is what an apply of the unchanged file would have recorded: the adopt plan's steps
 //! recorded into a state document with `Step::record_in`, exactly as the executor does after
 //! each step, without 10,000 rounds of API calls and state writes.
@@ -21,19 +25,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use envform::api::{ControlPlaneClient, CreateEnvironment, Environment};
+use envform::api::{
+    ControlPlaneClient, CreateEnvironment, Environment, EnvironmentId, OrganizationId,
+};
 use envform::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS};
 use envform::plan::{self, Plan, PlanOptions};
-use envform::spec::{self, Desired, SourceFile, Sources};
+use envform::spec::{self, Desired, DesiredEnvironment, SourceFile, Sources};
 use envform::state::{LocalBackend, State, StateBackend};
+use envform::store::{EnvironmentRecord, SqliteStore, Store};
+use jiff::SignedDuration;
 use tokio::task::JoinSet;
 
 use common::{API_KEY, ServeProcess, median, millis};
 
 /// Environments desired and live.
-const ENVIRONMENTS: usize = 3_000;
+const ENVIRONMENTS: usize = 10_000;
 /// Environments per `depends_on` chain (each one depends on the one before it).
 const CHAIN_LENGTH: usize = 10;
+/// Environments created through the API (the others are seeded into the database).
+const API_CREATES: usize = 200;
 /// Creates in flight while the server is populated.
 const CREATE_CONCURRENCY: usize = 32;
 /// Measured runs of each in-process case.
@@ -92,7 +102,7 @@ fn parse(path: &Path, text: &str) -> Desired {
     spec::parse(sources).unwrap_or_else(|error| panic!("invalid desired state: {error:?}"))
 }
 
-fn create_payload(environment: &envform::spec::DesiredEnvironment) -> CreateEnvironment {
+fn create_payload(environment: &DesiredEnvironment) -> CreateEnvironment {
     CreateEnvironment {
         description: environment.fields.description.clone(),
         configuration: environment.fields.configuration.clone(),
@@ -101,17 +111,59 @@ fn create_payload(environment: &envform::spec::DesiredEnvironment) -> CreateEnvi
     }
 }
 
-/// Creates every desired environment on the server, `CREATE_CONCURRENCY` at a time.
-async fn populate(client: &ControlPlaneClient, desired: &Desired) {
+/// Inserts `environments` straight into the server's database in one transaction, as the
+/// service's create would store them. Creating them through the API instead takes minutes: each
+/// create reads every environment of the organization, so filling one is quadratic.
+async fn seed(database: &Path, environments: &[DesiredEnvironment]) {
+    let store = SqliteStore::open(database)
+        .await
+        .expect("open the server's database");
+    let organization = OrganizationId(common::ORGANIZATION.to_owned());
+    let existing = store
+        .environments(&organization, None)
+        .await
+        .expect("read environments");
+    // The organization's own environment carries its namespace, as every new one does.
+    let template = existing
+        .iter()
+        .find(|record| record.name == plan::DEFAULT_ENVIRONMENT)
+        .expect("the organization's default environment")
+        .clone();
+    let mut transaction = store.begin().await.expect("begin");
+    for (offset, environment) in environments.iter().enumerate() {
+        // Creation times strictly increase, as the service keeps them.
+        let created_at = template
+            .created_at
+            .checked_add(SignedDuration::from_micros(offset as i64 + 1))
+            .expect("creation time");
+        let record = EnvironmentRecord {
+            id: EnvironmentId::new_random(),
+            name: environment.name.clone(),
+            display_name: Some(environment.name.clone()),
+            description: environment.fields.description.clone(),
+            configuration: environment.fields.configuration.clone(),
+            metadata: environment.fields.metadata.clone(),
+            tags: None,
+            settings: None,
+            execution_environment: None,
+            created_at,
+            updated_at: created_at,
+            created_by: Some("plan_scale".to_owned()),
+            ..template.clone()
+        };
+        transaction
+            .insert_environment(&record)
+            .await
+            .expect("insert environment");
+    }
+    transaction.commit().await.expect("commit");
+    store.close().await;
+}
+
+/// Creates `environments` through the API, `CREATE_CONCURRENCY` at a time.
+async fn create_through_api(client: &ControlPlaneClient, environments: &[DesiredEnvironment]) {
     let mut tasks = JoinSet::new();
-    let started = Instant::now();
-    for (index, environment) in desired.environments.iter().enumerate() {
-        if index > 0 && index % 1_000 == 0 {
-            eprintln!(
-                "  {index} created after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
+    for environment in environments {
         while tasks.len() >= CREATE_CONCURRENCY {
             finish_create(tasks.join_next().await);
         }
@@ -253,16 +305,20 @@ fn main() {
     std::fs::write(&desired_path, &changed_text).expect("write desired state");
     let applied = parse(&desired_path, &applied_text);
 
+    // The first call creates the organization; most environments are then seeded into the
+    // database and the last ones created through the API, which times a create at this size.
+    runtime
+        .block_on(client.environments().list(None))
+        .expect("first list");
+    let seeded = count - API_CREATES;
+    runtime.block_on(seed(&server.database(), &applied.environments[..seeded]));
     let started = Instant::now();
-    runtime.block_on(populate(&client, &applied));
+    runtime.block_on(create_through_api(&client, &applied.environments[seeded..]));
+    let create_time = started.elapsed() / API_CREATES as u32;
     let live = runtime
         .block_on(client.environments().list(None))
         .expect("list");
     assert_eq!(live.len(), count + 1, "every environment plus `default`");
-    eprintln!(
-        "populated {count} live environments in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
 
     let state = applied_state(&applied, &live, server.url());
     let state_path = directory.path().join(".envform").join("state.json");
@@ -344,6 +400,10 @@ fn main() {
         count + 1,
         changed_text.len() as f64 / 1e6,
         state_bytes as f64 / 1e6,
+    );
+    println!(
+        "{API_CREATES} creates through the API on top of {seeded} environments, {CREATE_CONCURRENCY} in flight: {:.1} ms each",
+        millis(create_time)
     );
     println!(
         "medians of {CORE_RUNS} runs in process, {COMMAND_RUNS} (human) or {OTHER_FORMAT_RUNS} runs of the command"

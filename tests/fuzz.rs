@@ -12,9 +12,11 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::support::{KEY_A, Server};
 
-/// Runs `test` on inputs from `strategy`: 64 cases, or batches until `ENVFORM_FUZZ_SECONDS` pass.
+/// Runs `test` on inputs from `strategy`: 64 cases, or batches until `1/share` of
+/// `ENVFORM_FUZZ_SECONDS` has passed.
 fn fuzz<S: Strategy>(
     target: &str,
+    share: u32,
     strategy: S,
     test: impl Fn(S::Value) -> Result<(), TestCaseError>,
 ) where
@@ -24,7 +26,7 @@ fn fuzz<S: Strategy>(
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + Duration::from_secs(seconds) / share;
     let mut total = 0u64;
     loop {
         let cases = 64;

@@ -4,6 +4,7 @@
 mod cli_env;
 mod client_retry;
 mod contract;
+mod http_state;
 mod readme;
 mod reconcile;
 mod support;
