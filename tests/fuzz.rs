@@ -102,6 +102,7 @@ fn fuzz_desired_state_parser() {
     fuzz("spec (yaml-like)", 3, yaml_like(), parse_and_render);
     fuzz(
         "spec (mutated example)",
+        3,
         mutated(good_yaml()),
         parse_and_render,
     );

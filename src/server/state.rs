@@ -437,3 +437,70 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts_with(header: Option<&str>) -> Parts {
+        let mut builder = axum::http::Request::builder();
+        if let Some(value) = header {
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        builder.body(()).expect("request").into_parts().0
+    }
+
+    fn basic(credentials: &str) -> String {
+        format!("Basic {}", BASE64.encode(credentials))
+    }
+
+    #[test]
+    fn the_key_comes_from_a_bearer_header_or_the_basic_password() {
+        let key = |header: &str| {
+            state_key(&parts_with(Some(header)))
+                .map(|key| key.expose_secret().to_owned())
+                .ok()
+        };
+        assert_eq!(key("Bearer sk-1").as_deref(), Some("sk-1"));
+        assert_eq!(key("UserKey sk-1").as_deref(), Some("sk-1"));
+        assert_eq!(key(&basic("anyone:sk-1")).as_deref(), Some("sk-1"));
+        // Only the first colon splits: a key may hold colons.
+        assert_eq!(key(&basic("user:sk:2")).as_deref(), Some("sk:2"));
+        assert_eq!(
+            key(&format!("basic  {}", BASE64.encode("u:sk-3"))).as_deref(),
+            Some("sk-3")
+        );
+        for refused in [
+            basic("sk-1"),
+            basic("sk-1:"),
+            "Basic !!!".to_owned(),
+            "Digest x".to_owned(),
+        ] {
+            assert!(key(&refused).is_none(), "{refused}");
+        }
+        assert!(state_key(&parts_with(None)).is_err());
+    }
+
+    #[test]
+    fn refusals_carry_the_holder_or_a_detail() {
+        let holder = LockInfo::new("apply", "ws");
+        let locked = refusal(StateServiceError::Locked {
+            holder: Box::new(holder.clone()),
+        });
+        assert_eq!(locked.status(), StatusCode::LOCKED);
+        let conflict = refusal(StateServiceError::HeldByAnother {
+            holder: Box::new(holder),
+            requested: "other".to_owned(),
+        });
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        let stale = refusal(StateServiceError::StaleFencingToken {
+            presented: Some(FencingToken(1)),
+            current: Some(FencingToken(2)),
+        });
+        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            refusal(StateServiceError::EmptyDocument).status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
