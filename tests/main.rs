@@ -13,3 +13,4 @@ mod secrets;
 mod bad_input;
 mod races;
 mod fuzz;
+mod load;
