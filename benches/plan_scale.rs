@@ -44,6 +44,8 @@ const ENVIRONMENTS: usize = 10_000;
 const CHAIN_LENGTH: usize = 10;
 /// Environments created through the API (the others are seeded into the database).
 const API_CREATES: usize = 200;
+/// Environments per desired-state file.
+const FILE_ENVIRONMENTS: usize = 1_000;
 /// Creates in flight while the server is populated.
 const CREATE_CONCURRENCY: usize = 32;
 /// Measured runs of each in-process case.
@@ -57,11 +59,28 @@ const TARGET_RATIO: f64 = 1.5;
 /// The whole plan may reach at most this peak resident memory.
 const TARGET_PEAK_MB: f64 = 150.0;
 
-/// The desired-state file: every environment at revision 1, except those `revision` moves on.
-/// A later revision changes the description and `configuration.max_workers`.
-fn desired_text(count: usize, revision: impl Fn(usize) -> usize) -> String {
+/// The desired state as files of `FILE_ENVIRONMENTS` environments each (one file of 10,000
+/// exceeds the spec's node budget per file): every environment at revision 1, except those
+/// `revision` moves on. A later revision changes the description and `configuration.max_workers`.
+fn desired_files(
+    directory: &Path,
+    count: usize,
+    revision: impl Fn(usize) -> usize,
+) -> Vec<SourceFile> {
+    (0..count)
+        .step_by(FILE_ENVIRONMENTS)
+        .enumerate()
+        .map(|(file, first)| SourceFile {
+            path: directory.join(format!("part-{file:03}.yaml")),
+            text: desired_text(first..count.min(first + FILE_ENVIRONMENTS), &revision),
+        })
+        .collect()
+}
+
+/// One desired-state file with the environments in `indexes`.
+fn desired_text(indexes: std::ops::Range<usize>, revision: impl Fn(usize) -> usize) -> String {
     let mut text = String::from("version: 1\nenvironments:\n");
-    for index in 0..count {
+    for index in indexes {
         let revision = revision(index);
         let _ = writeln!(text, "  - name: {}", name(index));
         let _ = writeln!(
@@ -91,15 +110,15 @@ fn name(index: usize) -> String {
     format!("env-{index:05}")
 }
 
-/// Parses desired-state text as the file at `path` would be.
-fn parse(path: &Path, text: &str) -> Desired {
-    let sources = Sources {
-        files: vec![SourceFile {
-            path: path.to_path_buf(),
-            text: text.to_owned(),
-        }],
-    };
-    spec::parse(sources).unwrap_or_else(|error| panic!("invalid desired state: {error:?}"))
+/// Validates desired-state files as `spec::load` would after reading them.
+fn parse(files: &[SourceFile]) -> Result<Desired, spec::SpecError> {
+    spec::parse(Sources {
+        files: files.to_vec(),
+    })
+}
+
+fn valid(files: &[SourceFile]) -> Desired {
+    parse(files).unwrap_or_else(|error| panic!("invalid desired state: {error:?}"))
 }
 
 fn create_payload(environment: &DesiredEnvironment) -> CreateEnvironment {
@@ -280,6 +299,14 @@ fn whole_command(
     }
 }
 
+/// The first diagnostic of a spec error, on one line.
+fn first_problem(error: &spec::SpecError) -> String {
+    error.diagnostics().first().map_or_else(
+        || error.to_string(),
+        |diagnostic| format!("line {}: {diagnostic}", diagnostic.line),
+    )
+}
+
 fn verdict(pass: bool) -> &'static str {
     if pass { "ok" } else { "MISSED" }
 }
@@ -299,11 +326,26 @@ fn main() {
     let client = server.client();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
 
-    let desired_path: PathBuf = directory.path().join("envform.yaml");
-    let applied_text = desired_text(count, |_| 1);
-    let changed_text = desired_text(count, |index| if index % 2 == 0 { 2 } else { 1 });
-    std::fs::write(&desired_path, &changed_text).expect("write desired state");
-    let applied = parse(&desired_path, &applied_text);
+    let desired_path: PathBuf = directory.path().join("environments");
+    std::fs::create_dir(&desired_path).expect("create the desired-state directory");
+    let applied_files = desired_files(&desired_path, count, |_| 1);
+    let changed_files = desired_files(
+        &desired_path,
+        count,
+        |index| {
+            if index % 2 == 0 { 2 } else { 1 }
+        },
+    );
+    for file in &changed_files {
+        std::fs::write(&file.path, &file.text).expect("write desired state");
+    }
+    let desired_bytes: usize = changed_files.iter().map(|file| file.text.len()).sum();
+    let applied = valid(&applied_files);
+    // The same environments in one file, to show where the per-file budget stands.
+    let single_file = parse(&[SourceFile {
+        path: directory.path().join("envform.yaml"),
+        text: desired_text(0..count, |_| 1),
+    }]);
 
     // The first call creates the organization; most environments are then seeded into the
     // database and the last ones created through the API, which times a create at this size.
@@ -344,7 +386,7 @@ fn main() {
     assert_eq!(listed.len(), count + 1);
 
     // (b) The pure core, in this process.
-    let (parse_time, desired) = measure(CORE_RUNS, || parse(&desired_path, &changed_text));
+    let (parse_time, desired) = measure(CORE_RUNS, || valid(&changed_files));
     let (diff_time, planned): (Duration, Plan) = measure(CORE_RUNS, || {
         plan::diff(&desired, &live, &state, &forced()).expect("plan")
     });
@@ -396,10 +438,18 @@ fn main() {
     let ratio = human_command.wall.as_secs_f64() / list_alone.as_secs_f64();
     println!();
     println!(
-        "envform plan: {count} desired × {} live ({summary}); desired file {:.1} MB, state {:.1} MB",
+        "envform plan: {count} desired × {} live ({summary}); desired state {} files, {:.1} MB; state {:.1} MB",
         count + 1,
-        changed_text.len() as f64 / 1e6,
+        changed_files.len(),
+        desired_bytes as f64 / 1e6,
         state_bytes as f64 / 1e6,
+    );
+    println!(
+        "the same environments in one file: {}",
+        match &single_file {
+            Ok(_) => "valid".to_owned(),
+            Err(error) => format!("refused, {}", first_problem(error)),
+        }
     );
     println!(
         "{API_CREATES} creates through the API on top of {seeded} environments, {CREATE_CONCURRENCY} in flight: {:.1} ms each",

@@ -270,18 +270,20 @@ fn apply_plan_and_state_list_keep_state_on_the_served_backend() {
     check_single_holder(&events).unwrap();
     assert_eq!(count(&events, LockEventKind::Granted), 1, "{events:#?}");
     assert_eq!(count(&events, LockEventKind::Unlocked), 1, "{events:#?}");
-    assert_eq!(count(&events, LockEventKind::WriteRefused), 0, "{events:#?}");
+    assert_eq!(
+        count(&events, LockEventKind::WriteRefused),
+        0,
+        "{events:#?}"
+    );
     let writes: Vec<_> = events
         .iter()
         .filter(|recorded| recorded.event.kind == LockEventKind::Written)
         .collect();
     assert!(writes.len() >= 3, "{events:#?}");
-    assert!(
-        writes
-            .iter()
-            .all(|write| write.event.fencing_token == events[0].event.fencing_token
-                && write.event.lock_id == events[0].event.lock_id)
-    );
+    assert!(writes.iter().all(
+        |write| write.event.fencing_token == events[0].event.fencing_token
+            && write.event.lock_id == events[0].event.lock_id
+    ));
     // The document is served back byte for byte, with its checksum.
     let answer = send("GET", &address, Auth::Basic("any", KEY_A), &[], None);
     assert_eq!(answer.status, 200);
@@ -450,7 +452,12 @@ fn an_expired_lease_is_taken_over_and_the_stale_token_is_refused() {
         &[("X-Envform-Fencing-Token", &stale_token.to_string())],
         Some(b"{\"version\": 1, \"overwritten\": true}".to_vec()),
     );
-    assert_eq!(answer.status, 412, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        412,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     assert!(answer.json()["detail"].as_str().unwrap().contains("stale"));
     assert_eq!(
         send("GET", &address, Auth::Bearer(KEY_A), &[], None).body,
@@ -584,7 +591,11 @@ fn organizations_are_separate_and_bad_workspace_names_touch_nothing() {
         }
     }
     // Dot segments, sent as typed (an HTTP client would resolve them first).
-    for path in ["/api/v1/state/..", "/api/v1/state/.", "/api/v1/state/../lock"] {
+    for path in [
+        "/api/v1/state/..",
+        "/api/v1/state/.",
+        "/api/v1/state/../lock",
+    ] {
         for method in ["GET", "POST", "LOCK"] {
             let (status, body) = raw_http(&server, method, path, "{\"ID\": \"dots\"}");
             assert_eq!(status, 400, "{method} {path}: {body}");

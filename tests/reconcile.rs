@@ -710,3 +710,53 @@ fn kill_nine_during_a_create_then_rerun_adopts_instead_of_duplicating() {
         "intents are cleared: {state}"
     );
 }
+
+#[test]
+fn server_killed_mid_write_keeps_a_sound_database_and_apply_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db");
+    let server = Server::start(&db, &[]);
+    let names: Vec<String> = (0..30).map(|index| format!("busy-{index:02}")).collect();
+    let yaml: String = names
+        .iter()
+        .map(|name| format!("  - name: {name}\n"))
+        .collect();
+    write(
+        dir.path(),
+        "envform.yaml",
+        &format!("version: 1\nenvironments:\n{yaml}"),
+    );
+    let (mut apply, mut stderr) = spawn_apply(&server, dir.path(), &["--parallelism", "8"]);
+    wait_for_finished_steps(&mut stderr, 5);
+    // kill -9 the server while writes are in flight.
+    Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    // The apply would spend its retries on a dead server; it is not what this test is about.
+    let _ = apply.kill();
+    let _ = apply.wait();
+    let server = server.restart();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let integrity: String = runtime.block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+        let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+    });
+    assert_eq!(integrity, "ok");
+    server
+        .envform(dir.path())
+        .args(["apply", "--auto-approve"])
+        .assert()
+        .success();
+    let expected: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_converged(
+        &server,
+        dir.path(),
+        &dir.path().join(".envform/state.json"),
+        &expected,
+    );
+}

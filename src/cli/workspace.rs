@@ -192,23 +192,30 @@ fn handle_id(handle: &LockHandle) -> String {
     handle.info().id.clone()
 }
 
-/// Loads state, or an empty one for `target` when none was written; refuses state written for
-/// another target (its ids would mean nothing there).
-pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
+/// Loads state, or an empty one for `target` when none was written. State last written for
+/// another target is used with a warning (a server that moved keeps its state; a wrong one shows as
+/// re-creates in the plan), and takes the new target with its next write.
+pub(crate) async fn load_state(
+    backend: &dyn StateBackend,
+    target: &str,
+) -> miette::Result<State> {
     let state = backend.load().await.map_err(state_error)?;
     match state {
         None => Ok(State::empty(target)),
-        Some(state) if state.resources.is_empty() || same_target(&state.target, target) => {
+        Some(mut state) => {
+            if !state.resources.is_empty() && !same_target(&state.target, target) {
+                eprintln!(
+                    "warning: {} was last written for {}; this run targets {}. If that is not the \
+                     same control plane, the plan shows every environment as re-created: stop and \
+                     check --api-url.",
+                    backend.describe(),
+                    state.target,
+                    target
+                );
+            }
+            state.target = target.to_owned();
             Ok(state)
         }
-        Some(state) => Err(miette::miette!(
-            code = "envform::state::target_mismatch",
-            help = "point --api-url at the target this state describes, or use another state with --state",
-            "{} describes {}, but this run targets {}",
-            backend.describe(),
-            state.target,
-            target
-        )),
     }
 }
 

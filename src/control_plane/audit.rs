@@ -16,6 +16,8 @@ use crate::store::{AuditEntry, AuditRecord, EnvironmentRecord, StoreTransaction}
 pub(crate) const SENSITIVE: &str = "(sensitive)";
 /// What a secret value an update changed is recorded as.
 pub(crate) const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
+/// The actor of changes the service makes itself (the `default` environment).
+pub(crate) const SERVICE_ACTOR: &str = "envform";
 
 /// The environment as the audit log records it: the fields users set, secrets redacted. With
 /// `previous`, a secret whose value differs from the previous one says so.

@@ -228,6 +228,15 @@ impl ControlPlane {
         let mut default = new_environment(organization, DEFAULT_ENVIRONMENT_NAME, now);
         provisioning::apply_namespace(&mut default, &namespace);
         transaction.insert_environment(&default).await?;
+        let entry = audit::entry(
+            organization,
+            audit::SERVICE_ACTOR,
+            crate::api::AuditAction::EnvironmentCreate,
+            &default,
+            None,
+            Some(audit::environment_document(&default, None)),
+        );
+        transaction.insert_audit_entry(&entry).await?;
         transaction.commit().await?;
         tracing::info!(organization = %organization, "organization created; provisioning its namespace");
         self.spawn_provisioning(organization.clone(), workflow_id)

@@ -576,3 +576,391 @@ impl WorkersApi for OrganizationScope {
         Ok(records.into_iter().map(audit::to_event).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::{CreateEnvironment, EnvironmentsApi, OrganizationId, Patch, UpdateEnvironment};
+    use crate::control_plane::{BuiltinProvisionerConfig, ControlPlaneConfig};
+
+    const INTERVAL: Duration = Duration::from_millis(60);
+
+    async fn control_plane(delay: Duration) -> ControlPlane {
+        let config = ControlPlaneConfig {
+            heartbeat_interval: HeartbeatInterval::new(INTERVAL).unwrap(),
+            provisioner: BuiltinProvisionerConfig {
+                delay,
+                ..BuiltinProvisionerConfig::default()
+            },
+            ..ControlPlaneConfig::default()
+        };
+        ControlPlane::open_in_memory(config).await.unwrap()
+    }
+
+    async fn scope(control_plane: &ControlPlane) -> OrganizationScope {
+        control_plane
+            .organization(&OrganizationId("acme".to_owned()))
+            .await
+            .unwrap()
+            .with_actor("key:0a1b2c3d")
+    }
+
+    async fn pool(scope: &OrganizationScope, name: &str, max_workers: u64) -> EnvironmentId {
+        let mut data = CreateEnvironment::named(name);
+        data.configuration = Some(json!({"max_workers": max_workers}).as_object().unwrap().clone());
+        let id = scope.create(&data).await.unwrap().id;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !scope.get(id).await.unwrap().status.is_settled() {
+            assert!(Instant::now() < deadline, "still provisioning");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        id
+    }
+
+    fn request(environment: &str, hostname: &str) -> RegisterWorker {
+        RegisterWorker {
+            environment: environment.to_owned(),
+            hostname: hostname.to_owned(),
+            version: "test".to_owned(),
+        }
+    }
+
+    fn status(error: &EnvironmentError) -> Option<u16> {
+        error.status_code()
+    }
+
+    #[tokio::test]
+    async fn registration_waits_for_the_environment_and_checks_token_and_name() {
+        let control_plane = control_plane(Duration::from_millis(300)).await;
+        let scope = scope(&control_plane).await;
+        let id = scope
+            .create(&CreateEnvironment::named("early"))
+            .await
+            .unwrap()
+            .id;
+        let command = scope.get_worker_command(id).await.unwrap();
+        assert!(!command.can_register);
+        let refused = control_plane
+            .register_worker(&command.worker_token, &request("early", "h"))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&refused), Some(409));
+        assert!(refused.to_string().contains("provisioning"), "{refused}");
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !scope.get(id).await.unwrap().status.is_settled() {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let wrong_name = control_plane
+            .register_worker(&command.worker_token, &request("other", "h"))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&wrong_name), Some(400));
+        assert!(wrong_name.to_string().contains("'early'"), "{wrong_name}");
+        let forged = WorkerToken::new("efw_forged");
+        let unknown = control_plane
+            .register_worker(&forged, &request("early", "h"))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&unknown), Some(401));
+        let registration = control_plane
+            .register_worker(&command.worker_token, &request("early", "h"))
+            .await
+            .unwrap();
+        assert_eq!(registration.environment_id, id);
+        assert_eq!(registration.heartbeat_interval(), INTERVAL);
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn max_workers_caps_the_pool_and_expiry_frees_room() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let id = pool(&scope, "pool", 2).await;
+        let token = scope.get_worker_command(id).await.unwrap().worker_token;
+        let first = control_plane
+            .register_worker(&token, &request("pool", "one"))
+            .await
+            .unwrap();
+        control_plane
+            .register_worker(&token, &request("pool", "two"))
+            .await
+            .unwrap();
+        let third = control_plane
+            .register_worker(&token, &request("pool", "three"))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&third), Some(409));
+        assert_eq!(
+            third.to_string(),
+            "conflict: environment 'pool' already has 2 active workers: its max_workers limit is 2"
+        );
+        let environment = scope.get(id).await.unwrap();
+        assert_eq!(
+            (
+                environment.active_workers,
+                environment.idle_workers,
+                environment.busy_workers
+            ),
+            (Some(2), Some(2), Some(0))
+        );
+        control_plane
+            .worker_heartbeat(&token, first.worker_id, &Heartbeat { busy: true })
+            .await
+            .unwrap();
+        let listed = scope.list(None).await.unwrap();
+        let environment = listed.iter().find(|env| env.id == id).unwrap();
+        assert_eq!(environment.busy_workers, Some(1));
+        assert_eq!(environment.idle_workers, Some(1));
+
+        // Three silent intervals later nobody counts, and there is room again.
+        tokio::time::sleep(INTERVAL * EXPIRY_INTERVALS + INTERVAL).await;
+        assert_eq!(scope.get(id).await.unwrap().active_workers, Some(0));
+        let workers = scope.list_workers(id).await.unwrap();
+        assert_eq!(workers.len(), 2);
+        assert!(workers.iter().all(|worker| worker.status == WorkerStatus::Stale));
+        // A stale worker coming back rejoins while there is room...
+        control_plane
+            .worker_heartbeat(&token, first.worker_id, &Heartbeat::default())
+            .await
+            .unwrap();
+        control_plane
+            .register_worker(&token, &request("pool", "four"))
+            .await
+            .unwrap();
+        // ...and is told to stop when there is none.
+        let second = workers
+            .iter()
+            .find(|worker| worker.id != first.worker_id)
+            .unwrap();
+        let refused = control_plane
+            .worker_heartbeat(&token, second.id, &Heartbeat::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status(&refused), Some(410));
+        assert!(refused.to_string().contains("no room left"), "{refused}");
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn heartbeats_are_told_to_stop_on_rotation_deactivation_and_deletion() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let rotated = pool(&scope, "rotated", 5).await;
+        let deactivated = pool(&scope, "deactivated", 5).await;
+        let deleted = pool(&scope, "deleted", 5).await;
+        let mut workers = Vec::new();
+        for (id, name) in [
+            (rotated, "rotated"),
+            (deactivated, "deactivated"),
+            (deleted, "deleted"),
+        ] {
+            let token = scope.get_worker_command(id).await.unwrap().worker_token;
+            let registration = control_plane
+                .register_worker(&token, &request(name, "h"))
+                .await
+                .unwrap();
+            workers.push((token, registration.worker_id));
+        }
+        // Someone else's token is refused without stopping the worker.
+        let intruder = control_plane
+            .worker_heartbeat(&workers[1].0, workers[0].1, &Heartbeat::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status(&intruder), Some(401));
+
+        let new_command = scope.rotate_worker_token(rotated).await.unwrap();
+        assert_ne!(new_command.worker_token, workers[0].0);
+        assert!(new_command.command.contains(new_command.worker_token.expose()));
+        scope
+            .update(
+                deactivated,
+                &UpdateEnvironment {
+                    status: Patch::Set(Status::Inactive),
+                    ..UpdateEnvironment::default()
+                },
+            )
+            .await
+            .unwrap();
+        scope.delete(deleted).await.unwrap();
+
+        let mut reasons = Vec::new();
+        for (token, worker) in &workers {
+            let error = control_plane
+                .worker_heartbeat(token, *worker, &Heartbeat::default())
+                .await
+                .unwrap_err();
+            assert_eq!(status(&error), Some(410), "{error}");
+            reasons.push(error.to_string());
+        }
+        assert!(reasons[0].contains("was rotated"), "{}", reasons[0]);
+        assert!(reasons[1].contains("is inactive"), "{}", reasons[1]);
+        assert!(reasons[2].contains("not registered"), "{}", reasons[2]);
+        // A stopped worker no longer counts.
+        assert_eq!(scope.get(rotated).await.unwrap().active_workers, Some(0));
+
+        // The old token cannot register again; the new one can.
+        let old = control_plane
+            .register_worker(&workers[0].0, &request("rotated", "h"))
+            .await
+            .unwrap_err();
+        assert_eq!(status(&old), Some(401));
+        control_plane
+            .register_worker(&new_command.worker_token, &request("rotated", "h"))
+            .await
+            .unwrap();
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn rotation_revokes_every_token_including_extra_worker_command_ones() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let id = pool(&scope, "pool", 5).await;
+        let first = scope.get_worker_command(id).await.unwrap().worker_token;
+        let second = scope.get_worker_command(id).await.unwrap().worker_token;
+        let rotated = scope.rotate_worker_token(id).await.unwrap().worker_token;
+        assert_eq!(control_plane.verify_worker_token(first.expose()).await, None);
+        assert_eq!(control_plane.verify_worker_token(second.expose()).await, None);
+        assert!(
+            control_plane
+                .verify_worker_token(rotated.expose())
+                .await
+                .is_some()
+        );
+        let missing = scope
+            .rotate_worker_token(EnvironmentId::new_random())
+            .await
+            .unwrap_err();
+        assert_eq!(status(&missing), Some(404));
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn deregistration_removes_the_worker_at_once() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let id = pool(&scope, "pool", 1).await;
+        let token = scope.get_worker_command(id).await.unwrap().worker_token;
+        let registration = control_plane
+            .register_worker(&token, &request("pool", "h"))
+            .await
+            .unwrap();
+        assert_eq!(scope.get(id).await.unwrap().active_workers, Some(1));
+        control_plane
+            .deregister_worker(&token, registration.worker_id)
+            .await
+            .unwrap();
+        assert_eq!(scope.get(id).await.unwrap().active_workers, Some(0));
+        let again = control_plane
+            .deregister_worker(&token, registration.worker_id)
+            .await
+            .unwrap_err();
+        assert_eq!(status(&again), Some(404));
+        // The pool (max_workers 1) has room again without waiting for expiry.
+        control_plane
+            .register_worker(&token, &request("pool", "h"))
+            .await
+            .unwrap();
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn every_change_is_audited_with_its_actor_and_no_secret() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let mut data = CreateEnvironment::named("audited");
+        let mut execution = crate::api::ExecutionEnvironment::default();
+        execution
+            .env_vars
+            .insert("API_KEY".to_owned(), json!("value-that-must-not-leak"));
+        data.execution_environment = Some(execution);
+        let id = scope.create(&data).await.unwrap().id;
+        scope
+            .update(
+                id,
+                &UpdateEnvironment {
+                    description: Patch::Set("described".to_owned()),
+                    ..UpdateEnvironment::default()
+                },
+            )
+            .await
+            .unwrap();
+        let issued = scope.get_worker_command(id).await.unwrap().worker_token;
+        let registration = control_plane
+            .register_worker(&issued, &request("audited", "host-9"))
+            .await
+            .unwrap();
+        control_plane
+            .deregister_worker(&issued, registration.worker_id)
+            .await
+            .unwrap();
+        let rotated = scope.rotate_worker_token(id).await.unwrap().worker_token;
+        scope.delete(id).await.unwrap();
+
+        let events = scope.audit_events(Some(id)).await.unwrap();
+        let actions: Vec<AuditAction> = events.iter().map(|event| event.action).collect();
+        assert_eq!(
+            actions,
+            [
+                AuditAction::EnvironmentCreate,
+                AuditAction::EnvironmentUpdate,
+                AuditAction::WorkerTokenIssue,
+                AuditAction::WorkerRegister,
+                AuditAction::WorkerDeregister,
+                AuditAction::WorkerTokenRotate,
+                AuditAction::EnvironmentDelete,
+            ]
+        );
+        assert!(events.windows(2).all(|pair| pair[0].id < pair[1].id));
+        assert_eq!(events[0].actor, "key:0a1b2c3d");
+        assert!(events[3].actor.starts_with("worker-token:"));
+        assert_eq!(events[1].before.as_ref().unwrap()["description"], json!(null));
+        assert_eq!(
+            events[1].after.as_ref().unwrap()["description"],
+            json!("described")
+        );
+        assert_eq!(
+            events[0].after.as_ref().unwrap()["execution_environment"]["env_vars"]["API_KEY"],
+            json!("(sensitive)")
+        );
+        assert_eq!(events[3].after.as_ref().unwrap()["hostname"], json!("host-9"));
+        assert!(events.iter().all(|event| event.environment_id == Some(id)));
+        let text = serde_json::to_string(&events).unwrap();
+        for secret in [
+            "value-that-must-not-leak",
+            issued.expose(),
+            rotated.expose(),
+            &token::hash(issued.expose()).0,
+            "efw_",
+        ] {
+            assert!(!text.contains(secret), "{secret} in the audit log: {text}");
+        }
+        // The organization's log also holds the default environment's creation.
+        let all = scope.audit_events(None).await.unwrap();
+        assert_eq!(all.len(), events.len() + 1);
+        assert_eq!(all[0].environment_name.as_deref(), Some("default"));
+        assert_eq!(all[0].actor, "envform");
+        control_plane.shutdown().await;
+    }
+
+    #[test]
+    fn heartbeat_intervals_parse_and_are_bounded() {
+        assert_eq!(
+            "500ms".parse::<HeartbeatInterval>().unwrap().as_duration(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            HeartbeatInterval::default().expiry(),
+            Duration::from_secs(30)
+        );
+        assert!("1ms".parse::<HeartbeatInterval>().is_err());
+        assert!("2h".parse::<HeartbeatInterval>().is_err());
+        assert!("soon".parse::<HeartbeatInterval>().is_err());
+    }
+}

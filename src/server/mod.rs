@@ -11,6 +11,7 @@ mod json;
 mod request_log;
 mod routes;
 mod state;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;

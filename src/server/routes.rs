@@ -52,6 +52,7 @@ pub(crate) fn router(
             get(worker_command),
         )
         .merge(super::state::router())
+        .merge(super::workers::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
@@ -69,7 +70,7 @@ pub(crate) fn router(
 }
 
 /// The `{id}` of an environment route; a malformed id is the same 404 as an unknown one.
-struct EnvironmentPath(EnvironmentId);
+pub(super) struct EnvironmentPath(pub(super) EnvironmentId);
 
 impl<S: Send + Sync> FromRequestParts<S> for EnvironmentPath {
     type Rejection = ApiError;

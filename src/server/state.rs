@@ -92,20 +92,38 @@ fn unauthorized(detail: &str) -> ApiError {
     })
 }
 
-/// A `{"detail": ...}` answer with `status`.
-fn detail(status: StatusCode, detail: impl Into<String>) -> Response {
-    ApiError(EnvironmentError::Api {
-        status: status.as_u16(),
-        detail: detail.into(),
-    })
-    .into_response()
+/// A request the state backend does not carry out, as it is answered.
+#[derive(Debug)]
+enum Refusal {
+    /// `{"detail": ...}` with the status.
+    Detail(StatusCode, String),
+    /// The holder's lock information with 423 or 409, as Terraform's protocol has it.
+    Holder(StatusCode, Box<LockInfo>),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Detail(status, detail) => ApiError(EnvironmentError::Api {
+                status: status.as_u16(),
+                detail,
+            })
+            .into_response(),
+            Refusal::Holder(status, holder) => (status, axum::Json(holder)).into_response(),
+        }
+    }
+}
+
+/// A `{"detail": ...}` refusal with `status`.
+fn detail(status: StatusCode, detail: impl Into<String>) -> Refusal {
+    Refusal::Detail(status, detail.into())
 }
 
 /// The workspace a request names, checked before anything is touched.
 fn workspace(
     StateCaller(organization): StateCaller,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Workspace, Response> {
+) -> Result<Workspace, Refusal> {
     let Path(name) = path.map_err(|rejection| {
         detail(
             StatusCode::BAD_REQUEST,
@@ -143,7 +161,7 @@ async fn workspace_route(
 ) -> Response {
     let workspace = match workspace(caller, path) {
         Ok(workspace) => workspace,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let service = &app.state_service;
     let result = match method.as_str() {
@@ -153,7 +171,7 @@ async fn workspace_route(
         "UNLOCK" => unlock(service, &workspace, &headers, body).await,
         _ => Err(method_not_allowed()),
     };
-    result.unwrap_or_else(|response| response)
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `/api/v1/state/{workspace}/lock`, GitLab's shape: POST locks, DELETE unlocks (LOCK and
@@ -168,7 +186,7 @@ async fn lock_route(
 ) -> Response {
     let workspace = match workspace(caller, path) {
         Ok(workspace) => workspace,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let service = &app.state_service;
     let result = match method.as_str() {
@@ -176,7 +194,7 @@ async fn lock_route(
         "DELETE" | "UNLOCK" => unlock(service, &workspace, &headers, body).await,
         _ => Err(method_not_allowed()),
     };
-    result.unwrap_or_else(|response| response)
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /api/v1/state/{workspace}/events`: the workspace's lock event log, for audits.
@@ -187,15 +205,15 @@ async fn events_route(
 ) -> Response {
     let workspace = match workspace(caller, path) {
         Ok(workspace) => workspace,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match app.state_service.events(&workspace).await {
         Ok(events) => axum::Json(events).into_response(),
-        Err(error) => refusal(error),
+        Err(error) => refusal(error).into_response(),
     }
 }
 
-async fn get_state(service: &StateService, workspace: &Workspace) -> Result<Response, Response> {
+async fn get_state(service: &StateService, workspace: &Workspace) -> Result<Response, Refusal> {
     let Some(stored) = service.get(workspace).await.map_err(refusal)? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -219,7 +237,7 @@ async fn write_state(
     query: Result<Query<WriteQuery>, QueryRejection>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
+) -> Result<Response, Refusal> {
     let Query(query) = query.map_err(|rejection| {
         detail(
             StatusCode::BAD_REQUEST,
@@ -251,7 +269,7 @@ async fn lock(
     workspace: &Workspace,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
+) -> Result<Response, Refusal> {
     let info = lock_info(headers, body)?;
     let granted = service
         .lock(workspace, info.clone())
@@ -298,7 +316,7 @@ async fn unlock(
     workspace: &Workspace,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
+) -> Result<Response, Refusal> {
     let info = lock_info(headers, body)?;
     let unlocked = service.unlock(workspace, &info).await.map_err(refusal)?;
     if unlocked == Unlocked::Released {
@@ -318,7 +336,7 @@ async fn unlock(
 fn lock_info(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<LockInfo, Response> {
+) -> Result<LockInfo, Refusal> {
     let body = checked_body(headers, body)?;
     serde_json::from_slice::<LockInfo>(&body).map_err(|error| {
         detail(
@@ -332,7 +350,7 @@ fn lock_info(
 fn checked_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Response> {
+) -> Result<Bytes, Refusal> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             detail(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
@@ -355,7 +373,7 @@ fn checked_body(
 }
 
 /// The fencing token a write carries, if any.
-fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Response> {
+fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Refusal> {
     headers
         .get(FENCING_TOKEN_HEADER)
         .map(|value| {
@@ -375,7 +393,7 @@ fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Response> 
 }
 
 /// A refused write: logged (without the document), then answered like any refusal.
-fn refused_write(workspace: &Workspace, error: StateServiceError) -> Response {
+fn refused_write(workspace: &Workspace, error: StateServiceError) -> Refusal {
     if matches!(
         error,
         StateServiceError::Locked { .. } | StateServiceError::StaleFencingToken { .. }
@@ -393,13 +411,11 @@ fn refused_write(workspace: &Workspace, error: StateServiceError) -> Response {
 
 /// The answer for a refusal: 423 or 409 with the holder's lock information, as Terraform's
 /// protocol has it, else `{"detail": ...}`.
-fn refusal(error: StateServiceError) -> Response {
+fn refusal(error: StateServiceError) -> Refusal {
     match error {
-        StateServiceError::Locked { holder } => {
-            (StatusCode::LOCKED, axum::Json(holder)).into_response()
-        }
+        StateServiceError::Locked { holder } => Refusal::Holder(StatusCode::LOCKED, holder),
         StateServiceError::HeldByAnother { holder, .. } => {
-            (StatusCode::CONFLICT, axum::Json(holder)).into_response()
+            Refusal::Holder(StatusCode::CONFLICT, holder)
         }
         StateServiceError::StaleFencingToken { .. } => {
             detail(StatusCode::PRECONDITION_FAILED, error.to_string())
@@ -418,11 +434,11 @@ fn refusal(error: StateServiceError) -> Response {
     }
 }
 
-fn internal() -> Response {
+fn internal() -> Refusal {
     detail(StatusCode::INTERNAL_SERVER_ERROR, "the state store failed")
 }
 
-fn method_not_allowed() -> Response {
+fn method_not_allowed() -> Refusal {
     detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
@@ -487,19 +503,24 @@ mod tests {
         let locked = refusal(StateServiceError::Locked {
             holder: Box::new(holder.clone()),
         });
-        assert_eq!(locked.status(), StatusCode::LOCKED);
+        assert_eq!(locked.into_response().status(), StatusCode::LOCKED);
         let conflict = refusal(StateServiceError::HeldByAnother {
             holder: Box::new(holder),
             requested: "other".to_owned(),
         });
-        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert_eq!(conflict.into_response().status(), StatusCode::CONFLICT);
         let stale = refusal(StateServiceError::StaleFencingToken {
             presented: Some(FencingToken(1)),
             current: Some(FencingToken(2)),
         });
-        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
         assert_eq!(
-            refusal(StateServiceError::EmptyDocument).status(),
+            stale.into_response().status(),
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            refusal(StateServiceError::EmptyDocument)
+                .into_response()
+                .status(),
             StatusCode::BAD_REQUEST
         );
     }

@@ -46,7 +46,9 @@ pub enum InvalidWorkspaceName {
         length: usize,
     },
     /// The name holds a character outside `A-Z a-z 0-9 . _ -`.
-    #[error("the workspace name may only hold letters, digits, `.`, `_` and `-`, not {character:?}")]
+    #[error(
+        "the workspace name may only hold letters, digits, `.`, `_` and `-`, not {character:?}"
+    )]
     Character {
         /// The first character refused.
         character: char,
@@ -891,10 +893,7 @@ mod tests {
 
         // 40 s after the grant, but only 20 s after the renewal: still held.
         clock.advance(Duration::from_secs(20));
-        let error = service
-            .lock(&main, info("two", "bob@b"))
-            .await
-            .unwrap_err();
+        let error = service.lock(&main, info("two", "bob@b")).await.unwrap_err();
         match error {
             StateServiceError::Locked { holder } => {
                 assert_eq!(holder.id, "one");
@@ -1009,7 +1008,10 @@ mod tests {
         let (service, _clock) = service().await;
         let main = workspace("org-a", "main");
         // Unlocked and never locked: a plain write goes through (Terraform's clients do that).
-        service.write(&main, write("{\"v\":0}", None, None)).await.unwrap();
+        service
+            .write(&main, write("{\"v\":0}", None, None))
+            .await
+            .unwrap();
         // A token that was never issued is not current.
         assert!(matches!(
             service.write(&main, write("{}", None, Some(1))).await,
@@ -1047,13 +1049,19 @@ mod tests {
             .write(&main, write("{\"v\":1}", Some("one"), Some(1)))
             .await
             .unwrap();
-        service.unlock(&main, &info("one", "alice@a")).await.unwrap();
+        service
+            .unlock(&main, &info("one", "alice@a"))
+            .await
+            .unwrap();
         // Unlocked again: the last token is still current, a stale one is not.
         service
             .write(&main, write("{\"v\":2}", None, Some(1)))
             .await
             .unwrap();
-        service.write(&main, write("{\"v\":3}", None, None)).await.unwrap();
+        service
+            .write(&main, write("{\"v\":3}", None, None))
+            .await
+            .unwrap();
         assert!(matches!(
             service.write(&main, write("", None, None)).await,
             Err(StateServiceError::EmptyDocument)
@@ -1099,12 +1107,19 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(
-            service.unlock(&main, &info("one", "alice@a")).await.unwrap(),
+            service
+                .unlock(&main, &info("one", "alice@a"))
+                .await
+                .unwrap(),
             Unlocked::Released
         );
         let next = service.lock(&main, info("two", "bob@b")).await.unwrap();
         assert_eq!(next.kind, GrantKind::New);
-        assert_eq!(next.fencing_token, FencingToken(2), "tokens are never reused");
+        assert_eq!(
+            next.fencing_token,
+            FencingToken(2),
+            "tokens are never reused"
+        );
 
         // force-unlock: someone else names the holder's ID (with its own information).
         let breaker = LockInfo {
@@ -1121,7 +1136,10 @@ mod tests {
         // Another ID on an expired lock: nothing is in force, so nothing to refuse.
         clock.advance(LEASE);
         assert_eq!(
-            service.unlock(&main, &info("other", "bob@b")).await.unwrap(),
+            service
+                .unlock(&main, &info("other", "bob@b"))
+                .await
+                .unwrap(),
             Unlocked::NotLocked
         );
 
@@ -1158,7 +1176,11 @@ mod tests {
         assert_eq!(service.get(&b_main).await.unwrap(), None);
         assert_eq!(service.get(&a_other).await.unwrap(), None);
         let b = service.lock(&b_main, info("b", "bob@b")).await.unwrap();
-        assert_eq!(b.fencing_token, FencingToken(1), "each workspace counts its own");
+        assert_eq!(
+            b.fencing_token,
+            FencingToken(1),
+            "each workspace counts its own"
+        );
         service.lock(&a_other, info("c", "carol@c")).await.unwrap();
         assert!(service.events(&b_main).await.unwrap().len() == 1);
     }
@@ -1171,8 +1193,7 @@ mod tests {
         let mut tokens = Vec::new();
         for round in 0..3 {
             let store = SqliteStore::open(&path).await.unwrap();
-            let service =
-                StateService::new(Arc::new(store.clone()), FakeClock::new(), LEASE);
+            let service = StateService::new(Arc::new(store.clone()), FakeClock::new(), LEASE);
             let id = format!("lock-{round}");
             let granted = service.lock(&main, info(&id, "alice@a")).await.unwrap();
             tokens.push(granted.fencing_token.0);
@@ -1200,8 +1221,7 @@ mod tests {
             let store = stores[index % 2].clone();
             let main = main.clone();
             tasks.spawn(async move {
-                let service =
-                    StateService::new(Arc::new(store), Arc::new(SystemClock), LEASE);
+                let service = StateService::new(Arc::new(store), Arc::new(SystemClock), LEASE);
                 service
                     .lock(&main, info(&format!("lock-{index}"), "racer@test"))
                     .await
@@ -1261,7 +1281,12 @@ mod tests {
 
     #[test]
     fn workspace_names_are_checked() {
-        for name in ["main", "a", "prod.eu-1_b", &"x".repeat(MAX_WORKSPACE_NAME_LENGTH)] {
+        for name in [
+            "main",
+            "a",
+            "prod.eu-1_b",
+            &"x".repeat(MAX_WORKSPACE_NAME_LENGTH),
+        ] {
             assert_eq!(WorkspaceName::parse(name).unwrap().as_str(), name);
         }
         assert_eq!(WorkspaceName::parse(""), Err(InvalidWorkspaceName::Empty));

@@ -6,13 +6,13 @@
 //! read, so a lock's check and its grant cannot interleave with another request's.
 
 use jiff::Timestamp;
-use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::Row;
+use sqlx::sqlite::{Sqlite, SqliteRow};
 
 use super::SqliteStore;
 use crate::state::{
-    FencingToken, LockEvent, LockEventKind, LockInfo, LockRecord, RecordedLockEvent,
-    StateStore, StateStoreError, StateTransaction, StoredDocument, Workspace, WriteRefusal,
+    FencingToken, LockEvent, LockEventKind, LockInfo, LockRecord, RecordedLockEvent, StateStore,
+    StateStoreError, StateTransaction, StoredDocument, Workspace, WriteRefusal,
 };
 
 #[async_trait::async_trait]
@@ -90,7 +90,9 @@ impl StateTransaction for SqliteStateTransaction {
         .await
         .map_err(database("read the state lock"))?;
         row.map(|row| {
-            let info: String = row.try_get("info").map_err(database("read the state lock"))?;
+            let info: String = row
+                .try_get("info")
+                .map_err(database("read the state lock"))?;
             let info: LockInfo = serde_json::from_str(&info).map_err(|error| {
                 StateStoreError::corrupt(format!("stored lock information: {error}"))
             })?;
@@ -275,9 +277,7 @@ fn database(action: &'static str) -> impl Fn(sqlx::Error) -> StateStoreError {
 }
 
 fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Timestamp, StateStoreError> {
-    let value: i64 = row
-        .try_get(column)
-        .map_err(database("read a timestamp"))?;
+    let value: i64 = row.try_get(column).map_err(database("read a timestamp"))?;
     microseconds(value)
 }
 

@@ -1,0 +1,145 @@
+//! The worker routes: registration, heartbeats and deregistration authenticated by a worker
+//! token (`Authorization: Bearer efw_…`), and, with an API key, an environment's workers, its
+//! token rotation and the audit log. Each handler is one call into the control plane.
+//!
+//! The two kinds of credential never stand in for each other: worker routes look the bearer up
+//! among worker-token digests only, and every other route among the configured API keys only.
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+
+use super::auth::{Caller, presented_key};
+use super::json::{ApiError, ApiJson};
+use super::routes::{AppState, EnvironmentPath};
+use crate::api::{
+    EnvironmentError, EnvironmentId, FieldError, Heartbeat, RegisterWorker, WorkerId,
+    WorkerToken, WorkersApi,
+};
+
+/// The worker and audit routes, merged into the application's router.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workers/register", post(register))
+        .route("/api/v1/workers/{id}/heartbeat", post(heartbeat))
+        .route("/api/v1/workers/{id}", delete(deregister))
+        .route("/api/v1/environments/{id}/workers", get(list_workers))
+        .route(
+            "/api/v1/environments/{id}/worker-token/rotate",
+            post(rotate_token),
+        )
+        .route("/api/v1/audit", get(audit))
+}
+
+/// The worker token a worker request carries; checked by the control plane, never here.
+struct WorkerCaller(WorkerToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let token = presented_key(parts)?;
+        Ok(WorkerCaller(WorkerToken::new(token)))
+    }
+}
+
+/// The `{id}` of a worker route; a malformed id is the same 410 as an unknown worker.
+struct WorkerPath(WorkerId);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkerPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| unknown_worker())?;
+        id.parse().map(WorkerPath).map_err(|_| unknown_worker())
+    }
+}
+
+fn unknown_worker() -> ApiError {
+    ApiError(EnvironmentError::Api {
+        status: StatusCode::GONE.as_u16(),
+        detail: "worker is not registered".to_owned(),
+    })
+}
+
+async fn register(
+    State(app): State<AppState>,
+    WorkerCaller(token): WorkerCaller,
+    ApiJson(request): ApiJson<RegisterWorker>,
+) -> Result<Response, ApiError> {
+    let registration = app.control_plane.register_worker(&token, &request).await?;
+    Ok((StatusCode::CREATED, axum::Json(registration)).into_response())
+}
+
+async fn heartbeat(
+    State(app): State<AppState>,
+    WorkerCaller(token): WorkerCaller,
+    WorkerPath(worker): WorkerPath,
+    ApiJson(heartbeat): ApiJson<Heartbeat>,
+) -> Result<Response, ApiError> {
+    let ack = app
+        .control_plane
+        .worker_heartbeat(&token, worker, &heartbeat)
+        .await?;
+    Ok(axum::Json(ack).into_response())
+}
+
+async fn deregister(
+    State(app): State<AppState>,
+    WorkerCaller(token): WorkerCaller,
+    WorkerPath(worker): WorkerPath,
+) -> Result<Response, ApiError> {
+    app.control_plane.deregister_worker(&token, worker).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_workers(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+) -> Result<Response, ApiError> {
+    let workers = caller.scope.list_workers(id).await?;
+    Ok(axum::Json(workers).into_response())
+}
+
+async fn rotate_token(
+    caller: Caller,
+    EnvironmentPath(id): EnvironmentPath,
+) -> Result<Response, ApiError> {
+    let command = caller.scope.rotate_worker_token(id).await?;
+    Ok(axum::Json(command).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    environment_id: Option<String>,
+}
+
+async fn audit(
+    caller: Caller,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let invalid = |msg: String| {
+        ApiError(EnvironmentError::Validation {
+            errors: vec![FieldError {
+                loc: vec!["query".into(), "environment_id".into()],
+                msg,
+                kind: "uuid_parsing".to_owned(),
+            }],
+        })
+    };
+    let Query(query) = query.map_err(|rejection| invalid(rejection.body_text()))?;
+    let environment = query
+        .environment_id
+        .map(|text| text.parse::<EnvironmentId>())
+        .transpose()
+        .map_err(|error| invalid(format!("not a UUID: {error}")))?;
+    let events = caller.scope.audit_events(environment).await?;
+    Ok(axum::Json(events).into_response())
+}
