@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use crate::api::{
     ClientConfig, ClientError, ControlPlaneClient, EnvironmentError, EnvironmentsApi,
-    OrganizationId,
+    OrganizationId, WorkersApi,
 };
 use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
 
@@ -124,8 +124,10 @@ impl Target {
                     .organization(&OrganizationId(EMBEDDED_ORGANIZATION.to_owned()))
                     .await?
                     .with_actor(actor);
+                let scope = Arc::new(scope);
                 Ok(Connection {
-                    api: Arc::new(scope),
+                    api: scope.clone(),
+                    workers: scope,
                     control_plane: Some(control_plane),
                 })
             }
@@ -140,9 +142,10 @@ impl Target {
                     request_timeout: *request_timeout,
                     ..ClientConfig::default()
                 };
-                let client = ControlPlaneClient::with_config(config)?;
+                let client = Arc::new(ControlPlaneClient::with_config(config)?);
                 Ok(Connection {
-                    api: Arc::new(client),
+                    api: client.clone(),
+                    workers: client,
                     control_plane: None,
                 })
             }
@@ -154,10 +157,16 @@ impl Target {
 pub struct Connection {
     /// The Environments API of the target.
     pub api: Arc<dyn EnvironmentsApi>,
+    workers: Arc<dyn WorkersApi>,
     control_plane: Option<ControlPlane>,
 }
 
 impl Connection {
+    /// The worker and audit calls of the target (workers, token rotation, audit log).
+    pub fn workers(&self) -> &dyn WorkersApi {
+        self.workers.as_ref()
+    }
+
     /// Stops the embedded control plane's background work.
     pub async fn close(self) {
         if let Some(control_plane) = self.control_plane {

@@ -39,7 +39,7 @@ async fn list(client: &reqwest::Client, server: &Server, key: &str) -> Value {
 fn body_bytes(body: &Value) -> Option<Vec<u8>> {
     match body {
         Value::Null => None,
-        Value::String(text) if text.starts_with("RAW:") => Some(text[4..].as_bytes().to_vec()),
+        Value::String(text) if text.starts_with("RAW:") => Some(text.as_bytes()[4..].to_vec()),
         Value::String(text) if text.starts_with("HEX:") => Some(
             (4..text.len())
                 .step_by(2)

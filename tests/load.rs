@@ -48,7 +48,7 @@ async fn client_loop(client: reqwest::Client, url: String, index: usize, until: 
             .json(&json!({"name": name, "metadata": {"round": round}}))
             .send()
             .await;
-        let mut record = |status: u16, what: &str, tally: &mut Tally| {
+        let record = |status: u16, what: &str, tally: &mut Tally| {
             tally.requests += 1;
             match status {
                 200..=299 => {}

@@ -1,5 +1,5 @@
-//! `envform env`: one environment at a time, like kubectl — list, get, create, update, delete and
-//! the worker command.
+//! `envform env`: one environment at a time, like kubectl — list, get, create, update, delete,
+//! the worker command, its workers, worker token rotation and the audit history.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +10,8 @@ use super::exit::Exit;
 use super::output::{self, print_stdout};
 use super::settings::TargetArgs;
 use crate::api::{
-    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, JsonMap,
-    Patch, Status, UpdateEnvironment,
+    AuditAction, AuditEvent, CreateEnvironment, Environment, EnvironmentError, EnvironmentId,
+    EnvironmentsApi, JsonMap, Patch, Status, UpdateEnvironment, WorkerCommand, WorkersApi,
 };
 
 /// Output format of `env` commands.
@@ -120,6 +120,39 @@ pub(crate) enum EnvCommand {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Revoke every worker token of an environment and issue one new one (its workers stop).
+    #[command(after_help = "Example:\n  envform env rotate-token production --yes --reveal")]
+    RotateToken {
+        /// Environment id or name.
+        environment: String,
+        /// Do not ask.
+        #[arg(short, long)]
+        yes: bool,
+        /// Show the new token instead of masking it (it is returned only this once).
+        #[arg(long)]
+        reveal: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// List the workers registered with an environment.
+    #[command(after_help = "Example:\n  envform env workers production -o json")]
+    Workers {
+        /// Environment id or name.
+        environment: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Show the audit log of an environment (also of a deleted one, by name or id).
+    #[command(after_help = "Example:\n  envform env history production -o json")]
+    History {
+        /// Environment id or name.
+        environment: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 /// Field flags shared by `create` and `update`.
@@ -211,13 +244,31 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 /// Runs an `env` subcommand.
 pub(crate) async fn execute(args: EnvArgs) -> miette::Result<Exit> {
     let (_target, connection) = args.target.connect().await?;
-    let result = run_command(connection.api.as_ref(), args.command).await;
+    let result = run_command(connection.api.as_ref(), connection.workers(), args.command).await;
     connection.close().await;
     result
 }
 
-async fn run_command(api: &dyn EnvironmentsApi, command: EnvCommand) -> miette::Result<Exit> {
+async fn run_command(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    command: EnvCommand,
+) -> miette::Result<Exit> {
     match command {
+        EnvCommand::RotateToken {
+            environment,
+            yes,
+            reveal,
+            output,
+        } => return rotate_token(api, workers, &environment, yes, reveal, output).await,
+        EnvCommand::Workers {
+            environment,
+            output,
+        } => return list_workers(api, workers, &environment, output).await,
+        EnvCommand::History {
+            environment,
+            output,
+        } => return history(api, workers, &environment, output).await,
         EnvCommand::List {
             status,
             output,
@@ -601,4 +652,221 @@ fn environment_details(environment: &Environment) -> String {
         ],
     ];
     output::table(&["FIELD", "VALUE"], &rows)
+}
+
+/// `env rotate-token`: asks first on a terminal (the environment's workers stop), then shows the
+/// new worker command once.
+async fn rotate_token(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    reference: &str,
+    yes: bool,
+    reveal: bool,
+    output: OutputFormat,
+) -> miette::Result<Exit> {
+    let current = resolve(api, reference).await?;
+    let active = current.active_workers.unwrap_or(0);
+    if !yes {
+        if !output::interactive() {
+            return Err(miette::miette!(
+                code = "envform::cli::confirmation_required",
+                help = "pass --yes to rotate without a terminal",
+                "refusing to rotate the worker token of `{}` without confirmation",
+                current.name
+            ));
+        }
+        let question = format!(
+            "Rotate the worker token of `{}`? Its {active} active worker(s) will stop. Type `yes` to confirm:",
+            current.name
+        );
+        if !output::confirm(&question, false)? {
+            eprintln!("Rotation cancelled.");
+            return Ok(Exit::Error);
+        }
+    }
+    let command = workers
+        .rotate_worker_token(current.id)
+        .await
+        .map_err(api_error)?;
+    match output {
+        OutputFormat::Json => print_json(&shown_command(&command, reveal))?,
+        OutputFormat::Table => {
+            let shown = if reveal {
+                command.command.clone()
+            } else {
+                command.masked_command()
+            };
+            print_stdout(&format!("{shown}\n"))?;
+            if !reveal {
+                eprintln!(
+                    "hint: the new token is masked; `envform env worker-command {}` issues another",
+                    current.name
+                );
+            }
+        }
+    }
+    eprintln!(
+        "Rotated the worker token of `{}`: every earlier token is revoked, and workers using one \
+         stop at their next heartbeat ({active} active now).",
+        current.name
+    );
+    Ok(Exit::Success)
+}
+
+/// A worker command as JSON, its token masked unless `reveal`.
+fn shown_command(command: &WorkerCommand, reveal: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(command).unwrap_or_default();
+    if !reveal {
+        let token = command.worker_token.expose();
+        value["worker_token"] = command.worker_token.masked().into();
+        value["command"] = command.masked_command().into();
+        value["command_parts"] = command
+            .command_parts
+            .iter()
+            .map(|part| {
+                if part == token {
+                    command.worker_token.masked()
+                } else {
+                    part.clone()
+                }
+            })
+            .collect();
+    }
+    value
+}
+
+/// `env workers`: the environment's registered workers, active and stale.
+async fn list_workers(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    reference: &str,
+    output: OutputFormat,
+) -> miette::Result<Exit> {
+    let current = resolve(api, reference).await?;
+    let listed = workers.list_workers(current.id).await.map_err(api_error)?;
+    match output {
+        OutputFormat::Json => print_json(&listed)?,
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|worker| {
+                    vec![
+                        worker.id.to_string(),
+                        worker.status.to_string(),
+                        if worker.busy { "busy" } else { "idle" }.to_owned(),
+                        worker.hostname.clone(),
+                        worker.version.clone(),
+                        worker.last_heartbeat_at.to_string(),
+                    ]
+                })
+                .collect();
+            print_stdout(&output::table(
+                &["ID", "STATUS", "TASK", "HOSTNAME", "VERSION", "LAST HEARTBEAT"],
+                &rows,
+            ))?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// `env history`: the audit log of one environment. A name no live environment has is looked up
+/// in the organization's log, so a deleted environment's history can still be read.
+async fn history(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    reference: &str,
+    output: OutputFormat,
+) -> miette::Result<Exit> {
+    let events = if let Ok(id) = reference.parse::<EnvironmentId>() {
+        workers.audit_events(Some(id)).await.map_err(api_error)?
+    } else {
+        let live = api.list(None).await.map_err(api_error)?;
+        match live.iter().find(|environment| environment.name == reference) {
+            Some(environment) => workers
+                .audit_events(Some(environment.id))
+                .await
+                .map_err(api_error)?,
+            None => workers
+                .audit_events(None)
+                .await
+                .map_err(api_error)?
+                .into_iter()
+                .filter(|event| event.environment_name.as_deref() == Some(reference))
+                .collect(),
+        }
+    };
+    if events.is_empty() {
+        return Err(miette::miette!(
+            code = "envform::cli::unknown_environment",
+            help = "`envform env list` shows the environments",
+            "no environment named `{reference}`, and no history under that name"
+        ));
+    }
+    match output {
+        OutputFormat::Json => print_json(&events)?,
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|event| {
+                    vec![
+                        event.at.to_string(),
+                        event.actor.clone(),
+                        event.action.to_string(),
+                        event_summary(event),
+                    ]
+                })
+                .collect();
+            print_stdout(&output::table(&["AT", "ACTOR", "ACTION", "CHANGES"], &rows))?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// One line about what an audit event changed.
+fn event_summary(event: &AuditEvent) -> String {
+    let field = |document: &Option<serde_json::Value>, key: &str| {
+        document
+            .as_ref()
+            .and_then(|document| document.get(key))
+            .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    match event.action {
+        AuditAction::EnvironmentCreate => {
+            format!("created (status {})", field(&event.after, "status"))
+        }
+        AuditAction::EnvironmentDelete => "deleted; its workers stop".to_owned(),
+        AuditAction::EnvironmentUpdate => {
+            let (Some(before), Some(after)) = (
+                event.before.as_ref().and_then(|value| value.as_object()),
+                event.after.as_ref().and_then(|value| value.as_object()),
+            ) else {
+                return "updated".to_owned();
+            };
+            let changed: Vec<&str> = after
+                .iter()
+                .filter(|(key, value)| before.get(*key) != Some(*value))
+                .map(|(key, _)| key.as_str())
+                .collect();
+            if changed.is_empty() {
+                "no field changed".to_owned()
+            } else {
+                changed.join(", ")
+            }
+        }
+        AuditAction::WorkerTokenIssue => "worker token issued".to_owned(),
+        AuditAction::WorkerTokenRotate => format!(
+            "worker tokens rotated ({} revoked)",
+            field(&event.after, "revoked_tokens")
+        ),
+        AuditAction::WorkerRegister => format!(
+            "worker {} registered from {}",
+            field(&event.after, "worker_id"),
+            field(&event.after, "hostname")
+        ),
+        AuditAction::WorkerDeregister => format!(
+            "worker {} deregistered",
+            field(&event.before, "worker_id")
+        ),
+    }
 }

@@ -12,6 +12,7 @@ pub mod serve;
 mod settings;
 mod state;
 mod validate;
+mod worker;
 mod workspace;
 
 use std::ffi::OsString;
@@ -64,6 +65,9 @@ enum Command {
     Init(init::InitArgs),
     /// Run the Environments Service over HTTP.
     Serve(serve::ServeArgs),
+    /// Join an environment's worker pool (the command `env worker-command` prints).
+    #[command(subcommand_required = true)]
+    Worker(worker::WorkerArgs),
     /// Print shell completions (bash, zsh, fish, ...).
     #[command(after_help = "Example:\n  envform completions bash > /etc/bash_completion.d/envform")]
     Completions {
@@ -94,7 +98,7 @@ where
     };
     output::install_report_handler();
     // A server logs each request by default; other commands only warnings.
-    let is_server = matches!(cli.command, Command::Serve(_));
+    let is_server = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     output::install_tracing(cli.verbose + u8::from(is_server));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -122,6 +126,7 @@ async fn execute(cli: Cli) -> Exit {
         Command::Env(args) => env::execute(args).await,
         Command::Init(args) => init::execute(args).await,
         Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
+        Command::Worker(args) => worker::execute(args).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut buffer = Vec::new();

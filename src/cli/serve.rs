@@ -52,6 +52,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub provision_delay: Option<Duration>,
 
+    /// How often workers send heartbeats, e.g. `10s` or `500ms`; a worker silent for three
+    /// intervals no longer counts as active.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub heartbeat_interval: crate::control_plane::HeartbeatInterval,
+
     /// Make namespace provisioning fail for this organization (repeatable).
     #[arg(long, hide = true, value_name = "ORG")]
     pub provision_fail: Vec<String>,
@@ -196,6 +201,7 @@ impl ServeArgs {
         if let Some(delay) = self.provision_delay {
             config.control_plane.provisioner.delay = delay;
         }
+        config.control_plane.heartbeat_interval = self.heartbeat_interval;
         config
             .control_plane
             .provisioner
