@@ -6,7 +6,7 @@
 //! as a child process, with the peak resident memory it reached. Targets: the whole plan within
 //! 1.5× the list call alone, and at most 150 MB of peak memory.
 //!
-//! Live environments are seeded into the server's database, all but the last 200, which are
+//! Live environments are seeded into the server's database, all but the last 100, which are
 //! created through the API to time a create at that size (filling an organization through the API
 //! is quadratic: each create reads all its environments).
 //!
@@ -43,11 +43,11 @@ const ENVIRONMENTS: usize = 10_000;
 /// Environments per `depends_on` chain (each one depends on the one before it).
 const CHAIN_LENGTH: usize = 10;
 /// Environments created through the API (the others are seeded into the database).
-const API_CREATES: usize = 200;
+const API_CREATES: usize = 100;
 /// Environments per desired-state file.
 const FILE_ENVIRONMENTS: usize = 1_000;
 /// Creates in flight while the server is populated.
-const CREATE_CONCURRENCY: usize = 32;
+const CREATE_CONCURRENCY: usize = 4;
 /// Measured runs of each in-process case.
 const CORE_RUNS: usize = 5;
 /// Measured runs of the whole command in the human format.
@@ -387,6 +387,11 @@ fn main() {
 
     // (b) The pure core, in this process.
     let (parse_time, desired) = measure(CORE_RUNS, || valid(&changed_files));
+    let (yaml_time, _) = measure(CORE_RUNS, || {
+        for file in &changed_files {
+            serde_saphyr::from_str::<serde_json::Value>(&file.text).expect("YAML");
+        }
+    });
     let (diff_time, planned): (Duration, Plan) = measure(CORE_RUNS, || {
         plan::diff(&desired, &live, &state, &forced()).expect("plan")
     });
@@ -466,6 +471,12 @@ fn main() {
         "",
     );
     row("core: spec parse", parse_time, list_alone, "");
+    row(
+        "  for reference: the YAML alone, no spans/checks",
+        yaml_time,
+        list_alone,
+        "serde-saphyr to serde_json::Value",
+    );
     row("core: diff + order", diff_time, list_alone, "");
     row(
         "core: render human",

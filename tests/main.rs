@@ -14,3 +14,4 @@ mod bad_input;
 mod races;
 mod fuzz;
 mod load;
+mod fault_matrix;

@@ -29,7 +29,7 @@ use crate::store::{
 pub const EXPIRY_INTERVALS: u32 = 3;
 
 /// Expiry windows after which a silent worker's registration is removed (when another worker of
-/// its environment registers), so crashed workers do not accumulate.
+/// its organization registers), so crashed workers do not accumulate.
 const FORGET_AFTER_EXPIRIES: u32 = 20;
 
 /// How often workers send heartbeats (10 s unless configured).
@@ -230,7 +230,7 @@ impl ControlPlane {
         let interval = self.heartbeat_interval();
         transaction
             .delete_silent_workers(
-                record.id,
+                &record.organization_id,
                 before(now, interval.expiry() * FORGET_AFTER_EXPIRIES),
             )
             .await
@@ -311,13 +311,22 @@ impl ControlPlane {
         let record = registered(transaction.as_mut(), worker, &hash).await?;
         let now = clock::now();
         let stop = self.stop_reason(transaction.as_mut(), &record, now).await?;
-        if let Some(reason) = stop {
+        if let Some(stop) = stop {
             // The worker is told to go: it no longer counts, whether or not it hears the answer.
             transaction
                 .delete_worker(worker)
                 .await
                 .map_err(internal)?;
             transaction.commit().await.map_err(internal)?;
+            let reason = match stop {
+                Stop::Because(reason) => reason,
+                // Looked up once the transaction is over: the log is read outside it.
+                Stop::EnvironmentDeleted(environment) => format!(
+                    "environment {} was deleted: its workers stop",
+                    self.deleted_name(&record.organization_id, environment)
+                        .await
+                ),
+            };
             tracing::info!(worker = %worker, reason = %reason, "worker told to stop");
             return Err(gone(reason));
         }
@@ -338,16 +347,13 @@ impl ControlPlane {
         transaction: &mut dyn StoreTransaction,
         record: &WorkerRecord,
         now: Timestamp,
-    ) -> Result<Option<String>, EnvironmentError> {
+    ) -> Result<Option<Stop>, EnvironmentError> {
         let Some(environment) = transaction
             .environment(&record.organization_id, record.environment_id)
             .await
             .map_err(internal)?
         else {
-            return Ok(Some(format!(
-                "worker {} is not registered: its environment was deleted",
-                record.id
-            )));
+            return Ok(Some(Stop::EnvironmentDeleted(record.environment_id)));
         };
         if transaction
             .worker_token(&record.token_hash)
@@ -355,16 +361,16 @@ impl ControlPlane {
             .map_err(internal)?
             .is_none()
         {
-            return Ok(Some(format!(
+            return Ok(Some(Stop::Because(format!(
                 "the worker token of environment '{}' was rotated: start workers with the new token",
                 environment.name
-            )));
+            ))));
         }
         if !can_register(environment.status) {
-            return Ok(Some(format!(
+            return Ok(Some(Stop::Because(format!(
                 "environment '{}' is {}: its workers stop",
                 environment.name, environment.status
-            )));
+            ))));
         }
         let alive_since = self.alive_since(now);
         if record.last_heartbeat_at < alive_since
@@ -376,16 +382,40 @@ impl ControlPlane {
                 .await
                 .map_err(internal)?;
             if u64::from(active) >= max {
-                return Ok(Some(format!(
+                return Ok(Some(Stop::Because(format!(
                     "worker {} missed its heartbeats for longer than {:?}, and environment '{}' \
                      has no room left (max_workers {max})",
                     record.id,
                     self.heartbeat_interval().expiry(),
                     environment.name
-                )));
+                ))));
             }
         }
         Ok(None)
+    }
+
+    /// How the log names a deleted environment: `'name'` from its last audit entry, else its id.
+    async fn deleted_name(
+        &self,
+        organization: &crate::api::OrganizationId,
+        environment: EnvironmentId,
+    ) -> String {
+        let records = self
+            .inner()
+            .store
+            .audit_records(organization, Some(environment))
+            .await;
+        match records {
+            Ok(records) => records
+                .into_iter()
+                .rev()
+                .find_map(|record| record.entry.environment_name)
+                .map_or_else(|| environment.to_string(), |name| format!("'{name}'")),
+            Err(error) => {
+                tracing::warn!(error = %super::error_chain(&error), "audit log lookup failed");
+                environment.to_string()
+            }
+        }
     }
 
     /// Removes `worker`, which must hold the token it registered with (rotated or not).
@@ -436,6 +466,14 @@ impl ControlPlane {
     }
 }
 
+/// Why a worker must stop.
+enum Stop {
+    /// Its environment is gone; the answer names it from the audit log.
+    EnvironmentDeleted(EnvironmentId),
+    /// Any other reason, said in full.
+    Because(String),
+}
+
 /// The environment a token was issued for (it exists: tokens go with their environment).
 async fn issued_environment(
     transaction: &mut dyn StoreTransaction,
@@ -460,7 +498,8 @@ async fn registered(
         .map_err(internal)?
         .ok_or_else(|| {
             gone(format!(
-                "worker {id} is not registered: its environment was deleted, or it deregistered"
+                "worker {id} is not registered (it deregistered, or was silent too long and \
+                 removed)"
             ))
         })?;
     if &record.token_hash != hash {
@@ -800,7 +839,10 @@ mod tests {
         }
         assert!(reasons[0].contains("was rotated"), "{}", reasons[0]);
         assert!(reasons[1].contains("is inactive"), "{}", reasons[1]);
-        assert!(reasons[2].contains("not registered"), "{}", reasons[2]);
+        assert_eq!(
+            reasons[2],
+            "API error 410: environment 'deleted' was deleted: its workers stop"
+        );
         // A stopped worker no longer counts.
         assert_eq!(scope.get(rotated).await.unwrap().active_workers, Some(0));
 

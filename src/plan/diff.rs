@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::base::PlanBase;
+use super::disruption::{self, DisruptionPolicy};
 use super::error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind, source_of};
 use super::field::ManagedField;
 use super::model::{
@@ -155,6 +156,12 @@ impl<'a> Planner<'a> {
         self.plan_leftover_live(&used_live, &mut accounted);
         self.plan_leftover_state(&accounted);
         self.check_thresholds();
+        let disruptions = disruption::disruptions(&self.steps, self.live);
+        match self.options.disruption {
+            DisruptionPolicy::Refuse => self.errors.extend(disruption::refusals(&disruptions)),
+            DisruptionPolicy::Warn => self.warnings.extend(disruption::warnings(&disruptions)),
+            DisruptionPolicy::Allow => {}
+        }
         self.drift
             .sort_by(|left, right| (&left.name, &left.path).cmp(&(&right.name, &right.path)));
 
@@ -176,6 +183,7 @@ impl<'a> Planner<'a> {
             prune: self.desired.options.prune,
             force: self.options.force,
             targets: self.options.targets.clone(),
+            allow_disruption: self.options.disruption == DisruptionPolicy::Allow,
         };
         Ok(Plan::new(
             base,
@@ -184,6 +192,7 @@ impl<'a> Planner<'a> {
             self.drift,
             self.unmanaged,
             self.warnings,
+            disruptions,
         ))
     }
 

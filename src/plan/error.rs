@@ -103,6 +103,23 @@ pub enum PlanError {
         #[label(collection)]
         labels: Vec<LabeledSpan>,
     },
+    /// The plan would stop active workers without `--allow-disruption`.
+    #[error("{doing} `{name}`: {stopping}")]
+    #[diagnostic(
+        code(envform::plan::disruption),
+        help(
+            "review the plan, then run again with --allow-disruption to let the workers stop \
+             (nothing was applied)"
+        )
+    )]
+    Disruption {
+        /// The environment.
+        name: String,
+        /// What the plan does to it: "deleting" or "deactivating".
+        doing: &'static str,
+        /// "2 active workers will stop".
+        stopping: String,
+    },
     /// `--target` names nothing.
     #[error("--target `{name}` names no environment in the file, in state or live")]
     #[diagnostic(code(envform::plan::unknown_target))]

@@ -10,6 +10,7 @@
 
 mod base;
 mod diff;
+mod disruption;
 mod error;
 mod field;
 mod model;
@@ -20,6 +21,10 @@ mod value;
 
 pub use base::{PlanBase, StalePlan, Staleness};
 pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
+pub use disruption::{
+    Disruption, DisruptionCause, DisruptionPolicy, check_saved as check_saved_disruptions,
+    disruptions,
+};
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, ManagedField, is_sensitive_path, secret_digest};
 pub use model::{

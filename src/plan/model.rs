@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::base::PlanBase;
+use super::disruption::{Disruption, DisruptionCause, DisruptionPolicy, describe};
 use super::field::ManagedField;
 use super::value::ValuePath;
 use crate::api::{EnvironmentId, JsonMap, Status};
@@ -25,6 +26,8 @@ pub struct PlanOptions {
     pub force: bool,
     /// Plan only these environments and what they depend on (empty: all).
     pub targets: Vec<String>,
+    /// What to do about steps that stop active workers (refuse them by default).
+    pub disruption: DisruptionPolicy,
 }
 
 /// The options a plan was computed with, kept in the plan.
@@ -36,6 +39,9 @@ pub struct PlanSettings {
     pub force: bool,
     /// `--target` names.
     pub targets: Vec<String>,
+    /// `--allow-disruption`: the plan may stop active workers.
+    #[serde(default)]
+    pub allow_disruption: bool,
 }
 
 /// An immutable plan. Steps are stored in execution order; each step's `depends_on` are the
@@ -49,6 +55,9 @@ pub struct Plan {
     drift: Vec<Drift>,
     unmanaged: Vec<Unmanaged>,
     warnings: Vec<PlanWarning>,
+    // Absent from plans saved before workers were tracked.
+    #[serde(default)]
+    disruptions: Vec<Disruption>,
 }
 
 /// Why a saved plan cannot be read.
@@ -79,6 +88,7 @@ impl Plan {
         drift: Vec<Drift>,
         unmanaged: Vec<Unmanaged>,
         warnings: Vec<PlanWarning>,
+        disruptions: Vec<Disruption>,
     ) -> Self {
         Self {
             format_version: PLAN_FORMAT_VERSION.to_owned(),
@@ -88,6 +98,7 @@ impl Plan {
             drift,
             unmanaged,
             warnings,
+            disruptions,
         }
     }
 
@@ -145,6 +156,19 @@ impl Plan {
     /// Things the user should know that do not stop the plan.
     pub fn warnings(&self) -> &[PlanWarning] {
         &self.warnings
+    }
+
+    /// The environments whose active workers the plan stops, by name.
+    pub fn disruptions(&self) -> &[Disruption] {
+        &self.disruptions
+    }
+
+    /// How many active workers the plan stops in all.
+    pub fn stopped_workers(&self) -> u32 {
+        self.disruptions
+            .iter()
+            .map(|disruption| disruption.active_workers)
+            .sum()
     }
 
     /// Counts of environments to add, change, destroy and adopt.
@@ -522,6 +546,15 @@ pub enum PlanWarning {
         /// The `--target` names.
         targets: Vec<String>,
     },
+    /// The plan stops active workers; applying it needs `--allow-disruption`.
+    Disruption {
+        /// The environment.
+        name: String,
+        /// Why its workers stop.
+        cause: DisruptionCause,
+        /// How many are active.
+        active_workers: u32,
+    },
 }
 
 impl fmt::Display for PlanWarning {
@@ -545,6 +578,16 @@ impl fmt::Display for PlanWarning {
                 "the plan is limited to {} and what they depend on (--target); \
                  other changes may be pending",
                 targets.join(", ")
+            ),
+            PlanWarning::Disruption {
+                name,
+                cause,
+                active_workers,
+            } => write!(
+                f,
+                "{} `{name}`: {}; apply and destroy need --allow-disruption",
+                cause.doing(),
+                describe(*active_workers)
             ),
         }
     }

@@ -5,17 +5,21 @@
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `status` | answer with this status and a `{"detail": "injected fault"}` body (required) |
+//! | `status` | answer with this status and a `{"detail": "injected fault"}` body |
+//! | `reset` | `reset=true`: cut the connection instead of answering (the client sees a reset) |
+//! | `latency_ms` | delay the request by this many milliseconds, then let it through |
 //! | `count` | fail only the first N matching requests (default: every one) |
+//! | `rate` | fail this share of matching requests, `0.0`–`1.0`, deterministically spread |
 //! | `method` | match only this method |
 //! | `path` | match only paths starting with this prefix |
 //! | `retry_after` | add `Retry-After: <seconds>` to the answer |
 //! | `when` | `before` (default): the request never reaches the service; `after`: the service handles it (a write is committed), then the answer is replaced, as when a proxy fails on the way back |
 //!
+//! Each rule has one effect: `status`, `reset` or `latency_ms`.
 //! Example: `status=503,count=2,method=GET;status=500,method=POST,when=after,count=1`.
-//! The first rule that matches a request decides. `GET /_faults` reports, per rule, how many
-//! requests matched and how many were failed; it is never failed itself. The rule, trigger and
-//! effect types are enums so latency, connection resets and failure rates can join them.
+//! Rules are tried in order: latency rules that fire add their delay and go on; the first failing
+//! rule that fires decides. `GET /_faults` reports, per rule, how many requests matched and how
+//! many were affected; it is never failed itself.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,6 +70,8 @@ pub enum FaultTrigger {
     Always,
     /// The first N matching requests; later ones pass.
     First(u64),
+    /// This many of every 1000 matching requests, spread by a fixed hash of their number.
+    PerMille(u32),
 }
 
 /// What a failed request gets.
@@ -78,6 +84,10 @@ pub enum FaultEffect {
         /// The `Retry-After` header's value.
         retry_after_seconds: Option<u64>,
     },
+    /// The connection is cut: headers go out, then the body fails.
+    Reset,
+    /// The request waits this long, then goes on.
+    Latency(std::time::Duration),
 }
 
 /// When the failure happens.
@@ -96,8 +106,10 @@ pub enum FaultConfigError {
     /// A part is not `key=value`.
     #[error("`{0}` is not key=value")]
     NotKeyValue(String),
-    /// A key is not one of status, count, method, path, retry_after, when.
-    #[error("unknown fault key `{0}` (expected status, count, method, path, retry_after, when)")]
+    /// A key is not one of the documented ones.
+    #[error(
+        "unknown fault key `{0}` (expected status, reset, latency_ms, count, rate, method, path, retry_after, when)"
+    )]
     UnknownKey(String),
     /// A value does not fit its key.
     #[error("invalid value `{value}` for `{key}`: {reason}")]
@@ -109,9 +121,12 @@ pub enum FaultConfigError {
         /// What was expected.
         reason: &'static str,
     },
-    /// A rule has no `status`.
-    #[error("fault rule `{0}` has no status")]
+    /// A rule has no effect.
+    #[error("fault rule `{0}` has no status, reset or latency_ms")]
     MissingStatus(String),
+    /// A rule has more than one effect.
+    #[error("fault rule `{0}` has more than one of status, reset and latency_ms")]
+    SeveralEffects(String),
 }
 
 impl FromStr for FaultConfig {
@@ -133,6 +148,8 @@ impl FromStr for FaultRule {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut status = None;
+        let mut reset = false;
+        let mut latency = None;
         let mut retry_after_seconds = None;
         let mut rule = FaultRule {
             method: None,
@@ -169,6 +186,27 @@ impl FromStr for FaultRule {
                         .ok_or_else(|| invalid("expected an error status, 400 to 599"))?;
                     status = Some(code);
                 }
+                "reset" => {
+                    reset = value
+                        .parse::<bool>()
+                        .map_err(|_| invalid("expected true or false"))?;
+                }
+                "latency_ms" => {
+                    let milliseconds = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|milliseconds| *milliseconds <= 60_000)
+                        .ok_or_else(|| invalid("expected milliseconds, at most 60000"))?;
+                    latency = Some(std::time::Duration::from_millis(milliseconds));
+                }
+                "rate" => {
+                    let rate = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|rate| (0.0..=1.0).contains(rate))
+                        .ok_or_else(|| invalid("expected a share from 0.0 to 1.0"))?;
+                    rule.trigger = FaultTrigger::PerMille((rate * 1000.0).round() as u32);
+                }
                 "count" => {
                     let count = value
                         .parse::<u64>()
@@ -202,10 +240,15 @@ impl FromStr for FaultRule {
                 other => return Err(FaultConfigError::UnknownKey(other.to_owned())),
             }
         }
-        let status = status.ok_or_else(|| FaultConfigError::MissingStatus(text.to_owned()))?;
-        rule.effect = FaultEffect::Status {
-            status,
-            retry_after_seconds,
+        rule.effect = match (status, reset, latency) {
+            (Some(status), false, None) => FaultEffect::Status {
+                status,
+                retry_after_seconds,
+            },
+            (None, true, None) => FaultEffect::Reset,
+            (None, false, Some(latency)) => FaultEffect::Latency(latency),
+            (None, false, None) => return Err(FaultConfigError::MissingStatus(text.to_owned())),
+            _ => return Err(FaultConfigError::SeveralEffects(text.to_owned())),
         };
         Ok(rule)
     }
@@ -213,13 +256,24 @@ impl FromStr for FaultRule {
 
 impl fmt::Display for FaultRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let FaultEffect::Status {
-            status,
-            retry_after_seconds,
-        } = self.effect;
-        write!(f, "status={}", status.as_u16())?;
-        if let FaultTrigger::First(count) = self.trigger {
-            write!(f, ",count={count}")?;
+        let mut retry_after = None;
+        match self.effect {
+            FaultEffect::Status {
+                status,
+                retry_after_seconds,
+            } => {
+                write!(f, "status={}", status.as_u16())?;
+                retry_after = retry_after_seconds;
+            }
+            FaultEffect::Reset => f.write_str("reset=true")?,
+            FaultEffect::Latency(latency) => write!(f, "latency_ms={}", latency.as_millis())?,
+        }
+        match self.trigger {
+            FaultTrigger::Always => {}
+            FaultTrigger::First(count) => write!(f, ",count={count}")?,
+            FaultTrigger::PerMille(per_mille) => {
+                write!(f, ",rate={}", f64::from(per_mille) / 1000.0)?;
+            }
         }
         if let Some(method) = &self.method {
             write!(f, ",method={method}")?;
@@ -227,7 +281,7 @@ impl fmt::Display for FaultRule {
         if let Some(prefix) = &self.path_prefix {
             write!(f, ",path={prefix}")?;
         }
-        if let Some(seconds) = retry_after_seconds {
+        if let Some(seconds) = retry_after {
             write!(f, ",retry_after={seconds}")?;
         }
         if self.phase == FaultPhase::After {
@@ -247,10 +301,15 @@ impl FaultRule {
     }
 
     fn failure(&self) -> Response {
-        let FaultEffect::Status {
-            status,
-            retry_after_seconds,
-        } = self.effect;
+        let (status, retry_after_seconds) = match self.effect {
+            FaultEffect::Status {
+                status,
+                retry_after_seconds,
+            } => (status, retry_after_seconds),
+            FaultEffect::Reset => return reset_response(),
+            // Latency rules never fail a request; `decide` does not return them.
+            FaultEffect::Latency(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
         let body = serde_json::json!({ "detail": "injected fault" });
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = retry_after_seconds {
@@ -260,6 +319,49 @@ impl FaultRule {
         }
         response
     }
+}
+
+/// An answer whose body fails after the headers: the client sees the connection cut mid-answer.
+fn reset_response() -> Response {
+    let failing = failing_stream();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from_stream(failing))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A body stream whose first item is an error.
+fn failing_stream()
+-> impl futures_core::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send {
+    struct Failing(bool);
+    impl futures_core::Stream for Failing {
+        type Item = Result<axum::body::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.0 = true;
+            std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            ))))
+        }
+    }
+    Failing(false)
+}
+
+/// Spreads request numbers evenly but not in a pattern (splitmix64), so a rate fires on a fixed,
+/// reproducible subset.
+fn per_mille_of(sequence: u64) -> u32 {
+    let mut value = sequence.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    value ^= value >> 31;
+    (value % 1000) as u32
 }
 
 /// A rule and how often it fired.
@@ -289,22 +391,32 @@ impl Faults {
         Self { rules }
     }
 
-    /// The rule that fails this request, if any, counting the match.
-    fn decide(&self, method: &Method, path: &str) -> Option<&FaultRule> {
-        let armed = self
-            .rules
-            .iter()
-            .find(|armed| armed.rule.matches(method, path))?;
-        let seen = armed.matched.fetch_add(1, Ordering::SeqCst);
-        let fails = match armed.rule.trigger {
-            FaultTrigger::Always => true,
-            FaultTrigger::First(count) => seen < count,
-        };
-        if !fails {
-            return None;
+    /// What happens to this request: the delay of the latency rules that fire, and the first
+    /// failing rule that fires, if any. Every matching rule counts the match.
+    fn decide(&self, method: &Method, path: &str) -> (std::time::Duration, Option<&FaultRule>) {
+        let mut delay = std::time::Duration::ZERO;
+        for armed in &self.rules {
+            if !armed.rule.matches(method, path) {
+                continue;
+            }
+            let seen = armed.matched.fetch_add(1, Ordering::SeqCst);
+            let fires = match armed.rule.trigger {
+                FaultTrigger::Always => true,
+                FaultTrigger::First(count) => seen < count,
+                FaultTrigger::PerMille(per_mille) => per_mille_of(seen) < per_mille,
+            };
+            if !fires {
+                continue;
+            }
+            armed.injected.fetch_add(1, Ordering::SeqCst);
+            match armed.rule.effect {
+                FaultEffect::Latency(latency) => delay += latency,
+                FaultEffect::Status { .. } | FaultEffect::Reset => {
+                    return (delay, Some(&armed.rule));
+                }
+            }
         }
-        armed.injected.fetch_add(1, Ordering::SeqCst);
-        Some(&armed.rule)
+        (delay, None)
     }
 
     fn report(&self) -> serde_json::Value {
@@ -332,7 +444,11 @@ pub(crate) async fn inject(
     if request.uri().path() == REPORT_PATH {
         return next.run(request).await;
     }
-    let Some(rule) = faults.decide(request.method(), request.uri().path()) else {
+    let (delay, rule) = faults.decide(request.method(), request.uri().path());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let Some(rule) = rule else {
         return next.run(request).await;
     };
     tracing::warn!(rule = %rule, "injecting a fault");
@@ -412,12 +528,45 @@ mod tests {
     fn fails_only_the_first_matching_requests() {
         let faults = Faults::new("status=503,count=2,method=GET".parse().expect("valid"));
         let path = "/api/v1/environments";
-        assert!(faults.decide(&Method::POST, path).is_none());
-        assert!(faults.decide(&Method::GET, path).is_some());
-        assert!(faults.decide(&Method::GET, path).is_some());
-        assert!(faults.decide(&Method::GET, path).is_none());
+        assert!(faults.decide(&Method::POST, path).1.is_none());
+        assert!(faults.decide(&Method::GET, path).1.is_some());
+        assert!(faults.decide(&Method::GET, path).1.is_some());
+        assert!(faults.decide(&Method::GET, path).1.is_none());
         let report = faults.report();
         assert_eq!(report["rules"][0]["matched"], 3);
         assert_eq!(report["rules"][0]["injected"], 2);
+    }
+
+    #[test]
+    fn rates_fire_on_about_their_share_and_latency_adds_up() {
+        let faults = Faults::new(
+            "latency_ms=5;latency_ms=7,method=GET;status=503,rate=0.2;reset=true,rate=0.5"
+                .parse()
+                .expect("valid"),
+        );
+        let mut failed = 0;
+        let mut resets = 0;
+        for _ in 0..1000 {
+            let (delay, rule) = faults.decide(&Method::GET, "/x");
+            assert_eq!(delay, std::time::Duration::from_millis(12));
+            match rule.map(|rule| rule.effect) {
+                Some(FaultEffect::Status { .. }) => failed += 1,
+                Some(FaultEffect::Reset) => resets += 1,
+                _ => {}
+            }
+        }
+        assert!((150..250).contains(&failed), "{failed}");
+        // Half of the remaining 800.
+        assert!((320..480).contains(&resets), "{resets}");
+        let round_trip: FaultConfig = "reset=true,rate=0.5,when=after;latency_ms=20"
+            .parse()
+            .expect("valid");
+        assert_eq!(round_trip.rules[0].to_string(), "reset=true,rate=0.5,when=after");
+        assert_eq!(round_trip.rules[1].to_string(), "latency_ms=20");
+        assert!(matches!(
+            "status=503,reset=true".parse::<FaultConfig>(),
+            Err(FaultConfigError::SeveralEffects(_))
+        ));
+        assert!("status=503,rate=1.5".parse::<FaultConfig>().is_err());
     }
 }

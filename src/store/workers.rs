@@ -96,10 +96,11 @@ pub trait WorkerTransaction: Send {
         environment: EnvironmentId,
         alive_since: Timestamp,
     ) -> Result<u32, StoreError>;
-    /// Removes the workers of the environment silent since before `before`; how many.
+    /// Removes the workers of the organization (of any environment, deleted ones included)
+    /// silent since before `before`; how many.
     async fn delete_silent_workers(
         &mut self,
-        environment: EnvironmentId,
+        organization: &OrganizationId,
         before: Timestamp,
     ) -> Result<u64, StoreError>;
     /// The worker token with this digest, as the transaction sees it.
@@ -238,12 +239,12 @@ impl WorkerTransaction for SqliteTransaction {
 
     async fn delete_silent_workers(
         &mut self,
-        environment: EnvironmentId,
+        organization: &OrganizationId,
         before: Timestamp,
     ) -> Result<u64, StoreError> {
         let result =
-            sqlx::query("DELETE FROM workers WHERE environment_id = ? AND last_heartbeat_at < ?")
-                .bind(environment.to_string())
+            sqlx::query("DELETE FROM workers WHERE organization_id = ? AND last_heartbeat_at < ?")
+                .bind(organization.0.as_str())
                 .bind(before.as_microsecond())
                 .execute(&mut *self.transaction)
                 .await?;
@@ -459,7 +460,7 @@ mod tests {
         assert!(read.busy);
         assert_eq!(
             transaction
-                .delete_silent_workers(pool.id, at(100))
+                .delete_silent_workers(&pool.organization_id, at(100))
                 .await
                 .unwrap(),
             1
@@ -471,7 +472,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deleting_the_environment_removes_its_workers_and_tokens_can_be_revoked() {
+    async fn tokens_can_be_revoked_and_workers_outlive_their_environment() {
         let pool = environment("acme", "pool");
         let store = store_with(&[&pool]).await;
         let organization = OrganizationId("acme".into());
@@ -501,13 +502,14 @@ mod tests {
             2
         );
         assert_eq!(transaction.worker_token(&token("aa").hash).await.unwrap(), None);
-        // The worker stays registered: its next heartbeat learns of the rotation.
+        // The worker stays registered: its next heartbeat learns of the rotation, and after the
+        // environment is gone, of that.
         assert!(transaction.worker(record.id).await.unwrap().is_some());
         transaction
             .delete_environment(&organization, pool.id)
             .await
             .unwrap();
-        assert!(transaction.worker(record.id).await.unwrap().is_none());
+        assert!(transaction.worker(record.id).await.unwrap().is_some());
         transaction.commit().await.unwrap();
     }
 }

@@ -1,11 +1,12 @@
 -- Workers registered with an environment. Liveness is computed when read, from
 -- last_heartbeat_at (microseconds since the Unix epoch); the worker's token is kept only as the
 -- SHA-256 digest it registered with, so a rotation (which removes that digest from
--- worker_tokens) can be told apart from a deregistration.
+-- worker_tokens) can be told apart from a deregistration. No foreign key to environments: a
+-- worker of a deleted environment stays until its next heartbeat, which learns why it must stop.
 CREATE TABLE workers (
     id TEXT PRIMARY KEY NOT NULL,
     organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    environment_id TEXT NOT NULL REFERENCES environments (id) ON DELETE CASCADE,
+    environment_id TEXT NOT NULL,
     token_hash TEXT NOT NULL,
     hostname TEXT NOT NULL,
     version TEXT NOT NULL,
