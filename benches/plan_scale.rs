@@ -207,7 +207,7 @@ fn forced() -> PlanOptions {
     // Half of the fleet changes: far above the 30% update threshold.
     PlanOptions {
         force: true,
-        targets: Vec::new(),
+        ..PlanOptions::default()
     }
 }
 

@@ -72,7 +72,7 @@ impl ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_envform"))
             .args(&args)
             .env_remove("ENVFORM_API_KEYS")
-            .env("RUST_LOG", "info")
+            .env("ENVFORM_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -249,8 +249,10 @@ pub struct AuditEvent {
 #[async_trait::async_trait]
 pub trait WorkersApi: Send + Sync {
     /// The workers registered with an environment, active and stale.
-    async fn list_workers(&self, environment: EnvironmentId)
-    -> Result<Vec<Worker>, EnvironmentError>;
+    async fn list_workers(
+        &self,
+        environment: EnvironmentId,
+    ) -> Result<Vec<Worker>, EnvironmentError>;
     /// Revokes every worker token of the environment and returns the one new token (shown once)
     /// in its worker command. Workers on the old tokens are told to stop at their next heartbeat.
     async fn rotate_worker_token(
@@ -312,9 +314,7 @@ impl WorkersApi for ControlPlaneClient {
     ) -> Result<Vec<AuditEvent>, EnvironmentError> {
         let url = format!("{}{AUDIT_PATH}", self.base_url());
         let environment = environment.map(|id| id.to_string());
-        let query = environment
-            .as_deref()
-            .map(|id| ("environment_id", id));
+        let query = environment.as_deref().map(|id| ("environment_id", id));
         let body = self.call(Method::GET, &url, query, None).await?;
         decode(&body)
     }
@@ -423,7 +423,10 @@ mod tests {
             "new_field": true
         }))
         .unwrap();
-        assert_eq!(registration.heartbeat_interval(), Duration::from_millis(250));
+        assert_eq!(
+            registration.heartbeat_interval(),
+            Duration::from_millis(250)
+        );
         assert_eq!(registration.temporal_namespace, None);
     }
 }

@@ -13,7 +13,7 @@ use super::progress::TerminalProgress;
 use super::settings::{TargetArgs, parse_duration};
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
 use crate::apply::{ApplyOptions, ApplyReport, Journal};
-use crate::plan::{Plan, Summary};
+use crate::plan::{DisruptionPolicy, Plan, Summary};
 use crate::spec::Desired;
 use crate::state::StateBackend;
 use crate::target::Connection;
@@ -128,14 +128,16 @@ async fn locked(
 ) -> miette::Result<Exit> {
     let state = workspace::load_state(backend, target).await?;
     let api = connection.api.as_ref();
+    // Stopping active workers is a plan-time error unless --allow-disruption: nothing is applied.
+    let options = args.planning.options(DisruptionPolicy::Refuse);
     let (planned, is_destroy) = match mode {
-        Mode::Apply { saved: None } => {
-            (make_plan(api, desired, state, &args.planning).await?, false)
-        }
+        Mode::Apply { saved: None } => (make_plan(api, desired, state, &options).await?, false),
         Mode::Apply { saved: Some(plan) } => {
             let live = api.list(None).await.map_err(super::env::api_error)?;
             plan.base()
                 .check(&state, &desired, &live)
+                .map_err(miette::Report::new)?;
+            crate::plan::check_saved_disruptions(&plan, &live, args.planning.allow_disruption)
                 .map_err(miette::Report::new)?;
             (
                 Planned {
@@ -153,7 +155,7 @@ async fn locked(
                 environments: Vec::new(),
                 ..desired.clone()
             };
-            let planned = make_plan(api, empty, state, &args.planning).await?;
+            let planned = make_plan(api, empty, state, &options).await?;
             (Planned { desired, ..planned }, true)
         }
     };

@@ -761,7 +761,14 @@ async fn list_workers(
                 })
                 .collect();
             print_stdout(&output::table(
-                &["ID", "STATUS", "TASK", "HOSTNAME", "VERSION", "LAST HEARTBEAT"],
+                &[
+                    "ID",
+                    "STATUS",
+                    "TASK",
+                    "HOSTNAME",
+                    "VERSION",
+                    "LAST HEARTBEAT",
+                ],
                 &rows,
             ))?;
         }
@@ -781,7 +788,10 @@ async fn history(
         workers.audit_events(Some(id)).await.map_err(api_error)?
     } else {
         let live = api.list(None).await.map_err(api_error)?;
-        match live.iter().find(|environment| environment.name == reference) {
+        match live
+            .iter()
+            .find(|environment| environment.name == reference)
+        {
             Some(environment) => workers
                 .audit_events(Some(environment.id))
                 .await
@@ -828,7 +838,11 @@ fn event_summary(event: &AuditEvent) -> String {
         document
             .as_ref()
             .and_then(|document| document.get(key))
-            .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))
+            .map(|value| {
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned)
+            })
             .unwrap_or_default()
     };
     match event.action {
@@ -864,9 +878,8 @@ fn event_summary(event: &AuditEvent) -> String {
             field(&event.after, "worker_id"),
             field(&event.after, "hostname")
         ),
-        AuditAction::WorkerDeregister => format!(
-            "worker {} deregistered",
-            field(&event.before, "worker_id")
-        ),
+        AuditAction::WorkerDeregister => {
+            format!("worker {} deregistered", field(&event.before, "worker_id"))
+        }
     }
 }

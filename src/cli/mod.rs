@@ -97,7 +97,8 @@ where
         }
     };
     output::install_report_handler();
-    // A server logs each request by default; other commands only warnings.
+    // A server logs each request and a worker what it does, by default; other commands only
+    // warnings.
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     output::install_tracing(cli.verbose + u8::from(is_server));
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -12,7 +12,7 @@ use super::settings::TargetArgs;
 use super::workspace::{self, DesiredArgs, StateArgs};
 use crate::api::Environment;
 use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
-use crate::plan::{Plan, PlanOptions};
+use crate::plan::{DisruptionPolicy, Plan, PlanOptions};
 use crate::spec::Desired;
 use crate::state::State;
 
@@ -46,13 +46,22 @@ pub(crate) struct PlanningArgs {
     /// Allow deletes and updates above the safety thresholds.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Allow deleting or deactivating environments with active workers (they stop).
+    #[arg(long)]
+    pub(crate) allow_disruption: bool,
 }
 
 impl PlanningArgs {
-    fn options(&self) -> PlanOptions {
+    /// The planner's options; without `--allow-disruption`, stopping workers gets `otherwise`.
+    pub(crate) fn options(&self, otherwise: DisruptionPolicy) -> PlanOptions {
         PlanOptions {
             force: self.force,
             targets: self.targets.clone(),
+            disruption: if self.allow_disruption {
+                DisruptionPolicy::Allow
+            } else {
+                otherwise
+            },
         }
     }
 }
@@ -102,11 +111,10 @@ pub(crate) async fn make_plan(
     api: &dyn crate::api::EnvironmentsApi,
     desired: Desired,
     state: State,
-    planning: &PlanningArgs,
+    options: &PlanOptions,
 ) -> miette::Result<Planned> {
     let live = api.list(None).await.map_err(api_error)?;
-    let plan = crate::plan::diff(&desired, &live, &state, &planning.options())
-        .map_err(miette::Report::new)?;
+    let plan = crate::plan::diff(&desired, &live, &state, options).map_err(miette::Report::new)?;
     Ok(Planned {
         desired,
         state,
@@ -136,7 +144,9 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let target = global.target()?;
     let state = workspace::load_state(backend.as_ref(), &target.describe()).await?;
     let (_, connection) = global.connect().await?;
-    let planned = make_plan(connection.api.as_ref(), desired, state, &args.planning).await;
+    // `plan` shows a plan that stops workers, with a warning; `apply` refuses it without the flag.
+    let options = args.planning.options(DisruptionPolicy::Warn);
+    let planned = make_plan(connection.api.as_ref(), desired, state, &options).await;
     connection.close().await;
     let planned = planned?;
     print_stdout(&render_plan(

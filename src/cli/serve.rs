@@ -275,10 +275,10 @@ fn announce(addr: SocketAddr) -> miette::Result<()> {
         .wrap_err("cannot write to stdout")
 }
 
-/// Request logs on stderr, `info` unless `RUST_LOG` says otherwise, coloured only on a terminal
+/// Request logs on stderr, `info` unless `ENVFORM_LOG` says otherwise, coloured only on a terminal
 /// without `NO_COLOR`. A subscriber installed earlier by the command line wins.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENVFORM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()

@@ -102,15 +102,14 @@ enum Stop {
 }
 
 async fn start(args: StartArgs) -> miette::Result<Exit> {
-    let client = WorkerClient::new(&args.api_url, &args.token, args.request_timeout).map_err(
-        |error| {
+    let client =
+        WorkerClient::new(&args.api_url, &args.token, args.request_timeout).map_err(|error| {
             miette::miette!(
                 code = "envform::worker::client",
                 help = "pass --api-url with the address of `envform serve`",
                 "{error}"
             )
-        },
-    )?;
+        })?;
     let shutdown = CancellationToken::new();
     let watcher = tokio::spawn(watch_signals(shutdown.clone()));
     let request = RegisterWorker {
@@ -356,15 +355,9 @@ mod tests {
             command: WorkerCommand,
         }
         let token = "efw_0123456789abcdef0123456789abcdef";
-        let parsed = Wrapper::try_parse_from([
-            "worker",
-            "start",
-            "--token",
-            token,
-            "--environment",
-            "prod",
-        ])
-        .unwrap();
+        let parsed =
+            Wrapper::try_parse_from(["worker", "start", "--token", token, "--environment", "prod"])
+                .unwrap();
         let debug = format!("{parsed:?}");
         assert!(!debug.contains(token), "{debug}");
         assert!(debug.contains("prod"));

@@ -195,10 +195,7 @@ fn handle_id(handle: &LockHandle) -> String {
 /// Loads state, or an empty one for `target` when none was written. State last written for
 /// another target is used with a warning (a server that moved keeps its state; a wrong one shows as
 /// re-creates in the plan), and takes the new target with its next write.
-pub(crate) async fn load_state(
-    backend: &dyn StateBackend,
-    target: &str,
-) -> miette::Result<State> {
+pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
     let state = backend.load().await.map_err(state_error)?;
     match state {
         None => Ok(State::empty(target)),

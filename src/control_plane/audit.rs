@@ -42,9 +42,13 @@ pub(crate) fn environment_document(
             .env_vars
             .iter()
             .map(|(name, value)| {
-                let changed = previous_vars
-                    .is_some_and(|vars| vars.get(name).is_none_or(|old| old != value));
-                let shown = if changed { SENSITIVE_CHANGED } else { SENSITIVE };
+                let changed =
+                    previous_vars.is_some_and(|vars| vars.get(name).is_none_or(|old| old != value));
+                let shown = if changed {
+                    SENSITIVE_CHANGED
+                } else {
+                    SENSITIVE
+                };
                 (name.clone(), json!(shown))
             })
             .collect();

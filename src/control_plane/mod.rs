@@ -1,5 +1,6 @@
 //! The Environments Service's rules (DESIGN §2) over a [`Store`]: the `default` environment,
-//! names, validation, partial updates, namespace provisioning and worker tokens. Knows nothing
+//! names, validation, partial updates, namespace provisioning, worker tokens, worker pools
+//! (registration, heartbeats, `max_workers`, rotation) and the audit log. Knows nothing
 //! of HTTP: `server` serves an [`OrganizationScope`] per request, and the CLI uses one directly
 //! as the embedded control plane.
 //!

@@ -261,10 +261,7 @@ impl ControlPlane {
             registered_at: now,
             last_heartbeat_at: now,
         };
-        transaction
-            .insert_worker(&worker)
-            .await
-            .map_err(internal)?;
+        transaction.insert_worker(&worker).await.map_err(internal)?;
         let after = serde_json::json!({
             "worker_id": worker.id,
             "hostname": worker.hostname,
@@ -313,10 +310,7 @@ impl ControlPlane {
         let stop = self.stop_reason(transaction.as_mut(), &record, now).await?;
         if let Some(stop) = stop {
             // The worker is told to go: it no longer counts, whether or not it hears the answer.
-            transaction
-                .delete_worker(worker)
-                .await
-                .map_err(internal)?;
+            transaction.delete_worker(worker).await.map_err(internal)?;
             transaction.commit().await.map_err(internal)?;
             let reason = match stop {
                 Stop::Because(reason) => reason,
@@ -436,10 +430,7 @@ impl ControlPlane {
                 },
                 other => other,
             })?;
-        transaction
-            .delete_worker(worker)
-            .await
-            .map_err(internal)?;
+        transaction.delete_worker(worker).await.map_err(internal)?;
         if let Some(environment) = transaction
             .environment(&record.organization_id, record.environment_id)
             .await
@@ -553,7 +544,12 @@ impl WorkersApi for OrganizationScope {
     ) -> Result<WorkerCommand, EnvironmentError> {
         let control_plane = self.control_plane();
         let organization = self.organization_id();
-        let mut transaction = control_plane.inner().store.begin().await.map_err(internal)?;
+        let mut transaction = control_plane
+            .inner()
+            .store
+            .begin()
+            .await
+            .map_err(internal)?;
         let record = transaction
             .environment(organization, environment)
             .await
@@ -623,7 +619,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{CreateEnvironment, EnvironmentsApi, OrganizationId, Patch, UpdateEnvironment};
+    use crate::api::{
+        CreateEnvironment, EnvironmentsApi, OrganizationId, Patch, UpdateEnvironment,
+    };
     use crate::control_plane::{BuiltinProvisionerConfig, ControlPlaneConfig};
 
     const INTERVAL: Duration = Duration::from_millis(60);
@@ -650,7 +648,12 @@ mod tests {
 
     async fn pool(scope: &OrganizationScope, name: &str, max_workers: u64) -> EnvironmentId {
         let mut data = CreateEnvironment::named(name);
-        data.configuration = Some(json!({"max_workers": max_workers}).as_object().unwrap().clone());
+        data.configuration = Some(
+            json!({"max_workers": max_workers})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         let id = scope.create(&data).await.unwrap().id;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !scope.get(id).await.unwrap().status.is_settled() {
@@ -762,7 +765,11 @@ mod tests {
         assert_eq!(scope.get(id).await.unwrap().active_workers, Some(0));
         let workers = scope.list_workers(id).await.unwrap();
         assert_eq!(workers.len(), 2);
-        assert!(workers.iter().all(|worker| worker.status == WorkerStatus::Stale));
+        assert!(
+            workers
+                .iter()
+                .all(|worker| worker.status == WorkerStatus::Stale)
+        );
         // A stale worker coming back rejoins while there is room...
         control_plane
             .worker_heartbeat(&token, first.worker_id, &Heartbeat::default())
@@ -815,7 +822,11 @@ mod tests {
 
         let new_command = scope.rotate_worker_token(rotated).await.unwrap();
         assert_ne!(new_command.worker_token, workers[0].0);
-        assert!(new_command.command.contains(new_command.worker_token.expose()));
+        assert!(
+            new_command
+                .command
+                .contains(new_command.worker_token.expose())
+        );
         scope
             .update(
                 deactivated,
@@ -867,8 +878,14 @@ mod tests {
         let first = scope.get_worker_command(id).await.unwrap().worker_token;
         let second = scope.get_worker_command(id).await.unwrap().worker_token;
         let rotated = scope.rotate_worker_token(id).await.unwrap().worker_token;
-        assert_eq!(control_plane.verify_worker_token(first.expose()).await, None);
-        assert_eq!(control_plane.verify_worker_token(second.expose()).await, None);
+        assert_eq!(
+            control_plane.verify_worker_token(first.expose()).await,
+            None
+        );
+        assert_eq!(
+            control_plane.verify_worker_token(second.expose()).await,
+            None
+        );
         assert!(
             control_plane
                 .verify_worker_token(rotated.expose())
@@ -962,7 +979,10 @@ mod tests {
         assert!(events.windows(2).all(|pair| pair[0].id < pair[1].id));
         assert_eq!(events[0].actor, "key:0a1b2c3d");
         assert!(events[3].actor.starts_with("worker-token:"));
-        assert_eq!(events[1].before.as_ref().unwrap()["description"], json!(null));
+        assert_eq!(
+            events[1].before.as_ref().unwrap()["description"],
+            json!(null)
+        );
         assert_eq!(
             events[1].after.as_ref().unwrap()["description"],
             json!("described")
@@ -971,7 +991,10 @@ mod tests {
             events[0].after.as_ref().unwrap()["execution_environment"]["env_vars"]["API_KEY"],
             json!("(sensitive)")
         );
-        assert_eq!(events[3].after.as_ref().unwrap()["hostname"], json!("host-9"));
+        assert_eq!(
+            events[3].after.as_ref().unwrap()["hostname"],
+            json!("host-9")
+        );
         assert!(events.iter().all(|event| event.environment_id == Some(id)));
         let text = serde_json::to_string(&events).unwrap();
         for secret in [

@@ -85,11 +85,18 @@ pub(crate) fn describe(active_workers: u32) -> String {
     }
 }
 
+/// The line the renderings add under the summary: "Disruption: 3 active workers will stop."
+pub fn disruption_summary(active_workers: u32) -> String {
+    format!("Disruption: {}.", describe(active_workers))
+}
+
 /// The disruptions of `steps` against `live`: each delete, and each step that makes an
 /// environment `inactive` (not already so), of an environment with active workers.
 pub fn disruptions(steps: &[Step], live: &[Environment]) -> Vec<Disruption> {
-    let by_id: BTreeMap<EnvironmentId, &Environment> =
-        live.iter().map(|environment| (environment.id, environment)).collect();
+    let by_id: BTreeMap<EnvironmentId, &Environment> = live
+        .iter()
+        .map(|environment| (environment.id, environment))
+        .collect();
     let mut found: Vec<Disruption> = steps
         .iter()
         .filter(|step| step.swap != Some(SwapPart::ToTemporary))

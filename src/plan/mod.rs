@@ -23,7 +23,7 @@ pub use base::{PlanBase, StalePlan, Staleness};
 pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
 pub use disruption::{
     Disruption, DisruptionCause, DisruptionPolicy, check_saved as check_saved_disruptions,
-    disruptions,
+    disruption_summary, disruptions,
 };
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, ManagedField, is_sensitive_path, secret_digest};

@@ -135,7 +135,9 @@ impl KeyRing {
 
     /// The organization an accepted key acts for, without opening its scope.
     pub(crate) fn organization_of(&self, key: &str) -> Option<&OrganizationId> {
-        self.entries.get(&digest(key)).map(|entry| &entry.organization)
+        self.entries
+            .get(&digest(key))
+            .map(|entry| &entry.organization)
     }
 }
 

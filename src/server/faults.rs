@@ -561,7 +561,10 @@ mod tests {
         let round_trip: FaultConfig = "reset=true,rate=0.5,when=after;latency_ms=20"
             .parse()
             .expect("valid");
-        assert_eq!(round_trip.rules[0].to_string(), "reset=true,rate=0.5,when=after");
+        assert_eq!(
+            round_trip.rules[0].to_string(),
+            "reset=true,rate=0.5,when=after"
+        );
         assert_eq!(round_trip.rules[1].to_string(), "latency_ms=20");
         assert!(matches!(
             "status=503,reset=true".parse::<FaultConfig>(),

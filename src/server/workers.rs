@@ -18,8 +18,8 @@ use super::auth::{Caller, presented_key};
 use super::json::{ApiError, ApiJson};
 use super::routes::{AppState, EnvironmentPath};
 use crate::api::{
-    EnvironmentError, EnvironmentId, FieldError, Heartbeat, RegisterWorker, WorkerId,
-    WorkerToken, WorkersApi,
+    EnvironmentError, EnvironmentId, FieldError, Heartbeat, RegisterWorker, WorkerId, WorkerToken,
+    WorkersApi,
 };
 
 /// The worker and audit routes, merged into the application's router.

@@ -118,8 +118,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let action: String = row.try_get("action")?;
     let id: i64 = row.try_get("id")?;
     Ok(AuditRecord {
-        id: u64::try_from(id)
-            .map_err(|_| StoreError::Corrupt(format!("audit event id {id}")))?,
+        id: u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("audit event id {id}")))?,
         entry: AuditEntry {
             organization_id: OrganizationId(row.try_get("organization_id")?),
             environment_id: row

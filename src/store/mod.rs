@@ -1,5 +1,6 @@
 //! Storage of the control plane behind the [`Store`] trait: organizations and the state of their
-//! Temporal namespace, environments, and worker-token digests.
+//! Temporal namespace, environments, worker-token digests, worker registrations
+//! ([`WorkerStore`]) and the audit log ([`AuditStore`]).
 //!
 //! The store holds data and guarantees atomicity (a [`StoreTransaction`] commits all or nothing)
 //! and the uniqueness of names within an organization; it decides nothing. Every rule (default
@@ -12,11 +13,11 @@ mod sqlite;
 mod state;
 mod workers;
 
+pub use audit::{AuditEntry, AuditRecord, AuditStore, AuditTransaction};
 pub use record::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, UnknownNamespaceState,
     WorkerTokenHash, WorkerTokenRecord,
 };
-pub use audit::{AuditEntry, AuditRecord, AuditStore, AuditTransaction};
 pub use sqlite::SqliteStore;
 pub use workers::{WorkerCounts, WorkerRecord, WorkerStore, WorkerTransaction};
 

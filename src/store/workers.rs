@@ -181,9 +181,8 @@ impl WorkerTransaction for SqliteTransaction {
     }
 
     async fn insert_worker(&mut self, record: &WorkerRecord) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO workers ({WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
+        let sql =
+            format!("INSERT INTO workers ({WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(record.id.to_string())
             .bind(record.organization_id.0.as_str())
@@ -278,12 +277,13 @@ impl WorkerTransaction for SqliteTransaction {
         organization: &OrganizationId,
         environment: EnvironmentId,
     ) -> Result<u64, StoreError> {
-        let result =
-            sqlx::query("DELETE FROM worker_tokens WHERE organization_id = ? AND environment_id = ?")
-                .bind(organization.0.as_str())
-                .bind(environment.to_string())
-                .execute(&mut *self.transaction)
-                .await?;
+        let result = sqlx::query(
+            "DELETE FROM worker_tokens WHERE organization_id = ? AND environment_id = ?",
+        )
+        .bind(organization.0.as_str())
+        .bind(environment.to_string())
+        .execute(&mut *self.transaction)
+        .await?;
         Ok(result.rows_affected())
     }
 }
@@ -488,10 +488,7 @@ mod tests {
         transaction.insert_worker_token(&token("aa")).await.unwrap();
         transaction.insert_worker_token(&token("bb")).await.unwrap();
         assert_eq!(
-            transaction
-                .worker_token(&token("aa").hash)
-                .await
-                .unwrap(),
+            transaction.worker_token(&token("aa").hash).await.unwrap(),
             Some(token("aa"))
         );
         assert_eq!(
@@ -501,7 +498,10 @@ mod tests {
                 .unwrap(),
             2
         );
-        assert_eq!(transaction.worker_token(&token("aa").hash).await.unwrap(), None);
+        assert_eq!(
+            transaction.worker_token(&token("aa").hash).await.unwrap(),
+            None
+        );
         // The worker stays registered: its next heartbeat learns of the rotation, and after the
         // environment is gone, of that.
         assert!(transaction.worker(record.id).await.unwrap().is_some());

@@ -10,6 +10,7 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, inline, key_label, plain_or_quoted};
+use crate::plan::Disruption;
 use crate::plan::field::is_sensitive_path;
 use crate::plan::model::{Action, Drift, Plan, ResourceChange, StateRecord, Step, SwapPart};
 
@@ -82,7 +83,7 @@ impl Writer {
             self.out
                 .push_str("envform will perform the following actions:\n\n");
             for change in &changes {
-                self.resource(change);
+                self.resource(change, plan.disruptions());
                 self.out.push('\n');
             }
         }
@@ -140,6 +141,10 @@ impl Writer {
             let summary = plan.summary().to_string();
             let summary = self.emphasis(&summary);
             let _ = writeln!(self.out, "{summary}");
+            if plan.stopped_workers() > 0 {
+                let stopping = crate::plan::disruption_summary(plan.stopped_workers());
+                let _ = writeln!(self.out, "{}", self.emphasis(&stopping));
+            }
         } else {
             let _ = writeln!(self.out, "{NO_CHANGES}");
         }
@@ -186,7 +191,7 @@ impl Writer {
         self.out.push('\n');
     }
 
-    fn resource(&mut self, change: &ResourceChange<'_>) {
+    fn resource(&mut self, change: &ResourceChange<'_>, disruptions: &[Disruption]) {
         let main = change.main;
         let name = plain_or_quoted(change.name);
         let mut header = match change.action {
@@ -210,6 +215,12 @@ impl Writer {
         }
         if main.wait_for_provisioning {
             header.push_str(" (waits for provisioning)");
+        }
+        if let Some(disruption) = disruptions
+            .iter()
+            .find(|disruption| disruption.name == change.name)
+        {
+            let _ = write!(header, " ({})", disruption.describe());
         }
         self.line(2, &format!("# {header}"));
         let symbol = main.action.symbol();

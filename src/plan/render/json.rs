@@ -11,6 +11,7 @@ use crate::plan::model::{
     ResourceChange, Step, StepNote, SwapPart, Unmanaged,
 };
 use crate::plan::value::leaf_differences;
+use crate::plan::{Disruption, DisruptionCause};
 
 /// Renders `plan` as the documented JSON document (pretty-printed, with a final newline).
 pub fn render_json(plan: &Plan) -> String {
@@ -42,6 +43,7 @@ pub fn render_json(plan: &Plan) -> String {
             "prune": plan.settings().prune,
             "force": plan.settings().force,
             "targets": plan.settings().targets,
+            "allow_disruption": plan.settings().allow_disruption,
         },
         "resource_changes": plan
             .resource_changes()
@@ -57,6 +59,7 @@ pub fn render_json(plan: &Plan) -> String {
             .iter()
             .map(|warning| json!({"kind": warning_kind(warning), "message": warning.to_string()}))
             .collect::<Vec<_>>(),
+        "disruptions": plan.disruptions().iter().map(disruption).collect::<Vec<_>>(),
     });
     format!("{document:#}\n")
 }
@@ -191,6 +194,18 @@ fn drift(entry: &Drift) -> Value {
     })
 }
 
+fn disruption(entry: &Disruption) -> Value {
+    json!({
+        "name": entry.name,
+        "environment_id": entry.environment_id.to_string(),
+        "cause": match entry.cause {
+            DisruptionCause::Delete => "delete",
+            DisruptionCause::Deactivate => "deactivate",
+        },
+        "active_workers": entry.active_workers,
+    })
+}
+
 fn unmanaged(entry: &Unmanaged) -> Value {
     json!({
         "name": entry.name,
@@ -205,5 +220,6 @@ fn warning_kind(warning: &PlanWarning) -> &'static str {
         PlanWarning::DuplicateLiveName { .. } => "duplicate_live_name",
         PlanWarning::UnknownIgnorePath { .. } => "unknown_ignore_path",
         PlanWarning::Targeted { .. } => "targeted",
+        PlanWarning::Disruption { .. } => "disruption",
     }
 }

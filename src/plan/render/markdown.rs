@@ -31,6 +31,10 @@ pub fn render_markdown(plan: &Plan, max_chars: usize) -> String {
     let mut top = String::from("### envform plan\n\n");
     if plan.has_changes() {
         let _ = writeln!(top, "**{}**\n", plan.summary());
+        if plan.stopped_workers() > 0 {
+            let stopping = crate::plan::disruption_summary(plan.stopped_workers());
+            let _ = writeln!(top, "**{stopping}**\n");
+        }
     } else {
         top.push_str("**No changes.** Live environments match the configuration.\n\n");
     }
@@ -52,7 +56,7 @@ pub fn render_markdown(plan: &Plan, max_chars: usize) -> String {
                 change.action.symbol(),
                 code(change.name),
                 action_words(change),
-                details(change)
+                details(change, plan.disruptions())
             );
             (row, change.action == Action::Delete)
         })
@@ -171,7 +175,7 @@ fn action_words(change: &ResourceChange<'_>) -> &'static str {
     }
 }
 
-fn details(change: &ResourceChange<'_>) -> String {
+fn details(change: &ResourceChange<'_>, disruptions: &[crate::plan::Disruption]) -> String {
     let mut parts = Vec::new();
     if let Some(previous) = change.previous_name {
         parts.push(format!("from {}", code(previous)));
@@ -191,6 +195,12 @@ fn details(change: &ResourceChange<'_>) -> String {
             .notes
             .iter()
             .map(|note| note.describe().to_owned()),
+    );
+    parts.extend(
+        disruptions
+            .iter()
+            .filter(|disruption| disruption.name == change.name)
+            .map(|disruption| disruption.describe()),
     );
     if parts.is_empty() {
         "—".to_owned()

@@ -86,9 +86,10 @@ pub(crate) fn live(number: u128, name: &str) -> Environment {
         provisioning_workflow_id: Some("wf-1".to_owned()),
         provisioned_at: Some(created),
         error_message: None,
-        active_workers: Some(2),
-        idle_workers: Some(1),
-        busy_workers: Some(1),
+        // No workers: a test of disruption gives an environment some.
+        active_workers: Some(0),
+        idle_workers: Some(0),
+        busy_workers: Some(0),
         created_at: Some(created),
         updated_at: Some(updated),
         created_by: Some("someone".to_owned()),

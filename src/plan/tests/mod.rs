@@ -1,5 +1,6 @@
 //! Tests of the planning core: semantics, order, renderings and a property over random inputs.
 
+mod disruption;
 mod fixtures;
 mod order;
 mod property;

@@ -228,7 +228,7 @@ fn check(slots: &[Slot]) -> Result<(), TestCaseError> {
     let (desired, mut live, mut state) = world(slots);
     let options = PlanOptions {
         force: true,
-        targets: Vec::new(),
+        ..PlanOptions::default()
     };
     let plan = match diff(&desired, &live, &state, &options) {
         Ok(plan) => plan,

@@ -402,6 +402,7 @@ fn targets_limit_the_plan_to_them_and_their_dependencies() {
     let options = PlanOptions {
         force: false,
         targets: vec!["api".to_owned()],
+        ..PlanOptions::default()
     };
     let plan = diff(&desired, &[live(9, "scratch")], &state(), &options).expect("plan");
     let names: Vec<&str> = plan.steps().iter().map(|step| step.name.as_str()).collect();
@@ -416,6 +417,7 @@ fn an_unknown_target_is_an_error_with_a_suggestion() {
     let options = PlanOptions {
         force: false,
         targets: vec!["prodution".to_owned(), "nothing-like-it".to_owned()],
+        ..PlanOptions::default()
     };
     let errors = plan_err_with(&desired, &[], &state(), &options);
     assert_eq!(errors.errors.len(), 2);

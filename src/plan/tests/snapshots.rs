@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::api::{Environment, ExecutionEnvironment, Status};
+use crate::api::{Environment, ExecutionEnvironment, JsonMap, Status};
 use crate::plan::render::{DEFAULT_MARKDOWN_MAX_CHARS, render_human, render_json, render_markdown};
 use crate::plan::{Plan, PlanErrors, last_applied};
 use crate::spec::{Desired, DesiredFields, FieldPath};
@@ -489,4 +489,60 @@ fn scenario_dependency_cycle() {
         errors.errors[0]
     );
     snapshot_errors("dependency_cycle", &errors);
+}
+
+/// Workers stop: `api` (2 active workers) leaves the file and is deleted, `batch` (1) is made
+/// inactive; `idle` is deleted with none, and `paused` is inactive already: neither disrupts.
+pub(crate) fn disruption() -> (Desired, Vec<Environment>, State) {
+    let batch = desired_with(
+        "batch",
+        DesiredFields {
+            status: Some(Status::Inactive),
+            ..DesiredFields::default()
+        },
+    );
+    let paused = desired_with(
+        "paused",
+        DesiredFields {
+            status: Some(Status::Inactive),
+            ..DesiredFields::default()
+        },
+    );
+    let mut live_api = live(1, "api");
+    live_api.active_workers = Some(2);
+    let mut live_batch = live(2, "batch");
+    live_batch.active_workers = Some(1);
+    let live_idle = live(3, "idle");
+    let mut live_paused = live(4, "paused");
+    live_paused.status = Status::Inactive;
+    live_paused.active_workers = Some(3);
+    let mut state = state();
+    manage(&mut state, &live_api, JsonMap::new());
+    manage(&mut state, &live_batch, JsonMap::new());
+    manage(&mut state, &live_idle, JsonMap::new());
+    manage(&mut state, &live_paused, last_applied(&paused));
+    (
+        document(vec![batch, paused]),
+        vec![live_api, live_batch, live_idle, live_paused],
+        state,
+    )
+}
+
+#[test]
+fn scenario_disruption() {
+    let (desired, live, state) = disruption();
+    let warned = crate::plan::PlanOptions {
+        force: true,
+        disruption: crate::plan::DisruptionPolicy::Warn,
+        ..crate::plan::PlanOptions::default()
+    };
+    let plan = crate::plan::diff(&desired, &live, &state, &warned).expect("a warned plan");
+    snapshot_plan("disruption", &plan);
+
+    let refused = crate::plan::PlanOptions {
+        force: true,
+        ..crate::plan::PlanOptions::default()
+    };
+    let errors = plan_err_with(&desired, &live, &state, &refused);
+    snapshot_errors("disruption_errors", &errors);
 }
