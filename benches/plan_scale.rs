@@ -106,6 +106,11 @@ fn desired_text(indexes: std::ops::Range<usize>, revision: impl Fn(usize) -> usi
     text
 }
 
+/// Every other environment moves on to revision 2.
+fn half_changed(index: usize) -> usize {
+    1 + usize::from(index.is_multiple_of(2))
+}
+
 fn name(index: usize) -> String {
     format!("env-{index:05}")
 }
@@ -329,13 +334,7 @@ fn main() {
     let desired_path: PathBuf = directory.path().join("environments");
     std::fs::create_dir(&desired_path).expect("create the desired-state directory");
     let applied_files = desired_files(&desired_path, count, |_| 1);
-    let changed_files = desired_files(
-        &desired_path,
-        count,
-        |index| {
-            if index % 2 == 0 { 2 } else { 1 }
-        },
-    );
+    let changed_files = desired_files(&desired_path, count, half_changed);
     for file in &changed_files {
         std::fs::write(&file.path, &file.text).expect("write desired state");
     }
@@ -384,6 +383,21 @@ fn main() {
             .expect("list")
     });
     assert_eq!(listed.len(), count + 1);
+    // Its server share: the same request, reading the body without decoding it.
+    let raw = reqwest::Client::new();
+    let list_url = format!("{}/api/v1/environments", server.url());
+    let (raw_list, body_bytes) = measure(CORE_RUNS, || {
+        runtime.block_on(async {
+            let response = raw
+                .get(&list_url)
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .expect("list");
+            assert!(response.status().is_success());
+            response.bytes().await.expect("list body").len()
+        })
+    });
 
     // (b) The pure core, in this process.
     let (parse_time, desired) = measure(CORE_RUNS, || valid(&changed_files));
@@ -469,6 +483,12 @@ fn main() {
         list_alone,
         list_alone,
         "",
+    );
+    row(
+        "  of which the server and transfer (raw GET)",
+        raw_list,
+        list_alone,
+        &format!("{:.1} MB body", body_bytes as f64 / 1e6),
     );
     row("core: spec parse", parse_time, list_alone, "");
     row(

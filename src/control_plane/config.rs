@@ -29,6 +29,10 @@ pub struct ControlPlaneConfig {
     pub provisioner: BuiltinProvisionerConfig,
     /// How often workers send heartbeats; three missed intervals and a worker is not active.
     pub heartbeat_interval: HeartbeatInterval,
+    /// Serve repeated list calls from memory for at most this long, unless a write was committed
+    /// meanwhile (`envform serve`; off for the embedded control plane, whose database other
+    /// processes share).
+    pub list_cache: Option<std::time::Duration>,
 }
 
 /// A worker command with `{token}` and `{environment}` placeholders.

@@ -11,6 +11,7 @@
 mod audit;
 mod clock;
 mod config;
+mod list_cache;
 mod provisioner;
 mod provisioning;
 mod scope;
@@ -84,6 +85,8 @@ pub(crate) struct Inner {
     running: Mutex<HashSet<String>>,
     /// Cancelled by [`ControlPlane::shutdown`].
     shutdown: CancellationToken,
+    /// Recent list answers, when `config.list_cache` is set.
+    pub(crate) list_cache: Option<list_cache::ListCache>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -131,6 +134,7 @@ impl ControlPlane {
             inner: Arc::new(Inner {
                 store,
                 provisioner,
+                list_cache: config.list_cache.map(list_cache::ListCache::new),
                 config,
                 tasks: Mutex::new(JoinSet::new()),
                 running: Mutex::new(HashSet::new()),

@@ -131,9 +131,15 @@ impl EnvironmentsApi for OrganizationScope {
         &self,
         status_filter: Option<Status>,
     ) -> Result<Vec<Environment>, EnvironmentError> {
-        let records = self
-            .control_plane
-            .inner()
+        let inner = self.control_plane.inner();
+        // Read before the query: a write committed meanwhile makes the entry unusable.
+        let generation = inner.store.write_generation();
+        if let Some(cached) = inner.list_cache.as_ref().and_then(|cache| {
+            cache.get(&self.organization, status_filter, generation)
+        }) {
+            return Ok(cached);
+        }
+        let records = inner
             .store
             .environments(&self.organization, status_filter)
             .await
@@ -142,13 +148,17 @@ impl EnvironmentsApi for OrganizationScope {
             .control_plane
             .worker_counts(&self.organization, None)
             .await?;
-        Ok(records
+        let environments: Vec<Environment> = records
             .into_iter()
             .map(|record| {
                 let counts = counts.get(&record.id).copied().unwrap_or_default();
                 to_environment(record, counts)
             })
-            .collect())
+            .collect();
+        if let Some(cache) = &inner.list_cache {
+            cache.put(&self.organization, status_filter, generation, &environments);
+        }
+        Ok(environments)
     }
 
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {

@@ -61,7 +61,12 @@ impl ServeConfig {
             db_path: db_path.into(),
             api_keys: BTreeMap::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
-            control_plane: ControlPlaneConfig::default(),
+            // The server is its database's one writer: repeated lists come from memory for up to
+            // a quarter second, and never across one of its own writes.
+            control_plane: ControlPlaneConfig {
+                list_cache: Some(std::time::Duration::from_millis(250)),
+                ..ControlPlaneConfig::default()
+            },
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
         }

@@ -65,6 +65,8 @@ pub enum StoreError {
 /// through [`Store::begin`].
 #[async_trait::async_trait]
 pub trait Store: WorkerStore + AuditStore + Send + Sync {
+    /// A number that grows after every write this store commits (in this process).
+    fn write_generation(&self) -> u64;
     /// Starts a write transaction; writers are serialized, so reads inside it are current.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
     /// One organization.

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ const ORGANIZATION_COLUMNS: &str = "id, namespace_state, provisioning_workflow_i
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// Bumped after every committed write transaction; read caches compare it.
+    generation: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -83,7 +87,10 @@ impl SqliteStore {
             .max_connections(MAX_FILE_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            generation: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -102,7 +109,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            generation: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -150,11 +160,18 @@ fn migrator() -> Migrator {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn write_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError> {
         // IMMEDIATE takes the write lock up front: a deferred transaction that read and then
         // writes can fail with SQLITE_BUSY when another connection wrote meanwhile.
         let transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTransaction { transaction }))
+        Ok(Box::new(SqliteTransaction {
+            transaction,
+            generation: Arc::clone(&self.generation),
+        }))
     }
 
     async fn organization(
@@ -245,6 +262,7 @@ impl Store for SqliteStore {
 /// A write transaction on the SQLite store; dropping it rolls back.
 pub(super) struct SqliteTransaction {
     pub(super) transaction: sqlx::Transaction<'static, Sqlite>,
+    generation: Arc<AtomicU64>,
 }
 
 #[async_trait::async_trait]
@@ -438,7 +456,10 @@ impl StoreTransaction for SqliteTransaction {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        Ok(self.transaction.commit().await?)
+        self.transaction.commit().await?;
+        // After the commit, so a reader that saw the old generation refills from the new data.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 

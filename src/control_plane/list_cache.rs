@@ -1,0 +1,84 @@
+//! A short-lived cache of list answers, for `envform serve`, whose list calls are its busiest and
+//! whose cost is the SQLite read. An entry is used only while no write was committed since it was
+//! filled (the store's write generation), so a process always reads its own writes; the time limit
+//! bounds how stale worker counts (which age without writes) and writes by another process on the
+//! same database can be.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::api::{Environment, OrganizationId, Status};
+
+/// Cached lists by organization and status filter.
+pub(crate) struct ListCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(OrganizationId, Option<Status>), Entry>>,
+}
+
+struct Entry {
+    generation: u64,
+    filled: Instant,
+    environments: Arc<Vec<Environment>>,
+}
+
+impl ListCache {
+    /// A cache whose entries live at most `ttl`.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached list, if it was filled at `generation` less than `ttl` ago.
+    pub(crate) fn get(
+        &self,
+        organization: &OrganizationId,
+        status: Option<Status>,
+        generation: u64,
+    ) -> Option<Vec<Environment>> {
+        let entries = self.entries.lock().ok()?;
+        let entry = entries.get(&(organization.clone(), status))?;
+        (entry.generation == generation && entry.filled.elapsed() < self.ttl)
+            .then(|| entry.environments.as_ref().clone())
+    }
+
+    /// Remembers a list read after observing `generation`.
+    pub(crate) fn put(
+        &self,
+        organization: &OrganizationId,
+        status: Option<Status>,
+        generation: u64,
+        environments: &[Environment],
+    ) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                (organization.clone(), status),
+                Entry {
+                    generation,
+                    filled: Instant::now(),
+                    environments: Arc::new(environments.to_vec()),
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_serves_only_its_generation_and_only_within_its_time() {
+        let cache = ListCache::new(Duration::from_millis(50));
+        let organization = OrganizationId("org".into());
+        cache.put(&organization, None, 3, &[]);
+        assert_eq!(cache.get(&organization, None, 3), Some(Vec::new()));
+        assert_eq!(cache.get(&organization, None, 4), None, "a write happened since");
+        assert_eq!(cache.get(&organization, Some(Status::Active), 3), None);
+        assert_eq!(cache.get(&OrganizationId("other".into()), None, 3), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(&organization, None, 3), None, "too old");
+    }
+}
