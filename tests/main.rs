@@ -16,3 +16,4 @@ mod secrets;
 mod support;
 mod workers;
 mod workflow;
+mod isolation;
