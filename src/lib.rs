@@ -11,6 +11,7 @@ pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod control_plane;
+mod local;
 pub mod plan;
 pub mod server;
 pub mod spec;

@@ -62,7 +62,12 @@ async fn request_corpus_is_refused_without_changing_data() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("serve.db"), &["--body-limit", "1MiB"]);
     envform::api::install_crypto_provider();
-    let client = reqwest::Client::new();
+    // A fresh connection per request: a server that refuses a body early (413) closes the
+    // connection, and a pooled one could be reused after that.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let created: Value = client
         .post(format!("{}/api/v1/environments", server.url))
         .bearer_auth(KEY_A)

@@ -130,7 +130,7 @@ fn lock_info(id: &str, who: &str) -> Vec<u8> {
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
+    crate::support::write_file(dir, name, text);
 }
 
 /// A chain of `count` environments, so an apply takes a while and its steps go one by one.
@@ -164,24 +164,9 @@ fn envform_on(server: &Server, dir: &Path, workspace: &str) -> assert_cmd::Comma
 
 /// Live environments by name → id, without `default`.
 fn live(server: &Server, dir: &Path) -> BTreeMap<String, String> {
-    let output = server
-        .envform(dir)
-        .args(["env", "list", "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|env| {
-            (
-                env["name"].as_str().unwrap().to_owned(),
-                env["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .filter(|(name, _)| name != "default")
-        .collect()
+    let mut live = server.live_environments(dir);
+    live.remove("default");
+    live
 }
 
 /// The served state's resources by name → id.

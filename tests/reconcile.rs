@@ -28,30 +28,12 @@ fn examples() -> Vec<PathBuf> {
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+    crate::support::write_file(dir, name, text)
 }
 
 /// Live environments by name → id, through the binary.
 fn live(server: &Server, dir: &Path) -> BTreeMap<String, String> {
-    let output = server
-        .envform(dir)
-        .args(["env", "list", "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|env| {
-            (
-                env["name"].as_str().unwrap().to_owned(),
-                env["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    server.live_environments(dir)
 }
 
 /// State's resources by name → id.

@@ -28,6 +28,13 @@ pub fn envform(dir: &Path) -> assert_cmd::Command {
     command
 }
 
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path
+}
+
 /// A running `envform serve`; killed when dropped.
 pub struct Server {
     child: Child,
@@ -115,6 +122,28 @@ impl Server {
                     && line.contains(&format!("path={path} "))
             })
             .count()
+    }
+
+    /// Organization A's live environments by name → id (with `default`), through the binary.
+    pub fn live_environments(&self, dir: &Path) -> std::collections::BTreeMap<String, String> {
+        let output = self
+            .envform(dir)
+            .args(["env", "list", "-o", "json"])
+            .output()
+            .expect("run envform env list");
+        assert!(output.status.success(), "{output:?}");
+        let list: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("env list prints JSON");
+        list.as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|env| {
+                (
+                    env["name"].as_str().unwrap_or_default().to_owned(),
+                    env["id"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// An `envform` command in `dir` aimed at this server with organization A's key.

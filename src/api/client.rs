@@ -394,28 +394,13 @@ impl Failure {
         }
         Self {
             error: EnvironmentError::Transport {
-                message: error_chain(&error),
+                message: crate::local::error_chain(&error),
                 source: Some(Box::new(error)),
             },
             retry_after: None,
             retryable: true,
         }
     }
-}
-
-/// The error and its sources on one line ("error sending request: connection refused").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// `Retry-After` in seconds; the HTTP-date form is not used by the control plane.

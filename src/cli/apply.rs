@@ -186,7 +186,13 @@ async fn locked(
         }
     }
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_signals(cancel.clone()));
+    let watcher = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            output::stop_signal().await;
+            cancel.cancel();
+        }
+    });
     let progress = TerminalProgress::new(planned.plan.steps().len());
     let options = ApplyOptions {
         parallelism: usize::from(args.parallelism),
@@ -228,31 +234,6 @@ async fn locked(
     } else {
         Exit::Error
     })
-}
-
-/// Cancels on Ctrl-C or SIGTERM.
-async fn watch_signals(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-    }
-    cancel.cancel();
 }
 
 fn conclusion(report: &ApplyReport, summary: Summary, is_destroy: bool) -> String {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use crate::local::error_chain;
 use crate::target::{Connection, Target};
 
 /// Where the control plane is: flags of every command that talks to one.
@@ -60,32 +61,14 @@ impl TargetArgs {
     /// Resolves and opens the target.
     pub(crate) async fn connect(&self) -> miette::Result<(Target, Connection)> {
         let target = self.target()?;
-        let connection = target.connect(&local_actor()).await.map_err(|error| {
-            miette::miette!(code = "envform::cli::target", "{}", error_chain(&error))
-        })?;
+        let connection = target
+            .connect(&crate::local::user_and_host())
+            .await
+            .map_err(|error| {
+                miette::miette!(code = "envform::cli::target", "{}", error_chain(&error))
+            })?;
         Ok((target, connection))
     }
-}
-
-/// An error and its sources on one line: "a: b: c".
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Who runs this command, recorded by the embedded control plane and in lock info.
-pub(crate) fn local_actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("{user}@{host}")
 }
 
 /// Parses durations such as `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.

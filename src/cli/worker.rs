@@ -111,10 +111,20 @@ async fn start(args: StartArgs) -> miette::Result<Exit> {
             )
         })?;
     let shutdown = CancellationToken::new();
-    let watcher = tokio::spawn(watch_signals(shutdown.clone()));
+    let watcher = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            super::output::stop_signal().await;
+            tracing::info!("signal received: deregistering");
+            shutdown.cancel();
+        }
+    });
     let request = RegisterWorker {
         environment: args.environment.clone(),
-        hostname: args.hostname.clone().unwrap_or_else(hostname),
+        hostname: args
+            .hostname
+            .clone()
+            .unwrap_or_else(crate::local::host_name),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     tracing::info!(
@@ -272,42 +282,6 @@ fn is_transient(error: &EnvironmentError) -> bool {
 fn backoff(failures: u32, cap: Duration) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
     FIRST_RETRY_DELAY.saturating_mul(factor).min(cap)
-}
-
-/// This machine's host name.
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// Cancels on Ctrl-C or SIGTERM.
-async fn watch_signals(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-    }
-    tracing::info!("signal received: deregistering");
-    shutdown.cancel();
 }
 
 #[cfg(test)]

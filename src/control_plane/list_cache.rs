@@ -75,7 +75,11 @@ mod tests {
         let organization = OrganizationId("org".into());
         cache.put(&organization, None, 3, &[]);
         assert_eq!(cache.get(&organization, None, 3), Some(Vec::new()));
-        assert_eq!(cache.get(&organization, None, 4), None, "a write happened since");
+        assert_eq!(
+            cache.get(&organization, None, 4),
+            None,
+            "a write happened since"
+        );
         assert_eq!(cache.get(&organization, Some(Status::Active), 3), None);
         assert_eq!(cache.get(&OrganizationId("other".into()), None, 3), None);
         std::thread::sleep(Duration::from_millis(60));

@@ -200,7 +200,7 @@ impl ControlPlane {
         match self.inner.store.worker_token(&token::hash(token)).await {
             Ok(record) => record.map(|record| (record.organization_id, record.environment_id)),
             Err(error) => {
-                tracing::error!(error = %error_chain(&error), "worker token lookup failed");
+                tracing::error!(error = %crate::local::error_chain(&error), "worker token lookup failed");
                 None
             }
         }
@@ -316,23 +316,11 @@ fn new_environment(
 
 /// A store failure as the API reports it: a 500 that does not leak internals (they are logged).
 fn internal(error: impl std::error::Error) -> EnvironmentError {
-    tracing::error!(error = %error_chain(&error), "environments service internal error");
+    tracing::error!(error = %crate::local::error_chain(&error), "environments service internal error");
     EnvironmentError::Api {
         status: 500,
         detail: "Internal error in the environments service".to_owned(),
     }
-}
-
-/// An error and its sources, `: `-separated, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Locks a mutex, ignoring poisoning: the guarded sets stay consistent whatever panicked.

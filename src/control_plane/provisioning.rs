@@ -144,7 +144,7 @@ pub(crate) async fn run(
                 tracing::warn!(
                     organization = %organization,
                     attempt,
-                    error = %super::error_chain(&error),
+                    error = %crate::local::error_chain(&error),
                     "recording the namespace provisioning outcome failed"
                 );
             }

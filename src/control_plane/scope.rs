@@ -134,9 +134,11 @@ impl EnvironmentsApi for OrganizationScope {
         let inner = self.control_plane.inner();
         // Read before the query: a write committed meanwhile makes the entry unusable.
         let generation = inner.store.write_generation();
-        if let Some(cached) = inner.list_cache.as_ref().and_then(|cache| {
-            cache.get(&self.organization, status_filter, generation)
-        }) {
+        if let Some(cached) = inner
+            .list_cache
+            .as_ref()
+            .and_then(|cache| cache.get(&self.organization, status_filter, generation))
+        {
             return Ok(cached);
         }
         let records = inner

@@ -406,7 +406,7 @@ impl ControlPlane {
                 .find_map(|record| record.entry.environment_name)
                 .map_or_else(|| environment.to_string(), |name| format!("'{name}'")),
             Err(error) => {
-                tracing::warn!(error = %super::error_chain(&error), "audit log lookup failed");
+                tracing::warn!(error = %crate::local::error_chain(&error), "audit log lookup failed");
                 environment.to_string()
             }
         }

@@ -426,7 +426,7 @@ fn refusal(error: StateServiceError) -> Refusal {
         StateServiceError::Storage(source) => {
             tracing::error!(
                 target: "envform::server::state",
-                error = %error_chain(&source),
+                error = %crate::local::error_chain(&source),
                 "state store failed"
             );
             internal()
@@ -440,18 +440,6 @@ fn internal() -> Refusal {
 
 fn method_not_allowed() -> Refusal {
     detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-}
-
-/// The error and its sources on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

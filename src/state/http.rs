@@ -214,7 +214,10 @@ impl HttpBackend {
             .timeout(settings.request_timeout)
             .build()
             .map_err(|error| StateError::InvalidSettings {
-                message: format!("cannot set up the HTTP client: {}", error_chain(&error)),
+                message: format!(
+                    "cannot set up the HTTP client: {}",
+                    crate::local::error_chain(&error)
+                ),
             })?;
         Ok(Self {
             client: Arc::new(Client {
@@ -505,7 +508,7 @@ impl Client {
         let error = error.without_url();
         StateError::Transport {
             address: redact(url),
-            message: error_chain(&error),
+            message: crate::local::error_chain(&error),
             source: error,
         }
     }
@@ -586,21 +589,6 @@ fn redact_text(text: &str) -> String {
         Ok(url) => redact(&url),
         Err(_) => "<not a URL>".to_owned(),
     }
-}
-
-/// The error and its sources on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

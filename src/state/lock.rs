@@ -65,7 +65,7 @@ impl LockInfo {
             id: Uuid::new_v4().to_string(),
             operation: operation.into(),
             info: String::new(),
-            who: current_user_and_host(),
+            who: crate::local::user_and_host(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             created: jiff::Timestamp::now(),
             path: path.into(),
@@ -98,26 +98,6 @@ impl fmt::Display for LockInfo {
             self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
         )
     }
-}
-
-/// `user@host` of this process, from the environment and the kernel's host name; never fails,
-/// since it is only shown to people.
-fn current_user_and_host() -> String {
-    let user = ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|name| non_empty(std::env::var(name).ok()))
-        .unwrap_or_else(|| "unknown".to_owned());
-    let host = non_empty(std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .or_else(|| non_empty(std::env::var("HOSTNAME").ok()))
-        .or_else(|| non_empty(std::env::var("COMPUTERNAME").ok()))
-        .unwrap_or_else(|| "unknown".to_owned());
-    format!("{user}@{host}")
-}
-
-fn non_empty(value: Option<String>) -> Option<String> {
-    value
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty())
 }
 
 /// A number that grows with every lock an envform server grants. A server that issued one
