@@ -320,7 +320,7 @@ async fn run(scenario: &Scenario) -> Outcome {
     let path = directory.path().join("envform.yaml");
     let desired = spec::parse(Sources {
         files: vec![SourceFile {
-            path: path.clone(),
+            path,
             text: desired_text(scenario.creates),
         }],
     })

@@ -5,9 +5,9 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
