@@ -1,7 +1,8 @@
 //! The scheduler: runs the plan's DAG with at most `parallelism` calls in flight, each step as soon
 //! as the steps it depends on are done; dependents of a failed step are skipped while independent
-//! steps go on. State is saved after every finished step (serial + 1), so a crash loses nothing;
-//! an interrupt stops the scheduling and lets in-flight calls finish.
+//! steps go on. State is saved whenever steps have finished, before anything else starts (serial
+//! + 1, one save for all the steps that finished meanwhile), so a crash loses nothing; an
+//! interrupt stops the scheduling and lets in-flight calls finish.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -89,6 +90,8 @@ struct Run<'a> {
     progress: &'a dyn Progress,
     interrupted: bool,
     fatal: Option<String>,
+    /// State changed since it was last saved.
+    dirty: bool,
 }
 
 impl<'a> Run<'a> {
@@ -124,6 +127,7 @@ impl<'a> Run<'a> {
             progress,
             interrupted: false,
             fatal: None,
+            dirty: false,
         }
     }
 
@@ -136,15 +140,24 @@ impl<'a> Run<'a> {
     ) {
         let mut in_flight: JoinSet<(StepId, Result<StepSuccess, StepFailure>)> = JoinSet::new();
         loop {
-            if !self.stopping() {
+            let batch: Vec<StepId> = if self.stopping() {
+                Vec::new()
+            } else {
                 let room = parallelism.saturating_sub(in_flight.len());
                 let batch: Vec<StepId> = self.ready.iter().copied().take(room).collect();
-                self.record_intents(&batch).await;
+                for id in &batch {
+                    self.ready.remove(id);
+                }
+                self.record_intents(&batch);
+                batch
+            };
+            // One save for every step finished since the last one and the intents of the
+            // creates about to start: a slow save makes batches larger, never the run serial.
+            if self.dirty {
+                self.save().await;
+            }
+            if !self.stopping() {
                 for id in batch {
-                    if self.stopping() {
-                        break;
-                    }
-                    self.ready.remove(&id);
                     let step = self.steps[&id];
                     let payload = payloads.remove(&id).unwrap_or(Payload::StateOnly);
                     self.progress.started(step);
@@ -168,16 +181,25 @@ impl<'a> Run<'a> {
                         in_flight.len()
                     ));
                 }
-                joined = in_flight.join_next() => match joined {
-                    Some(Ok((id, result))) => self.finish(id, result).await,
-                    Some(Err(error)) => {
-                        let message = format!("a step's task ended abnormally: {error}");
-                        self.progress.note(&message);
-                        self.fatal.get_or_insert(message);
+                joined = in_flight.join_next() => {
+                    let mut joined = joined;
+                    // Take every step that has finished meanwhile, so one save covers them all.
+                    while let Some(result) = joined {
+                        match result {
+                            Ok((id, result)) => self.finish(id, result),
+                            Err(error) => {
+                                let message = format!("a step's task ended abnormally: {error}");
+                                self.progress.note(&message);
+                                self.fatal.get_or_insert(message);
+                            }
+                        }
+                        joined = in_flight.try_join_next();
                     }
-                    None => {}
-                },
+                }
             }
+        }
+        if self.dirty {
+            self.save().await;
         }
         if cancel.is_cancelled() {
             self.interrupted = true;
@@ -190,7 +212,7 @@ impl<'a> Run<'a> {
 
     /// Notes each create about to be sent in state first, so a run that dies mid-create leaves a
     /// trace (the next plan adopts the environment by name instead of creating it twice).
-    async fn record_intents(&mut self, batch: &[StepId]) {
+    fn record_intents(&mut self, batch: &[StepId]) {
         let creates: Vec<&Step> = batch
             .iter()
             .map(|id| self.steps[id])
@@ -207,17 +229,17 @@ impl<'a> Run<'a> {
                 },
             );
         }
-        self.save().await;
+        self.dirty = true;
     }
 
-    async fn finish(&mut self, id: StepId, result: Result<StepSuccess, StepFailure>) {
+    fn finish(&mut self, id: StepId, result: Result<StepSuccess, StepFailure>) {
         let step = self.steps[&id];
         let outcome = match result {
             Ok(success) => {
                 self.state.intents.remove(&step.name);
                 let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
-                self.save().await;
+                self.dirty = true;
                 for dependent in self.dependents.get(&id).cloned().unwrap_or_default() {
                     if let Some(count) = self.waiting_on.get_mut(&dependent) {
                         *count -= 1;
@@ -238,7 +260,7 @@ impl<'a> Run<'a> {
                     }
                     StepFailure::Unknown(message) => StepOutcome::Unknown { message },
                 };
-                self.save().await;
+                self.dirty = true;
                 self.skip_dependents_of(id);
                 outcome
             }
@@ -264,6 +286,7 @@ impl<'a> Run<'a> {
 
     /// Writes state with the next serial; a failure stops the scheduling.
     async fn save(&mut self) {
+        self.dirty = false;
         self.state.serial += 1;
         if let Err(error) = self
             .journal

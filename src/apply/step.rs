@@ -1,6 +1,6 @@
 //! One step against the API: the call, the checks around it (an ambiguous create is looked up by
-//! name before anything else is tried), waiting for provisioning, and reading back what the service
-//! kept.
+//! name before anything else is tried), waiting for provisioning, and checking what the service
+//! kept (the environment its answer returns) against what was sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,16 +57,16 @@ pub(crate) async fn run(
             if step.wait_for_provisioning {
                 wait_for_provisioning(id, context).await?;
             }
-            match context.api.update(id, &patch).await {
-                Ok(_) => {}
+            // The answer is the environment as the service kept it: what the check below reads.
+            let environment = match context.api.update(id, &patch).await {
+                Ok(environment) => environment,
                 Err(error) if error.is_ambiguous() => {
                     return Err(StepFailure::Unknown(format!(
                         "{error}; the update may or may not have been applied, run `envform plan` to see"
                     )));
                 }
                 Err(error) => return Err(StepFailure::Failed(error.to_string())),
-            }
-            let environment = read_back(id, context).await?;
+            };
             Ok(StepSuccess {
                 environment_id: Some(id),
                 warnings: dropped_fields(step, &environment),
@@ -117,8 +117,12 @@ async fn create(
         },
         Err(error) => return Err(StepFailure::Failed(error.to_string())),
     };
-    // Also the read-back: a create answered `error` (the namespace failed before) fails here.
-    let environment = wait_for_provisioning(created.id, context).await?;
+    let environment = match created.status {
+        // Read again until provisioning ends; `error` (also answered at once, when the namespace
+        // failed before) fails the step.
+        Status::Provisioning | Status::Error => wait_for_provisioning(created.id, context).await?,
+        _ => created,
+    };
     warnings.extend(dropped_fields(step, &environment));
     Ok(StepSuccess {
         environment_id: Some(environment.id),

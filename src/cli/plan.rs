@@ -114,6 +114,16 @@ pub(crate) async fn make_plan(
     options: &PlanOptions,
 ) -> miette::Result<Planned> {
     let live = api.list(None).await.map_err(api_error)?;
+    plan_against(desired, state, live, options)
+}
+
+/// Plans `desired` against `live` (from the one list call) and `state`.
+fn plan_against(
+    desired: Desired,
+    state: State,
+    live: Vec<crate::api::Environment>,
+    options: &PlanOptions,
+) -> miette::Result<Planned> {
     let plan = crate::plan::diff(&desired, &live, &state, options).map_err(miette::Report::new)?;
     Ok(Planned {
         desired,
@@ -139,16 +149,32 @@ pub(crate) fn render_plan(plan: &Plan, format: PlanFormat, markdown_max_chars: u
 /// Runs `envform plan`.
 pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let global = &args.target;
-    let desired = args.desired.load()?;
-    let backend = args.state.backend(Some(&desired), &args.desired)?;
-    let target = global.target()?;
-    let state = workspace::load_state(backend.as_ref(), &target.describe()).await?;
-    let (_, connection) = global.connect().await?;
+    let (target, connection) = global.connect().await?;
+    // The one list call runs while the files are read and checked: neither needs the other.
+    let listing = tokio::spawn({
+        let api = std::sync::Arc::clone(&connection.api);
+        async move { api.list(None).await }
+    });
+    let desired_args = args.desired.clone();
+    let loaded = tokio::task::spawn_blocking(move || desired_args.load())
+        .await
+        .map_err(|error| miette::miette!("reading the desired state stopped: {error}"));
+    let prepared = async {
+        let desired = loaded??;
+        let backend = args.state.backend(Some(&desired), &args.desired)?;
+        let state = workspace::load_state(backend.as_ref(), &target.describe()).await?;
+        Ok::<_, miette::Report>((desired, state))
+    }
+    .await;
+    let live = listing.await;
+    connection.close().await;
+    let (desired, state) = prepared?;
+    let live = live
+        .map_err(|error| miette::miette!("the list call stopped: {error}"))?
+        .map_err(api_error)?;
     // `plan` shows a plan that stops workers, with a warning; `apply` refuses it without the flag.
     let options = args.planning.options(DisruptionPolicy::Warn);
-    let planned = make_plan(connection.api.as_ref(), desired, state, &options).await;
-    connection.close().await;
-    let planned = planned?;
+    let planned = plan_against(desired, state, live, &options)?;
     print_stdout(&render_plan(
         &planned.plan,
         args.format,

@@ -182,8 +182,8 @@ impl EnvironmentsApi for OrganizationScope {
         }
         let mut transaction = self.begin().await?;
         let organization = self.organization_record(transaction.as_mut()).await?;
-        let existing = transaction
-            .environments(&self.organization)
+        let latest = transaction
+            .latest_created_at(&self.organization)
             .await
             .map_err(internal)?;
         let now = clock::now();
@@ -201,11 +201,7 @@ impl EnvironmentsApi for OrganizationScope {
         }
         // Creation times strictly increase within an organization, so the list order is the
         // creation order even within one clock tick.
-        let created_at = existing
-            .iter()
-            .map(|environment| environment.created_at)
-            .max()
-            .map_or(now, |latest| clock::after(latest, now));
+        let created_at = latest.map_or(now, |latest| clock::after(latest, now));
         let requested_status = data.status.unwrap_or(Status::Active);
         let mut record = EnvironmentRecord {
             id: EnvironmentId::new_random(),

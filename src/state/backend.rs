@@ -403,20 +403,30 @@ pub(crate) fn check_successor(
     new: &State,
     path: &str,
 ) -> Result<(), StateError> {
-    let Some(stored) = stored else {
-        return Ok(());
-    };
-    if stored.lineage != new.lineage {
+    match stored {
+        None => Ok(()),
+        Some(stored) => check_successor_of(stored.lineage, stored.serial, new, path),
+    }
+}
+
+/// Refuses to replace a state of `lineage` at `serial` with `new` unless `new` continues it.
+pub(crate) fn check_successor_of(
+    lineage: Lineage,
+    serial: u64,
+    new: &State,
+    path: &str,
+) -> Result<(), StateError> {
+    if lineage != new.lineage {
         return Err(StateError::LineageMismatch {
             path: path.to_owned(),
-            stored: stored.lineage,
+            stored: lineage,
             new: new.lineage,
         });
     }
-    if stored.serial >= new.serial {
+    if serial >= new.serial {
         return Err(StateError::SerialNotIncreased {
             path: path.to_owned(),
-            stored: stored.serial,
+            stored: serial,
             new: new.serial,
         });
     }

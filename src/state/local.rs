@@ -13,12 +13,13 @@ use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use super::backend::{check_successor, decode_state, encode_state};
+use super::backend::{check_successor, check_successor_of, decode_state, encode_state};
 use super::lock::{FileLock, Held};
-use super::{LockHandle, LockInfo, State, StateBackend, StateError};
+use super::{Lineage, LockHandle, LockInfo, State, StateBackend, StateError};
 
 /// The directory beside the configuration that holds local state.
 pub const STATE_DIRECTORY: &str = ".envform";
@@ -30,6 +31,9 @@ pub const STATE_FILE: &str = "state.json";
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     paths: LocalPaths,
+    /// Lineage and serial of this backend's last write under the caller's lock: while that lock
+    /// is held nobody else writes, so the next write need not read the file back to check them.
+    written: Arc<Mutex<Option<(Lineage, u64)>>>,
 }
 
 /// The state file and the files kept beside it.
@@ -52,6 +56,13 @@ impl LocalBackend {
                 lock_info: sibling(&state, ".lock.info"),
                 state,
             },
+            written: Arc::default(),
+        }
+    }
+
+    fn forget_written(&self) {
+        if let Ok(mut written) = self.written.lock() {
+            *written = None;
         }
     }
 
@@ -130,6 +141,7 @@ impl StateBackend for LocalBackend {
         let paths = self.paths.clone();
         let state = state.clone();
         let locked_by_caller = lock.is_some();
+        let written = Arc::clone(&self.written);
         blocking(move || {
             // Without the caller's lock, the write takes it for itself, so it cannot slip in
             // under someone else's apply.
@@ -146,12 +158,23 @@ impl StateBackend for LocalBackend {
                     }
                 }
             };
-            write_state(&paths, &state)
+            let known = if locked_by_caller {
+                written.lock().ok().and_then(|written| *written)
+            } else {
+                None
+            };
+            write_state(&paths, &state, known)?;
+            if let Ok(mut written) = written.lock() {
+                *written = locked_by_caller.then_some((state.lineage, state.serial));
+            }
+            Ok(())
         })
         .await
     }
 
     async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
+        // Someone may have written since this backend last held the lock.
+        self.forget_written();
         let paths = self.paths.clone();
         blocking(move || {
             create_parent(&paths.lock)?;
@@ -169,6 +192,7 @@ impl StateBackend for LocalBackend {
 
     async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
         self.check_handle(&handle)?;
+        self.forget_written();
         let (_, held) = handle.into_parts();
         match held {
             Held::File(file_lock) => blocking(move || file_lock.release()).await,
@@ -227,16 +251,32 @@ fn read_state(path: &Path) -> Result<Option<State>, StateError> {
 }
 
 /// Replaces the state file with `state` after checking it continues the stored one.
-fn write_state(paths: &LocalPaths, state: &State) -> Result<(), StateError> {
+/// Replaces the state file with `state`. `known` is the lineage and serial of the file as this
+/// process last wrote it under a lock it still holds; without it the file is read to check them.
+fn write_state(
+    paths: &LocalPaths,
+    state: &State,
+    known: Option<(Lineage, u64)>,
+) -> Result<(), StateError> {
     create_parent(&paths.state)?;
-    // A corrupt file stops the write here: it is never replaced silently.
-    let stored = read_state(&paths.state)?;
-    check_successor(stored.as_ref(), state, &paths.state.display().to_string())?;
+    let path = paths.state.display().to_string();
+    let stored_exists = match known {
+        Some((lineage, serial)) => {
+            check_successor_of(lineage, serial, state, &path)?;
+            true
+        }
+        None => {
+            // A corrupt file stops the write here: it is never replaced silently.
+            let stored = read_state(&paths.state)?;
+            check_successor(stored.as_ref(), state, &path)?;
+            stored.is_some()
+        }
+    };
     let bytes = encode_state(state)?;
 
     let temporary = temporary_path(&paths.state);
     let result = write_synced(&temporary, &bytes).and_then(|()| {
-        if stored.is_some() {
+        if stored_exists {
             keep_backup(&paths.state, &paths.backup)?;
         }
         fs::rename(&temporary, &paths.state)

@@ -120,6 +120,11 @@ pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
         &mut self,
         organization: &OrganizationId,
     ) -> Result<Vec<EnvironmentRecord>, StoreError>;
+    /// The latest `created_at` of the organization's environments, if it has any.
+    async fn latest_created_at(
+        &mut self,
+        organization: &OrganizationId,
+    ) -> Result<Option<jiff::Timestamp>, StoreError>;
     /// One environment of an organization.
     async fn environment(
         &mut self,

@@ -342,6 +342,20 @@ impl StoreTransaction for SqliteTransaction {
             .collect()
     }
 
+    async fn latest_created_at(
+        &mut self,
+        organization: &OrganizationId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        // An index lookup (environments_by_creation), not a scan of the organization.
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM environments WHERE organization_id = ?",
+        )
+        .bind(organization.0.as_str())
+        .fetch_one(&mut *self.transaction)
+        .await?;
+        optional_timestamp(latest)
+    }
+
     async fn environment(
         &mut self,
         organization: &OrganizationId,
