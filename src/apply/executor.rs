@@ -92,6 +92,11 @@ struct Run<'a> {
     fatal: Option<String>,
     /// State changed since it was last saved.
     dirty: bool,
+    /// Creates whose intent is in `state`, and those of them already saved.
+    noted_intents: BTreeSet<StepId>,
+    durable_intents: BTreeSet<StepId>,
+    /// Steps whose call was started.
+    started: BTreeSet<StepId>,
 }
 
 impl<'a> Run<'a> {
@@ -128,6 +133,9 @@ impl<'a> Run<'a> {
             interrupted: false,
             fatal: None,
             dirty: false,
+            noted_intents: BTreeSet::new(),
+            durable_intents: BTreeSet::new(),
+            started: BTreeSet::new(),
         }
     }
 
@@ -148,12 +156,19 @@ impl<'a> Run<'a> {
                 for id in &batch {
                     self.ready.remove(id);
                 }
+                // The intents of the creates likely to start next round are written one round
+                // early, so that round can start them before its save instead of after it.
+                let next: Vec<StepId> = self.ready.iter().copied().take(parallelism).collect();
                 self.record_intents(&batch);
+                self.record_intents(&next);
                 batch
             };
-            // One save for every step finished since the last one and the intents of the
-            // creates about to start: a slow save makes batches larger, never the run serial.
-            if self.dirty {
+            // A create starts only once its intent is saved; then one save covers every step
+            // finished since the last one (a slow save makes batches larger, not the run serial).
+            let waits_for_intent = batch.iter().any(|id| {
+                self.steps[id].action == Action::Create && !self.durable_intents.contains(id)
+            });
+            if self.dirty && waits_for_intent {
                 self.save().await;
             }
             if !self.stopping() {
@@ -161,6 +176,7 @@ impl<'a> Run<'a> {
                     let step = self.steps[&id];
                     let payload = payloads.remove(&id).unwrap_or(Payload::StateOnly);
                     self.progress.started(step);
+                    self.started.insert(id);
                     let owned = step.clone();
                     let context = context.clone();
                     in_flight.spawn(async move {
@@ -168,6 +184,9 @@ impl<'a> Run<'a> {
                         (owned.id, result)
                     });
                 }
+            }
+            if self.dirty {
+                self.save().await;
             }
             if in_flight.is_empty() {
                 break;
@@ -198,6 +217,17 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        // Intents written ahead for creates that never started would claim a create that was
+        // never sent.
+        let unsent: Vec<String> = self
+            .noted_intents
+            .iter()
+            .filter(|id| !self.started.contains(id))
+            .map(|id| self.steps[id].name.clone())
+            .collect();
+        for name in unsent {
+            self.dirty |= self.state.intents.remove(&name).is_some();
+        }
         if self.dirty {
             self.save().await;
         }
@@ -212,24 +242,21 @@ impl<'a> Run<'a> {
 
     /// Notes each create about to be sent in state first, so a run that dies mid-create leaves a
     /// trace (the next plan adopts the environment by name instead of creating it twice).
-    fn record_intents(&mut self, batch: &[StepId]) {
-        let creates: Vec<&Step> = batch
-            .iter()
-            .map(|id| self.steps[id])
-            .filter(|step| step.action == Action::Create)
-            .collect();
-        if creates.is_empty() {
-            return;
-        }
-        for step in creates {
+    fn record_intents(&mut self, steps: &[StepId]) {
+        for id in steps {
+            let step = self.steps[id];
+            if step.action != Action::Create || self.noted_intents.contains(id) {
+                continue;
+            }
             self.state.intents.insert(
                 step.name.clone(),
                 CreateIntent {
                     started_at: jiff::Timestamp::now(),
                 },
             );
+            self.noted_intents.insert(*id);
+            self.dirty = true;
         }
-        self.dirty = true;
     }
 
     fn finish(&mut self, id: StepId, result: Result<StepSuccess, StepFailure>) {
@@ -288,16 +315,21 @@ impl<'a> Run<'a> {
     async fn save(&mut self) {
         self.dirty = false;
         self.state.serial += 1;
-        if let Err(error) = self
+        match self
             .journal
             .backend
             .save(&self.state, self.journal.lock)
             .await
         {
-            self.state.serial -= 1;
-            let message = format!("cannot save state: {error}");
-            self.progress.note(&message);
-            self.fatal = Some(message);
+            Ok(()) => self
+                .durable_intents
+                .extend(self.noted_intents.iter().copied()),
+            Err(error) => {
+                self.state.serial -= 1;
+                let message = format!("cannot save state: {error}");
+                self.progress.note(&message);
+                self.fatal = Some(message);
+            }
         }
     }
 

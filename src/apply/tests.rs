@@ -325,6 +325,12 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
             .iter()
             .any(|result| result.outcome == StepOutcome::Interrupted)
     );
+    // Intents written ahead for creates that never started are taken back.
+    assert!(
+        report.state.intents.is_empty(),
+        "{:?}",
+        report.state.intents
+    );
     assert!(
         plan.steps()
             .iter()
