@@ -1,8 +1,9 @@
 //! The scheduler: runs the plan's DAG with at most `parallelism` calls in flight, each step as soon
 //! as the steps it depends on are done; dependents of a failed step are skipped while independent
-//! steps go on. State is saved whenever steps have finished, before anything else starts: one
-//! save (serial plus one) for all the steps that finished meanwhile, so a crash loses nothing. An
-//! interrupt stops the scheduling and lets in-flight calls finish.
+//! steps go on. State is saved as steps finish: one save (serial plus one) covers every step that
+//! finished since the previous save, so a crash loses at most what one save was writing, and a
+//! create starts only once its intent is saved. An interrupt stops the scheduling and lets
+//! in-flight calls finish.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
