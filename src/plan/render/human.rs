@@ -17,8 +17,8 @@ use crate::plan::model::{Action, Drift, Plan, ResourceChange, StateRecord, Step,
 /// The line shown when the plan changes nothing.
 pub(crate) const NO_CHANGES: &str = "No changes. Live environments match the configuration.";
 
-/// Widest line the order list wraps at.
-const ORDER_WIDTH: usize = 100;
+/// Widest line of the plan's own text: the order list and warnings wrap at it.
+const LINE_WIDTH: usize = 80;
 
 /// Renders `plan` for a terminal; `color` adds ANSI colours to the change symbols.
 pub fn render_human(plan: &Plan, color: bool) -> String {
@@ -106,13 +106,13 @@ impl Writer {
             let count = plan.unmanaged().len();
             let _ = writeln!(
                 self.out,
-                "Unmanaged: {count} live environment{} in neither the configuration nor state \
-                 (left alone{}):",
+                "Unmanaged: {count} live environment{} in neither the configuration nor state,\n\
+                 left alone ({}):",
                 if count == 1 { " is" } else { "s are" },
                 if plan.settings().prune {
-                    "; `default` is never pruned"
+                    "`default` is never pruned"
                 } else {
-                    "; `options.prune: true` deletes them"
+                    "`options.prune: true` deletes them"
                 }
             );
             for unmanaged in plan.unmanaged() {
@@ -131,7 +131,13 @@ impl Writer {
             } else {
                 "Warning:".to_owned()
             };
-            let _ = writeln!(self.out, "{label} {warning}");
+            // Wrapped to the 80 columns every line of the plan fits in, continuation indented.
+            let text = textwrap::fill(
+                &format!("Warning: {warning}"),
+                textwrap::Options::new(LINE_WIDTH).subsequent_indent("  "),
+            );
+            let text = text.replacen("Warning:", &label, 1);
+            let _ = writeln!(self.out, "{text}");
         }
         if !plan.warnings().is_empty() {
             self.out.push('\n');
@@ -481,7 +487,7 @@ impl Writer {
         let mut line = String::from("Order:");
         let mut fresh = true;
         for entry in entries {
-            if !fresh && line.chars().count() + 2 + entry.chars().count() > ORDER_WIDTH {
+            if !fresh && line.chars().count() + 2 + entry.chars().count() > LINE_WIDTH {
                 let _ = writeln!(self.out, "{line}");
                 // Continuation lines start under the first entry.
                 line = " ".repeat("Order:".len());
