@@ -488,8 +488,9 @@ fn apply_refuses_to_stop_active_workers_without_allow_disruption() {
         shown.contains("Disruption: 2 active workers will stop."),
         "{shown}"
     );
+    // The warning wraps at 80 columns.
     assert!(
-        shown.contains("apply and destroy need --allow-disruption"),
+        flat(&shown).contains("apply and destroy need --allow-disruption"),
         "{shown}"
     );
     let json_plan = json_of(
