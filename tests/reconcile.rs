@@ -625,6 +625,14 @@ fn concurrent_applies_on_local_state_take_turns() {
             let output = output.unwrap();
             assert!(output.status.success(), "{output:?}");
         }
+        // The lock log: every hold released before the next began.
+        let log = std::fs::read_to_string(dir.path().join(".envform/state.json.lock.log")).unwrap();
+        let holds =
+            envform::state::check_lock_log(&log).unwrap_or_else(|error| panic!("{error}\n{log}"));
+        assert!(
+            holds >= concurrency,
+            "{holds} holds for {concurrency} applies:\n{log}"
+        );
         let expected: Vec<&str> = names.iter().map(String::as_str).collect();
         assert_converged(
             &server,

@@ -43,6 +43,8 @@ struct LocalPaths {
     backup: PathBuf,
     lock: PathBuf,
     lock_info: PathBuf,
+    /// Every hold of the lock, appended by its holder: `state.json.lock.log`.
+    lock_log: PathBuf,
 }
 
 impl LocalBackend {
@@ -54,6 +56,7 @@ impl LocalBackend {
                 backup: sibling(&state, ".backup"),
                 lock: sibling(&state, ".lock"),
                 lock_info: sibling(&state, ".lock.info"),
+                lock_log: sibling(&state, ".lock.log"),
                 state,
             },
             written: Arc::default(),
@@ -150,7 +153,13 @@ impl StateBackend for LocalBackend {
             } else {
                 create_parent(&paths.lock)?;
                 match FileLock::try_acquire(&paths.lock)? {
-                    Some(file_lock) => Some(file_lock),
+                    Some(mut file_lock) => {
+                        file_lock.log_to(
+                            paths.lock_log.clone(),
+                            format!("write-{}", Uuid::new_v4().simple()),
+                        )?;
+                        Some(file_lock)
+                    }
                     None => {
                         return Err(StateError::Locked {
                             holder: read_lock_info(&paths.lock_info),
@@ -185,6 +194,7 @@ impl StateBackend for LocalBackend {
             };
             write_lock_info(&paths.lock_info, &info)?;
             file_lock.remove_on_release(paths.lock_info.clone());
+            file_lock.log_to(paths.lock_log.clone(), info.id.clone())?;
             Ok(LockHandle::holding_file(info, file_lock))
         })
         .await

@@ -231,6 +231,8 @@ pub(crate) struct FileLock {
     path: PathBuf,
     /// Lock information written for display, removed before the lock is released.
     info_path: Option<PathBuf>,
+    /// The lock log this hold is recorded in, with its lock ID.
+    log: Option<(PathBuf, String)>,
     released: bool,
 }
 
@@ -252,6 +254,7 @@ impl FileLock {
                 file,
                 path: path.to_owned(),
                 info_path: None,
+                log: None,
                 released: false,
             })),
             Err(TryLockError::WouldBlock) => Ok(None),
@@ -269,10 +272,26 @@ impl FileLock {
         self.info_path = Some(info_path);
     }
 
+    /// Records this hold in the lock log at `log_path` (appended while the lock is held, so the
+    /// log's lines for one holder are never interleaved with another's).
+    pub(crate) fn log_to(&mut self, log_path: PathBuf, lock_id: String) -> Result<(), StateError> {
+        append_lock_log(&log_path, LockLogEvent::Acquired, &lock_id)?;
+        self.log = Some((log_path, lock_id));
+        Ok(())
+    }
+
+    fn log_release(&self) -> Result<(), StateError> {
+        match &self.log {
+            Some((log_path, lock_id)) => append_lock_log(log_path, LockLogEvent::Released, lock_id),
+            None => Ok(()),
+        }
+    }
+
     /// Releases the lock, reporting what went wrong (dropping releases it too, silently).
     pub(crate) fn release(mut self) -> Result<(), StateError> {
         self.released = true;
         self.remove_info()?;
+        self.log_release()?;
         self.unlock()
             .map_err(|source| StateError::io("unlock", &self.path, source))
     }
@@ -302,12 +321,79 @@ impl Drop for FileLock {
         if let Err(error) = self.remove_info() {
             tracing::warn!(%error, "cannot remove the state lock information");
         }
+        if let Err(error) = self.log_release() {
+            tracing::warn!(%error, "cannot record the release in the state lock log");
+        }
         // Closing the file right after releases the lock anyway; unlocking first keeps the
         // release independent of when the descriptor is closed.
         if let Err(error) = self.unlock() {
             tracing::warn!(path = %self.path.display(), %error, "cannot unlock the state lock file");
         }
     }
+}
+
+/// What a lock log line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockLogEvent {
+    Acquired,
+    Released,
+}
+
+impl LockLogEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            LockLogEvent::Acquired => "acquired",
+            LockLogEvent::Released => "released",
+        }
+    }
+}
+
+/// Appends `<microseconds since the epoch> <event> <lock id> <process id>` to the lock log.
+fn append_lock_log(path: &Path, event: LockLogEvent, lock_id: &str) -> Result<(), StateError> {
+    use std::io::Write;
+    let line = format!(
+        "{} {} {} {}\n",
+        jiff::Timestamp::now().as_microsecond(),
+        event.as_str(),
+        lock_id,
+        std::process::id()
+    );
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .map_err(|source| StateError::io("append to", path, source))
+}
+
+/// Checks a local lock log: every release belongs to the hold acquired just before it, so no two
+/// holders overlapped (a holder killed before releasing leaves an acquire with no release, which
+/// the next acquire closes). Returns the number of holds, or the first line that breaks the rule.
+pub fn check_lock_log(text: &str) -> Result<usize, String> {
+    let mut holder: Option<&str> = None;
+    let mut holds = 0;
+    for (number, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [_, event, lock_id, _] = fields[..] else {
+            return Err(format!("line {}: malformed: {line}", number + 1));
+        };
+        match event {
+            "acquired" => {
+                holder = Some(lock_id);
+                holds += 1;
+            }
+            "released" if holder == Some(lock_id) => holder = None,
+            "released" => {
+                return Err(format!(
+                    "line {}: {lock_id} released while {} held the lock",
+                    number + 1,
+                    holder.unwrap_or("nobody")
+                ));
+            }
+            _ => return Err(format!("line {}: unknown event: {line}", number + 1)),
+        }
+    }
+    Ok(holds)
 }
 
 /// The background task renewing a remote lock's lease; stopped when dropped.
@@ -492,5 +578,33 @@ mod tests {
             .expect("free after drop");
         again.release().unwrap();
         assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_lock_log_check_finds_overlapping_holders() {
+        let sound =
+            "1 acquired a 10\n2 released a 10\n3 acquired b 11\n4 acquired c 12\n5 released c 12\n";
+        // b was killed holding the lock: the system released it, and c took it.
+        assert_eq!(check_lock_log(sound), Ok(3));
+        let overlapping = "1 acquired a 10\n2 acquired b 11\n3 released a 10\n";
+        let error = check_lock_log(overlapping).unwrap_err();
+        assert!(error.contains("a released while b held"), "{error}");
+        assert!(check_lock_log("garbage").is_err());
+    }
+
+    #[test]
+    fn holds_are_logged_when_taken_and_released() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.lock");
+        let log = directory.path().join("state.lock.log");
+        let mut first = FileLock::try_acquire(&path).unwrap().unwrap();
+        first.log_to(log.clone(), "first".into()).unwrap();
+        first.release().unwrap();
+        let mut second = FileLock::try_acquire(&path).unwrap().unwrap();
+        second.log_to(log.clone(), "second".into()).unwrap();
+        drop(second);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(check_lock_log(&text), Ok(2), "{text}");
+        assert_eq!(text.lines().count(), 4);
     }
 }

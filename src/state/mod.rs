@@ -17,7 +17,8 @@ pub use document::*;
 pub use http::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES};
 pub use local::{LocalBackend, STATE_DIRECTORY, STATE_FILE};
 pub use lock::{
-    FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, lock_with_timeout,
+    FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, check_lock_log,
+    lock_with_timeout,
 };
 pub use service::{
     Clock, GrantKind, HolderOverlap, InvalidWorkspaceName, LockEvent, LockEventKind, LockGranted,
