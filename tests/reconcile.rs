@@ -542,7 +542,8 @@ fn twenty_environments(dir: &Path) -> Vec<String> {
 
 #[test]
 fn kill_nine_at_many_points_then_rerun_converges() {
-    for kill_after in [0, 1, 2, 3, 5, 7, 9, 11, 14, 17, 19] {
+    // Every step boundary of the 20-step chain: before the first, and after each of 19.
+    for kill_after in 0..TWENTY {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(&dir.path().join("serve.db"), &[]);
         let names = twenty_environments(dir.path());

@@ -109,6 +109,10 @@ fn no_secret_appears_in_outputs_logs_state_or_plans() {
     let token = revealed["worker_token"].as_str().unwrap().to_owned();
     run(&["env", "worker-command", "api", "-o", "json"]);
     run(&["env", "list", "-o", "json"]);
+    // The audit log holds every change above, before and after.
+    let history = run(&["env", "history", "api", "-o", "json"]);
+    assert!(history.status.success(), "{history:?}");
+    assert!(String::from_utf8_lossy(&history.stdout).contains("(sensitive"));
 
     let transcript = transcript.into_inner();
     let log = server.log();
