@@ -168,30 +168,45 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
 /// (a 2 MiB test or async worker thread) calls [`load`].
 const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
-/// Parses every readable file into a tree, on a thread with a known stack.
+/// Parses every readable file into a tree, on threads with a known stack: the files of a
+/// directory are split among the machine's cores, and the trees come back in file order.
 fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<Result<node::Node, Problem>> {
-    let parse_all = || {
-        sources
-            .files
+    let files: Vec<(SourceId, &str)> = sources
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| (SourceId(index), file.text.as_str()))
+        .filter(|(source, _)| !skip.contains(source))
+        .collect();
+    let parse_some = |files: &[(SourceId, &str)]| -> Vec<Result<node::Node, Problem>> {
+        files
             .iter()
-            .enumerate()
-            .map(|(index, file)| (SourceId(index), file))
-            .filter(|(source, _)| !skip.contains(source))
-            .map(|(source, file)| node::parse(source, &file.text))
+            .map(|(source, text)| node::parse(*source, text))
             .collect()
     };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let chunk = files.len().div_ceil(cores).max(1);
     std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("envform-spec-parser".to_owned())
-            .stack_size(PARSER_STACK_BYTES)
-            .spawn_scoped(scope, parse_all);
-        match worker {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread to be had: parse here, within the caller's stack.
-            Err(_) => parse_all(),
-        }
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let worker = std::thread::Builder::new()
+                    .name("envform-spec-parser".to_owned())
+                    .stack_size(PARSER_STACK_BYTES)
+                    .spawn_scoped(scope, move || parse_some(part));
+                (part, worker)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|(part, worker)| match worker {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: parse here, within the caller's stack.
+                Err(_) => parse_some(part),
+            })
+            .collect()
     })
 }
 

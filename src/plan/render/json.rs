@@ -2,6 +2,8 @@
 //! (`resource_changes[].change.actions`, `before`, `after`), with the order, drift, unmanaged
 //! environments and warnings. Secret values are `"(sensitive)"`; the schema is in the README.
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::redact;
@@ -15,53 +17,106 @@ use crate::plan::{Disruption, DisruptionCause};
 
 /// Renders `plan` as the documented JSON document (pretty-printed, with a final newline).
 pub fn render_json(plan: &Plan) -> String {
-    let base = plan.base();
-    let summary = plan.summary();
-    let document = json!({
-        "format_version": PLAN_FORMAT_VERSION,
-        "has_changes": plan.has_changes(),
-        "summary": {
-            "add": summary.add,
-            "change": summary.change,
-            "destroy": summary.destroy,
-            "adopt": summary.adopt,
-        },
-        "base": {
-            "lineage": base.lineage.map(|lineage| lineage.to_string()),
-            "serial": base.serial,
-            "desired_digest": base.desired_digest,
-            "touched": base
-                .touched
-                .iter()
-                .map(|(name, updated_at)| {
-                    (name.clone(), json!(updated_at.map(|time| time.to_string())))
-                })
-                .collect::<Map<String, Value>>(),
-            "absent": base.absent.iter().collect::<Vec<_>>(),
-        },
-        "options": {
-            "prune": plan.settings().prune,
-            "force": plan.settings().force,
-            "targets": plan.settings().targets,
-            "allow_disruption": plan.settings().allow_disruption,
-        },
-        "resource_changes": plan
-            .resource_changes()
-            .iter()
-            .map(resource_change)
-            .collect::<Vec<_>>(),
-        "steps": plan.steps().iter().map(step).collect::<Vec<_>>(),
-        "order": plan.steps().iter().map(|step| step.id.0).collect::<Vec<_>>(),
-        "drift": plan.drift().iter().map(drift).collect::<Vec<_>>(),
-        "unmanaged": plan.unmanaged().iter().map(unmanaged).collect::<Vec<_>>(),
-        "warnings": plan
-            .warnings()
-            .iter()
-            .map(|warning| json!({"kind": warning_kind(warning), "message": warning.to_string()}))
-            .collect::<Vec<_>>(),
-        "disruptions": plan.disruptions().iter().map(disruption).collect::<Vec<_>>(),
-    });
-    format!("{document:#}\n")
+    let mut out = Vec::new();
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new());
+    Document(plan)
+        .serialize(&mut serializer)
+        .expect("writing JSON values to memory cannot fail");
+    let mut text = String::from_utf8(out).expect("serde_json writes UTF-8");
+    text.push('\n');
+    text
+}
+
+/// The document, written entry by entry: the long lists are built one element at a time and
+/// never held whole, so a plan of thousands of environments renders in little memory.
+struct Document<'a>(&'a Plan);
+
+/// A list serialized from an iterator, one element at a time.
+struct Each<I>(std::cell::RefCell<Option<I>>);
+
+impl<I: Iterator<Item = Value>> Each<I> {
+    fn new(items: I) -> Self {
+        Self(std::cell::RefCell::new(Some(items)))
+    }
+}
+
+impl<I: Iterator<Item = Value>> Serialize for Each<I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self.0.borrow_mut().take();
+        serializer.collect_seq(items.into_iter().flatten())
+    }
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let plan = self.0;
+        let base = plan.base();
+        let summary = plan.summary();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("format_version", PLAN_FORMAT_VERSION)?;
+        map.serialize_entry("has_changes", &plan.has_changes())?;
+        map.serialize_entry(
+            "summary",
+            &json!({
+                "add": summary.add,
+                "change": summary.change,
+                "destroy": summary.destroy,
+                "adopt": summary.adopt,
+            }),
+        )?;
+        map.serialize_entry(
+            "base",
+            &json!({
+                "lineage": base.lineage.map(|lineage| lineage.to_string()),
+                "serial": base.serial,
+                "desired_digest": base.desired_digest,
+                "touched": base
+                    .touched
+                    .iter()
+                    .map(|(name, updated_at)| {
+                        (name.clone(), json!(updated_at.map(|time| time.to_string())))
+                    })
+                    .collect::<Map<String, Value>>(),
+                "absent": base.absent.iter().collect::<Vec<_>>(),
+            }),
+        )?;
+        map.serialize_entry(
+            "options",
+            &json!({
+                "prune": plan.settings().prune,
+                "force": plan.settings().force,
+                "targets": plan.settings().targets,
+                "allow_disruption": plan.settings().allow_disruption,
+            }),
+        )?;
+        let changes = plan.resource_changes();
+        map.serialize_entry(
+            "resource_changes",
+            &Each::new(changes.iter().map(resource_change)),
+        )?;
+        map.serialize_entry("steps", &Each::new(plan.steps().iter().map(step)))?;
+        map.serialize_entry(
+            "order",
+            &Each::new(plan.steps().iter().map(|step| json!(step.id.0))),
+        )?;
+        map.serialize_entry("drift", &Each::new(plan.drift().iter().map(drift)))?;
+        map.serialize_entry(
+            "unmanaged",
+            &Each::new(plan.unmanaged().iter().map(unmanaged)),
+        )?;
+        map.serialize_entry(
+            "warnings",
+            &Each::new(plan.warnings().iter().map(
+                |warning| json!({"kind": warning_kind(warning), "message": warning.to_string()}),
+            )),
+        )?;
+        map.serialize_entry(
+            "disruptions",
+            &Each::new(plan.disruptions().iter().map(disruption)),
+        )?;
+        map.end()
+    }
 }
 
 fn resource_change(change: &ResourceChange<'_>) -> Value {
