@@ -456,10 +456,15 @@ mod tests {
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        // The lock file stays (it is never deleted); no `.tmp` file is left behind.
+        // The lock file and its log stay (never deleted); no `.tmp` file is left behind.
         assert_eq!(
             names,
-            ["state.json", "state.json.backup", "state.json.lock"]
+            [
+                "state.json",
+                "state.json.backup",
+                "state.json.lock",
+                "state.json.lock.log"
+            ]
         );
     }
 
