@@ -15,6 +15,20 @@ async fn create(client: &reqwest::Client, server: &Server, name: &str) -> reqwes
         .unwrap()
 }
 
+/// Sends every request at once; their statuses, sorted.
+async fn sent_together(requests: Vec<reqwest::RequestBuilder>) -> Vec<u16> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| tokio::spawn(async move { request.send().await.unwrap().status().as_u16() }))
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_updates_of_different_fields_all_persist() {
     envform::api::install_crypto_provider();
@@ -90,28 +104,15 @@ async fn concurrent_claims_of_one_name_admit_exactly_one() {
     let client = reqwest::Client::new();
 
     // Eight creates of one name.
-    let creates: Vec<_> = (0..8)
+    let creates = (0..8)
         .map(|_| {
-            let client = client.clone();
-            let url = server.url.clone();
-            tokio::spawn(async move {
-                client
-                    .post(format!("{url}/api/v1/environments"))
-                    .bearer_auth(KEY_A)
-                    .json(&json!({"name": "contested"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
+            client
+                .post(format!("{}/api/v1/environments", server.url))
+                .bearer_auth(KEY_A)
+                .json(&json!({"name": "contested"}))
         })
         .collect();
-    let mut statuses = Vec::new();
-    for task in creates {
-        statuses.push(task.await.unwrap());
-    }
-    statuses.sort_unstable();
+    let statuses = sent_together(creates).await;
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
 
     // Eight environments renamed onto one free name at once.
@@ -124,29 +125,16 @@ async fn concurrent_claims_of_one_name_admit_exactly_one() {
             .unwrap();
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
-    let renames: Vec<_> = ids
+    let renames = ids
         .into_iter()
         .map(|id| {
-            let client = client.clone();
-            let url = server.url.clone();
-            tokio::spawn(async move {
-                client
-                    .patch(format!("{url}/api/v1/environments/{id}"))
-                    .bearer_auth(KEY_A)
-                    .json(&json!({"name": "the-one"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
+            client
+                .patch(format!("{}/api/v1/environments/{id}", server.url))
+                .bearer_auth(KEY_A)
+                .json(&json!({"name": "the-one"}))
         })
         .collect();
-    let mut statuses = Vec::new();
-    for task in renames {
-        statuses.push(task.await.unwrap());
-    }
-    statuses.sort_unstable();
+    let statuses = sent_together(renames).await;
     assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
     let list: Value = client
         .get(format!("{}/api/v1/environments", server.url))

@@ -150,13 +150,13 @@ async fn locked(
             )
         }
         Mode::Destroy => {
-            // Destroy = plan against a file with no environments: every managed one goes.
+            // Destroy = plan against a file with no environments: every managed one goes. The
+            // executor gets the same empty file (deletes carry no secrets to resolve).
             let empty = Desired {
                 environments: Vec::new(),
-                ..desired.clone()
+                ..desired
             };
-            let planned = make_plan(api, empty, state, &options).await?;
-            (Planned { desired, ..planned }, true)
+            (make_plan(api, empty, state, &options).await?, true)
         }
     };
     print_stdout(&render_plan(
@@ -199,25 +199,16 @@ async fn locked(
         wait_timeout: args.wait_timeout,
         ..ApplyOptions::default()
     };
-    // The executor works on the same desired file the payloads' secrets come from.
-    let desired = if is_destroy {
-        Desired {
-            environments: Vec::new(),
-            ..planned.desired.clone()
-        }
-    } else {
-        planned.desired.clone()
-    };
     let report = crate::apply::execute(
         &planned.plan,
-        &desired,
+        &planned.desired,
         &planned.live,
         Arc::clone(&connection.api),
         Journal {
             backend,
             lock: Some(handle),
         },
-        planned.state.clone(),
+        planned.state,
         &options,
         cancel,
         &progress,

@@ -32,7 +32,8 @@ pub fn render_json(plan: &Plan) -> String {
 /// never held whole, so a plan of thousands of environments renders in little memory.
 struct Document<'a>(&'a Plan);
 
-/// A list serialized from an iterator, one element at a time.
+/// A list serialized from an iterator, one element at a time (the iterator is taken on use, since
+/// `Serialize` only gets `&self`).
 struct Each<I>(std::cell::RefCell<Option<I>>);
 
 impl<I: Iterator<Item = Value>> Each<I> {
