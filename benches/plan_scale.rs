@@ -14,7 +14,8 @@
 //! recorded into a state document with `Step::record_in`, exactly as the executor does after
 //! each step, without 10,000 rounds of API calls and state writes.
 //!
-//! Run with `cargo bench --bench plan_scale` (`-- --quick` for 1,000 environments).
+//! Run with `cargo bench --bench plan_scale` (`-- --quick` for 1,000 environments). With
+//! `ENVFORM_BENCH_KEEP=1` the files and the server's database are kept, for profiling one command.
 
 #[path = "common.rs"]
 mod common;
@@ -560,4 +561,12 @@ fn main() {
         );
     }
     drop(server);
+    if std::env::var_os("ENVFORM_BENCH_KEEP").is_some() {
+        let kept = directory.keep();
+        println!(
+            "kept {}: `envform serve --db serve.db --api-key {API_KEY}={}`, then `envform plan -f environments --state .envform/state.json --force`",
+            kept.display(),
+            common::ORGANIZATION
+        );
+    }
 }

@@ -77,6 +77,17 @@ struct Identity<'a> {
     notes: Vec<StepNote>,
 }
 
+/// One managed field of a desired environment set beside live.
+struct Compared {
+    field: ManagedField,
+    /// Whether the desired file sets the field (else it is cleared, or ignored).
+    in_file: bool,
+    /// Live's value, when it is not `after`.
+    live_if_different: Option<Option<Value>>,
+    /// The value the plan leaves.
+    after: Option<Value>,
+}
+
 struct Planner<'a> {
     desired: &'a Desired,
     live: &'a [Environment],
@@ -414,13 +425,16 @@ impl<'a> Planner<'a> {
         let mut changes = Vec::new();
         let mut unchanged = Vec::new();
         let mut recorded = JsonMap::new();
-        let mut afters: BTreeMap<ManagedField, Option<Value>> = BTreeMap::new();
+        // Each field compared against live, kept for the drift check before `after` moves into
+        // the record: values are built once and cloned only into changes.
+        let mut compared: Vec<Compared> = Vec::new();
         for field in ManagedField::ALL {
             let desired = field.desired_value(&environment.fields);
+            let in_file = desired.is_some();
             let was_applied = last_applied
                 .and_then(|applied| applied.get(field.wire_name()))
                 .is_some_and(|value| !value.is_null());
-            let target = match desired.clone() {
+            let target = match desired {
                 Some(value) => Some(value),
                 None if field.clears_when_removed() && was_applied => None,
                 // Neither in the file nor applied before: someone else's field.
@@ -437,29 +451,58 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             };
-            let before = field.live_value(live);
-            let after = apply_ignores(target, before.as_ref(), field, &ignored);
-            if desired.is_some()
-                && let Some(value) = &after
-            {
-                recorded.insert(field.wire_name().to_owned(), value.clone());
-            }
-            if after == before {
-                if desired.is_some() {
+            // Live's value is copied only where the plan needs it: ignored paths, or a change.
+            let ignores_field = ignored
+                .iter()
+                .any(|path| path.first().is_some_and(|first| first == field.wire_name()));
+            let (after, before) = if ignores_field {
+                let before = field.live_value(live);
+                (
+                    apply_ignores(target, before.as_ref(), field, &ignored),
+                    Some(before),
+                )
+            } else {
+                (target, None)
+            };
+            let unchanged_live = match &before {
+                Some(before) => *before == after,
+                None => field.live_equals(live, after.as_ref()),
+            };
+            let live_if_different = if unchanged_live {
+                if in_file {
                     unchanged.push(field);
                 }
+                None
             } else {
+                let before = before.unwrap_or_else(|| field.live_value(live));
                 changes.push(FieldChange {
                     field,
                     before: before.clone(),
                     after: after.clone(),
                 });
-            }
-            afters.insert(field, after);
+                Some(before)
+            };
+            compared.push(Compared {
+                field,
+                in_file,
+                live_if_different,
+                after,
+            });
         }
 
         if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
-            self.record_drift(live, resource, &afters, &ignored);
+            self.record_drift(live, resource, &compared, &ignored);
+        }
+        for Compared {
+            field,
+            in_file,
+            after,
+            ..
+        } in compared
+        {
+            if in_file && let Some(value) = after {
+                recorded.insert(field.wire_name().to_owned(), value);
+            }
         }
 
         let action = match (&identity.live, &identity.renamed_from) {
@@ -560,7 +603,7 @@ impl<'a> Planner<'a> {
         &mut self,
         live: &Environment,
         resource: &ResourceState,
-        afters: &BTreeMap<ManagedField, Option<Value>>,
+        compared: &[Compared],
         ignored: &[Vec<String>],
     ) {
         for (wire_name, applied) in &resource.last_applied {
@@ -571,17 +614,30 @@ impl<'a> Planner<'a> {
             if field == ManagedField::Status && live.status == Status::Provisioning {
                 continue;
             }
-            let now = field.live_value(live);
             let applied = (!applied.is_null()).then_some(applied);
-            // A field left alone stays as live has it.
-            let after = afters.get(&field).cloned().unwrap_or_else(|| now.clone());
-            for difference in value::leaf_differences(applied, now.as_ref()) {
+            let found = compared.iter().find(|compared| compared.field == field);
+            let now_owned;
+            let (now, after) = match found {
+                Some(compared) => {
+                    let after = compared.after.as_ref();
+                    let now = compared
+                        .live_if_different
+                        .as_ref()
+                        .map_or(after, Option::as_ref);
+                    (now, after)
+                }
+                // A field left alone stays as live has it.
+                None => {
+                    now_owned = field.live_value(live);
+                    (now_owned.as_ref(), now_owned.as_ref())
+                }
+            };
+            for difference in value::leaf_differences(applied, now) {
                 let mut path = vec![wire_name.clone()];
                 path.extend(difference.path.iter().cloned());
                 let resolution = if ignored.iter().any(|prefix| path.starts_with(prefix)) {
                     DriftResolution::Ignored
-                } else if value::get(after.as_ref(), &difference.path) == difference.after.as_ref()
-                {
+                } else if value::get(after, &difference.path) == difference.after.as_ref() {
                     DriftResolution::Accepted
                 } else {
                     DriftResolution::Overwritten

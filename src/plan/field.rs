@@ -113,6 +113,39 @@ impl ManagedField {
     }
 }
 
+impl ManagedField {
+    /// Whether live's value is `value`: [`Self::live_value`] compared, without copying live.
+    pub(crate) fn live_equals(self, environment: &Environment, value: Option<&Value>) -> bool {
+        match self {
+            ManagedField::DisplayName => same_text(environment.display_name.as_deref(), value),
+            ManagedField::Description => same_text(environment.description.as_deref(), value),
+            ManagedField::Status => same_text(Some(environment.status.as_str()), value),
+            ManagedField::Configuration => same_object(environment.configuration.as_ref(), value),
+            ManagedField::Metadata => same_object(environment.metadata.as_ref(), value),
+            ManagedField::Settings => same_object(environment.settings.as_ref(), value),
+            ManagedField::Tags | ManagedField::ExecutionEnvironment => {
+                self.live_value(environment).as_ref() == value
+            }
+        }
+    }
+}
+
+fn same_text(live: Option<&str>, value: Option<&Value>) -> bool {
+    match (live, value) {
+        (None, None) => true,
+        (Some(live), Some(Value::String(value))) => live == value,
+        _ => false,
+    }
+}
+
+fn same_object(live: Option<&Map<String, Value>>, value: Option<&Value>) -> bool {
+    match (live, value) {
+        (None, None) => true,
+        (Some(live), Some(Value::Object(value))) => live == value,
+        _ => false,
+    }
+}
+
 impl fmt::Display for ManagedField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.wire_name())
@@ -190,6 +223,32 @@ mod tests {
             );
         }
         assert_eq!(ManagedField::from_wire_name("id"), None);
+    }
+
+    #[test]
+    fn live_equals_agrees_with_live_value() {
+        let environment: Environment = serde_json::from_value(json!({
+            "id": "0b5c4f0e-3c1a-4a57-9d0e-4f6e8f1a2b3c",
+            "name": "prod",
+            "display_name": "Production",
+            "status": "active",
+            "configuration": {"max_workers": 3},
+            "metadata": {"team": "a"},
+            "tags": ["x"],
+            "execution_environment": {"env_vars": {"K": "v"}}
+        }))
+        .expect("environment");
+        let other = json!({"team": "b"});
+        for field in ManagedField::ALL {
+            let live = field.live_value(&environment);
+            assert!(field.live_equals(&environment, live.as_ref()), "{field}");
+            assert!(!field.live_equals(&environment, Some(&other)), "{field}");
+            assert_eq!(
+                field.live_equals(&environment, None),
+                live.is_none(),
+                "{field}"
+            );
+        }
     }
 
     #[test]

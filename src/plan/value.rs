@@ -47,6 +47,8 @@ fn collect(
     out: &mut Vec<LeafDifference>,
 ) {
     match (before, after) {
+        // Equal objects have no differing leaf: skip collecting their keys.
+        (left, right) if left == right => {}
         (Some(Value::Object(left)), Some(Value::Object(right))) => {
             let keys: BTreeSet<&String> = left.keys().chain(right.keys()).collect();
             for key in keys {
@@ -55,7 +57,6 @@ fn collect(
                 path.pop();
             }
         }
-        (left, right) if left == right => {}
         (left, right) => out.push(LeafDifference {
             path: path.clone(),
             before: left.cloned(),

@@ -342,38 +342,67 @@ pub(crate) fn name_problem(name: &str) -> Option<NameProblem> {
     }
 }
 
-/// Reports every key written twice in one mapping, anywhere in the tree, with both places.
-pub(crate) fn duplicate_keys(checker: &mut Checker<'_>, node: &Node) {
+/// Every key written twice in one mapping, anywhere in the tree, with both places.
+pub(crate) fn duplicate_keys(node: &Node) -> Vec<Problem> {
+    let mut problems = Vec::new();
     // Iterative: nesting is bounded by the parser, but a work list costs nothing.
     let mut pending = vec![node];
     while let Some(node) = pending.pop() {
         match &node.value {
             Value::Sequence(items) => pending.extend(items.iter().rev()),
             Value::Mapping(entries) => {
-                let mut first_by_key: HashMap<ScalarKey<'_>, &Node> = HashMap::new();
-                for entry in entries {
-                    let Some(key) = ScalarKey::of(&entry.key) else {
-                        continue;
+                for (repeated, first) in repeated_keys(entries) {
+                    let kind = DiagnosticKind::DuplicateKey {
+                        key: key_text(repeated),
                     };
-                    match first_by_key.entry(key) {
-                        std::collections::hash_map::Entry::Vacant(vacant) => {
-                            vacant.insert(&entry.key);
-                        }
-                        std::collections::hash_map::Entry::Occupied(first) => {
-                            let kind = DiagnosticKind::DuplicateKey {
-                                key: key_text(&entry.key),
-                            };
-                            let problem = problem_at(kind, &entry.key)
-                                .with_label(first.get().location, "first written here");
-                            checker.push(problem);
-                        }
-                    }
+                    let problem =
+                        problem_at(kind, repeated).with_label(first.location, "first written here");
+                    problems.push(problem);
                 }
                 pending.extend(entries.iter().rev().map(|entry| &entry.value));
             }
             _ => {}
         }
     }
+    problems
+}
+
+/// Mappings up to this many entries are searched for a repeated key pair by pair, which is
+/// cheaper than hashing their keys.
+const PAIRWISE_KEYS: usize = 16;
+
+/// Each key of a mapping that an earlier entry already has, with that first key.
+fn repeated_keys(entries: &[Entry]) -> Vec<(&Node, &Node)> {
+    let mut repeated = Vec::new();
+    if entries.len() <= PAIRWISE_KEYS {
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(key) = ScalarKey::of(&entry.key) else {
+                continue;
+            };
+            let first = entries[..index]
+                .iter()
+                .find(|earlier| ScalarKey::of(&earlier.key).as_ref() == Some(&key));
+            if let Some(first) = first {
+                repeated.push((&entry.key, &first.key));
+            }
+        }
+        return repeated;
+    }
+    let mut first_by_key: HashMap<ScalarKey<'_>, &Node> = HashMap::new();
+    for entry in entries {
+        let Some(key) = ScalarKey::of(&entry.key) else {
+            continue;
+        };
+        match first_by_key.entry(key) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(&entry.key);
+            }
+            std::collections::hash_map::Entry::Occupied(first) => {
+                repeated.push((&entry.key, *first.get()));
+            }
+        }
+    }
+    repeated
 }
 
 /// A scalar mapping key, compared by value (collections and floats are not compared).

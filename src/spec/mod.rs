@@ -134,8 +134,8 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
     let mut roots = Vec::new();
     for parsed in parse_files(&sources, &unreadable) {
         match parsed {
-            Ok(root) => {
-                check::duplicate_keys(&mut checker, &root);
+            Ok((root, duplicate_keys)) => {
+                problems.extend(duplicate_keys);
                 roots.push(root);
             }
             Err(problem) => problems.push(problem),
@@ -168,9 +168,13 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
 /// (a 2 MiB test or async worker thread) calls [`load`].
 const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
-/// Parses every readable file into a tree, on threads with a known stack: the files of a
-/// directory are split among the machine's cores, and the trees come back in file order.
-fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<Result<node::Node, Problem>> {
+/// A file's tree and the keys written twice in it.
+type ParsedFile = Result<(node::Node, Vec<Problem>), Problem>;
+
+/// Parses every readable file into a tree and checks it for duplicate keys, on threads with a
+/// known stack: the files of a directory are split among the machine's cores, and the trees come
+/// back in file order.
+fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
     let files: Vec<(SourceId, &str)> = sources
         .files
         .iter()
@@ -178,10 +182,14 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<Result<node::Node, P
         .map(|(index, file)| (SourceId(index), file.text.as_str()))
         .filter(|(source, _)| !skip.contains(source))
         .collect();
-    let parse_some = |files: &[(SourceId, &str)]| -> Vec<Result<node::Node, Problem>> {
+    let parse_some = |files: &[(SourceId, &str)]| -> Vec<ParsedFile> {
         files
             .iter()
-            .map(|(source, text)| node::parse(*source, text))
+            .map(|(source, text)| {
+                let root = node::parse(*source, text)?;
+                let duplicate_keys = check::duplicate_keys(&root);
+                Ok((root, duplicate_keys))
+            })
             .collect()
     };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

@@ -134,6 +134,34 @@ fn duplicate_key_points_at_both() {
 }
 
 #[test]
+fn duplicate_key_in_a_large_mapping_points_at_both() {
+    // Past the size where keys are compared pair by pair, they are hashed: same answer.
+    let mut text = format!("{HEAD}  - name: prod\n    metadata:\n");
+    for index in 0..20 {
+        text.push_str(&format!("      k{index}: v\n"));
+    }
+    let first = text.find("k3:").expect("k3");
+    text.push_str("      k3: again\n");
+    let repeated = text.rfind("k3:").expect("second k3");
+    let diagnostic = only(&text);
+    assert_eq!(
+        diagnostic.kind,
+        DiagnosticKind::DuplicateKey {
+            key: "k3".to_owned()
+        }
+    );
+    assert_at(
+        &diagnostic,
+        "envform::spec::duplicate_key",
+        repeated,
+        25,
+        7,
+        2,
+    );
+    assert_eq!(diagnostic.labels[0].location.span, (first, 2).into());
+}
+
+#[test]
 fn unknown_key_with_suggestion() {
     let diagnostic = only(&format!("{HEAD}  - name: prod\n    descripton: x\n"));
     assert_eq!(
