@@ -15,17 +15,18 @@ use envform::api::{
 };
 use tempfile::TempDir;
 
-use crate::contract::{KEY_A, ServerProcess, Wire};
+use crate::contract::{KEY_A, Wire, serve};
+use crate::support::Server;
 
 /// A server with the given fault rules, and its temporary directory.
-fn faulty_server(rules: &str) -> (ServerProcess, TempDir) {
+fn faulty_server(rules: &str) -> (Server, TempDir) {
     let dir = TempDir::new().expect("temp dir");
-    let server = ServerProcess::start(&dir.path().join("serve.db"), &["--faults", rules]);
+    let server = serve(&dir.path().join("serve.db"), &["--faults", rules]);
     (server, dir)
 }
 
 /// How many requests matched each fault rule, and how many of them were failed.
-async fn fault_counts(server: &ServerProcess) -> Vec<(u64, u64)> {
+async fn fault_counts(server: &Server) -> Vec<(u64, u64)> {
     let report = Wire::new(server.url()).get("/_faults", KEY_A).await.json();
     report["rules"]
         .as_array()

@@ -5,22 +5,22 @@
 //! limits, malformed ids, and that a restart keeps everything.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envform::api::{
-    ClientConfig, ControlPlaneClient, CreateEnvironment, Environment, EnvironmentError,
-    EnvironmentId, EnvironmentsApi, ExecutionEnvironment, JsonMap, OrganizationId, Patch, Status,
-    UpdateEnvironment,
+    CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
+    ExecutionEnvironment, JsonMap, OrganizationId, Patch, Status, UpdateEnvironment,
 };
 use envform::control_plane::{ControlPlane, ControlPlaneConfig};
 use serde_json::json;
 use tempfile::TempDir;
 
-pub(crate) const KEY_A: &str = "contract-key-a";
-pub(crate) const KEY_B: &str = "contract-key-b";
+use crate::support::Server;
+
+pub(crate) use crate::support::{KEY_A, KEY_B};
 pub(crate) const KEY_FAIL: &str = "contract-key-fail";
 pub(crate) const ORG_A: &str = "org-a";
 pub(crate) const ORG_B: &str = "org-b";
@@ -29,158 +29,13 @@ pub(crate) const ORG_FAIL: &str = "org-fail";
 // ---------------------------------------------------------------------------------------------
 // A real `envform serve` process.
 
-/// A running `envform serve` on 127.0.0.1 with an ephemeral port; killed when dropped.
-pub(crate) struct ServerProcess {
-    child: Child,
-    url: String,
-    db: PathBuf,
-    args: Vec<String>,
-    log: PathBuf,
-    _logs: TempDir,
-}
-
-impl ServerProcess {
-    /// Starts `envform serve --addr 127.0.0.1:0 --db <db>` with keys for org-a, org-b and org-fail
-    /// (provisioning of org-fail fails) and the `extra` flags.
-    pub(crate) fn start(db: &Path, extra: &[&str]) -> Self {
-        let mut args: Vec<String> = [
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            &db.display().to_string(),
-            "--api-key",
-            &format!("{KEY_A}={ORG_A}"),
-            "--api-key",
-            &format!("{KEY_B}={ORG_B}"),
-            "--api-key",
-            &format!("{KEY_FAIL}={ORG_FAIL}"),
-            "--provision-fail",
-            ORG_FAIL,
-        ]
-        .iter()
-        .map(|arg| (*arg).to_owned())
-        .collect();
-        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        Self::spawn(db, args)
-    }
-
-    fn spawn(db: &Path, args: Vec<String>) -> Self {
-        let logs = TempDir::new().expect("log directory");
-        let log = logs.path().join("serve.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_envform"))
-            .args(&args)
-            .env_remove("ENVFORM_API_KEYS")
-            .env("ENVFORM_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            // A file, not a pipe: an unread pipe would block a chatty server.
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn envform serve");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = sender.send(line);
-            // Keep draining so the server never blocks on stdout.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = match receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "envform serve did not start; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
-        let url = line
-            .trim()
-            .strip_prefix("envform serve listening on ")
-            .filter(|url| url.starts_with("http://127.0.0.1:"))
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "unexpected first line {line:?} from envform serve; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Self {
-            child,
-            url,
-            db: db.to_owned(),
-            args,
-            log,
-            _logs: logs,
-        }
-    }
-
-    /// The base URL, e.g. `http://127.0.0.1:41234`.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// What the server logged so far.
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// An SDK client for `key`, with short retry delays.
-    pub(crate) fn client(&self, key: &str) -> ControlPlaneClient {
-        let config = ClientConfig {
-            base_url: self.url.clone(),
-            retry_base_delay: Duration::from_millis(10),
-            retry_max_delay: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(20),
-            ..ClientConfig::new(key.to_owned())
-        };
-        ControlPlaneClient::with_config(config).expect("client")
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    pub(crate) fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for envform serve") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "envform serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the server gracefully and starts it again with the same database and flags.
-    pub(crate) fn restart(mut self) -> Self {
-        let status = self.terminate();
-        assert!(
-            status.success(),
-            "envform serve exited with {status} on SIGTERM"
-        );
-        let args = std::mem::take(&mut self.args);
-        Self::spawn(&self.db.clone(), args)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `envform serve` on 127.0.0.1 with keys for org-a, org-b and org-fail (whose provisioning
+/// fails), plus the `extra` flags.
+pub(crate) fn serve(db: &Path, extra: &[&str]) -> Server {
+    let failing = format!("{KEY_FAIL}={ORG_FAIL}");
+    let mut args = vec!["--api-key", &failing, "--provision-fail", ORG_FAIL];
+    args.extend_from_slice(extra);
+    Server::start(db, &args)
 }
 
 /// A plain HTTP client (no SDK), for what only the wire shows.
@@ -272,7 +127,7 @@ struct Target {
 
 enum Backend {
     Embedded(ControlPlane),
-    Http(ServerProcess),
+    Http(Server),
 }
 
 impl Target {
@@ -319,7 +174,7 @@ impl Target {
         if let Some(delay) = &delay {
             extra.extend(["--provision-delay", delay.as_str()]);
         }
-        let server = ServerProcess::start(&dir.path().join("serve.db"), &extra);
+        let server = serve(&dir.path().join("serve.db"), &extra);
         Self {
             a: Arc::new(server.client(KEY_A)),
             b: Arc::new(server.client(KEY_B)),
@@ -924,8 +779,8 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
-fn start_server(dir: &TempDir) -> ServerProcess {
-    ServerProcess::start(&dir.path().join("serve.db"), &["--body-limit", "4KiB"])
+fn start_server(dir: &TempDir) -> Server {
+    serve(&dir.path().join("serve.db"), &["--body-limit", "4KiB"])
 }
 
 #[tokio::test]
@@ -1209,7 +1064,7 @@ async fn restart_keeps_everything() {
     let before = settle(&client).await;
     let of_b = settle(&server.client(KEY_B)).await;
 
-    let server = server.restart();
+    let server = server.restart_gracefully();
     let after = server
         .client(KEY_A)
         .environments()

@@ -5,8 +5,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use envform::api::{ClientConfig, ControlPlaneClient};
 
 /// Path of the binary under test.
 pub fn envform_bin() -> PathBuf {
@@ -88,17 +90,30 @@ impl Server {
             .spawn()
             .expect("spawn envform serve");
         let stdout = child.stdout.take().expect("server stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the server's first line");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = sender.send(line);
+            // Keep draining so the server never blocks on stdout.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
         let url = line
             .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|url| url.starts_with("http://"))
-            .unwrap_or_else(|| panic!("unexpected first line from envform serve: {line:?}"))
-            .to_owned();
+            .strip_prefix("envform serve listening on ")
+            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .map(str::to_owned);
+        let Some(url) = url else {
+            let _ = child.kill();
+            panic!(
+                "envform serve did not start (first line {line:?}); its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        };
         Server {
             child,
             log_path,
@@ -155,10 +170,60 @@ impl Server {
         command
     }
 
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// An SDK client for `key`, with short retry delays.
+    pub fn client(&self, key: &str) -> ControlPlaneClient {
+        let config = ClientConfig {
+            base_url: self.url.clone(),
+            retry_base_delay: Duration::from_millis(10),
+            retry_max_delay: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(20),
+            ..ClientConfig::new(key.to_owned())
+        };
+        ControlPlaneClient::with_config(config).expect("client")
+    }
+
     /// Stops the server (SIGKILL) and starts it again on the same database and flags.
     pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let args = std::mem::take(&mut self.args);
+        let db = self.db.clone();
+        Self::spawn(&db, args)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for envform serve") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envform serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM, which must succeed) and starts it again on the same
+    /// database and flags.
+    pub fn restart_gracefully(mut self) -> Server {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "envform serve exited with {status} on SIGTERM"
+        );
         let args = std::mem::take(&mut self.args);
         let db = self.db.clone();
         Self::spawn(&db, args)

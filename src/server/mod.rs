@@ -35,6 +35,9 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long a state lock lasts unless its holder renews it, by default.
 pub const DEFAULT_STATE_LEASE: Duration = Duration::from_secs(60);
 
+/// How long the server answers a repeated list from memory (never across one of its writes).
+pub const LIST_CACHE_TTL: Duration = Duration::from_millis(250);
+
 /// Everything `envform serve` runs with.
 pub struct ServeConfig {
     /// Where to listen; port 0 picks a free port (see [`Server::local_addr`]).
@@ -61,10 +64,10 @@ impl ServeConfig {
             db_path: db_path.into(),
             api_keys: BTreeMap::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
-            // The server is its database's one writer: repeated lists come from memory for up to
-            // a quarter second, and never across one of its own writes.
+            // The server is its database's one writer: repeated lists come from memory for a
+            // moment, and never across one of its own writes.
             control_plane: ControlPlaneConfig {
-                list_cache: Some(std::time::Duration::from_millis(250)),
+                list_cache: Some(LIST_CACHE_TTL),
                 ..ControlPlaneConfig::default()
             },
             faults: FaultConfig::default(),
