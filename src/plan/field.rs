@@ -111,9 +111,7 @@ impl ManagedField {
                 .map(digested_execution_environment),
         }
     }
-}
 
-impl ManagedField {
     /// Whether live's value is `value`: [`Self::live_value`] compared, without copying live.
     pub(crate) fn live_equals(self, environment: &Environment, value: Option<&Value>) -> bool {
         match self {
