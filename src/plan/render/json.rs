@@ -36,13 +36,13 @@ struct Document<'a>(&'a Plan);
 /// `Serialize` only gets `&self`).
 struct Each<I>(std::cell::RefCell<Option<I>>);
 
-impl<I: Iterator<Item = Value>> Each<I> {
+impl<I: Iterator<Item: Serialize>> Each<I> {
     fn new(items: I) -> Self {
         Self(std::cell::RefCell::new(Some(items)))
     }
 }
 
-impl<I: Iterator<Item = Value>> Serialize for Each<I> {
+impl<I: Iterator<Item: Serialize>> Serialize for Each<I> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let items = self.0.borrow_mut().take();
         serializer.collect_seq(items.into_iter().flatten())
@@ -99,7 +99,7 @@ impl Serialize for Document<'_> {
         map.serialize_entry("steps", &Each::new(plan.steps().iter().map(step)))?;
         map.serialize_entry(
             "order",
-            &Each::new(plan.steps().iter().map(|step| json!(step.id.0))),
+            &Each::new(plan.steps().iter().map(|step| step.id.0)),
         )?;
         map.serialize_entry("drift", &Each::new(plan.drift().iter().map(drift)))?;
         map.serialize_entry(
@@ -120,51 +120,84 @@ impl Serialize for Document<'_> {
     }
 }
 
-fn resource_change(change: &ResourceChange<'_>) -> Value {
+/// One element of `resource_changes`. The per-environment lists are written straight from these
+/// borrowed structs, fields in the documented order, rather than built as JSON values first.
+#[derive(Serialize)]
+struct ResourceChangeEntry<'a> {
+    name: &'a str,
+    previous_name: Option<&'a str>,
+    temporary_name: Option<&'a str>,
+    environment_id: Option<String>,
+    change: ChangeEntry,
+    notes: Vec<&'static str>,
+    steps: Vec<u32>,
+}
+
+#[derive(Serialize)]
+struct ChangeEntry {
+    actions: Vec<&'static str>,
+    /// `None` is `null`: nothing before a create, nothing after a delete.
+    before: Option<Fields>,
+    after: Option<Fields>,
+    sensitive_changes: Vec<Value>,
+    unchanged_fields: Vec<&'static str>,
+}
+
+/// A JSON object of a few fields, in the order they were added.
+struct Fields(Vec<(&'static str, Value)>);
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+    }
+}
+
+fn resource_change<'a>(change: &ResourceChange<'a>) -> ResourceChangeEntry<'a> {
     let main = change.main;
     let mut actions = vec![change.action.as_str()];
     if matches!(change.action, Action::Adopt | Action::Rename) && !main.changes.is_empty() {
         actions.push(Action::Update.as_str());
     }
-    let mut before = Map::new();
-    let mut after = Map::new();
+    let mut before = Vec::new();
+    let mut after = Vec::new();
     if let Some(previous) = change.previous_name {
-        before.insert("name".to_owned(), json!(previous));
-        after.insert("name".to_owned(), json!(change.name));
+        before.push(("name", json!(previous)));
+        after.push(("name", json!(change.name)));
     }
     let mut sensitive_changes = Vec::new();
     for field in &main.changes {
-        let mut path = vec![field.field.wire_name().to_owned()];
+        let wire_name = field.field.wire_name();
+        let mut path = vec![wire_name.to_owned()];
         if let Some(value) = &field.before {
-            before.insert(path[0].clone(), redact(&mut path, value));
+            before.push((wire_name, redact(&mut path, value)));
         }
         let shown_after = field
             .after
             .as_ref()
             .map_or(Value::Null, |value| redact(&mut path, value));
-        after.insert(path[0].clone(), shown_after);
+        after.push((wire_name, shown_after));
         sensitive_changes.extend(sensitive_paths(field));
     }
     let (before, after) = match change.action {
-        Action::Create => (Value::Null, Value::Object(after)),
-        Action::Delete => (Value::Object(before), Value::Null),
-        _ => (Value::Object(before), Value::Object(after)),
+        Action::Create => (None, Some(Fields(after))),
+        Action::Delete => (Some(Fields(before)), None),
+        _ => (Some(Fields(before)), Some(Fields(after))),
     };
-    json!({
-        "name": change.name,
-        "previous_name": change.previous_name,
-        "temporary_name": change.temporary_name,
-        "environment_id": main.environment_id.map(|id| id.to_string()),
-        "change": {
-            "actions": actions,
-            "before": before,
-            "after": after,
-            "sensitive_changes": sensitive_changes,
-            "unchanged_fields": main.unchanged.iter().map(|f| f.wire_name()).collect::<Vec<_>>(),
+    ResourceChangeEntry {
+        name: change.name,
+        previous_name: change.previous_name,
+        temporary_name: change.temporary_name,
+        environment_id: main.environment_id.map(|id| id.to_string()),
+        change: ChangeEntry {
+            actions,
+            before,
+            after,
+            sensitive_changes,
+            unchanged_fields: main.unchanged.iter().map(|f| f.wire_name()).collect(),
         },
-        "notes": notes(&main.notes),
-        "steps": change.steps.iter().map(|step| step.id.0).collect::<Vec<_>>(),
-    })
+        notes: notes(&main.notes),
+        steps: change.steps.iter().map(|step| step.id.0).collect(),
+    }
 }
 
 /// The paths of secret values a change adds, removes or alters.
@@ -200,37 +233,63 @@ fn collect_secrets(path: &mut Vec<String>, value: Option<&Value>, found: &mut Ve
     }
 }
 
-fn step(step: &Step) -> Value {
-    json!({
-        "id": step.id.0,
-        "name": step.name,
-        "action": step.action.as_str(),
-        "environment_id": step.environment_id.map(|id| id.to_string()),
-        "rename": step.rename.as_ref().map(|rename| json!({"from": rename.from, "to": rename.to})),
-        "swap": step.swap.map(|part| match part {
+/// One element of `steps`.
+#[derive(Serialize)]
+struct StepEntry<'a> {
+    id: u32,
+    name: &'a str,
+    action: &'static str,
+    environment_id: Option<String>,
+    rename: Option<RenameEntry<'a>>,
+    swap: Option<&'static str>,
+    fields: Vec<&'static str>,
+    depends_on: Vec<u32>,
+    wait_for_provisioning: bool,
+    calls_api: bool,
+    notes: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct RenameEntry<'a> {
+    from: &'a str,
+    to: &'a str,
+}
+
+fn step(step: &Step) -> StepEntry<'_> {
+    StepEntry {
+        id: step.id.0,
+        name: &step.name,
+        action: step.action.as_str(),
+        environment_id: step.environment_id.map(|id| id.to_string()),
+        rename: step.rename.as_ref().map(|rename| RenameEntry {
+            from: &rename.from,
+            to: &rename.to,
+        }),
+        swap: step.swap.map(|part| match part {
             SwapPart::ToTemporary => "to_temporary",
             SwapPart::FromTemporary => "from_temporary",
         }),
-        "fields": step.changes.iter().map(|change| change.field.wire_name()).collect::<Vec<_>>(),
-        "depends_on": step.depends_on.iter().map(|id| id.0).collect::<Vec<_>>(),
-        "wait_for_provisioning": step.wait_for_provisioning,
-        "calls_api": step.calls_api(),
-        "notes": notes(&step.notes),
-    })
+        fields: step
+            .changes
+            .iter()
+            .map(|change| change.field.wire_name())
+            .collect(),
+        depends_on: step.depends_on.iter().map(|id| id.0).collect(),
+        wait_for_provisioning: step.wait_for_provisioning,
+        calls_api: step.calls_api(),
+        notes: notes(&step.notes),
+    }
 }
 
-fn notes(notes: &[StepNote]) -> Vec<Value> {
+fn notes(notes: &[StepNote]) -> Vec<&'static str> {
     notes
         .iter()
-        .map(|note| {
-            let kind = match note {
-                StepNote::Recreate => "recreate",
-                StepNote::ReplacedOutside => "replaced_outside",
-                StepNote::Pruned => "pruned",
-                StepNote::TakenOver => "taken_over",
-                StepNote::GoneOutside => "gone_outside",
-            };
-            json!(kind)
+        .map(|note| match note {
+            StepNote::Recreate => "recreate",
+            StepNote::ReplacedOutside => "replaced_outside",
+            StepNote::Pruned => "pruned",
+            StepNote::TakenOver => "taken_over",
+            StepNote::GoneOutside => "gone_outside",
         })
         .collect()
 }
