@@ -28,8 +28,9 @@ pub fn render_json(plan: &Plan) -> String {
     text
 }
 
-/// The document, written entry by entry: the long lists are built one element at a time and
-/// never held whole, so a plan of thousands of environments renders in little memory.
+/// The document, written entry by entry: the long lists are serialized one element at a time,
+/// with no JSON tree of the whole plan, so a plan of thousands of environments renders in little
+/// memory.
 struct Document<'a>(&'a Plan);
 
 /// A list serialized from an iterator, one element at a time (the iterator is taken on use, since
