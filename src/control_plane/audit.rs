@@ -126,7 +126,7 @@ mod tests {
     use super::*;
     use jiff::Timestamp;
 
-    use crate::api::{EnvironmentId, ExecutionEnvironment, Status};
+    use crate::api::ExecutionEnvironment;
 
     fn record(env_vars: &[(&str, &str)]) -> EnvironmentRecord {
         let mut execution = ExecutionEnvironment::default();
@@ -136,26 +136,10 @@ mod tests {
         execution.secrets.push("db-password".to_owned());
         let at = Timestamp::from_microsecond(1).unwrap();
         EnvironmentRecord {
-            id: EnvironmentId::new_random(),
-            organization_id: OrganizationId("acme".to_owned()),
-            name: "prod".to_owned(),
             display_name: Some("Prod".to_owned()),
-            description: None,
-            status: Status::Active,
-            requested_status: Status::Active,
             configuration: Some(json!({"max_workers": 2}).as_object().unwrap().clone()),
-            metadata: None,
-            tags: None,
-            settings: None,
             execution_environment: Some(execution),
-            temporal_namespace: None,
-            temporal_namespace_id: None,
-            provisioning_workflow_id: None,
-            provisioned_at: None,
-            error_message: None,
-            created_at: at,
-            updated_at: at,
-            created_by: None,
+            ..EnvironmentRecord::new(OrganizationId("acme".to_owned()), "prod", at)
         }
     }
 

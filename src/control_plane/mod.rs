@@ -43,7 +43,7 @@ pub use workers::{
     MIN_HEARTBEAT_INTERVAL,
 };
 
-use crate::api::{EnvironmentError, EnvironmentId, OrganizationId, Status};
+use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, SqliteStore, Store, StoreError,
 };
@@ -230,7 +230,8 @@ impl ControlPlane {
                 created_at: now,
             })
             .await?;
-        let mut default = new_environment(organization, DEFAULT_ENVIRONMENT_NAME, now);
+        let mut default =
+            EnvironmentRecord::new(organization.clone(), DEFAULT_ENVIRONMENT_NAME, now);
         provisioning::apply_namespace(&mut default, &namespace);
         transaction.insert_environment(&default).await?;
         let entry = audit::entry(
@@ -281,36 +282,6 @@ impl ControlPlane {
     /// What the clones share: store, provisioner, configuration.
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
-    }
-}
-
-/// A new environment record with every optional field empty and status `active` requested.
-fn new_environment(
-    organization: &OrganizationId,
-    name: &str,
-    now: jiff::Timestamp,
-) -> EnvironmentRecord {
-    EnvironmentRecord {
-        id: EnvironmentId::new_random(),
-        organization_id: organization.clone(),
-        name: name.to_owned(),
-        display_name: Some(name.to_owned()),
-        description: None,
-        status: Status::Active,
-        requested_status: Status::Active,
-        configuration: None,
-        metadata: None,
-        tags: None,
-        settings: None,
-        execution_environment: None,
-        temporal_namespace: None,
-        temporal_namespace_id: None,
-        provisioning_workflow_id: None,
-        provisioned_at: None,
-        error_message: None,
-        created_at: now,
-        updated_at: now,
-        created_by: None,
     }
 }
 

@@ -204,9 +204,6 @@ impl EnvironmentsApi for OrganizationScope {
         let created_at = latest.map_or(now, |latest| clock::after(latest, now));
         let requested_status = data.status.unwrap_or(Status::Active);
         let mut record = EnvironmentRecord {
-            id: EnvironmentId::new_random(),
-            organization_id: self.organization.clone(),
-            name: data.name.clone(),
             display_name: Some(
                 data.display_name
                     .clone()
@@ -220,14 +217,8 @@ impl EnvironmentsApi for OrganizationScope {
             tags: data.tags.clone(),
             settings: data.settings.clone(),
             execution_environment: data.execution_environment.clone(),
-            temporal_namespace: None,
-            temporal_namespace_id: None,
-            provisioning_workflow_id: None,
-            provisioned_at: None,
-            error_message: None,
-            created_at,
-            updated_at: created_at,
             created_by: self.actor.clone(),
+            ..EnvironmentRecord::new(self.organization.clone(), &data.name, created_at)
         };
         provisioning::apply_namespace(&mut record, &namespace);
         transaction

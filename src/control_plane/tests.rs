@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::api::{
-    CreateEnvironment, Environment, EnvironmentsApi, ExecutionEnvironment, JsonMap, Patch,
+    CreateEnvironment, Environment, EnvironmentsApi, ExecutionEnvironment, JsonMap, Patch, Status,
     UpdateEnvironment,
 };
 

@@ -125,6 +125,35 @@ pub struct EnvironmentRecord {
     pub created_by: Option<String>,
 }
 
+impl EnvironmentRecord {
+    /// A new environment named `name` at `now`: displayed as its name, `active` requested and
+    /// set, every optional field empty, a fresh id.
+    pub fn new(organization: OrganizationId, name: &str, now: Timestamp) -> Self {
+        Self {
+            id: EnvironmentId::new_random(),
+            organization_id: organization,
+            name: name.to_owned(),
+            display_name: Some(name.to_owned()),
+            description: None,
+            status: Status::Active,
+            requested_status: Status::Active,
+            configuration: None,
+            metadata: None,
+            tags: None,
+            settings: None,
+            execution_environment: None,
+            temporal_namespace: None,
+            temporal_namespace_id: None,
+            provisioning_workflow_id: None,
+            provisioned_at: None,
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+            created_by: None,
+        }
+    }
+}
+
 impl fmt::Debug for EnvironmentRecord {
     // Written by hand so `execution_environment.env_vars` values never reach logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -240,22 +240,7 @@ impl Store for SqliteStore {
         &self,
         hash: &WorkerTokenHash,
     ) -> Result<Option<WorkerTokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
-             WHERE token_hash = ?",
-        )
-        .bind(hash.0.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(WorkerTokenRecord {
-                hash: WorkerTokenHash(row.try_get("token_hash")?),
-                organization_id: OrganizationId(row.try_get("organization_id")?),
-                environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
-                created_at: timestamp(row.try_get("created_at")?)?,
-            })
-        })
-        .transpose()
+        select_worker_token(&self.pool, hash).await
     }
 }
 
@@ -515,6 +500,32 @@ where
         .transpose()
 }
 
+/// The worker token with this digest, through the pool or a transaction.
+pub(super) async fn select_worker_token<'c, E>(
+    executor: E,
+    hash: &WorkerTokenHash,
+) -> Result<Option<WorkerTokenRecord>, StoreError>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    let row = sqlx::query(
+        "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
+         WHERE token_hash = ?",
+    )
+    .bind(hash.0.as_str())
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        Ok(WorkerTokenRecord {
+            hash: WorkerTokenHash(row.try_get("token_hash")?),
+            organization_id: OrganizationId(row.try_get("organization_id")?),
+            environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
+            created_at: timestamp(row.try_get("created_at")?)?,
+        })
+    })
+    .transpose()
+}
+
 /// The JSON columns of an environment, serialized.
 struct EnvironmentColumns {
     configuration: Option<String>,
@@ -645,27 +656,15 @@ mod tests {
     fn environment(organization: &str, name: &str, created_at: i64) -> EnvironmentRecord {
         let mut configuration = JsonMap::new();
         configuration.insert("max_workers".into(), 3.into());
+        let created_at = Timestamp::from_microsecond(created_at).unwrap();
         EnvironmentRecord {
-            id: EnvironmentId::new_random(),
-            organization_id: OrganizationId(organization.to_owned()),
-            name: name.to_owned(),
             display_name: Some(name.to_uppercase()),
-            description: None,
             status: Status::Provisioning,
-            requested_status: Status::Active,
             configuration: Some(configuration),
-            metadata: None,
             tags: Some(vec!["a".into()]),
-            settings: None,
-            execution_environment: None,
-            temporal_namespace: None,
-            temporal_namespace_id: None,
             provisioning_workflow_id: Some("workflow-1".into()),
-            provisioned_at: None,
-            error_message: None,
-            created_at: Timestamp::from_microsecond(created_at).unwrap(),
-            updated_at: Timestamp::from_microsecond(created_at).unwrap(),
             created_by: Some("someone".into()),
+            ..EnvironmentRecord::new(OrganizationId(organization.to_owned()), name, created_at)
         }
     }
 

@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::sqlite::{SqliteStore, SqliteTransaction, parse_environment_id, timestamp};
+use super::sqlite::{
+    SqliteStore, SqliteTransaction, parse_environment_id, select_worker_token, timestamp,
+};
 use super::{StoreError, WorkerTokenHash, WorkerTokenRecord};
 use crate::api::{EnvironmentId, OrganizationId, WorkerId};
 
@@ -254,22 +256,7 @@ impl WorkerTransaction for SqliteTransaction {
         &mut self,
         hash: &WorkerTokenHash,
     ) -> Result<Option<WorkerTokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
-             WHERE token_hash = ?",
-        )
-        .bind(hash.0.as_str())
-        .fetch_optional(&mut *self.transaction)
-        .await?;
-        row.map(|row| {
-            Ok(WorkerTokenRecord {
-                hash: WorkerTokenHash(row.try_get("token_hash")?),
-                organization_id: OrganizationId(row.try_get("organization_id")?),
-                environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
-                created_at: timestamp(row.try_get("created_at")?)?,
-            })
-        })
-        .transpose()
+        select_worker_token(&mut *self.transaction, hash).await
     }
 
     async fn delete_worker_tokens(
@@ -312,7 +299,6 @@ fn count(value: i64) -> Result<u32, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Status;
     use crate::store::{
         EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store,
     };
@@ -323,26 +309,8 @@ mod tests {
 
     fn environment(organization: &str, name: &str) -> EnvironmentRecord {
         EnvironmentRecord {
-            id: EnvironmentId::new_random(),
-            organization_id: OrganizationId(organization.to_owned()),
-            name: name.to_owned(),
             display_name: None,
-            description: None,
-            status: Status::Active,
-            requested_status: Status::Active,
-            configuration: None,
-            metadata: None,
-            tags: None,
-            settings: None,
-            execution_environment: None,
-            temporal_namespace: None,
-            temporal_namespace_id: None,
-            provisioning_workflow_id: None,
-            provisioned_at: None,
-            error_message: None,
-            created_at: at(1),
-            updated_at: at(1),
-            created_by: None,
+            ..EnvironmentRecord::new(OrganizationId(organization.to_owned()), name, at(1))
         }
     }
 
