@@ -143,7 +143,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NamespaceRecord, NamespaceState, OrganizationRecord, Store};
+    use crate::store::{OrganizationRecord, Store};
 
     fn entry(organization: &str, environment: Option<EnvironmentId>, at: i64) -> AuditEntry {
         AuditEntry {
@@ -164,18 +164,10 @@ mod tests {
         let mut transaction = store.begin().await.unwrap();
         for organization in ["acme", "other"] {
             transaction
-                .insert_organization(&OrganizationRecord {
-                    id: OrganizationId(organization.to_owned()),
-                    namespace: NamespaceRecord {
-                        state: NamespaceState::Ready,
-                        provisioning_workflow_id: None,
-                        temporal_namespace: None,
-                        temporal_namespace_id: None,
-                        provisioned_at: None,
-                        error_message: None,
-                    },
-                    created_at: Timestamp::from_microsecond(1).unwrap(),
-                })
+                .insert_organization(&OrganizationRecord::ready(
+                    OrganizationId(organization.to_owned()),
+                    Timestamp::from_microsecond(1).unwrap(),
+                ))
                 .await
                 .unwrap();
         }
@@ -212,18 +204,10 @@ mod tests {
         {
             let mut transaction = store.begin().await.unwrap();
             transaction
-                .insert_organization(&OrganizationRecord {
-                    id: acme.clone(),
-                    namespace: NamespaceRecord {
-                        state: NamespaceState::Ready,
-                        provisioning_workflow_id: None,
-                        temporal_namespace: None,
-                        temporal_namespace_id: None,
-                        provisioned_at: None,
-                        error_message: None,
-                    },
-                    created_at: Timestamp::from_microsecond(1).unwrap(),
-                })
+                .insert_organization(&OrganizationRecord::ready(
+                    acme.clone(),
+                    Timestamp::from_microsecond(1).unwrap(),
+                ))
                 .await
                 .unwrap();
             transaction

@@ -80,6 +80,25 @@ pub struct OrganizationRecord {
     pub created_at: Timestamp,
 }
 
+#[cfg(test)]
+impl OrganizationRecord {
+    /// An organization whose namespace is ready, with nothing else recorded: a store test's fixture.
+    pub(crate) fn ready(id: OrganizationId, created_at: Timestamp) -> Self {
+        Self {
+            id,
+            namespace: NamespaceRecord {
+                state: NamespaceState::Ready,
+                provisioning_workflow_id: None,
+                temporal_namespace: None,
+                temporal_namespace_id: None,
+                provisioned_at: None,
+                error_message: None,
+            },
+            created_at,
+        }
+    }
+}
+
 /// An environment as stored.
 #[derive(Clone, PartialEq)]
 pub struct EnvironmentRecord {

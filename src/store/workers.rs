@@ -299,9 +299,7 @@ fn count(value: i64) -> Result<u32, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{
-        EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store,
-    };
+    use crate::store::{EnvironmentRecord, OrganizationRecord, Store};
 
     fn at(microseconds: i64) -> Timestamp {
         Timestamp::from_microsecond(microseconds).unwrap()
@@ -338,18 +336,7 @@ mod tests {
         organizations.dedup();
         for organization in organizations {
             transaction
-                .insert_organization(&OrganizationRecord {
-                    id: organization.clone(),
-                    namespace: NamespaceRecord {
-                        state: NamespaceState::Ready,
-                        provisioning_workflow_id: None,
-                        temporal_namespace: None,
-                        temporal_namespace_id: None,
-                        provisioned_at: None,
-                        error_message: None,
-                    },
-                    created_at: at(1),
-                })
+                .insert_organization(&OrganizationRecord::ready(organization.clone(), at(1)))
                 .await
                 .unwrap();
         }
