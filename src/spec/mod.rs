@@ -6,6 +6,7 @@
 //! file with several problems reports all of them in one [`SpecError`].
 
 mod check;
+mod compose;
 mod diagnostic;
 mod document;
 mod model;

@@ -1,5 +1,5 @@
-//! The YAML layer, the only place that knows serde-saphyr: text → a tree of [`Node`]s that
-//! remember where each was written. Validation walks this tree instead of deserializing into
+//! The YAML layer, with [`super::compose`] the only place that knows serde-saphyr: text → a tree
+//! of [`Node`]s that remember where each was written. Validation walks this tree instead of deserializing into
 //! typed structs, because serde stops at the first error and the file's author wants all of them.
 //!
 //! Parser settings: duplicate keys are passed through (and reported with both places by
@@ -119,6 +119,11 @@ pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {
         };
         return Err(Problem::new(kind, location(source, 0, 0)));
     }
+    super::compose::compose(source, text).map_or_else(|| deserialize(source, text), Ok)
+}
+
+/// Parses through serde-saphyr's deserializer, which knows every YAML feature and error.
+pub(super) fn deserialize(source: SourceId, text: &str) -> Result<Node, Problem> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
@@ -142,7 +147,7 @@ pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {
     }
 }
 
-fn location(source: SourceId, offset: usize, len: usize) -> Location {
+pub(super) fn location(source: SourceId, offset: usize, len: usize) -> Location {
     Location {
         source,
         span: SourceSpan::new(offset.into(), len),
@@ -215,7 +220,7 @@ fn convert(raw: Spanned<Raw>, source: SourceId, text: &str) -> Node {
 
 /// The parser places a collection at its first character only; labels read better over the
 /// collection's first line (and a whole one-line flow collection, brackets included).
-fn collection_extent(value: &Value, start: Location, text: &str) -> Location {
+pub(super) fn collection_extent(value: &Value, start: Location, text: &str) -> Location {
     let begin = start.span.offset();
     let mut end = begin + start.span.len();
     let mut extend = |node: &Node| {

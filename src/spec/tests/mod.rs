@@ -282,6 +282,7 @@ fn diagnostics_never_quote_env_var_values() {
     assert!(!error.to_string().contains("s3cr3t"));
 }
 
+mod compose;
 mod fixtures;
 mod positions;
 mod snapshots;

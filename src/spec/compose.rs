@@ -1,0 +1,156 @@
+//! The fast path of the YAML layer: a file of plain YAML composed straight from the parser's
+//! events, without serde-saphyr's deserializer. Most desired-state files use nothing else, and
+//! spans through `Spanned<T>` cost about as much again as the parse itself.
+//!
+//! It gives up (returns `None`) on anything it does not reproduce exactly: anchors, aliases,
+//! merge keys, tags, numbers other than plain decimal integers, complex keys, more than one
+//! document, sizes near the budgets, and every parse error. [`super::node::parse`] then hands the
+//! file to serde-saphyr, which decides and reports. A test checks that both give the same tree.
+
+use std::borrow::Cow;
+
+use serde_saphyr::granit_parser::{self, Event, Parser, ScalarStyle, Span};
+
+use super::model::{Location, SourceId};
+use super::node::{Entry, MAX_DEPTH, MAX_NODES, Node, Value, collection_extent, location};
+
+/// A collection being composed.
+enum Open {
+    Sequence {
+        start: Location,
+        items: Vec<Node>,
+    },
+    Mapping {
+        start: Location,
+        entries: Vec<Entry>,
+        key: Option<Node>,
+    },
+}
+
+/// The tree of `text`, or `None` when serde-saphyr must decide.
+pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
+    // The parser settings serde-saphyr derives from `node::parse`'s budget.
+    let options = granit_parser::options! {
+        flow_nesting_limit: MAX_DEPTH,
+        block_nesting_limit: granit_parser::Options::default().block_nesting_limit.max(MAX_DEPTH + 1),
+        emit_comments: false,
+    };
+    let mut open: Vec<Open> = Vec::new();
+    let mut root = None;
+    let mut documents = 0_usize;
+    for (events, item) in Parser::new_from_str_with_options(text, options).enumerate() {
+        // Well inside the node budget, so serde-saphyr alone decides near it.
+        if events >= MAX_NODES {
+            return None;
+        }
+        let (event, span) = item.ok()?;
+        let node = match event {
+            Event::StreamStart | Event::DocumentEnd => continue,
+            Event::StreamEnd => break,
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+                continue;
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let place = place(source, span)?;
+                Node {
+                    value: scalar(value, style)?,
+                    location: place,
+                    used_at: place,
+                }
+            }
+            Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
+                if anchor != 0 || tag.is_some() || open.len() + 1 >= MAX_DEPTH {
+                    return None;
+                }
+                let start = place(source, span)?;
+                open.push(if matches!(event, Event::SequenceStart(..)) {
+                    Open::Sequence {
+                        start,
+                        items: Vec::new(),
+                    }
+                } else {
+                    Open::Mapping {
+                        start,
+                        entries: Vec::new(),
+                        key: None,
+                    }
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match open.pop()? {
+                Open::Sequence { start, items } => collection(Value::Sequence(items), start, text),
+                Open::Mapping {
+                    start,
+                    entries,
+                    key: None,
+                } => collection(Value::Mapping(entries), start, text),
+                Open::Mapping { key: Some(_), .. } => return None,
+            },
+            _ => return None,
+        };
+        match open.last_mut() {
+            None if root.is_none() => root = Some(node),
+            None => return None,
+            Some(Open::Sequence { items, .. }) => items.push(node),
+            Some(Open::Mapping { entries, key, .. }) => match key.take() {
+                Some(key) => entries.push(Entry { key, value: node }),
+                // A merge key or a collection as a key: serde-saphyr's rules.
+                None if node.as_str() == Some("<<") || !is_scalar(&node) => return None,
+                None => *key = Some(node),
+            },
+        }
+    }
+    if open.is_empty() { root } else { None }
+}
+
+fn place(source: SourceId, span: Span) -> Option<Location> {
+    let start = span.start.byte_offset()?;
+    let end = span.end.byte_offset()?;
+    Some(location(source, start, end.checked_sub(start)?))
+}
+
+fn collection(value: Value, start: Location, text: &str) -> Node {
+    Node {
+        location: collection_extent(&value, start, text),
+        used_at: start,
+        value,
+    }
+}
+
+fn is_scalar(node: &Node) -> bool {
+    !matches!(node.value, Value::Sequence(_) | Value::Mapping(_))
+}
+
+/// A scalar typed as serde-saphyr types it (YAML 1.2 core schema, strict booleans), or `None`
+/// for a number it should decide.
+fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
+    if style != ScalarStyle::Plain {
+        return Some(Value::String(text.into_owned()));
+    }
+    Some(match text.as_ref() {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        plain => match plain.as_bytes() {
+            [b'0'..=b'9' | b'+' | b'-' | b'.', ..] => Value::Integer(decimal(plain)?),
+            _ => Value::String(text.into_owned()),
+        },
+    })
+}
+
+/// A plain decimal integer without a sign `+`, leading zeros or more than 18 digits.
+fn decimal(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'));
+    if plain { text.parse().ok() } else { None }
+}
