@@ -12,6 +12,7 @@ pub mod apply;
 pub mod cli;
 pub mod control_plane;
 mod local;
+mod parallel;
 pub mod plan;
 pub mod server;
 pub mod spec;

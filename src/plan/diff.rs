@@ -67,6 +67,21 @@ pub fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
         .collect()
 }
 
+/// Fewest desired environments worth a thread of their own.
+const ENVIRONMENTS_PER_THREAD: usize = 512;
+
+/// What planning one desired environment adds to the plan.
+struct PlannedEnvironment {
+    /// The live environment it took.
+    live: Option<EnvironmentId>,
+    /// The live name it takes over by a rename.
+    renamed_from: Option<String>,
+    /// Its step, or two for a swap.
+    steps: Vec<Step>,
+    drift: Vec<Drift>,
+    warnings: Vec<PlanWarning>,
+}
+
 /// Which live environment a desired one is, and how it was found.
 struct Identity<'a> {
     live: Option<&'a Environment>,
@@ -151,18 +166,30 @@ impl<'a> Planner<'a> {
             .collect();
         desired.sort_by(|left, right| left.name.cmp(&right.name));
 
+        // Environments are planned independently of each other: large plans on every core.
+        let planned = crate::parallel::in_runs(
+            &desired,
+            ENVIRONMENTS_PER_THREAD,
+            crate::parallel::SHALLOW_STACK_BYTES,
+            |run| -> Vec<PlannedEnvironment> {
+                run.iter()
+                    .map(|environment| {
+                        let identity = self.identify(environment, &claims);
+                        let swapped = swapped.contains(&environment.name);
+                        self.plan_environment(environment, identity, swapped)
+                    })
+                    .collect()
+            },
+        );
         let mut used_live: BTreeSet<EnvironmentId> = BTreeSet::new();
         let mut accounted: BTreeSet<String> = BTreeSet::new();
-        for environment in desired {
-            let identity = self.identify(environment, &claims);
-            if let Some(live) = identity.live {
-                used_live.insert(live.id);
-            }
+        for (environment, planned) in desired.iter().zip(planned.into_iter().flatten()) {
+            used_live.extend(planned.live);
             accounted.insert(environment.name.clone());
-            if let Some(from) = &identity.renamed_from {
-                accounted.insert(from.clone());
-            }
-            self.plan_environment(environment, identity, swapped.contains(&environment.name));
+            accounted.extend(planned.renamed_from);
+            self.steps.extend(planned.steps);
+            self.drift.extend(planned.drift);
+            self.warnings.extend(planned.warnings);
         }
         self.plan_leftover_live(&used_live, &mut accounted);
         self.plan_leftover_state(&accounted);
@@ -415,12 +442,14 @@ impl<'a> Planner<'a> {
 
     /// The step (two for a swap) and the drift of one desired environment.
     fn plan_environment(
-        &mut self,
+        &self,
         environment: &DesiredEnvironment,
         identity: Identity<'a>,
         swapped: bool,
-    ) {
-        let ignored = self.ignore_paths(environment);
+    ) -> PlannedEnvironment {
+        let (ignored, warnings) = ignore_paths(environment);
+        let mut steps = Vec::new();
+        let mut drift = Vec::new();
         let last_applied = identity.managed.map(|resource| &resource.last_applied);
         let mut changes = Vec::new();
         let mut unchanged = Vec::new();
@@ -491,7 +520,7 @@ impl<'a> Planner<'a> {
         }
 
         if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
-            self.record_drift(live, resource, &compared, &ignored);
+            record_drift(&mut drift, live, resource, &compared, &ignored);
         }
         for Compared {
             field,
@@ -532,14 +561,14 @@ impl<'a> Planner<'a> {
                 .map(|reference| reference.name.clone()),
         };
         let environment_id = identity.live.map(|live| live.id);
-        let mut rename = identity.renamed_from.map(|from| Rename {
+        let mut rename = identity.renamed_from.clone().map(|from| Rename {
             from,
             to: environment.name.clone(),
         });
         let mut swap = None;
         if swapped && let Some(whole) = &rename {
             let temporary = swap_temporary_name(&whole.from, &whole.to);
-            self.steps.push(Step {
+            steps.push(Step {
                 id: StepId(0),
                 action: Action::Rename,
                 name: environment.name.clone(),
@@ -562,7 +591,7 @@ impl<'a> Planner<'a> {
             });
             swap = Some(SwapPart::FromTemporary);
         }
-        self.steps.push(Step {
+        steps.push(Step {
             id: StepId(0),
             action,
             name: environment.name.clone(),
@@ -576,80 +605,12 @@ impl<'a> Planner<'a> {
             record,
             notes: identity.notes,
         });
-    }
-
-    /// The `ignore_changes` paths of an environment, as value paths; unknown fields are warned.
-    fn ignore_paths(&mut self, environment: &DesiredEnvironment) -> Vec<Vec<String>> {
-        let mut paths = Vec::new();
-        for path in &environment.lifecycle.ignore_changes {
-            let known = path
-                .0
-                .first()
-                .is_some_and(|field| ManagedField::from_wire_name(field).is_some());
-            if known {
-                paths.push(path.0.clone());
-            } else {
-                self.warnings.push(PlanWarning::UnknownIgnorePath {
-                    name: environment.name.clone(),
-                    path: path.to_string(),
-                });
-            }
-        }
-        paths
-    }
-
-    /// Drift: every leaf of a last-applied field that live no longer has.
-    fn record_drift(
-        &mut self,
-        live: &Environment,
-        resource: &ResourceState,
-        compared: &[Compared],
-        ignored: &[Vec<String>],
-    ) {
-        for (wire_name, applied) in &resource.last_applied {
-            let Some(field) = ManagedField::from_wire_name(wire_name) else {
-                continue;
-            };
-            // `provisioning` is the service's own transition, not a change made by someone.
-            if field == ManagedField::Status && live.status == Status::Provisioning {
-                continue;
-            }
-            let applied = (!applied.is_null()).then_some(applied);
-            let found = compared.iter().find(|compared| compared.field == field);
-            let now_owned;
-            let (now, after) = match found {
-                Some(compared) => {
-                    let after = compared.after.as_ref();
-                    let now = compared
-                        .live_if_different
-                        .as_ref()
-                        .map_or(after, Option::as_ref);
-                    (now, after)
-                }
-                // A field left alone stays as live has it.
-                None => {
-                    now_owned = field.live_value(live);
-                    (now_owned.as_ref(), now_owned.as_ref())
-                }
-            };
-            for difference in value::leaf_differences(applied, now) {
-                let mut path = vec![wire_name.clone()];
-                path.extend(difference.path.iter().cloned());
-                let resolution = if ignored.iter().any(|prefix| path.starts_with(prefix)) {
-                    DriftResolution::Ignored
-                } else if value::get(after, &difference.path) == difference.after.as_ref() {
-                    DriftResolution::Accepted
-                } else {
-                    DriftResolution::Overwritten
-                };
-                self.drift.push(Drift {
-                    name: live.name.clone(),
-                    path: ValuePath(path),
-                    last_applied: difference.before,
-                    live: difference.after,
-                    resolution,
-                });
-            }
+        PlannedEnvironment {
+            live: environment_id,
+            renamed_from: identity.renamed_from,
+            steps,
+            drift,
+            warnings,
         }
     }
 
@@ -822,6 +783,82 @@ impl<'a> Planner<'a> {
             desired_digest: self.desired.digest.clone(),
             touched,
             absent,
+        }
+    }
+}
+
+/// The `ignore_changes` paths of an environment, as value paths; unknown fields are warned.
+fn ignore_paths(environment: &DesiredEnvironment) -> (Vec<Vec<String>>, Vec<PlanWarning>) {
+    let mut paths = Vec::new();
+    let mut warnings = Vec::new();
+    for path in &environment.lifecycle.ignore_changes {
+        let known = path
+            .0
+            .first()
+            .is_some_and(|field| ManagedField::from_wire_name(field).is_some());
+        if known {
+            paths.push(path.0.clone());
+        } else {
+            warnings.push(PlanWarning::UnknownIgnorePath {
+                name: environment.name.clone(),
+                path: path.to_string(),
+            });
+        }
+    }
+    (paths, warnings)
+}
+
+/// Drift: every leaf of a last-applied field that live no longer has.
+fn record_drift(
+    drift: &mut Vec<Drift>,
+    live: &Environment,
+    resource: &ResourceState,
+    compared: &[Compared],
+    ignored: &[Vec<String>],
+) {
+    for (wire_name, applied) in &resource.last_applied {
+        let Some(field) = ManagedField::from_wire_name(wire_name) else {
+            continue;
+        };
+        // `provisioning` is the service's own transition, not a change made by someone.
+        if field == ManagedField::Status && live.status == Status::Provisioning {
+            continue;
+        }
+        let applied = (!applied.is_null()).then_some(applied);
+        let found = compared.iter().find(|compared| compared.field == field);
+        let now_owned;
+        let (now, after) = match found {
+            Some(compared) => {
+                let after = compared.after.as_ref();
+                let now = compared
+                    .live_if_different
+                    .as_ref()
+                    .map_or(after, Option::as_ref);
+                (now, after)
+            }
+            // A field left alone stays as live has it.
+            None => {
+                now_owned = field.live_value(live);
+                (now_owned.as_ref(), now_owned.as_ref())
+            }
+        };
+        for difference in value::leaf_differences(applied, now) {
+            let mut path = vec![wire_name.clone()];
+            path.extend(difference.path.iter().cloned());
+            let resolution = if ignored.iter().any(|prefix| path.starts_with(prefix)) {
+                DriftResolution::Ignored
+            } else if value::get(after, &difference.path) == difference.after.as_ref() {
+                DriftResolution::Accepted
+            } else {
+                DriftResolution::Overwritten
+            };
+            drift.push(Drift {
+                name: live.name.clone(),
+                path: ValuePath(path),
+                last_applied: difference.before,
+                live: difference.after,
+                resolution,
+            });
         }
     }
 }

@@ -193,30 +193,10 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
             })
             .collect()
     };
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let chunk = files.len().div_ceil(cores).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let worker = std::thread::Builder::new()
-                    .name("envform-spec-parser".to_owned())
-                    .stack_size(PARSER_STACK_BYTES)
-                    .spawn_scoped(scope, move || parse_some(part));
-                (part, worker)
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|(part, worker)| match worker {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to be had: parse here, within the caller's stack.
-                Err(_) => parse_some(part),
-            })
-            .collect()
-    })
+    crate::parallel::in_runs(&files, 1, PARSER_STACK_BYTES, parse_some)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// File order, then position; a problem found twice (through `defaults` or an alias used by

@@ -19,6 +19,8 @@ pub(crate) const NO_CHANGES: &str = "No changes. Live environments match the con
 
 /// Widest line of the plan's own text: the order list and warnings wrap at it.
 const LINE_WIDTH: usize = 80;
+/// Fewest environment sections worth a thread of their own.
+const SECTIONS_PER_THREAD: usize = 512;
 
 /// Renders `plan` for a terminal; `color` adds ANSI colours to the change symbols.
 pub fn render_human(plan: &Plan, color: bool) -> String {
@@ -82,10 +84,24 @@ impl Writer {
         if !changes.is_empty() {
             self.out
                 .push_str("envform will perform the following actions:\n\n");
-            for change in &changes {
-                self.resource(change, plan.disruptions());
-                self.out.push('\n');
-            }
+            // Each environment's section stands alone: large plans are written on every core.
+            let sections = crate::parallel::in_runs(
+                &changes,
+                SECTIONS_PER_THREAD,
+                crate::parallel::SHALLOW_STACK_BYTES,
+                |run| {
+                    let mut writer = Writer {
+                        out: String::new(),
+                        color: self.color,
+                    };
+                    for change in run {
+                        writer.resource(change, plan.disruptions());
+                        writer.out.push('\n');
+                    }
+                    writer.out
+                },
+            );
+            self.out.extend(sections);
         }
         let forgotten: Vec<&Step> = plan
             .steps()

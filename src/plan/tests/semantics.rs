@@ -737,3 +737,95 @@ fn wait_for_provisioning_before_a_status_change_of_a_provisioning_environment() 
     // `provisioning` is the service's transition, not drift.
     assert!(plan.drift().is_empty());
 }
+
+#[test]
+fn a_plan_large_enough_for_several_threads_is_each_environment_planned_in_name_order() {
+    // 2,000 environments: planned in runs on as many threads as there are cores.
+    let count: u128 = 2_000;
+    let mut environments = Vec::new();
+    let mut live_list = Vec::new();
+    let mut recorded = state();
+    for number in 0..count {
+        let name = format!("env-{number:04}");
+        let mut environment = desired_with(
+            &name,
+            DesiredFields {
+                description: Some("wanted".to_owned()),
+                ..DesiredFields::default()
+            },
+        );
+        if number % 7 == 0 {
+            environment.lifecycle.ignore_changes = vec![FieldPath(vec!["colour".to_owned()])];
+        }
+        environments.push(environment);
+        if number % 3 != 0 {
+            let mut environment = live(number + 1, &name);
+            // Every third is created; of the rest, half are changed outside envform (drift).
+            environment.description =
+                Some(if number % 3 == 1 { "wanted" } else { "edited" }.to_owned());
+            manage(
+                &mut recorded,
+                &environment,
+                object(json!({"description": "wanted"})),
+            );
+            live_list.push(environment);
+        }
+    }
+    environments.reverse();
+    let options = PlanOptions {
+        force: true,
+        ..PlanOptions::default()
+    };
+    let plan = diff(&document(environments), &live_list, &recorded, &options).unwrap();
+
+    let expected = |number: u128| match number % 3 {
+        0 => Action::Create,
+        1 => Action::NoOp,
+        _ => Action::Update,
+    };
+    assert_eq!(plan.steps().len(), usize::try_from(count).unwrap());
+    for step in plan.steps() {
+        let number: u128 = step.name["env-".len()..].parse().unwrap();
+        assert_eq!(step.action, expected(number), "{}", step.name);
+    }
+    let drifted: Vec<&str> = plan
+        .drift()
+        .iter()
+        .map(|drift| drift.name.as_str())
+        .collect();
+    let expected_drift: Vec<String> = (0..count)
+        .filter(|number| number % 3 == 2)
+        .map(|number| format!("env-{number:04}"))
+        .collect();
+    assert_eq!(drifted, expected_drift);
+    let warned: Vec<String> = plan
+        .warnings()
+        .iter()
+        .filter_map(|warning| match warning {
+            PlanWarning::UnknownIgnorePath { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected_warnings: Vec<String> = (0..count)
+        .filter(|number| number % 7 == 0)
+        .map(|number| format!("env-{number:04}"))
+        .collect();
+    assert_eq!(
+        warned, expected_warnings,
+        "in name order, whatever thread found them"
+    );
+
+    // The human rendering writes the sections on several threads too: each once, in name order.
+    let text = render_human(&plan, false);
+    let headers: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("# "))
+        .filter_map(|header| header.split_once(" will be "))
+        .map(|(name, _)| name)
+        .collect();
+    let changed: Vec<String> = (0..count)
+        .filter(|number| number % 3 != 1)
+        .map(|number| format!("env-{number:04}"))
+        .collect();
+    assert_eq!(headers, changed);
+}
