@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::plan::{PlanFormat, Planned, PlanningArgs, make_plan, render_plan};
+use super::plan::{PlanFormat, Planned, PlanningArgs, make_plan, show_plan};
 use super::progress::TerminalProgress;
 use super::settings::{TargetArgs, parse_duration};
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
@@ -159,11 +159,11 @@ async fn locked(
             (make_plan(api, empty, state, &options).await?, true)
         }
     };
-    print_stdout(&render_plan(
+    show_plan(
         &planned.plan,
         PlanFormat::Human,
         crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
-    ))?;
+    )?;
     if planned.plan.steps().is_empty() {
         return Ok(Exit::Success);
     }

@@ -54,11 +54,15 @@ pub(crate) fn report(report: miette::Report) {
 
 /// Writes data to stdout; a closed pipe (`| head`) is not an error worth a panic.
 pub(crate) fn print_stdout(text: &str) -> miette::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    write_stdout(|out| out.write_all(text.as_bytes()))
+}
+
+/// Lets `write` write to stdout through a buffer; a closed pipe ends it quietly.
+pub(crate) fn write_stdout(
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> miette::Result<()> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(miette::miette!("cannot write to stdout: {error}"))
         }

@@ -7,7 +7,7 @@ use miette::IntoDiagnostic;
 
 use super::env::api_error;
 use super::exit::Exit;
-use super::output::{print_stdout, stdout_color};
+use super::output::{print_stdout, stdout_color, write_stdout};
 use super::settings::TargetArgs;
 use super::workspace::{self, DesiredArgs, StateArgs};
 use crate::api::Environment;
@@ -133,8 +133,15 @@ fn plan_against(
     })
 }
 
-/// Renders a plan in a format for stdout.
-pub(crate) fn render_plan(plan: &Plan, format: PlanFormat, markdown_max_chars: usize) -> String {
+/// Shows a plan on stdout in a format; JSON is written as it is serialized.
+pub(crate) fn show_plan(
+    plan: &Plan,
+    format: PlanFormat,
+    markdown_max_chars: usize,
+) -> miette::Result<()> {
+    if format == PlanFormat::Json {
+        return write_stdout(|out| render::write_json(plan, out));
+    }
     let options = RenderOptions {
         color: format == PlanFormat::Human && stdout_color(),
         markdown_max_chars,
@@ -143,7 +150,7 @@ pub(crate) fn render_plan(plan: &Plan, format: PlanFormat, markdown_max_chars: u
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    text
+    print_stdout(&text)
 }
 
 /// Runs `envform plan`.
@@ -177,11 +184,7 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     // The process ends right after this command: freeing tens of thousands of environments one
     // allocation at a time would only delay the exit, so the memory goes back with the process.
     let planned = std::mem::ManuallyDrop::new(plan_against(desired, state, live, &options)?);
-    print_stdout(&render_plan(
-        &planned.plan,
-        args.format,
-        args.markdown_max_chars,
-    ))?;
+    show_plan(&planned.plan, args.format, args.markdown_max_chars)?;
     if let Some(out) = &args.out {
         let text = planned.plan.to_saved().into_diagnostic()?;
         std::fs::write(out, text).map_err(|error| {

@@ -18,14 +18,16 @@ use crate::plan::{Disruption, DisruptionCause};
 /// Renders `plan` as the documented JSON document (pretty-printed, with a final newline).
 pub fn render_json(plan: &Plan) -> String {
     let mut out = Vec::new();
+    write_json(plan, &mut out).expect("writing JSON to memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Writes the document of [`render_json`] to `out` as it is serialized, without holding it whole.
+pub fn write_json(plan: &Plan, mut out: impl std::io::Write) -> std::io::Result<()> {
     let mut serializer =
         serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new());
-    Document(plan)
-        .serialize(&mut serializer)
-        .expect("writing JSON values to memory cannot fail");
-    let mut text = String::from_utf8(out).expect("serde_json writes UTF-8");
-    text.push('\n');
-    text
+    Document(plan).serialize(&mut serializer)?;
+    out.write_all(b"\n")
 }
 
 /// The document, written entry by entry: the long lists are serialized one element at a time,
