@@ -363,6 +363,12 @@ struct VersionProbe {
 
 /// Reads a state document from `bytes` that came from `path` (a file or an address).
 pub(crate) fn decode_state(bytes: &[u8], path: &str) -> Result<State, StateError> {
+    // The whole document first: the version is looked at alone only when that fails or differs,
+    // so a state of thousands of environments is read once.
+    let decoded = match serde_json::from_slice::<State>(bytes) {
+        Ok(state) if state.version == STATE_VERSION => return Ok(state),
+        other => other,
+    };
     let probe: VersionProbe =
         serde_json::from_slice(bytes).map_err(|error| corrupt(path, &error))?;
     if let Some(found) = probe.version
@@ -374,7 +380,7 @@ pub(crate) fn decode_state(bytes: &[u8], path: &str) -> Result<State, StateError
             supported: STATE_VERSION,
         });
     }
-    serde_json::from_slice(bytes).map_err(|error| corrupt(path, &error))
+    decoded.map_err(|error| corrupt(path, &error))
 }
 
 /// A state document as written: pretty JSON ending with a newline, so it diffs well.
@@ -471,7 +477,19 @@ mod tests {
     }
 
     #[test]
-    fn other_versions_are_refused_before_the_rest_is_read() {
+    fn another_version_in_the_current_shape_is_refused_too() {
+        let mut state = State::empty("embedded:test.db");
+        state.version = 2;
+        let text = serde_json::to_vec(&state).unwrap();
+        let error = decode_state(&text, "s.json").unwrap_err();
+        assert!(
+            matches!(error, StateError::UnsupportedVersion { found: 2, .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn other_versions_are_refused_whatever_their_shape() {
         // Version 2 may have any shape; the version alone decides.
         let text = br#"{"version": 2, "resources": "a new shape"}"#;
         let error = decode_state(text, "s.json").unwrap_err();
