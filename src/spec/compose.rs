@@ -30,9 +30,12 @@ enum Open {
 /// The tree of `text`, or `None` when serde-saphyr must decide.
 pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
     // The parser settings serde-saphyr derives from `node::parse`'s budget.
+    let block_nesting_limit = granit_parser::Options::default()
+        .block_nesting_limit
+        .max(MAX_DEPTH + 1);
     let options = granit_parser::options! {
         flow_nesting_limit: MAX_DEPTH,
-        block_nesting_limit: granit_parser::Options::default().block_nesting_limit.max(MAX_DEPTH + 1),
+        block_nesting_limit: block_nesting_limit,
         emit_comments: false,
     };
     let mut open: Vec<Open> = Vec::new();

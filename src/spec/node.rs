@@ -1,6 +1,7 @@
 //! The YAML layer, with [`super::compose`] the only place that knows serde-saphyr: text → a tree
-//! of [`Node`]s that remember where each was written. Validation walks this tree instead of deserializing into
-//! typed structs, because serde stops at the first error and the file's author wants all of them.
+//! of [`Node`]s that remember where each was written. Validation walks this tree instead of
+//! deserializing into typed structs, because serde stops at the first error and the file's
+//! author wants all of them.
 //!
 //! Parser settings: duplicate keys are passed through (and reported with both places by
 //! validation), only `true`/`false` are booleans, merge keys expand, and budgets stop alias
