@@ -3,7 +3,7 @@
 //! spans through `Spanned<T>` cost about as much again as the parse itself.
 //!
 //! It gives up (returns `None`) on anything it does not reproduce exactly: anchors, aliases,
-//! merge keys, tags, numbers other than plain decimal integers, complex keys, more than one
+//! merge keys, tags, numbers other than plain decimals (`12`, `-0.5`), complex keys, more than one
 //! document, sizes near the budgets, and every parse error. [`super::node::parse`] then hands the
 //! file to serde-saphyr, which decides and reports. A test checks that both give the same tree.
 
@@ -142,18 +142,39 @@ fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
         "true" | "True" | "TRUE" => Value::Bool(true),
         "false" | "False" | "FALSE" => Value::Bool(false),
         plain => match plain.as_bytes() {
-            [b'0'..=b'9' | b'+' | b'-' | b'.', ..] => Value::Integer(decimal(plain)?),
+            [b'0'..=b'9' | b'+' | b'-' | b'.', ..] => match number(plain) {
+                Some(value) => value,
+                // Text a number parser may still read (`0x1F`, `1e3`, `.inf`, `1_000`).
+                None if plain.chars().all(numeric) => return None,
+                // A path such as `.envform/state.json`, a version such as `1.0.0-beta`.
+                None => Value::String(text.into_owned()),
+            },
             _ => Value::String(text.into_owned()),
         },
     })
 }
 
-/// A plain decimal integer without a sign `+`, leading zeros or more than 18 digits.
-fn decimal(text: &str) -> Option<i128> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let plain = !digits.is_empty()
-        && digits.len() <= 18
-        && digits.bytes().all(|byte| byte.is_ascii_digit())
-        && (digits.len() == 1 || !digits.starts_with('0'));
-    if plain { text.parse().ok() } else { None }
+/// Whether `character` can be part of a number in any notation YAML or serde-saphyr reads.
+fn numeric(character: char) -> bool {
+    character.is_ascii_hexdigit() || "+-._xXoOiInN".contains(character)
+}
+
+/// A plain decimal number: digits, with a `-` before and a fraction after if any; no `+`, no
+/// exponent, no leading zero before an integer's other digits, at most 18 digits a part.
+fn number(text: &str) -> Option<Value> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| {
+        !part.is_empty() && part.len() <= 18 && part.bytes().all(|byte| byte.is_ascii_digit())
+    };
+    match fraction {
+        None if digits(whole) && (whole.len() == 1 || !whole.starts_with('0')) => {
+            text.parse().ok().map(Value::Integer)
+        }
+        Some(fraction) if digits(whole) && digits(fraction) => text.parse().ok().map(Value::Float),
+        _ => None,
+    }
 }

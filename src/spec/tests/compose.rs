@@ -29,6 +29,9 @@ const TAKEN: &[&str] = &[
     "a: true\nb: True\nc: TRUE\nd: false\ne: False\nf: FALSE\n",
     "a: yes\nb: on\nc: no\nd: off\ne: y\n",
     "a: 0\nb: -0\nc: 7\nd: -12\ne: 123456789012345678\nf: -123456789012345678\n",
+    "a: 1.5\nb: -0.25\nc: 0.0\nd: 01.5\ne: 10.000000000000000001\n",
+    "a: .envform/state.json\nb: ./relative\nc: -foo/bar\nd: 1.0.0-beta\ne: 0.5s\n",
+    "a: 10Gi\nb: 12:30\nd: 0xZZ\ne: -x y\nf: 2024-01-01T10:00:00Z\n",
     "a: inf\nb: nan\nc: infinity\nd: e5\n",
     "a: 'single'\nb: \"double\\n\\u00e9\"\nc: '007'\nd: \"12\"\ne: ''\nf: \"null\"\n",
     "lit: |\n  line one\n  line two\nfold: >\n  folded\n  text\nkeep: |+\n  kept\n\nstrip: |-\n  stripped\n",
@@ -64,7 +67,6 @@ const LEFT: &[&str] = &[
     "a: !custom x\n",
     "? [complex]\n: value\n",
     "a: b\n---\nc: d\n",
-    "a: 1.5\n",
     "a: 1e3\n",
     "a: .inf\n",
     "a: 0x1f\n",
@@ -77,7 +79,14 @@ const LEFT: &[&str] = &[
     "a:\n\t- tab\n",
     "a: 2024-01-01\n",
     "a: -x\n",
+    "a: -.inf\n",
+    "a: -inf\n",
+    "a: .NaN\n",
+    "a: 1E3\n",
     "a: .5\n",
+    "a: 5.\n",
+    "a: 1.5e3\n",
+    "a: 1.2.3\n",
 ];
 
 #[test]
@@ -180,4 +189,42 @@ proptest! {
     fn the_fast_path_agrees_on_random_yaml(text in yaml_text()) {
         agrees(&text);
     }
+}
+
+/// A plain file using every section, with a few characters replaced by ones YAML gives meaning to.
+fn mutated_file() -> impl Strategy<Value = String> {
+    let text = std::fs::read_to_string("tests/fixtures/spec/good/full.yaml").unwrap();
+    let length = text.len();
+    let special = prop::sample::select(vec![
+        ' ', '\n', ':', '-', '#', '\'', '"', '[', ']', '{', '}', ',', '?', '|', '>', '0', '.', '~',
+        '\t', 'é',
+    ]);
+    prop::collection::vec((0..length, special), 1..4).prop_map(move |edits| {
+        let mut characters: Vec<char> = text.chars().collect();
+        for (at, replacement) in edits {
+            let at = at % characters.len();
+            characters[at] = replacement;
+        }
+        characters.into_iter().collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_fast_path_agrees_on_mutated_files(text in mutated_file()) {
+        agrees(&text);
+    }
+}
+
+#[test]
+fn the_fast_path_takes_most_mutated_files() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let taken = (0..200)
+        .filter(|_| agrees(&mutated_file().new_tree(&mut runner).unwrap().current()))
+        .count();
+    // Most edits leave plain YAML: the property above is not checked on nothing.
+    assert!(taken >= 50, "the fast path took {taken} of 200");
 }
