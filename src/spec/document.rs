@@ -2,6 +2,7 @@
 //! `defaults` merged in, `options` and `state`. The files of a directory form one configuration,
 //! so `defaults`, `options` and `state` may each be written once across them.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -70,8 +71,8 @@ pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
         };
         for entry in entries {
             let merged = match defaults {
-                Some(defaults) => merge_defaults(defaults, entry),
-                None => entry.clone(),
+                Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
+                None => Cow::Borrowed(entry),
             };
             environment(
                 checker,
