@@ -174,8 +174,14 @@ impl Plan {
     /// Counts of environments to add, change, destroy and adopt.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
-        for change in self.resource_changes() {
-            match change.action {
+        // Each environment has one main step (a swap adds a first half): count those, without
+        // grouping the steps by name as `resource_changes` does.
+        let main_steps = self
+            .steps
+            .iter()
+            .filter(|step| step.swap != Some(SwapPart::ToTemporary));
+        for step in main_steps {
+            match step.action {
                 Action::Create => summary.add += 1,
                 Action::Update | Action::Rename => summary.change += 1,
                 Action::Delete => summary.destroy += 1,

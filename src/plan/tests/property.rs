@@ -243,6 +243,19 @@ fn check(slots: &[Slot]) -> Result<(), TestCaseError> {
             return Ok(());
         }
     };
+    // The summary counts main steps; it must agree with the plan grouped per environment.
+    let changes = plan.resource_changes();
+    let count = |actions: &[Action]| {
+        changes
+            .iter()
+            .filter(|change| actions.contains(&change.action))
+            .count()
+    };
+    let summary = plan.summary();
+    prop_assert_eq!(summary.add, count(&[Action::Create]));
+    prop_assert_eq!(summary.change, count(&[Action::Update, Action::Rename]));
+    prop_assert_eq!(summary.destroy, count(&[Action::Delete]));
+    prop_assert_eq!(summary.adopt, count(&[Action::Adopt]));
     execute(&plan, &desired, &mut live, &mut state)?;
 
     for environment in &desired.environments {
