@@ -5,7 +5,7 @@
 //! Identity is the name. Each desired environment is matched to a live one (by name, or by
 //! `renamed_from`), then each managed field is diffed three ways: desired, live, last applied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -74,8 +74,6 @@ const ENVIRONMENTS_PER_THREAD: usize = 512;
 struct PlannedEnvironment {
     /// The live environment it took.
     live: Option<EnvironmentId>,
-    /// The live name it takes over by a rename.
-    renamed_from: Option<String>,
     /// Its step, or two for a swap.
     steps: Vec<Step>,
     drift: Vec<Drift>,
@@ -181,12 +179,14 @@ impl<'a> Planner<'a> {
                     .collect()
             },
         );
-        let mut used_live: BTreeSet<EnvironmentId> = BTreeSet::new();
-        let mut accounted: BTreeSet<String> = BTreeSet::new();
+        // Membership only: hashed sets, so nothing is copied or compared character by character.
+        let mut used_live: HashSet<EnvironmentId> = HashSet::with_capacity(desired.len());
+        let mut accounted: HashSet<&str> = HashSet::with_capacity(desired.len());
+        self.steps.reserve(desired.len());
         for (environment, planned) in desired.iter().zip(planned.into_iter().flatten()) {
             used_live.extend(planned.live);
-            accounted.insert(environment.name.clone());
-            accounted.extend(planned.renamed_from);
+            accounted.insert(&environment.name);
+            accounted.extend(claims.get(&environment.name).map(String::as_str));
             self.steps.extend(planned.steps);
             self.drift.extend(planned.drift);
             self.warnings.extend(planned.warnings);
@@ -450,19 +450,24 @@ impl<'a> Planner<'a> {
         let (ignored, warnings) = ignore_paths(environment);
         let mut steps = Vec::new();
         let mut drift = Vec::new();
-        let last_applied = identity.managed.map(|resource| &resource.last_applied);
+        // The fields applied before, found in one pass over the record rather than one lookup
+        // per field.
+        let mut applied_fields: Vec<ManagedField> = Vec::new();
+        if let Some(resource) = identity.managed {
+            applied_fields.extend(resource.last_applied.iter().filter_map(|(name, value)| {
+                ManagedField::from_wire_name(name).filter(|_| !value.is_null())
+            }));
+        }
         let mut changes = Vec::new();
         let mut unchanged = Vec::new();
         let mut recorded = JsonMap::new();
         // Each field compared against live, kept for the drift check before `after` moves into
         // the record: values are built once and cloned only into changes.
-        let mut compared: Vec<Compared> = Vec::new();
+        let mut compared: Vec<Compared> = Vec::with_capacity(ManagedField::ALL.len());
         for field in ManagedField::ALL {
             let desired = field.desired_value(&environment.fields);
             let in_file = desired.is_some();
-            let was_applied = last_applied
-                .and_then(|applied| applied.get(field.wire_name()))
-                .is_some_and(|value| !value.is_null());
+            let was_applied = applied_fields.contains(&field);
             let target = match desired {
                 Some(value) => Some(value),
                 None if field.clears_when_removed() && was_applied => None,
@@ -607,7 +612,6 @@ impl<'a> Planner<'a> {
         });
         PlannedEnvironment {
             live: environment_id,
-            renamed_from: identity.renamed_from,
             steps,
             drift,
             warnings,
@@ -616,11 +620,13 @@ impl<'a> Planner<'a> {
 
     /// Live environments no desired one took: deleted when state manages them (or with
     /// `options.prune`), otherwise listed as unmanaged.
-    fn plan_leftover_live(
+    fn plan_leftover_live<'s>(
         &mut self,
-        used_live: &BTreeSet<EnvironmentId>,
-        accounted: &mut BTreeSet<String>,
-    ) {
+        used_live: &HashSet<EnvironmentId>,
+        accounted: &mut HashSet<&'s str>,
+    ) where
+        'a: 's,
+    {
         let leftover: Vec<&Environment> = self
             .live_by_name
             .values()
@@ -665,7 +671,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
             };
-            accounted.insert(live.name.clone());
+            accounted.insert(&live.name);
             let changes = ManagedField::ALL
                 .into_iter()
                 .filter_map(|field| {
@@ -694,9 +700,9 @@ impl<'a> Planner<'a> {
     }
 
     /// State entries nothing above used: their environment is gone live; only state changes.
-    fn plan_leftover_state(&mut self, accounted: &BTreeSet<String>) {
+    fn plan_leftover_state(&mut self, accounted: &HashSet<&str>) {
         for (name, resource) in &self.state.resources {
-            if accounted.contains(name) || !self.in_scope(name) {
+            if accounted.contains(name.as_str()) || !self.in_scope(name) {
                 continue;
             }
             self.steps.push(Step {

@@ -3,7 +3,7 @@
 //! (reversed between deletes), a name freed before it is claimed, the halves of a swap, and the
 //! organization's first environment before every other create. A cycle is reported whole.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use miette::LabeledSpan;
 
@@ -84,8 +84,9 @@ pub(crate) fn schedule(
 /// Every edge between the steps.
 fn edges(steps: &[Step], desired: &Desired, state: &State) -> Edges {
     let mut edges = Edges::new();
-    // The step that carries each environment's changes, and each delete, by name.
-    let mut main_by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    // The step that carries each environment's changes, and each delete, by name (the first
+    // map is only looked up in: hashed).
+    let mut main_by_name: HashMap<&str, usize> = HashMap::with_capacity(steps.len());
     let mut delete_by_name: BTreeMap<&str, usize> = BTreeMap::new();
     let mut first_half: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
@@ -130,7 +131,7 @@ fn edges(steps: &[Step], desired: &Desired, state: &State) -> Edges {
     }
     // A name is freed (delete, rename away) before it is claimed (create, rename to). The
     // temporary name of a swap is left out: its two halves are linked directly.
-    let mut freed_by: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut freed_by: HashMap<&str, usize> = HashMap::new();
     let mut claims: Vec<(&str, usize)> = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         match (step.action, &step.rename) {
