@@ -197,6 +197,50 @@ fn plan_formats_and_exit_codes() {
         .code(1);
 }
 
+/// The files' `state:` block moves local state; a file at the default place is then not read.
+#[test]
+fn plan_reads_local_state_where_the_file_puts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("serve.db"), &[]);
+    write(
+        dir.path(),
+        "envform.yaml",
+        "version: 1\nstate:\n  backend: local\n  path: custom/state.json\nenvironments:\n  - name: api\n",
+    );
+    server
+        .envform(dir.path())
+        .args(["apply", "--auto-approve"])
+        .assert()
+        .success();
+    assert_eq!(
+        state_ids(&dir.path().join("custom/state.json"))
+            .keys()
+            .collect::<Vec<_>>(),
+        ["api"]
+    );
+    // Unreadable state at the default place: read by mistake, it would fail the plan.
+    std::fs::create_dir_all(dir.path().join(".envform")).unwrap();
+    write(dir.path(), ".envform/state.json", "not a state file");
+    server
+        .envform(dir.path())
+        .args(["plan", "--detailed-exitcode"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("No changes."));
+    // Without the block, the default place is the state, and its error is reported.
+    write(
+        dir.path(),
+        "envform.yaml",
+        "version: 1\nenvironments:\n  - name: api\n",
+    );
+    server
+        .envform(dir.path())
+        .args(["plan", "--detailed-exitcode"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("state.json"));
+}
+
 #[test]
 fn without_auto_approve_off_a_terminal_nothing_is_applied() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use crate::api::Environment;
 use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
 use crate::plan::{DisruptionPolicy, Plan, PlanOptions};
 use crate::spec::Desired;
-use crate::state::State;
+use crate::state::{LocalBackend, State, StateBackend};
 
 /// How the plan is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -162,6 +162,12 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
         let api = std::sync::Arc::clone(&connection.api);
         async move { api.list(None).await }
     });
+    // So does reading local state, from where it is unless the files' `state:` block says
+    // otherwise (then it is read again from there).
+    let early_path = args.state.local_path(None, &args.desired);
+    let early_state = early_path
+        .clone()
+        .map(|path| tokio::spawn(async move { LocalBackend::new(path).load().await }));
     let desired_args = args.desired.clone();
     let loaded = tokio::task::spawn_blocking(move || desired_args.load())
         .await
@@ -169,7 +175,16 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let prepared = async {
         let desired = loaded??;
         let backend = args.state.backend(Some(&desired), &args.desired)?;
-        let state = workspace::load_state(backend.as_ref(), &target.describe()).await?;
+        let stored = match early_state {
+            Some(early) if args.state.local_path(Some(&desired), &args.desired) == early_path => {
+                early
+                    .await
+                    .map_err(|error| miette::miette!("reading state stopped: {error}"))?
+            }
+            _ => backend.load().await,
+        };
+        let stored = stored.map_err(workspace::state_error)?;
+        let state = workspace::for_target(stored, backend.as_ref(), &target.describe());
         Ok::<_, miette::Report>((desired, state))
     }
     .await;

@@ -84,61 +84,66 @@ impl StateArgs {
         desired: Option<&Desired>,
         desired_args: &DesiredArgs,
     ) -> miette::Result<Arc<dyn StateBackend>> {
-        let from_file = desired.and_then(|desired| desired.state.clone());
-        if let Some(path) = &self.state_path {
+        if let Some(path) = self.local_path(desired, desired_args) {
             return Ok(Arc::new(LocalBackend::new(path)));
         }
-        let http = match (&self.state_address, from_file) {
-            (Some(address), file) => {
-                let mut settings = match file {
-                    Some(StateBackendConfig::Http(config)) => {
-                        HttpBackendSettings::from_config(&config, password())
-                    }
-                    _ => HttpBackendSettings {
-                        password: password(),
-                        ..HttpBackendSettings::new(address.clone())
-                    },
-                };
-                settings.address = address.clone();
-                Some(settings)
+        let mut settings = match desired.and_then(|desired| desired.state.as_ref()) {
+            Some(StateBackendConfig::Http(config)) => {
+                HttpBackendSettings::from_config(config, password())
             }
-            (None, Some(StateBackendConfig::Http(config))) => {
-                Some(HttpBackendSettings::from_config(&config, password()))
-            }
-            (None, Some(StateBackendConfig::Local { path: Some(path) })) => {
-                return Ok(Arc::new(LocalBackend::new(
-                    desired_args.config_directory().join(path),
-                )));
-            }
-            (None, _) => None,
+            // Not local and not in the file: `--state-address` names it, and sets it below.
+            _ => HttpBackendSettings {
+                password: password(),
+                ..HttpBackendSettings::new(String::new())
+            },
         };
-        match http {
-            Some(mut settings) => {
-                let overrides = [
-                    (&self.state_lock_address, &mut settings.lock_address),
-                    (&self.state_unlock_address, &mut settings.unlock_address),
-                    (&self.state_username, &mut settings.username),
-                ];
-                for (flag, setting) in overrides {
-                    if flag.is_some() {
-                        setting.clone_from(flag);
-                    }
-                }
-                if let Some(method) = &self.state_lock_method {
-                    settings.lock_method = method.clone();
-                }
-                if let Some(method) = &self.state_unlock_method {
-                    settings.unlock_method = method.clone();
-                }
-                let backend = HttpBackend::new(settings).map_err(state_error)?;
-                Ok(Arc::new(backend))
+        if let Some(address) = &self.state_address {
+            settings.address.clone_from(address);
+        }
+        let overrides = [
+            (&self.state_lock_address, &mut settings.lock_address),
+            (&self.state_unlock_address, &mut settings.unlock_address),
+            (&self.state_username, &mut settings.username),
+        ];
+        for (flag, setting) in overrides {
+            if flag.is_some() {
+                setting.clone_from(flag);
             }
-            None => Ok(Arc::new(LocalBackend::new(
+        }
+        if let Some(method) = &self.state_lock_method {
+            settings.lock_method = method.clone();
+        }
+        if let Some(method) = &self.state_unlock_method {
+            settings.unlock_method = method.clone();
+        }
+        let backend = HttpBackend::new(settings).map_err(state_error)?;
+        Ok(Arc::new(backend))
+    }
+
+    /// The local state file these flags, the file's `state:` block and the defaults name;
+    /// `None` when they name an HTTP backend.
+    pub(crate) fn local_path(
+        &self,
+        desired: Option<&Desired>,
+        desired_args: &DesiredArgs,
+    ) -> Option<PathBuf> {
+        if let Some(path) = &self.state_path {
+            return Some(path.clone());
+        }
+        if self.state_address.is_some() {
+            return None;
+        }
+        match desired.and_then(|desired| desired.state.as_ref()) {
+            Some(StateBackendConfig::Http(_)) => None,
+            Some(StateBackendConfig::Local { path: Some(path) }) => {
+                Some(desired_args.config_directory().join(path))
+            }
+            _ => Some(
                 desired_args
                     .config_directory()
                     .join(STATE_DIRECTORY)
                     .join(STATE_FILE),
-            ))),
+            ),
         }
     }
 }
@@ -192,13 +197,18 @@ fn handle_id(handle: &LockHandle) -> String {
     handle.info().id.clone()
 }
 
-/// Loads state, or an empty one for `target` when none was written. State last written for
-/// another target is used with a warning (a server that moved keeps its state; a wrong one shows as
-/// re-creates in the plan), and takes the new target with its next write.
+/// Loads state, or an empty one for `target` when none was written.
 pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
-    let state = backend.load().await.map_err(state_error)?;
-    match state {
-        None => Ok(State::empty(target)),
+    let stored = backend.load().await.map_err(state_error)?;
+    Ok(for_target(stored, backend, target))
+}
+
+/// The state as loaded from `backend`, or an empty one for `target` when none was written. State
+/// last written for another target is used with a warning (a server that moved keeps its state; a
+/// wrong one shows as re-creates in the plan), and takes the new target with its next write.
+pub(crate) fn for_target(stored: Option<State>, backend: &dyn StateBackend, target: &str) -> State {
+    match stored {
+        None => State::empty(target),
         Some(mut state) => {
             if !state.resources.is_empty() && !same_target(&state.target, target) {
                 eprintln!(
@@ -211,7 +221,7 @@ pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miet
                 );
             }
             state.target = target.to_owned();
-            Ok(state)
+            state
         }
     }
 }
