@@ -54,9 +54,9 @@ const CREATE_CONCURRENCY: usize = 4;
 /// Measured runs of each in-process case.
 const CORE_RUNS: usize = 5;
 /// Measured runs of the whole command in the human format.
-const COMMAND_RUNS: usize = 5;
+const COMMAND_RUNS: usize = 11;
 /// Measured runs of the whole command in the json and markdown formats.
-const OTHER_FORMAT_RUNS: usize = 3;
+const OTHER_FORMAT_RUNS: usize = 5;
 /// A pause before each timed list call and each run of the command, longer than the time
 /// `envform serve` answers a repeated list from memory: every one is timed against a cold cache.
 const COLD_LIST_PAUSE: Duration =
