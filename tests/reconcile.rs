@@ -31,6 +31,14 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     crate::support::write_file(dir, name, text)
 }
 
+/// A fresh directory with its own `envform serve`, and `envform.yaml` holding `yaml` in it.
+fn served(yaml: &str) -> (tempfile::TempDir, Server, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("serve.db"), &[]);
+    let file = write(dir.path(), "envform.yaml", yaml);
+    (dir, server, file)
+}
+
 /// Live environments by name → id, through the binary.
 fn live(server: &Server, dir: &Path) -> BTreeMap<String, String> {
     server.live_environments(dir)
@@ -140,11 +148,7 @@ fn every_example_validates_plans_applies_and_converges() {
 
 #[test]
 fn plan_formats_and_exit_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("serve.db"), &[]);
-    let file = write(
-        dir.path(),
-        "envform.yaml",
+    let (dir, server, file) = served(
         "version: 1\nenvironments:\n  - name: api\n    description: \"a | b <c> `d`\"\n    execution_environment:\n      env_vars: {TOKEN: hunter2-secret}\n",
     );
     let file = file.display().to_string();
@@ -200,11 +204,7 @@ fn plan_formats_and_exit_codes() {
 /// The files' `state:` block moves local state; a file at the default place is then not read.
 #[test]
 fn plan_reads_local_state_where_the_file_puts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("serve.db"), &[]);
-    write(
-        dir.path(),
-        "envform.yaml",
+    let (dir, server, _file) = served(
         "version: 1\nstate:\n  backend: local\n  path: custom/state.json\nenvironments:\n  - name: api\n",
     );
     server
@@ -243,13 +243,7 @@ fn plan_reads_local_state_where_the_file_puts_it() {
 
 #[test]
 fn without_auto_approve_off_a_terminal_nothing_is_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("serve.db"), &[]);
-    write(
-        dir.path(),
-        "envform.yaml",
-        "version: 1\nenvironments:\n  - name: api\n",
-    );
+    let (dir, server, _file) = served("version: 1\nenvironments:\n  - name: api\n");
     server
         .envform(dir.path())
         .arg("apply")
@@ -262,13 +256,8 @@ fn without_auto_approve_off_a_terminal_nothing_is_applied() {
 
 #[test]
 fn saved_plan_applies_exactly_and_is_refused_once_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("serve.db"), &[]);
-    write(
-        dir.path(),
-        "envform.yaml",
-        "version: 1\nenvironments:\n  - name: api\n    description: one\n",
-    );
+    let (dir, server, _file) =
+        served("version: 1\nenvironments:\n  - name: api\n    description: one\n");
     server
         .envform(dir.path())
         .args(["plan", "--out", "plan.json"])
