@@ -84,8 +84,8 @@ pub(crate) fn schedule(
 /// Every edge between the steps.
 fn edges(steps: &[Step], desired: &Desired, state: &State) -> Edges {
     let mut edges = Edges::new();
-    // The step that carries each environment's changes, and each delete, by name (the first
-    // map is only looked up in: hashed).
+    // The step that carries each environment's changes (only looked up: hashed), and each
+    // delete and first half of a swap, by name.
     let mut main_by_name: HashMap<&str, usize> = HashMap::with_capacity(steps.len());
     let mut delete_by_name: BTreeMap<&str, usize> = BTreeMap::new();
     let mut first_half: BTreeMap<&str, usize> = BTreeMap::new();
