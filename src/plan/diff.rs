@@ -1,11 +1,13 @@
 //! The planner of DESIGN §4: desired × live × state → an immutable [`Plan`]. Pure and
 //! synchronous: no I/O, no clock, and every collection it walks is sorted, so the same inputs give
-//! the same plan.
+//! the same plan. Hashed maps serve lookups only.
 //!
 //! Identity is the name. Each desired environment is matched to a live one (by name, or by
 //! `renamed_from`), then each managed field is diffed three ways: desired, live, last applied.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,7 +23,7 @@ use super::model::{
 use super::order;
 use super::value::{self, ValuePath};
 use crate::api::{Environment, EnvironmentId, JsonMap, Status};
-use crate::spec::{Desired, DesiredEnvironment, Threshold};
+use crate::spec::{Desired, DesiredEnvironment, Reference, Threshold};
 use crate::state::{ResourceState, State};
 
 /// The name of the environment every organization keeps; it is never deleted.
@@ -106,7 +108,10 @@ struct Planner<'a> {
     live: &'a [Environment],
     state: &'a State,
     options: &'a PlanOptions,
-    live_by_name: BTreeMap<&'a str, &'a Environment>,
+    /// The oldest live environment of each name.
+    live_by_name: HashMap<&'a str, &'a Environment>,
+    /// Every live environment by id.
+    live_by_id: HashMap<EnvironmentId, &'a Environment>,
     scope: Option<BTreeSet<String>>,
     steps: Vec<Step>,
     drift: Vec<Drift>,
@@ -122,9 +127,11 @@ impl<'a> Planner<'a> {
         state: &'a State,
         options: &'a PlanOptions,
     ) -> Self {
-        let mut live_by_name: BTreeMap<&str, &Environment> = BTreeMap::new();
+        let mut live_by_name: HashMap<&str, &Environment> = HashMap::with_capacity(live.len());
+        let mut live_by_id = HashMap::with_capacity(live.len());
         let mut duplicates = BTreeSet::new();
         for environment in live {
+            live_by_id.insert(environment.id, environment);
             // Live comes ordered by creation: the oldest of a duplicated name wins.
             if live_by_name.contains_key(environment.name.as_str()) {
                 duplicates.insert(environment.name.clone());
@@ -142,6 +149,7 @@ impl<'a> Planner<'a> {
             state,
             options,
             live_by_name,
+            live_by_id,
             scope: None,
             steps: Vec::new(),
             drift: Vec::new(),
@@ -194,7 +202,7 @@ impl<'a> Planner<'a> {
         self.plan_leftover_live(&used_live, &mut accounted);
         self.plan_leftover_state(&accounted);
         self.check_thresholds();
-        let disruptions = disruption::disruptions(&self.steps, self.live);
+        let disruptions = disruption::disruptions_by_id(&self.steps, &self.live_by_id);
         match self.options.disruption {
             DisruptionPolicy::Refuse => self.errors.extend(disruption::refusals(&disruptions)),
             DisruptionPolicy::Warn => self.warnings.extend(disruption::warnings(&disruptions)),
@@ -294,13 +302,15 @@ impl<'a> Planner<'a> {
 
     /// Which live name each renamed desired environment takes over (desired name → live name).
     fn rename_claims(&mut self) -> BTreeMap<String, String> {
-        let mut environments: Vec<&DesiredEnvironment> = self.desired.environments.iter().collect();
-        environments.sort_by(|left, right| left.name.cmp(&right.name));
+        let mut renamed: Vec<(&DesiredEnvironment, &Reference)> = self
+            .desired
+            .environments
+            .iter()
+            .filter_map(|environment| Some((environment, environment.renamed_from.as_ref()?)))
+            .collect();
+        renamed.sort_by(|(left, _), (right, _)| left.name.cmp(&right.name));
         let mut claims: BTreeMap<String, String> = BTreeMap::new();
-        for environment in &environments {
-            let Some(from) = &environment.renamed_from else {
-                continue;
-            };
+        for (environment, from) in renamed {
             if from.name == environment.name || !self.in_scope(&environment.name) {
                 continue;
             }
@@ -627,12 +637,13 @@ impl<'a> Planner<'a> {
     ) where
         'a: 's,
     {
-        let leftover: Vec<&Environment> = self
+        let mut leftover: Vec<&Environment> = self
             .live_by_name
             .values()
             .copied()
             .filter(|live| !used_live.contains(&live.id) && self.in_scope(&live.name))
             .collect();
+        leftover.sort_by(|left, right| left.name.cmp(&right.name));
         for live in leftover {
             let recorded = self
                 .state
@@ -760,12 +771,10 @@ impl<'a> Planner<'a> {
     }
 
     fn base(&self) -> PlanBase {
-        let by_id: BTreeMap<EnvironmentId, &Environment> =
-            self.live.iter().map(|live| (live.id, live)).collect();
         let mut touched = BTreeMap::new();
         let mut absent = BTreeSet::new();
         for step in &self.steps {
-            let live = step.environment_id.and_then(|id| by_id.get(&id));
+            let live = step.environment_id.and_then(|id| self.live_by_id.get(&id));
             match live {
                 Some(live) if step.calls_api() || step.action == Action::Adopt => {
                     touched.insert(live.name.clone(), live.updated_at);

@@ -2,9 +2,9 @@
 //! `inactive`, stops every worker registered to it; the plan says how many (from the live
 //! `active_workers` of the one list call) and, unless the caller allows it, refuses to be made.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::{PlanError, PlanErrors};
@@ -93,10 +93,18 @@ pub fn disruption_summary(active_workers: u32) -> String {
 /// The disruptions of `steps` against `live`: each delete, and each step that makes an
 /// environment `inactive` (not already so), of an environment with active workers.
 pub fn disruptions(steps: &[Step], live: &[Environment]) -> Vec<Disruption> {
-    let by_id: BTreeMap<EnvironmentId, &Environment> = live
+    let by_id = live
         .iter()
         .map(|environment| (environment.id, environment))
         .collect();
+    disruptions_by_id(steps, &by_id)
+}
+
+/// [`disruptions`] against live environments already keyed by id.
+pub(crate) fn disruptions_by_id(
+    steps: &[Step],
+    by_id: &HashMap<EnvironmentId, &Environment>,
+) -> Vec<Disruption> {
     let mut found: Vec<Disruption> = steps
         .iter()
         .filter(|step| step.swap != Some(SwapPart::ToTemporary))

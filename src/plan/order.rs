@@ -3,8 +3,10 @@
 //! (reversed between deletes), a name freed before it is claimed, the halves of a swap, and the
 //! organization's first environment before every other create. A cycle is reported whole.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use foldhash::{HashMap, HashMapExt};
 use miette::LabeledSpan;
 
 use super::error::{PlanError, source_of};
@@ -187,20 +189,28 @@ fn kahn(steps: &[Step], edges: &Edges) -> Kahn {
         waiting[dependent] += 1;
         dependents[prerequisite].push(dependent);
     }
-    let mut ready: BTreeSet<(&str, u8, usize)> = steps
-        .iter()
-        .enumerate()
-        .filter(|&(index, _)| waiting[index] == 0)
-        .map(|(index, step)| tie_key(step, index))
+    // Ties are broken by each step's rank in name order, computed once: the ready queue then
+    // compares integers instead of names.
+    let mut by_name: Vec<usize> = (0..steps.len()).collect();
+    by_name.sort_unstable_by(|&left, &right| {
+        tie_key(&steps[left], left).cmp(&tie_key(&steps[right], right))
+    });
+    let mut rank = vec![0_usize; steps.len()];
+    for (position, &index) in by_name.iter().enumerate() {
+        rank[index] = position;
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..steps.len())
+        .filter(|&index| waiting[index] == 0)
+        .map(|index| Reverse(rank[index]))
         .collect();
     let mut order = Vec::with_capacity(steps.len());
-    while let Some(key) = ready.pop_first() {
-        let index = key.2;
+    while let Some(Reverse(first)) = ready.pop() {
+        let index = by_name[first];
         order.push(index);
         for &dependent in &dependents[index] {
             waiting[dependent] -= 1;
             if waiting[dependent] == 0 {
-                ready.insert(tie_key(&steps[dependent], dependent));
+                ready.push(Reverse(rank[dependent]));
             }
         }
     }

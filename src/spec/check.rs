@@ -32,6 +32,12 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// Another checker over the same files, for work done on another thread; its problems are
+    /// added to this one's after.
+    pub(crate) fn beside(&self) -> Checker<'s> {
+        Self::new(self.sources)
+    }
+
     /// Records a problem at `node` (and, when an alias or merge key brought it, at that too).
     pub(crate) fn report(&mut self, kind: DiagnosticKind, node: &Node) {
         self.problems.push(problem_at(kind, node));

@@ -28,6 +28,9 @@ pub(crate) struct Document {
     pub(crate) state: Option<StateBackendConfig>,
 }
 
+/// Fewest environments worth a thread of their own.
+const ENVIRONMENTS_PER_THREAD: usize = 512;
+
 /// A top-level section: where its key is written, and its value.
 type Written<'n> = (Location, &'n Node);
 
@@ -61,26 +64,43 @@ pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
         let mut ignored = Vec::new();
         environment(checker, defaults, Section::Defaults, &mut ignored);
     }
-    let mut document = Document::default();
+    let mut entries: Vec<&Node> = Vec::new();
     for list in environment_lists {
         if list.is_null() {
             continue;
         }
-        let Some(entries) = checker.list("environments", "a list of environments", list) else {
-            continue;
-        };
-        for entry in entries {
-            let merged = match defaults {
-                Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
-                None => Cow::Borrowed(entry),
-            };
-            environment(
-                checker,
-                &merged,
-                Section::Environment,
-                &mut document.environments,
-            );
+        if let Some(items) = checker.list("environments", "a list of environments", list) {
+            entries.extend(items);
         }
+    }
+    let mut document = Document::default();
+    // Each environment is read on its own: large configurations on every core.
+    let runs = crate::parallel::in_runs(
+        &entries,
+        ENVIRONMENTS_PER_THREAD,
+        crate::parallel::SHALLOW_STACK_BYTES,
+        |run| {
+            let mut run_checker = checker.beside();
+            let mut environments = Vec::with_capacity(run.len());
+            for entry in run {
+                let merged = match defaults {
+                    Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
+                    None => Cow::Borrowed(*entry),
+                };
+                environment(
+                    &mut run_checker,
+                    &merged,
+                    Section::Environment,
+                    &mut environments,
+                );
+            }
+            (environments, run_checker.problems)
+        },
+    );
+    document.environments.reserve(entries.len());
+    for (environments, problems) in runs {
+        document.environments.extend(environments);
+        checker.problems.extend(problems);
     }
     if let Some(node) = value(options).filter(|node| !node.is_null()) {
         document.options = read_options(checker, node).unwrap_or_default();

@@ -239,6 +239,46 @@ fn a_directory_is_one_configuration() {
     assert_eq!(desired.environments[1].location.source.0, 1);
 }
 
+/// Enough environments that they are read on more than one thread.
+#[test]
+fn a_large_configuration_keeps_file_order_and_every_problem() {
+    let mut text = String::from("version: 1\ndefaults:\n  metadata: {team: core}\nenvironments:\n");
+    for index in 0..3_000 {
+        let workers = if index == 7 || index == 2_990 { 0 } else { 2 };
+        text.push_str(&format!(
+            "  - name: env-{index:04}\n    configuration: {{max_workers: {workers}}}\n"
+        ));
+    }
+    let error = super::parse_text(&text).unwrap_err();
+    let lines: Vec<(&str, usize)> = error
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| (diagnostic.code(), diagnostic.line))
+        .collect();
+    // Environment N starts on line 5 + 2N; its `configuration` is the line after.
+    let below_one = "envform::spec::out_of_range";
+    assert_eq!(lines, vec![(below_one, 20), (below_one, 5_986)]);
+
+    let fixed = text.replace("max_workers: 0", "max_workers: 1");
+    let desired = super::parse_text(&fixed).unwrap();
+    let names: Vec<&str> = desired
+        .environments
+        .iter()
+        .map(|environment| environment.name.as_str())
+        .collect();
+    let expected: Vec<String> = (0..3_000).map(|index| format!("env-{index:04}")).collect();
+    assert_eq!(names, expected);
+    let metadata = desired.environments[2_999]
+        .fields
+        .metadata
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        metadata["team"], "core",
+        "defaults reach the last thread's environments"
+    );
+}
+
 #[test]
 fn a_name_in_two_files_points_at_both() {
     let error = load(Path::new("tests/fixtures/spec/bad-directory")).unwrap_err();
