@@ -42,50 +42,79 @@ struct Sections<'n> {
     state: Option<Written<'n>>,
 }
 
-/// Reads the files' trees (in order) into a [`Document`], recording problems in `checker`.
-pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
-    let mut environment_lists = Vec::new();
-    let mut defaults: Option<Written<'_>> = None;
-    let mut options: Option<Written<'_>> = None;
-    let mut state: Option<Written<'_>> = None;
-    for root in roots {
-        let Some(sections) = top_level(checker, root) else {
+/// Reads the files' trees (in order) into a [`Document`], recording problems in `checker`. The
+/// trees are consumed: each environment's tree is freed on the thread that read it.
+pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document {
+    let mut document = Document::default();
+    // Where each file's `environments` list is: (file, entry of its top-level mapping).
+    let mut lists: Vec<(usize, usize)> = Vec::new();
+    let defaults = {
+        let mut defaults: Option<Written<'_>> = None;
+        let mut options: Option<Written<'_>> = None;
+        let mut state: Option<Written<'_>> = None;
+        for (file, root) in roots.iter().enumerate() {
+            let Some(sections) = top_level(checker, root) else {
+                continue;
+            };
+            if let Some(list) = sections.environments {
+                let entry = root.entries().and_then(|entries| {
+                    entries
+                        .iter()
+                        .position(|entry| std::ptr::eq(&entry.value, list))
+                });
+                lists.extend(entry.map(|entry| (file, entry)));
+            }
+            once(checker, "defaults", &mut defaults, sections.defaults);
+            once(checker, "options", &mut options, sections.options);
+            once(checker, "state", &mut state, sections.state);
+        }
+        if let Some(node) = value(options).filter(|node| !node.is_null()) {
+            document.options = read_options(checker, node).unwrap_or_default();
+        }
+        if let Some(node) = value(state).filter(|node| !node.is_null()) {
+            document.state = read_state(checker, node);
+        }
+        let defaults = value(defaults).filter(|node| !node.is_null());
+        if let Some(defaults) = defaults {
+            // Checked on its own too, so its problems show even with no environment to merge into.
+            let mut ignored = Vec::new();
+            environment(checker, defaults, Section::Defaults, &mut ignored);
+        }
+        // A copy, so the environment lists can be taken out of the trees below.
+        defaults.cloned()
+    };
+
+    let mut entries: Vec<Node> = Vec::new();
+    for (file, entry) in lists {
+        let Value::Mapping(top) = &mut roots[file].value else {
             continue;
         };
-        environment_lists.extend(sections.environments);
-        once(checker, "defaults", &mut defaults, sections.defaults);
-        once(checker, "options", &mut options, sections.options);
-        once(checker, "state", &mut state, sections.state);
-    }
-
-    let defaults = value(defaults).filter(|node| !node.is_null());
-    if let Some(defaults) = defaults {
-        // Checked on its own too, so its problems show even with no environment to merge into.
-        let mut ignored = Vec::new();
-        environment(checker, defaults, Section::Defaults, &mut ignored);
-    }
-    let mut entries: Vec<&Node> = Vec::new();
-    for list in environment_lists {
+        let list = &mut top[entry].value;
         if list.is_null() {
             continue;
         }
-        if let Some(items) = checker.list("environments", "a list of environments", list) {
-            entries.extend(items);
+        if checker
+            .list("environments", "a list of environments", list)
+            .is_some()
+            && let Value::Sequence(items) = &mut list.value
+        {
+            entries.append(items);
         }
     }
-    let mut document = Document::default();
+    drop(roots);
+    let defaults = defaults.as_ref();
     // Each environment is read on its own: large configurations on every core.
-    let runs = crate::parallel::in_runs(
-        &entries,
+    let runs = crate::parallel::in_owned_runs(
+        entries,
         ENVIRONMENTS_PER_THREAD,
         crate::parallel::SHALLOW_STACK_BYTES,
         |run| {
             let mut run_checker = checker.beside();
             let mut environments = Vec::with_capacity(run.len());
-            for entry in run {
+            for entry in &run {
                 let merged = match defaults {
                     Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
-                    None => Cow::Borrowed(*entry),
+                    None => Cow::Borrowed(entry),
                 };
                 environment(
                     &mut run_checker,
@@ -97,16 +126,9 @@ pub(crate) fn read(checker: &mut Checker<'_>, roots: &[Node]) -> Document {
             (environments, run_checker.problems)
         },
     );
-    document.environments.reserve(entries.len());
     for (environments, problems) in runs {
         document.environments.extend(environments);
         checker.problems.extend(problems);
-    }
-    if let Some(node) = value(options).filter(|node| !node.is_null()) {
-        document.options = read_options(checker, node).unwrap_or_default();
-    }
-    if let Some(node) = value(state).filter(|node| !node.is_null()) {
-        document.state = read_state(checker, node);
     }
     document
 }

@@ -142,7 +142,7 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
             Err(problem) => problems.push(problem),
         }
     }
-    let document = document::read(&mut checker, &roots);
+    let document = document::read(&mut checker, roots);
     references::check(&mut checker, &document.environments);
     problems.extend(checker.problems);
 
@@ -173,7 +173,7 @@ const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 type ParsedFile = Result<(node::Node, Vec<Problem>), Problem>;
 
 /// Parses every readable file into a tree and checks it for duplicate keys, on threads with a
-/// known stack: the files of a directory are split among the machine's cores, and the trees come
+/// known stack: the files of a directory are shared among the machine's cores, and the trees come
 /// back in file order.
 fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
     let files: Vec<(SourceId, &str)> = sources
@@ -183,20 +183,11 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
         .map(|(index, file)| (SourceId(index), file.text.as_str()))
         .filter(|(source, _)| !skip.contains(source))
         .collect();
-    let parse_some = |files: &[(SourceId, &str)]| -> Vec<ParsedFile> {
-        files
-            .iter()
-            .map(|(source, text)| {
-                let root = node::parse(*source, text)?;
-                let duplicate_keys = check::duplicate_keys(&root);
-                Ok((root, duplicate_keys))
-            })
-            .collect()
-    };
-    crate::parallel::in_runs(&files, 1, PARSER_STACK_BYTES, parse_some)
-        .into_iter()
-        .flatten()
-        .collect()
+    crate::parallel::each_taken(&files, PARSER_STACK_BYTES, |(source, text)| {
+        let root = node::parse(*source, text)?;
+        let duplicate_keys = check::duplicate_keys(&root);
+        Ok((root, duplicate_keys))
+    })
 }
 
 /// File order, then position; a problem found twice (through `defaults` or an alias used by

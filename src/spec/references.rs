@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use foldhash::{HashMap, HashMapExt};
+
 use super::check::Checker;
 use super::diagnostic::{DiagnosticKind, Problem, RenameConflict, quote};
 use super::model::DesiredEnvironment;
@@ -21,8 +23,8 @@ pub(crate) fn check(checker: &mut Checker<'_>, environments: &[DesiredEnvironmen
 fn first_by_name<'e>(
     checker: &mut Checker<'_>,
     environments: &'e [DesiredEnvironment],
-) -> BTreeMap<&'e str, usize> {
-    let mut index = BTreeMap::new();
+) -> HashMap<&'e str, usize> {
+    let mut index = HashMap::with_capacity(environments.len());
     for (position, environment) in environments.iter().enumerate() {
         match index.get(environment.name.as_str()) {
             Some(&first) => {
@@ -45,7 +47,7 @@ fn first_by_name<'e>(
 fn renames(
     checker: &mut Checker<'_>,
     environments: &[DesiredEnvironment],
-    index: &BTreeMap<&str, usize>,
+    index: &HashMap<&str, usize>,
 ) {
     let mut claimed: BTreeMap<&str, &DesiredEnvironment> = BTreeMap::new();
     for environment in environments {
@@ -98,9 +100,11 @@ struct Edge {
 fn dependencies(
     checker: &mut Checker<'_>,
     environments: &[DesiredEnvironment],
-    index: &BTreeMap<&str, usize>,
+    index: &HashMap<&str, usize>,
 ) -> Vec<Vec<Edge>> {
     let mut edges = vec![Vec::new(); environments.len()];
+    // Suggestions look through the names in order, so ties resolve the same way every time.
+    let mut sorted_names: Option<Vec<&str>> = None;
     for (from, environment) in environments.iter().enumerate() {
         // A duplicate's edges are left out of the graph: its name already stands for the first.
         let in_graph = index.get(environment.name.as_str()) == Some(&from);
@@ -109,7 +113,12 @@ fn dependencies(
                 Some(&to) if in_graph => edges[from].push(Edge { to, entry }),
                 Some(_) => {}
                 None => {
-                    let suggestion = suggestion::closest(&dependency.name, index.keys().copied())
+                    let names = sorted_names.get_or_insert_with(|| {
+                        let mut names: Vec<&str> = index.keys().copied().collect();
+                        names.sort_unstable();
+                        names
+                    });
+                    let suggestion = suggestion::closest(&dependency.name, names.iter().copied())
                         .map(str::to_owned);
                     let kind = DiagnosticKind::UnknownDependency {
                         name: dependency.name.clone(),
