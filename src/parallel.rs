@@ -1,5 +1,8 @@
 //! Work split among the machine's cores, with results in input order: the same input gives the
 //! same output however many cores there are.
+//!
+//! Threads take work as they become free instead of a fixed share each: on a busy machine a
+//! thread that other work slows down takes less, and none is left waiting for it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -7,9 +10,11 @@ use std::sync::{Mutex, PoisonError};
 /// Stack enough for work that recurses only through JSON values, which the spec keeps shallow.
 pub(crate) const SHALLOW_STACK_BYTES: usize = 8 * 1024 * 1024;
 
-/// Splits `items` into one run per core (each of at least `smallest` items), hands each run to
-/// `work` on its own thread with `stack_bytes` of stack, and returns the results in order. When a
-/// thread cannot be had, that run is worked here.
+/// Runs per core, so that a slowed thread's share can go to the others.
+const RUNS_PER_CORE: usize = 4;
+
+/// Splits `items` into runs of at least `smallest` items (a few per core), works each run on
+/// [`each_taken`]'s threads, and returns the results in order.
 pub(crate) fn in_runs<T, R>(
     items: &[T],
     smallest: usize,
@@ -20,29 +25,13 @@ where
     T: Sync,
     R: Send,
 {
-    let runs = run_count(items.len(), smallest);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = items
-            .chunks(items.len().div_ceil(runs).max(1))
-            .map(|run| {
-                let thread = std::thread::Builder::new()
-                    .name("envform-worker".to_owned())
-                    .stack_size(stack_bytes)
-                    .spawn_scoped(scope, move || work(run));
-                (run, thread)
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|(run, thread)| match thread {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => work(run),
-            })
-            .collect()
-    })
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let runs: Vec<&[T]> = items
+        .chunks(items.len().div_ceil(run_count(items.len(), smallest)))
+        .collect();
+    each_taken(&runs, stack_bytes, |run| work(run))
 }
 
 /// [`in_runs`] over owned items: each run is handed to `work` by value, so what it leaves is
@@ -69,26 +58,23 @@ where
         rest = tail;
     }
     runs.push(rest);
-    // Each run waits in a slot for the thread that takes it (or for this one, when no thread
-    // can be had).
+    // Each run waits in a slot for the thread that takes it.
     let slots: Vec<Mutex<Option<Vec<T>>>> =
         runs.into_iter().map(|run| Mutex::new(Some(run))).collect();
-    in_runs(&slots, 1, stack_bytes, |slots| {
-        slots
-            .iter()
-            .filter_map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+    each_taken(&slots, stack_bytes, |slot| {
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
             .map(&work)
-            .collect::<Vec<R>>()
     })
     .into_iter()
     .flatten()
     .collect()
 }
 
-/// Works each item on its own, on one thread per core (each with `stack_bytes` of stack), every
-/// thread taking the next item not yet taken: a thread that other work slows down takes fewer,
-/// so none is left waiting for a fixed share. Results come back in input order. When no thread
-/// can be had, the items are worked here.
+/// Works each item on its own, on one thread per core (at most one per item), each with
+/// `stack_bytes` of stack and each taking the next item not yet taken. Results come back in input
+/// order. When no thread can be had, the items are worked here.
 pub(crate) fn each_taken<T, R>(
     items: &[T],
     stack_bytes: usize,
@@ -114,7 +100,7 @@ where
     };
     let take = &take;
     let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..run_count(items.len(), 1))
+        let threads: Vec<_> = (0..cores().min(items.len()))
             .map(|_| {
                 std::thread::Builder::new()
                     .name("envform-worker".to_owned())
@@ -145,10 +131,15 @@ where
     results.into_iter().flatten().collect()
 }
 
-/// How many runs `items` items make: one per core, each of at least `smallest` items.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// How many runs `items` items make: a few per core, each of at least `smallest` items.
 fn run_count(items: usize, smallest: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    cores.min(items / smallest.max(1)).max(1)
+    (cores() * RUNS_PER_CORE)
+        .min(items / smallest.max(1))
+        .max(1)
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
         .collect()
 }
 
-/// Fewest desired environments worth a thread of their own.
+/// Fewest desired environments worth a run on another thread.
 const ENVIRONMENTS_PER_THREAD: usize = 512;
 
 /// What planning one desired environment adds to the plan.

@@ -28,7 +28,7 @@ pub(crate) struct Document {
     pub(crate) state: Option<StateBackendConfig>,
 }
 
-/// Fewest environments worth a thread of their own.
+/// Fewest environments worth a run on another thread.
 const ENVIRONMENTS_PER_THREAD: usize = 512;
 
 /// A top-level section: where its key is written, and its value.

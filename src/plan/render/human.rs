@@ -19,7 +19,7 @@ pub(crate) const NO_CHANGES: &str = "No changes. Live environments match the con
 
 /// Widest line of the plan's own text: the order list and warnings wrap at it.
 const LINE_WIDTH: usize = 80;
-/// Fewest environment sections worth a thread of their own.
+/// Fewest environment sections worth a run on another thread.
 const SECTIONS_PER_THREAD: usize = 512;
 
 /// Renders `plan` for a terminal; `color` adds ANSI colours to the change symbols.
