@@ -70,7 +70,7 @@ pub fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
 }
 
 /// Fewest desired environments worth a run on another thread.
-const ENVIRONMENTS_PER_THREAD: usize = 512;
+const ENVIRONMENTS_PER_RUN: usize = 512;
 
 /// What planning one desired environment adds to the plan.
 struct PlannedEnvironment {
@@ -175,7 +175,7 @@ impl<'a> Planner<'a> {
         // Environments are planned independently of each other: large plans on every core.
         let planned = crate::parallel::in_runs(
             &desired,
-            ENVIRONMENTS_PER_THREAD,
+            ENVIRONMENTS_PER_RUN,
             crate::parallel::SHALLOW_STACK_BYTES,
             |run| -> Vec<PlannedEnvironment> {
                 run.iter()

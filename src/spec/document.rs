@@ -29,7 +29,7 @@ pub(crate) struct Document {
 }
 
 /// Fewest environments worth a run on another thread.
-const ENVIRONMENTS_PER_THREAD: usize = 512;
+const ENVIRONMENTS_PER_RUN: usize = 512;
 
 /// A top-level section: where its key is written, and its value.
 type Written<'n> = (Location, &'n Node);
@@ -106,7 +106,7 @@ pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document 
     // Each environment is read on its own: large configurations on every core.
     let runs = crate::parallel::in_owned_runs(
         entries,
-        ENVIRONMENTS_PER_THREAD,
+        ENVIRONMENTS_PER_RUN,
         crate::parallel::SHALLOW_STACK_BYTES,
         |run| {
             let mut run_checker = checker.beside();

@@ -20,7 +20,7 @@ pub(crate) const NO_CHANGES: &str = "No changes. Live environments match the con
 /// Widest line of the plan's own text: the order list and warnings wrap at it.
 const LINE_WIDTH: usize = 80;
 /// Fewest environment sections worth a run on another thread.
-const SECTIONS_PER_THREAD: usize = 512;
+const SECTIONS_PER_RUN: usize = 512;
 
 /// Renders `plan` for a terminal; `color` adds ANSI colours to the change symbols.
 pub fn render_human(plan: &Plan, color: bool) -> String {
@@ -87,7 +87,7 @@ impl Writer {
             // Each environment's section stands alone: large plans are written on every core.
             let sections = crate::parallel::in_runs(
                 &changes,
-                SECTIONS_PER_THREAD,
+                SECTIONS_PER_RUN,
                 crate::parallel::SHALLOW_STACK_BYTES,
                 |run| {
                     let mut writer = Writer {
