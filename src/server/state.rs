@@ -11,7 +11,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
@@ -119,27 +119,33 @@ fn detail(status: StatusCode, detail: impl Into<String>) -> Refusal {
     Refusal::Detail(status, detail.into())
 }
 
-/// The workspace a request names, checked before anything is touched.
-fn workspace(
-    StateCaller(organization): StateCaller,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Workspace, Refusal> {
-    let Path(name) = path.map_err(|rejection| {
-        detail(
-            StatusCode::BAD_REQUEST,
-            format!("invalid workspace: {}", rejection.body_text()),
-        )
-    })?;
-    let name = WorkspaceName::parse(&name).map_err(|error| {
-        detail(
-            StatusCode::BAD_REQUEST,
-            format!("invalid workspace: {error}"),
-        )
-    })?;
-    Ok(Workspace {
-        organization: organization.0,
-        name,
-    })
+/// The workspace a request names, of the caller's organization: checked before anything is
+/// touched.
+struct NamedWorkspace(Workspace);
+
+impl FromRequestParts<AppState> for NamedWorkspace {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let StateCaller(organization) = StateCaller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let invalid = |text: String| {
+            detail(
+                StatusCode::BAD_REQUEST,
+                format!("invalid workspace: {text}"),
+            )
+            .into_response()
+        };
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| invalid(rejection.body_text()))?;
+        let name = WorkspaceName::parse(&name).map_err(|error| invalid(error.to_string()))?;
+        Ok(NamedWorkspace(Workspace {
+            organization: organization.0,
+            name,
+        }))
+    }
 }
 
 /// The `?ID=` of a state write.
@@ -151,18 +157,13 @@ struct WriteQuery {
 
 /// `/api/v1/state/{workspace}`: GET, POST (PUT too), LOCK and UNLOCK.
 async fn workspace_route(
-    caller: StateCaller,
+    NamedWorkspace(workspace): NamedWorkspace,
     State(app): State<AppState>,
     method: Method,
-    path: Result<Path<String>, PathRejection>,
     query: Result<Query<WriteQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let workspace = match workspace(caller, path) {
-        Ok(workspace) => workspace,
-        Err(refusal) => return refusal.into_response(),
-    };
     let service = &app.state_service;
     let result = match method.as_str() {
         "GET" => get_state(service, &workspace).await,
@@ -177,17 +178,12 @@ async fn workspace_route(
 /// `/api/v1/state/{workspace}/lock`, GitLab's shape: POST locks, DELETE unlocks (LOCK and
 /// UNLOCK work there too).
 async fn lock_route(
-    caller: StateCaller,
+    NamedWorkspace(workspace): NamedWorkspace,
     State(app): State<AppState>,
     method: Method,
-    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let workspace = match workspace(caller, path) {
-        Ok(workspace) => workspace,
-        Err(refusal) => return refusal.into_response(),
-    };
     let service = &app.state_service;
     let result = match method.as_str() {
         "POST" | "LOCK" => lock(service, &workspace, &headers, body).await,
@@ -199,14 +195,9 @@ async fn lock_route(
 
 /// `GET /api/v1/state/{workspace}/events`: the workspace's lock event log, for audits.
 async fn events_route(
-    caller: StateCaller,
+    NamedWorkspace(workspace): NamedWorkspace,
     State(app): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let workspace = match workspace(caller, path) {
-        Ok(workspace) => workspace,
-        Err(refusal) => return refusal.into_response(),
-    };
     match app.state_service.events(&workspace).await {
         Ok(events) => axum::Json(events).into_response(),
         Err(error) => refusal(error).into_response(),
