@@ -28,9 +28,7 @@ where
     if items.is_empty() {
         return Vec::new();
     }
-    let runs: Vec<&[T]> = items
-        .chunks(items.len().div_ceil(run_count(items.len(), smallest)))
-        .collect();
+    let runs: Vec<&[T]> = items.chunks(run_size(items.len(), smallest)).collect();
     each_taken(&runs, stack_bytes, |run| work(run))
 }
 
@@ -49,7 +47,7 @@ where
     if items.is_empty() {
         return Vec::new();
     }
-    let size = items.len().div_ceil(run_count(items.len(), smallest));
+    let size = run_size(items.len(), smallest);
     let mut runs = Vec::new();
     let mut rest = items;
     while rest.len() > size {
@@ -135,11 +133,13 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// How many runs `items` items make: a few per core, each of at least `smallest` items.
-fn run_count(items: usize, smallest: usize) -> usize {
-    (cores() * RUNS_PER_CORE)
+/// How many items go in each run of `items` items: a few runs per core, each of at least
+/// `smallest` items (all of them in one run when there are fewer).
+fn run_size(items: usize, smallest: usize) -> usize {
+    let runs = (cores() * RUNS_PER_CORE)
         .min(items / smallest.max(1))
-        .max(1)
+        .max(1);
+    items.div_ceil(runs)
 }
 
 #[cfg(test)]

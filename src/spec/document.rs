@@ -36,7 +36,8 @@ type Written<'n> = (Location, &'n Node);
 
 /// Top-level sections of one file that apply to the whole configuration.
 struct Sections<'n> {
-    environments: Option<&'n Node>,
+    /// Which entry of the file's mapping holds `environments`.
+    environments: Option<usize>,
     defaults: Option<Written<'n>>,
     options: Option<Written<'n>>,
     state: Option<Written<'n>>,
@@ -56,14 +57,7 @@ pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document 
             let Some(sections) = top_level(checker, root) else {
                 continue;
             };
-            if let Some(list) = sections.environments {
-                let entry = root.entries().and_then(|entries| {
-                    entries
-                        .iter()
-                        .position(|entry| std::ptr::eq(&entry.value, list))
-                });
-                lists.extend(entry.map(|entry| (file, entry)));
-            }
+            lists.extend(sections.environments.map(|entry| (file, entry)));
             once(checker, "defaults", &mut defaults, sections.defaults);
             once(checker, "options", &mut options, sections.options);
             once(checker, "state", &mut state, sections.state);
@@ -101,7 +95,6 @@ pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document 
             entries.append(items);
         }
     }
-    drop(roots);
     let defaults = defaults.as_ref();
     // Each environment is read on its own: large configurations on every core.
     let runs = crate::parallel::in_owned_runs(
@@ -218,7 +211,9 @@ fn top_level<'n>(checker: &mut Checker<'_>, root: &'n Node) -> Option<Sections<'
         Some((key_location, value))
     };
     Some(Sections {
-        environments: find("environments"),
+        environments: entries
+            .iter()
+            .position(|entry| entry.key.as_str() == Some("environments")),
         defaults: written("defaults"),
         options: written("options"),
         state: written("state"),
