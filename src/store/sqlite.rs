@@ -6,16 +6,17 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{Executor, Row, SqlStr, SqlitePool};
@@ -350,80 +351,30 @@ impl StoreTransaction for SqliteTransaction {
     }
 
     async fn insert_environment(&mut self, record: &EnvironmentRecord) -> Result<(), StoreError> {
-        let columns = EnvironmentColumns::new(record)?;
-        let sql = format!(
-            "INSERT INTO environments ({ENVIRONMENT_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(INSERT_ENVIRONMENT.as_str()))
             .bind(record.id.to_string())
             .bind(record.organization_id.0.as_str())
-            .bind(record.name.as_str())
-            .bind(record.display_name.as_deref())
-            .bind(record.description.as_deref())
-            .bind(record.status.as_str())
-            .bind(record.requested_status.as_str())
-            .bind(columns.configuration)
-            .bind(columns.metadata)
-            .bind(columns.tags)
-            .bind(columns.settings)
-            .bind(columns.execution_environment)
-            .bind(record.temporal_namespace.as_deref())
-            .bind(record.temporal_namespace_id.as_deref())
-            .bind(record.provisioning_workflow_id.as_deref())
-            .bind(record.provisioned_at.map(|at| at.as_microsecond()))
-            .bind(record.error_message.as_deref())
-            .bind(record.created_at.as_microsecond())
-            .bind(record.updated_at.as_microsecond())
-            .bind(record.created_by.as_deref())
+            .bind(record.created_at.as_microsecond());
+        let result = bind_changeable(query, record)?
             .execute(&mut *self.transaction)
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::NameTaken {
-                name: record.name.clone(),
-            }),
-            Err(error) => Err(error.into()),
+            Err(error) => Err(name_taken_or(error, record)),
         }
     }
 
     async fn update_environment(&mut self, record: &EnvironmentRecord) -> Result<(), StoreError> {
-        let columns = EnvironmentColumns::new(record)?;
-        let result = sqlx::query(
-            "UPDATE environments SET name = ?, display_name = ?, description = ?, status = ?, \
-             requested_status = ?, configuration = ?, metadata = ?, tags = ?, settings = ?, \
-             execution_environment = ?, temporal_namespace = ?, temporal_namespace_id = ?, \
-             provisioning_workflow_id = ?, provisioned_at = ?, error_message = ?, \
-             updated_at = ?, created_by = ? WHERE id = ? AND organization_id = ?",
-        )
-        .bind(record.name.as_str())
-        .bind(record.display_name.as_deref())
-        .bind(record.description.as_deref())
-        .bind(record.status.as_str())
-        .bind(record.requested_status.as_str())
-        .bind(columns.configuration)
-        .bind(columns.metadata)
-        .bind(columns.tags)
-        .bind(columns.settings)
-        .bind(columns.execution_environment)
-        .bind(record.temporal_namespace.as_deref())
-        .bind(record.temporal_namespace_id.as_deref())
-        .bind(record.provisioning_workflow_id.as_deref())
-        .bind(record.provisioned_at.map(|at| at.as_microsecond()))
-        .bind(record.error_message.as_deref())
-        .bind(record.updated_at.as_microsecond())
-        .bind(record.created_by.as_deref())
-        .bind(record.id.to_string())
-        .bind(record.organization_id.0.as_str())
-        .execute(&mut *self.transaction)
-        .await;
+        let query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_ENVIRONMENT.as_str()));
+        let result = bind_changeable(query, record)?
+            .bind(record.id.to_string())
+            .bind(record.organization_id.0.as_str())
+            .execute(&mut *self.transaction)
+            .await;
         match result {
             Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
             Ok(_) => Ok(()),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::NameTaken {
-                name: record.name.clone(),
-            }),
-            Err(error) => Err(error.into()),
+            Err(error) => Err(name_taken_or(error, record)),
         }
     }
 
@@ -526,24 +477,82 @@ where
     .transpose()
 }
 
-/// The JSON columns of an environment, serialized.
-struct EnvironmentColumns {
-    configuration: Option<String>,
-    metadata: Option<String>,
-    tags: Option<String>,
-    settings: Option<String>,
-    execution_environment: Option<String>,
+/// The columns of an environment that an update writes, in the order [`bind_changeable`] binds
+/// them; the rest (`id`, `organization_id`, `created_at`) never change.
+const CHANGEABLE_COLUMNS: [&str; 17] = [
+    "name",
+    "display_name",
+    "description",
+    "status",
+    "requested_status",
+    "configuration",
+    "metadata",
+    "tags",
+    "settings",
+    "execution_environment",
+    "temporal_namespace",
+    "temporal_namespace_id",
+    "provisioning_workflow_id",
+    "provisioned_at",
+    "error_message",
+    "updated_at",
+    "created_by",
+];
+
+/// Inserts an environment: the columns that never change, then [`CHANGEABLE_COLUMNS`].
+static INSERT_ENVIRONMENT: LazyLock<String> = LazyLock::new(|| {
+    let placeholders = vec!["?"; 3 + CHANGEABLE_COLUMNS.len()].join(", ");
+    format!(
+        "INSERT INTO environments (id, organization_id, created_at, {}) VALUES ({placeholders})",
+        CHANGEABLE_COLUMNS.join(", ")
+    )
+});
+
+/// Writes [`CHANGEABLE_COLUMNS`] of the environment with an id in an organization.
+static UPDATE_ENVIRONMENT: LazyLock<String> = LazyLock::new(|| {
+    let assignments: Vec<String> = CHANGEABLE_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = ?"))
+        .collect();
+    format!(
+        "UPDATE environments SET {} WHERE id = ? AND organization_id = ?",
+        assignments.join(", ")
+    )
+});
+
+/// Binds `record`'s values for [`CHANGEABLE_COLUMNS`], JSON columns serialized.
+fn bind_changeable<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    record: &EnvironmentRecord,
+) -> Result<Query<'q, Sqlite, SqliteArguments>, StoreError> {
+    Ok(query
+        .bind(record.name.as_str())
+        .bind(record.display_name.as_deref())
+        .bind(record.description.as_deref())
+        .bind(record.status.as_str())
+        .bind(record.requested_status.as_str())
+        .bind(to_json(record.configuration.as_ref())?)
+        .bind(to_json(record.metadata.as_ref())?)
+        .bind(to_json(record.tags.as_ref())?)
+        .bind(to_json(record.settings.as_ref())?)
+        .bind(to_json(record.execution_environment.as_ref())?)
+        .bind(record.temporal_namespace.as_deref())
+        .bind(record.temporal_namespace_id.as_deref())
+        .bind(record.provisioning_workflow_id.as_deref())
+        .bind(record.provisioned_at.map(|at| at.as_microsecond()))
+        .bind(record.error_message.as_deref())
+        .bind(record.updated_at.as_microsecond())
+        .bind(record.created_by.as_deref()))
 }
 
-impl EnvironmentColumns {
-    fn new(record: &EnvironmentRecord) -> Result<Self, StoreError> {
-        Ok(Self {
-            configuration: to_json(record.configuration.as_ref())?,
-            metadata: to_json(record.metadata.as_ref())?,
-            tags: to_json(record.tags.as_ref())?,
-            settings: to_json(record.settings.as_ref())?,
-            execution_environment: to_json(record.execution_environment.as_ref())?,
-        })
+/// A failed write of `record`: its name taken when a unique index refused it.
+fn name_taken_or(error: sqlx::Error, record: &EnvironmentRecord) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::NameTaken {
+            name: record.name.clone(),
+        }
+    } else {
+        error.into()
     }
 }
 
