@@ -42,37 +42,30 @@ pub enum Section {
     ExecutionEnvironment,
 }
 
+/// The keys of an environment: `name` first and `renamed_from` last, which `defaults` lacks.
+const ENVIRONMENT_KEYS: &[&str] = &[
+    "name",
+    "display_name",
+    "description",
+    "status",
+    "configuration",
+    "metadata",
+    "tags",
+    "settings",
+    "execution_environment",
+    "depends_on",
+    "lifecycle",
+    "renamed_from",
+];
+
 impl Section {
     /// The keys allowed here.
     pub fn keys(self) -> &'static [&'static str] {
         match self {
             Section::TopLevel => &["version", "environments", "defaults", "options", "state"],
-            Section::Environment => &[
-                "name",
-                "display_name",
-                "description",
-                "status",
-                "configuration",
-                "metadata",
-                "tags",
-                "settings",
-                "execution_environment",
-                "depends_on",
-                "lifecycle",
-                "renamed_from",
-            ],
-            Section::Defaults => &[
-                "display_name",
-                "description",
-                "status",
-                "configuration",
-                "metadata",
-                "tags",
-                "settings",
-                "execution_environment",
-                "depends_on",
-                "lifecycle",
-            ],
+            Section::Environment => ENVIRONMENT_KEYS,
+            // Every key of an environment but its identity: `name` and `renamed_from`.
+            Section::Defaults => &ENVIRONMENT_KEYS[1..ENVIRONMENT_KEYS.len() - 1],
             Section::Options => &["prune", "delete_threshold", "update_threshold"],
             Section::Threshold => &["max_fraction", "min_existing"],
             Section::LocalState => &["backend", "path"],
