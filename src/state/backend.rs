@@ -38,50 +38,6 @@ pub trait StateBackend: Send + Sync {
     fn describe(&self) -> String;
 }
 
-#[async_trait::async_trait]
-impl<T: StateBackend + ?Sized> StateBackend for std::sync::Arc<T> {
-    async fn load(&self) -> Result<Option<State>, StateError> {
-        (**self).load().await
-    }
-    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
-        (**self).save(state, lock).await
-    }
-    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
-        (**self).lock(info).await
-    }
-    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
-        (**self).unlock(handle).await
-    }
-    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
-        (**self).force_unlock(lock_id).await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
-
-#[async_trait::async_trait]
-impl<T: StateBackend + ?Sized> StateBackend for Box<T> {
-    async fn load(&self) -> Result<Option<State>, StateError> {
-        (**self).load().await
-    }
-    async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
-        (**self).save(state, lock).await
-    }
-    async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
-        (**self).lock(info).await
-    }
-    async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
-        (**self).unlock(handle).await
-    }
-    async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
-        (**self).force_unlock(lock_id).await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
-
 /// Why reading, writing or locking state failed. Messages never carry passwords.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StateError {
