@@ -88,12 +88,7 @@ impl SqliteStore {
             .max_connections(MAX_FILE_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let store = Self {
-            pool,
-            generation: Arc::default(),
-        };
-        store.migrate().await?;
-        Ok(store)
+        Self::migrated(pool).await
     }
 
     /// A private in-memory database, for tests and throwaway use.
@@ -110,6 +105,11 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
+        Self::migrated(pool).await
+    }
+
+    /// The store on `pool`, its schema brought up to date.
+    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
         let store = Self {
             pool,
             generation: Arc::default(),
