@@ -355,13 +355,11 @@ impl StoreTransaction for SqliteTransaction {
             .bind(record.id.to_string())
             .bind(record.organization_id.0.as_str())
             .bind(record.created_at.as_microsecond());
-        let result = bind_changeable(query, record)?
+        bind_changeable(query, record)?
             .execute(&mut *self.transaction)
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => Err(name_taken_or(error, record)),
-        }
+            .await
+            .map(drop)
+            .map_err(|error| name_taken_or(error, record))
     }
 
     async fn update_environment(&mut self, record: &EnvironmentRecord) -> Result<(), StoreError> {
