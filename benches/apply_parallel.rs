@@ -26,8 +26,8 @@ use envform::api::{
     EnvironmentsApi, Status, UpdateEnvironment, WorkerCommand,
 };
 use envform::apply::{self, ApplyOptions, Journal, SilentProgress};
+use envform::desired::{self, SourceFile, Sources};
 use envform::plan::{self, PlanOptions};
-use envform::spec::{self, SourceFile, Sources};
 use envform::state::{LocalBackend, LockHandle, LockInfo, State, StateBackend, StateError};
 use tokio_util::sync::CancellationToken;
 
@@ -318,7 +318,7 @@ async fn run(scenario: &Scenario) -> Outcome {
     let live = settle(&client).await;
 
     let path = directory.path().join("envform.yaml");
-    let desired = spec::parse(Sources {
+    let desired = desired::parse(Sources {
         files: vec![SourceFile {
             path,
             text: desired_text(scenario.creates),
@@ -351,22 +351,21 @@ async fn run(scenario: &Scenario) -> Outcome {
     };
 
     let started = Instant::now();
+    let bound = planned
+        .bind(&desired, &live, state, false)
+        .expect("the fresh plan binds");
     let report = apply::execute(
-        &planned,
-        &desired,
-        &live,
+        bound,
         api.clone(),
         Journal {
             backend: &backend,
             lock: Some(&lock),
         },
-        state,
         &apply_options,
         CancellationToken::new(),
         &SilentProgress,
     )
-    .await
-    .expect("payloads resolve");
+    .await;
     let elapsed = started.elapsed();
 
     backend.unlock(lock).await.expect("unlock state");

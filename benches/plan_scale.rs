@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 use envform::api::{
     ControlPlaneClient, CreateEnvironment, Environment, EnvironmentId, OrganizationId,
 };
+use envform::desired::{self, Desired, DesiredEnvironment, SourceFile, Sources};
 use envform::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS};
 use envform::plan::{self, Plan, PlanOptions};
-use envform::spec::{self, Desired, DesiredEnvironment, SourceFile, Sources};
 use envform::state::{LocalBackend, State, StateBackend};
 use envform::store::{EnvironmentRecord, SqliteStore, Store};
 use jiff::SignedDuration;
@@ -125,9 +125,9 @@ fn name(index: usize) -> String {
     format!("env-{index:05}")
 }
 
-/// Validates desired-state files as `spec::load` would after reading them.
-fn parse(files: &[SourceFile]) -> Result<Desired, spec::SpecError> {
-    spec::parse(Sources {
+/// Validates desired-state files as `desired::load` would after reading them.
+fn parse(files: &[SourceFile]) -> Result<Desired, desired::SpecError> {
+    desired::parse(Sources {
         files: files.to_vec(),
     })
 }
@@ -351,7 +351,7 @@ fn whole_command(
 }
 
 /// The first diagnostic of a spec error, on one line.
-fn first_problem(error: &spec::SpecError) -> String {
+fn first_problem(error: &desired::SpecError) -> String {
     error.diagnostics().first().map_or_else(
         || error.to_string(),
         |diagnostic| format!("line {}: {diagnostic}", diagnostic.line),

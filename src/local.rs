@@ -70,3 +70,13 @@ impl std::error::Error for Wrapper {
         Some(&self.0)
     }
 }
+
+/// Installs ring as the process's TLS crypto provider, once: reqwest is built without a bundled
+/// one. Does nothing when the embedding program installed a provider first.
+pub fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // An error means a provider is already installed, which is all that is needed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -79,13 +79,13 @@ fn yaml_like() -> impl Strategy<Value = String> {
 }
 
 fn parse_and_render(text: String) -> Result<(), TestCaseError> {
-    let sources = envform::spec::Sources {
-        files: vec![envform::spec::SourceFile {
+    let sources = envform::desired::Sources {
+        files: vec![envform::desired::SourceFile {
             path: PathBuf::from("fuzz.yaml"),
             text,
         }],
     };
-    if let Err(error) = envform::spec::parse(sources) {
+    if let Err(error) = envform::desired::parse(sources) {
         // Every diagnostic renders, pointing into its file.
         let mut rendered = String::new();
         miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
@@ -109,8 +109,8 @@ fn fuzz_desired_state_parser() {
 }
 
 fn saved_plan() -> String {
-    let desired = envform::spec::parse(envform::spec::Sources {
-        files: vec![envform::spec::SourceFile {
+    let desired = envform::desired::parse(envform::desired::Sources {
+        files: vec![envform::desired::SourceFile {
             path: PathBuf::from("envform.yaml"),
             text: good_yaml(),
         }],

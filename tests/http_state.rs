@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use envform::state::{LockEventKind, RecordedLockEvent, check_single_holder};
+use envform::control_plane::state_service::{
+    LockEventKind, RecordedLockEvent, check_single_holder,
+};
 use predicates::prelude::*;
 use serde_json::{Value, json};
 

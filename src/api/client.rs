@@ -3,11 +3,10 @@
 //! It owns what only a network client needs: the base URL and key, timeouts, retries of idempotent
 //! calls with jittered exponential backoff (honouring `Retry-After`), and turning HTTP answers into
 //! [`EnvironmentError`]. A POST is never retried here: whether a failed create happened is for the
-//! caller to find out (DESIGN §6), not for a blind second attempt. The API key never reaches
+//! caller to find out (docs/src/concepts/plans.md#apply), not for a blind second attempt. The API key never reaches
 //! `Debug` output, logs or errors.
 
 use std::fmt;
-use std::sync::Once;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -153,16 +152,6 @@ impl fmt::Debug for ControlPlaneClient {
     }
 }
 
-/// Installs ring as the process's TLS crypto provider, once: reqwest is built without a bundled
-/// one. Does nothing when the embedding program installed a provider first.
-pub fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // An error means a provider is already installed, which is all that is needed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl ControlPlaneClient {
     /// A client for [`DEFAULT_BASE_URL`] with default timeouts and retries.
     pub fn new(api_key: impl Into<SecretString>) -> Result<Self, ClientError> {
@@ -196,7 +185,7 @@ impl ControlPlaneClient {
         headers.insert(header::AUTHORIZATION, authorization);
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
 
-        install_crypto_provider();
+        crate::local::install_crypto_provider();
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(config.user_agent)

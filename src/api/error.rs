@@ -1,5 +1,5 @@
 //! `EnvironmentError`: every way an Environments API call can fail, parsed from the three
-//! `detail` shapes of DESIGN §2 (string, array of field errors, object).
+//! `detail` shapes of docs/src/concepts/service.md (string, array of field errors, object).
 
 use serde::{Deserialize, Serialize};
 

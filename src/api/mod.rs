@@ -6,14 +6,15 @@ mod error;
 mod types;
 mod workers;
 
+pub use crate::local::install_crypto_provider;
 pub use client::{
     API_KEY_VARIABLE, BASE_URL_VARIABLE, ClientConfig, ClientError, ControlPlaneClient,
-    DEFAULT_BASE_URL, Environments, install_crypto_provider,
+    DEFAULT_BASE_URL, Environments,
 };
 pub use error::{EnvironmentError, FieldError};
 pub use types::{
-    CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, OrganizationId,
-    Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
+    CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField,
+    OrganizationId, Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
 };
 pub use workers::{
     AuditAction, AuditEvent, Heartbeat, HeartbeatAck, RegisterWorker, UnknownAuditAction, Worker,

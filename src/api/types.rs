@@ -1,150 +1,16 @@
-//! Wire types of the Environments API (DESIGN §2). Unknown fields are ignored and absent ones are
+//! Wire types of the Environments API (docs/src/concepts/service.md). Unknown fields are ignored and absent ones are
 //! optional, so the SDK keeps working against a service that grows new fields.
 
 use std::fmt;
-use std::str::FromStr;
 
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use uuid::Uuid;
 
-/// A JSON object, as used by `configuration`, `metadata` and `settings`.
-pub type JsonMap = serde_json::Map<String, serde_json::Value>;
-
-/// The identifier of an environment (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EnvironmentId(pub Uuid);
-
-impl EnvironmentId {
-    /// A fresh random identifier.
-    pub fn new_random() -> Self {
-        Self(Uuid::new_v4())
-    }
-}
-
-impl fmt::Display for EnvironmentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for EnvironmentId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
-
-/// The identifier of an organization; every query is scoped to one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct OrganizationId(pub String);
-
-impl fmt::Display for OrganizationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The lifecycle status of an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// The organization's Temporal namespace is being provisioned.
-    Provisioning,
-    /// The namespace is ready; the environment does not accept work yet.
-    Ready,
-    /// The environment accepts work.
-    Active,
-    /// Provisioning failed, see `error_message`.
-    Error,
-    /// Disabled by a user.
-    Inactive,
-}
-
-impl Status {
-    /// All statuses, in lifecycle order.
-    pub const ALL: [Status; 5] = [
-        Status::Provisioning,
-        Status::Ready,
-        Status::Active,
-        Status::Error,
-        Status::Inactive,
-    ];
-
-    /// The wire name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Provisioning => "provisioning",
-            Status::Ready => "ready",
-            Status::Active => "active",
-            Status::Error => "error",
-            Status::Inactive => "inactive",
-        }
-    }
-
-    /// Whether a user may set this status (the service sets the others itself).
-    pub fn is_user_settable(self) -> bool {
-        matches!(self, Status::Active | Status::Inactive)
-    }
-
-    /// Whether provisioning has ended, successfully or not.
-    pub fn is_settled(self) -> bool {
-        !matches!(self, Status::Provisioning)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
-    }
-}
-
-/// A status string that is not one of [`Status::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status `{0}` (expected one of provisioning, ready, active, error, inactive)")]
-pub struct UnknownStatus(pub String);
-
-/// Where an environment's workers run: environment variables, secrets, integrations, MCP servers.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExecutionEnvironment {
-    /// Environment variables for workers; values are secret and never rendered.
-    #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
-    pub env_vars: JsonMap,
-    /// Names of secrets made available to workers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<String>,
-    /// Integrations enabled for the environment.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub integration_ids: Vec<String>,
-    /// MCP servers, by name.
-    #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
-    pub mcp_servers: JsonMap,
-}
-
-impl fmt::Debug for ExecutionEnvironment {
-    // `env_vars` values are secrets: only their names are shown.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExecutionEnvironment")
-            .field("env_vars", &self.env_vars.keys().collect::<Vec<_>>())
-            .field("secrets", &self.secrets)
-            .field("integration_ids", &self.integration_ids)
-            .field("mcp_servers", &self.mcp_servers)
-            .finish()
-    }
-}
+pub use crate::model::{
+    EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField, OrganizationId, Status,
+    UnknownStatus,
+};
 
 /// An environment as the service returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,6 +202,24 @@ impl UpdateEnvironment {
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
+
+    /// Sends `null` for `field`; a field the registry marks as not clearable (`status`) is left
+    /// alone, since the service owns its value once the file stops saying it.
+    pub fn clear(&mut self, field: ManagedField) {
+        if !field.spec().clearable {
+            return;
+        }
+        match field {
+            ManagedField::DisplayName => self.display_name = Patch::Clear,
+            ManagedField::Description => self.description = Patch::Clear,
+            ManagedField::Status => {}
+            ManagedField::Configuration => self.configuration = Patch::Clear,
+            ManagedField::Metadata => self.metadata = Patch::Clear,
+            ManagedField::Tags => self.tags = Patch::Clear,
+            ManagedField::Settings => self.settings = Patch::Clear,
+            ManagedField::ExecutionEnvironment => self.execution_environment = Patch::Clear,
+        }
+    }
 }
 
 /// A worker authentication token: a secret, never printed by `Debug` or logs.
@@ -454,17 +338,6 @@ mod tests {
         let debug = format!("{command:?}");
         assert!(!debug.contains(token), "{debug}");
         assert!(debug.contains("--environment prod"));
-    }
-
-    #[test]
-    fn execution_environment_debug_hides_values() {
-        let mut execution = ExecutionEnvironment::default();
-        execution
-            .env_vars
-            .insert("TOKEN".into(), "hidden-value".into());
-        let debug = format!("{execution:?}");
-        assert!(debug.contains("TOKEN"));
-        assert!(!debug.contains("hidden-value"));
     }
 
     #[test]

@@ -16,9 +16,8 @@ use uuid::Uuid;
 use super::outcome::{ApplyReport, StepOutcome, StepResult};
 use super::progress::Progress;
 use super::step::{self, StepContext, StepFailure, StepSuccess};
-use crate::api::{Environment, EnvironmentId, EnvironmentsApi};
-use crate::plan::{Action, Payload, Plan, ResolveError, Step, StepId, resolve_payload};
-use crate::spec::Desired;
+use crate::api::{EnvironmentId, EnvironmentsApi};
+use crate::plan::{Action, BoundPlan, Payload, Plan, Step, StepId};
 use crate::state::{CreateIntent, LockHandle, State, StateBackend};
 
 /// How to run a plan.
@@ -50,33 +49,26 @@ pub struct Journal<'a> {
     pub lock: Option<&'a LockHandle>,
 }
 
-/// Executes `plan`. Every step's payload is resolved first (so a plan whose secrets changed is
-/// refused before any call); then the DAG runs until done, failed or `cancel`led.
-#[allow(clippy::too_many_arguments)]
+/// Executes a bound plan: its DAG runs until done, failed or `cancel`led. Binding already checked
+/// its base and resolved every call, so nothing here can find the plan stale.
 pub async fn execute(
-    plan: &Plan,
-    desired: &Desired,
-    live: &[Environment],
+    bound: BoundPlan,
     api: Arc<dyn EnvironmentsApi>,
     journal: Journal<'_>,
-    state: State,
     options: &ApplyOptions,
     cancel: CancellationToken,
     progress: &dyn Progress,
-) -> Result<ApplyReport, ResolveError> {
-    let mut payloads = BTreeMap::new();
-    for step in plan.steps() {
-        payloads.insert(step.id, resolve_payload(step, desired, live)?);
-    }
+) -> ApplyReport {
+    let (plan, payloads, state) = bound.into_parts();
     let context = StepContext {
         api,
         wait_timeout: options.wait_timeout,
         poll_interval: options.poll_interval,
     };
-    let mut run = Run::new(plan, state, journal, progress);
+    let mut run = Run::new(&plan, state, journal, progress);
     run.drive(payloads, &context, options.parallelism.max(1), cancel)
         .await;
-    Ok(run.into_report())
+    run.into_report()
 }
 
 /// The bookkeeping of one apply.

@@ -1,4 +1,4 @@
-//! Executing a [`Plan`](crate::plan::Plan) (DESIGN §6): scheduling its DAG with bounded
+//! Executing a [`Plan`](crate::plan::Plan) (docs/src/concepts/plans.md#apply): scheduling its DAG with bounded
 //! parallelism, calling the API, waiting for provisioning, journaling every finished step to
 //! state, and stopping cleanly on an interrupt. It decides nothing about *what* to change: every
 //! choice is already in the plan.

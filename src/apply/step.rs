@@ -182,7 +182,7 @@ async fn wait_for_provisioning(
     }
 }
 
-/// Fields the step sent that did not come back (DESIGN §2: the production service drops
+/// Fields the step sent that did not come back (docs/src/concepts/service.md: the production service drops
 /// `configuration` and `metadata`), worded so the user knows why the next plan shows them again.
 fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
     step.changes

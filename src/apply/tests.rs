@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::api::{EnvironmentsApi, OrganizationId, Status};
 use crate::control_plane::{ControlPlane, ControlPlaneConfig};
+use crate::desired::{Desired, SourceFile, Sources};
 use crate::plan::{Action, PlanOptions, Step, diff};
-use crate::spec::{Desired, SourceFile, Sources};
 use crate::state::{LocalBackend, State, StateBackend};
 
 fn desired(yaml: &str) -> Desired {
-    crate::spec::parse(Sources {
+    crate::desired::parse(Sources {
         files: vec![SourceFile {
             path: PathBuf::from("envform.yaml"),
             text: yaml.to_owned(),
@@ -83,22 +83,19 @@ impl Fixture {
         let state = self.state().await;
         let live = self.api.list(None).await.unwrap();
         let plan = diff(desired, &live, &state, &PlanOptions::default()).unwrap();
+        let bound = plan.bind(desired, &live, state, false).unwrap();
         execute(
-            &plan,
-            desired,
-            &live,
+            bound,
             self.api.clone(),
             Journal {
                 backend: &self.backend,
                 lock: None,
             },
-            state,
             &ApplyOptions::default(),
             CancellationToken::new(),
             progress,
         )
         .await
-        .unwrap()
     }
 
     async fn replan(&self, desired: &Desired) -> crate::plan::Plan {
@@ -292,16 +289,19 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
     let plan = diff(&desired, &live, &state, &PlanOptions::default()).unwrap();
     let cancel = CancellationToken::new();
     cancel.cancel();
+    assert!(
+        plan.steps()
+            .iter()
+            .any(|step| step.action == Action::Create)
+    );
+    let bound = plan.bind(&desired, &live, state, false).unwrap();
     let report = execute(
-        &plan,
-        &desired,
-        &live,
+        bound,
         fixture.api.clone(),
         Journal {
             backend: &fixture.backend,
             lock: None,
         },
-        state,
         &ApplyOptions {
             parallelism: 1,
             ..ApplyOptions::default()
@@ -309,8 +309,7 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
         cancel,
         &SilentProgress,
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.interrupted);
     // The first batch may have been scheduled before the interrupt was seen; nothing after it.
     let done = report
@@ -330,11 +329,6 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
         report.state.intents.is_empty(),
         "{:?}",
         report.state.intents
-    );
-    assert!(
-        plan.steps()
-            .iter()
-            .any(|step| step.action == Action::Create)
     );
     fixture.control_plane.shutdown().await;
 }

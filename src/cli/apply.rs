@@ -1,5 +1,5 @@
 //! `envform apply` and `envform destroy`: lock → read state → list live → plan (or check a saved
-//! plan) → show → confirm → execute → unlock (DESIGN §6).
+//! plan) → show → confirm → execute → unlock (docs/src/concepts/plans.md#apply).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use super::progress::TerminalProgress;
 use super::settings::{TargetArgs, parse_duration};
 use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
 use crate::apply::{ApplyOptions, ApplyReport, Journal};
+use crate::desired::Desired;
 use crate::plan::{DisruptionPolicy, Plan, Summary};
-use crate::spec::Desired;
 use crate::state::StateBackend;
 use crate::target::Connection;
 
@@ -134,24 +134,17 @@ async fn locked(
         Mode::Apply { saved: None } => (make_plan(api, desired, state, &options).await?, false),
         Mode::Apply { saved: Some(plan) } => {
             let live = api.list(None).await.map_err(super::env::api_error)?;
-            plan.base()
-                .check(&state, &desired, &live)
-                .map_err(miette::Report::new)?;
-            crate::plan::check_saved_disruptions(&plan, &live, args.planning.allow_disruption)
-                .map_err(miette::Report::new)?;
-            (
-                Planned {
-                    desired,
-                    state,
-                    live,
-                    plan: *plan,
-                },
-                false,
-            )
+            let planned = Planned {
+                desired,
+                state,
+                live,
+                plan: *plan,
+            };
+            (planned, false)
         }
         Mode::Destroy => {
             // Destroy = plan against a file with no environments: every managed one goes. The
-            // executor gets the same empty file (deletes carry no secrets to resolve).
+            // plan is bound to the same empty file (deletes carry no secrets to resolve).
             let empty = Desired {
                 environments: Vec::new(),
                 ..desired
@@ -159,15 +152,26 @@ async fn locked(
             (make_plan(api, empty, state, &options).await?, true)
         }
     };
+    // A fresh plan and a saved one take the same checks: base, disruptions, secrets.
+    let Planned {
+        desired,
+        state,
+        live,
+        plan,
+    } = planned;
+    let bound = plan
+        .bind(&desired, &live, state, args.planning.allow_disruption)
+        .map_err(miette::Report::new)?;
+    let plan = bound.plan();
     show_plan(
-        &planned.plan,
+        plan,
         PlanFormat::Human,
         crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
     )?;
-    if planned.plan.steps().is_empty() {
+    if plan.steps().is_empty() {
         return Ok(Exit::Success);
     }
-    if planned.plan.has_changes() && !args.auto_approve {
+    if plan.has_changes() && !args.auto_approve {
         if !output::interactive() {
             return Err(miette::miette!(
                 code = "envform::apply::approval_required",
@@ -193,22 +197,20 @@ async fn locked(
             cancel.cancel();
         }
     });
-    let progress = TerminalProgress::new(planned.plan.steps().len());
+    let progress = TerminalProgress::new(plan.steps().len());
+    let summary = plan.summary();
     let options = ApplyOptions {
         parallelism: usize::from(args.parallelism),
         wait_timeout: args.wait_timeout,
         ..ApplyOptions::default()
     };
     let report = crate::apply::execute(
-        &planned.plan,
-        &planned.desired,
-        &planned.live,
+        bound,
         Arc::clone(&connection.api),
         Journal {
             backend,
             lock: Some(handle),
         },
-        planned.state,
         &options,
         cancel,
         &progress,
@@ -216,8 +218,7 @@ async fn locked(
     .await;
     watcher.abort();
     progress.finish();
-    let report = report.map_err(miette::Report::new)?;
-    print_stdout(&conclusion(&report, planned.plan.summary(), is_destroy))?;
+    print_stdout(&conclusion(&report, summary, is_destroy))?;
     Ok(if report.interrupted {
         Exit::Interrupted
     } else if report.succeeded() {

@@ -11,7 +11,8 @@ use super::output::{self, print_stdout};
 use super::settings::TargetArgs;
 use crate::api::{
     AuditAction, AuditEvent, CreateEnvironment, Environment, EnvironmentError, EnvironmentId,
-    EnvironmentsApi, JsonMap, Patch, Status, UpdateEnvironment, WorkerCommand, WorkersApi,
+    EnvironmentsApi, JsonMap, ManagedField, Patch, Status, UpdateEnvironment, WorkerCommand,
+    WorkersApi,
 };
 
 /// Output format of `env` commands.
@@ -92,9 +93,9 @@ pub(crate) enum EnvCommand {
         name: Option<String>,
         #[command(flatten)]
         fields: FieldFlags,
-        /// Clear a field (repeatable): display_name, description, configuration, metadata, tags, settings, execution_environment.
-        #[arg(long, value_name = "FIELD")]
-        clear: Vec<ClearableField>,
+        /// Clear a field (repeatable).
+        #[arg(long, value_name = "FIELD", value_parser = clearable_field())]
+        clear: Vec<ManagedField>,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
@@ -210,24 +211,11 @@ impl FieldFlags {
     }
 }
 
-/// A field `env update --clear` can clear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub(crate) enum ClearableField {
-    /// `display_name`.
-    DisplayName,
-    /// `description`.
-    Description,
-    /// `configuration`.
-    Configuration,
-    /// `metadata`.
-    Metadata,
-    /// `tags`.
-    Tags,
-    /// `settings`.
-    Settings,
-    /// `execution_environment`.
-    ExecutionEnvironment,
+/// The fields `env update --clear` can clear: the registry's clearable ones, shown in `--help`.
+fn clearable_field() -> impl clap::builder::TypedValueParser<Value = ManagedField> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ManagedField::wire_names(|spec| spec.clearable))
+        .try_map(|name| ManagedField::from_wire_name(&name).ok_or("not a managed field"))
 }
 
 fn parse_status(text: &str) -> Result<Status, String> {
@@ -434,7 +422,7 @@ fn apply_flags(
     patch: &mut UpdateEnvironment,
     name: Option<String>,
     fields: &FieldFlags,
-    clear: &[ClearableField],
+    clear: &[ManagedField],
 ) {
     if let Some(name) = name {
         patch.name = Patch::Set(name);
@@ -458,15 +446,7 @@ fn apply_flags(
         patch.tags = Patch::Set(tags);
     }
     for field in clear {
-        match field {
-            ClearableField::DisplayName => patch.display_name = Patch::Clear,
-            ClearableField::Description => patch.description = Patch::Clear,
-            ClearableField::Configuration => patch.configuration = Patch::Clear,
-            ClearableField::Metadata => patch.metadata = Patch::Clear,
-            ClearableField::Tags => patch.tags = Patch::Clear,
-            ClearableField::Settings => patch.settings = Patch::Clear,
-            ClearableField::ExecutionEnvironment => patch.execution_environment = Patch::Clear,
-        }
+        patch.clear(*field);
     }
 }
 

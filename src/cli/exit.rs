@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN §8), one place.
+//! Exit codes (docs/src/reference/exit-codes.md), one place.
 
 use std::process::ExitCode;
 

@@ -11,9 +11,9 @@ use super::output::{print_stdout, stdout_color, write_stdout};
 use super::settings::TargetArgs;
 use super::workspace::{self, DesiredArgs, StateArgs};
 use crate::api::Environment;
+use crate::desired::Desired;
 use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
 use crate::plan::{DisruptionPolicy, Plan, PlanOptions};
-use crate::spec::Desired;
 use crate::state::{LocalBackend, State, StateBackend};
 
 /// How the plan is shown.
@@ -21,7 +21,7 @@ use crate::state::{LocalBackend, State, StateBackend};
 pub(crate) enum PlanFormat {
     /// Terraform-like text.
     Human,
-    /// The versioned JSON document (schema in README.md).
+    /// The versioned JSON document (schema in docs/src/reference/plan-json.md).
     Json,
     /// A pull-request comment.
     Markdown,

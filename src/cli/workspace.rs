@@ -9,7 +9,7 @@ use miette::IntoDiagnostic;
 use secrecy::SecretString;
 
 use super::settings::{error_chain, parse_duration};
-use crate::spec::{Desired, StateBackendConfig};
+use crate::desired::{Desired, StateBackendConfig};
 use crate::state::{
     HttpBackend, HttpBackendSettings, LocalBackend, LockHandle, LockInfo, PASSWORD_VARIABLES,
     STATE_DIRECTORY, STATE_FILE, State, StateBackend, StateError, lock_with_timeout,
@@ -31,7 +31,7 @@ pub(crate) struct DesiredArgs {
 impl DesiredArgs {
     /// Reads and validates the desired state.
     pub(crate) fn load(&self) -> miette::Result<Desired> {
-        crate::spec::load(&self.path).map_err(miette::Report::new)
+        crate::desired::load(&self.path).map_err(miette::Report::new)
     }
 
     /// The directory the local state lives in: beside the file, or in the directory.

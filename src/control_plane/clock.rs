@@ -3,6 +3,22 @@
 
 use jiff::Timestamp;
 
+/// Where a service reads the time; injected so expiry can be tested without waiting.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's clock, truncated to microseconds (the precision the store keeps).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
 /// The current time, truncated to microseconds.
 pub(crate) fn now() -> Timestamp {
     Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap_or(Timestamp::UNIX_EPOCH)

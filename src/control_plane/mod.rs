@@ -1,4 +1,4 @@
-//! The Environments Service's rules (DESIGN §2) over a [`Store`]: the `default` environment,
+//! The Environments Service's rules (docs/src/concepts/service.md) over a [`Store`]: the `default` environment,
 //! names, validation, partial updates, namespace provisioning, worker tokens, worker pools
 //! (registration, heartbeats, `max_workers`, rotation) and the audit log. Knows nothing
 //! of HTTP: `server` serves an [`OrganizationScope`] per request, and the CLI uses one directly
@@ -9,12 +9,13 @@
 //! organization left `provisioning` is resumed when the control plane opens again.
 
 mod audit;
-mod clock;
+pub mod clock;
 mod config;
 mod list_cache;
 mod provisioner;
 mod provisioning;
 mod scope;
+pub mod state_service;
 mod token;
 mod validation;
 mod workers;

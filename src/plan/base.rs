@@ -1,14 +1,14 @@
 //! What a plan was computed against, and the check that refuses a saved plan once any of it has
 //! moved: the state's lineage and serial, the desired files' digest, and each touched environment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Environment;
-use crate::spec::Desired;
+use crate::desired::Desired;
 use crate::state::{Lineage, State};
 
 /// The revisions a plan was computed against.
@@ -55,8 +55,12 @@ impl PlanBase {
         if self.desired_digest != desired.digest {
             reasons.push(Staleness::Desired);
         }
+        let by_name: HashMap<&str, &Environment> = live
+            .iter()
+            .map(|environment| (environment.name.as_str(), environment))
+            .collect();
         for (name, updated_at) in &self.touched {
-            match live.iter().find(|environment| &environment.name == name) {
+            match by_name.get(name.as_str()) {
                 None => reasons.push(Staleness::Gone { name: name.clone() }),
                 Some(environment) if environment.updated_at != *updated_at => {
                     reasons.push(Staleness::Changed { name: name.clone() });
@@ -65,7 +69,7 @@ impl PlanBase {
             }
         }
         for name in &self.absent {
-            if live.iter().any(|environment| &environment.name == name) {
+            if by_name.contains_key(name.as_str()) {
                 reasons.push(Staleness::Taken { name: name.clone() });
             }
         }

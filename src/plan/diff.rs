@@ -1,4 +1,4 @@
-//! The planner of DESIGN §4: desired × live × state → an immutable [`Plan`]. Pure and
+//! The planner (docs/src/concepts/plans.md): desired × live × state → an immutable [`Plan`]. Pure and
 //! synchronous: no I/O, no clock, and every collection it walks is sorted, so the same inputs give
 //! the same plan. Hashed maps serve lookups only.
 //!
@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use super::base::PlanBase;
 use super::disruption::{self, DisruptionPolicy};
 use super::error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind, source_of};
-use super::field::ManagedField;
 use super::model::{
     Action, Drift, DriftResolution, FieldChange, Plan, PlanOptions, PlanSettings, PlanWarning,
     Rename, StateRecord, Step, StepId, StepNote, SwapPart, Unmanaged,
@@ -23,7 +22,8 @@ use super::model::{
 use super::order;
 use super::value::{self, ValuePath};
 use crate::api::{Environment, EnvironmentId, JsonMap, Status};
-use crate::spec::{Desired, DesiredEnvironment, Reference, Threshold};
+use crate::desired::{Desired, DesiredEnvironment, Reference, Threshold};
+use crate::model::ManagedField;
 use crate::state::{ResourceState, State};
 
 /// The name of the environment every organization keeps; it is never deleted.
@@ -780,7 +780,11 @@ impl<'a> Planner<'a> {
                     touched.insert(live.name.clone(), live.updated_at);
                 }
                 Some(_) => {}
-                None if step.action == Action::Create => {
+                // A name live has now is freed by a rename in this plan; that environment is
+                // touched, so its moving is what makes the plan stale.
+                None if step.action == Action::Create
+                    && !self.live_by_name.contains_key(step.name.as_str()) =>
+                {
                     absent.insert(step.name.clone());
                 }
                 None => {}

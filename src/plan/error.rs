@@ -5,7 +5,7 @@ use std::fmt;
 
 use miette::{LabeledSpan, NamedSource, SourceSpan};
 
-use crate::spec::{Location, Sources};
+use crate::desired::{Location, Sources};
 
 /// Every problem found while planning.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -2,80 +2,17 @@
 //! desired file and from live as a JSON value with every secret replaced by its digest. Plans,
 //! drift and state only ever see these digested values, so no secret can leak through them.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::{Environment, ExecutionEnvironment};
-use crate::spec::DesiredFields;
+use crate::api::Environment;
+use crate::desired::DesiredFields;
+use crate::model::{ExecutionEnvironment, ManagedField};
 
 /// The prefix of a secret's digest, as stored in plans and state.
 pub const DIGEST_PREFIX: &str = "sha256:";
 
-/// A top-level environment field that envform manages (server-managed fields never diff).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ManagedField {
-    /// `display_name`.
-    DisplayName,
-    /// `description`.
-    Description,
-    /// `status` (`active` or `inactive`).
-    Status,
-    /// `configuration`.
-    Configuration,
-    /// `metadata`.
-    Metadata,
-    /// `tags`.
-    Tags,
-    /// `settings`.
-    Settings,
-    /// `execution_environment` (its `env_vars` values are secret).
-    ExecutionEnvironment,
-}
-
 impl ManagedField {
-    /// Every managed field, in display order.
-    pub const ALL: [ManagedField; 8] = [
-        ManagedField::DisplayName,
-        ManagedField::Description,
-        ManagedField::Status,
-        ManagedField::Configuration,
-        ManagedField::Metadata,
-        ManagedField::Tags,
-        ManagedField::Settings,
-        ManagedField::ExecutionEnvironment,
-    ];
-
-    /// The field's name on the wire and in the file.
-    pub fn wire_name(self) -> &'static str {
-        match self {
-            ManagedField::DisplayName => "display_name",
-            ManagedField::Description => "description",
-            ManagedField::Status => "status",
-            ManagedField::Configuration => "configuration",
-            ManagedField::Metadata => "metadata",
-            ManagedField::Tags => "tags",
-            ManagedField::Settings => "settings",
-            ManagedField::ExecutionEnvironment => "execution_environment",
-        }
-    }
-
-    /// The field with this wire name.
-    pub fn from_wire_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|field| field.wire_name() == name)
-    }
-
-    /// Whether removing the field from the file clears it live. `status` cannot be cleared:
-    /// removing it hands the status back to the service.
-    pub fn clears_when_removed(self) -> bool {
-        !matches!(self, ManagedField::Status)
-    }
-
     /// The value the file asks for (secrets digested); `None` when the file does not say.
     pub(crate) fn desired_value(self, fields: &DesiredFields) -> Option<Value> {
         match self {
@@ -144,27 +81,6 @@ fn same_object(live: Option<&Map<String, Value>>, value: Option<&Value>) -> bool
     }
 }
 
-impl fmt::Display for ManagedField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.wire_name())
-    }
-}
-
-/// Whether the value at `path` (field wire name, then keys) is secret: each value of
-/// `execution_environment.env_vars`.
-pub fn is_sensitive_path(path: &[String]) -> bool {
-    matches!(path, [field, vars, _] if field == "execution_environment" && vars == "env_vars")
-}
-
-/// Whether `path` holds secrets somewhere beneath it (the displays never print such a value whole).
-pub(crate) fn contains_sensitive(path: &[String]) -> bool {
-    match path {
-        [field] => field == "execution_environment",
-        [field, vars] => field == "execution_environment" && vars == "env_vars",
-        _ => is_sensitive_path(path),
-    }
-}
-
 /// The digest that stands in for a secret value: `sha256:` and the hex SHA-256 of its JSON text.
 pub fn secret_digest(value: &Value) -> String {
     let hash = Sha256::digest(value.to_string().as_bytes());
@@ -212,18 +128,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_names_round_trip_and_match_serde() {
-        for field in ManagedField::ALL {
-            assert_eq!(ManagedField::from_wire_name(field.wire_name()), Some(field));
-            assert_eq!(
-                serde_json::to_value(field).ok(),
-                Some(Value::String(field.wire_name().to_owned()))
-            );
-        }
-        assert_eq!(ManagedField::from_wire_name("id"), None);
-    }
-
-    #[test]
     fn live_equals_agrees_with_live_value() {
         let environment: Environment = serde_json::from_value(json!({
             "id": "0b5c4f0e-3c1a-4a57-9d0e-4f6e8f1a2b3c",
@@ -266,22 +170,5 @@ mod tests {
         );
         assert!(secret_digest(&json!("hunter2")).starts_with("sha256:"));
         assert_ne!(secret_digest(&json!("1")), secret_digest(&json!(1)));
-    }
-
-    #[test]
-    fn only_env_var_values_are_sensitive() {
-        let path = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-        assert!(is_sensitive_path(&path(&[
-            "execution_environment",
-            "env_vars",
-            "X"
-        ])));
-        assert!(!is_sensitive_path(&path(&[
-            "execution_environment",
-            "secrets"
-        ])));
-        assert!(!is_sensitive_path(&path(&["metadata", "env_vars", "X"])));
-        assert!(contains_sensitive(&path(&["execution_environment"])));
-        assert!(!contains_sensitive(&path(&["metadata"])));
     }
 }

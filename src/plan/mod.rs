@@ -1,14 +1,16 @@
-//! Pure planning (DESIGN §4, §5, §8): desired × live × state → an immutable [`Plan`], its order,
+//! Pure planning (docs/src/concepts/plans.md): desired × live × state → an immutable [`Plan`], its order,
 //! and its renderings. No I/O, no async, no clock: the same inputs always give the same plan.
 //!
 //! - [`diff`] builds the plan (three-way field semantics, renames, adoption, protection,
 //!   thresholds, drift); `order` turns its steps into a DAG and one flat order.
-//! - [`resolve_payload`] turns a step into its API call with the real secret values; the plan
-//!   itself only ever holds their digests. [`Step::record_in`] is what a finished step writes to
-//!   state.
+//! - [`Plan::bind`] checks a plan against state, the files and live as they are now and turns each
+//!   step into its API call with the real secret values (the plan itself only ever holds their
+//!   digests): the [`BoundPlan`] is what `apply` executes. [`Step::record_in`] is what a finished
+//!   step writes to state.
 //! - [`render`] shows a plan as `human`, `json` or `markdown`.
 
 mod base;
+mod bound;
 mod diff;
 mod disruption;
 mod error;
@@ -19,20 +21,22 @@ mod payload;
 pub mod render;
 mod value;
 
+pub use crate::model::ManagedField;
 pub use base::{PlanBase, StalePlan, Staleness};
+pub use bound::{BindError, BoundPlan};
 pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
 pub use disruption::{
     Disruption, DisruptionCause, DisruptionPolicy, check_saved as check_saved_disruptions,
     disruption_summary, disruptions,
 };
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
-pub use field::{DIGEST_PREFIX, ManagedField, is_sensitive_path, secret_digest};
+pub use field::{DIGEST_PREFIX, secret_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
     PlanOptions, PlanSettings, PlanWarning, Rename, ResourceChange, StateRecord, Step, StepId,
     StepNote, Summary, SwapPart, Unmanaged,
 };
-pub use payload::{Payload, ResolveError, resolve_payload};
+pub use payload::{Payload, ResolveError};
 pub use value::ValuePath;
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::base::PlanBase;
 use super::disruption::{Disruption, DisruptionCause, DisruptionPolicy, describe};
-use super::field::ManagedField;
 use super::value::ValuePath;
 use crate::api::{EnvironmentId, JsonMap, Status};
+use crate::model::ManagedField;
 use crate::state::{ResourceState, State};
 
 /// The version of the saved plan format and of the JSON rendering.

@@ -1,4 +1,4 @@
-//! The order of DESIGN §5: a plan's steps as a DAG, then one flat order by Kahn's algorithm with
+//! The order (docs/src/concepts/plans.md#order): a plan's steps as a DAG, then one flat order by Kahn's algorithm with
 //! ties broken by name, so the same inputs always give the same plan. Edges: `depends_on`
 //! (reversed between deletes), a name freed before it is claimed, the halves of a swap, and the
 //! organization's first environment before every other create. A cycle is reported whole.
@@ -11,7 +11,7 @@ use miette::LabeledSpan;
 
 use super::error::{PlanError, source_of};
 use super::model::{Action, Step, StepId, SwapPart};
-use crate::spec::{Desired, Location};
+use crate::desired::{Desired, Location};
 use crate::state::State;
 
 /// Why one step waits for another.

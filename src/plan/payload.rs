@@ -6,13 +6,11 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::field::{DIGEST_PREFIX, ManagedField, secret_digest};
+use super::field::{DIGEST_PREFIX, secret_digest};
 use super::model::{Action, FieldChange, Step};
-use crate::api::{
-    CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, Patch, Status,
-    UpdateEnvironment,
-};
-use crate::spec::Desired;
+use crate::api::{CreateEnvironment, Environment, Patch, UpdateEnvironment};
+use crate::desired::Desired;
+use crate::model::{EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField, Status};
 
 /// The API call of a step, with real secret values.
 #[derive(Clone, PartialEq)]
@@ -174,17 +172,7 @@ impl Resolver<'_> {
         change: &FieldChange,
     ) -> Result<(), ResolveError> {
         let Some(value) = &change.after else {
-            match change.field {
-                ManagedField::DisplayName => patch.display_name = Patch::Clear,
-                ManagedField::Description => patch.description = Patch::Clear,
-                // Never planned: a status is handed back to the service, not cleared.
-                ManagedField::Status => {}
-                ManagedField::Configuration => patch.configuration = Patch::Clear,
-                ManagedField::Metadata => patch.metadata = Patch::Clear,
-                ManagedField::Tags => patch.tags = Patch::Clear,
-                ManagedField::Settings => patch.settings = Patch::Clear,
-                ManagedField::ExecutionEnvironment => patch.execution_environment = Patch::Clear,
-            }
+            patch.clear(change.field);
             return Ok(());
         };
         let field = change.field;

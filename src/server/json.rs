@@ -1,4 +1,4 @@
-//! JSON in and out: the `{"detail": ...}` error answers of DESIGN §2, and a body extractor whose
+//! JSON in and out: the `{"detail": ...}` error answers (docs/src/concepts/service.md), and a body extractor whose
 //! every failure is one of them (422 with `{loc, msg, type}` entries for a body that is not valid
 //! JSON or has the wrong shape, 413 over the size limit) instead of axum's plain-text 400/415.
 

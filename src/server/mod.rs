@@ -1,4 +1,4 @@
-//! `envform serve`: the Environments API of DESIGN §2 over HTTP, on top of [`crate::control_plane`].
+//! `envform serve`: the Environments API (docs/src/concepts/service.md) over HTTP, on top of [`crate::control_plane`].
 //!
 //! This module owns what only an HTTP service needs: binding, routing, authentication (an API key
 //! maps to an organization), the three error body shapes, body limits, request logs and graceful
@@ -181,9 +181,9 @@ impl Server {
         let state = routes::AppState {
             control_plane: control_plane.clone(),
             keys: Arc::new(auth::KeyRing::new(config.api_keys)),
-            state_service: crate::state::StateService::new(
+            state_service: crate::control_plane::state_service::StateService::new(
                 Arc::new(state_store.clone()),
-                Arc::new(crate::state::SystemClock),
+                Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
         };

@@ -1,4 +1,4 @@
-//! The routes of DESIGN §2 and `GET /health`, each a thin call into the caller's organization
+//! The routes of docs/src/concepts/service.md and `GET /health`, each a thin call into the caller's organization
 //! scope of the control plane.
 
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub(crate) struct AppState {
     /// The accepted API keys.
     pub(crate) keys: Arc<KeyRing>,
     /// The HTTP state backend's rules.
-    pub(crate) state_service: crate::state::StateService,
+    pub(crate) state_service: crate::control_plane::state_service::StateService,
 }
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.

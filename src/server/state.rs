@@ -1,4 +1,4 @@
-//! The HTTP state backend of DESIGN §7 at `/api/v1/state/{workspace}`: Terraform's HTTP backend
+//! The HTTP state backend at `/api/v1/state/{workspace}` (docs/src/concepts/state.md): Terraform's HTTP backend
 //! protocol (GET and POST the state, LOCK and UNLOCK with lock information, 423/409 with the
 //! holder's), GitLab's shape of it (`POST`/`DELETE` on `…/lock`), and envform's two extensions
 //! that [`crate::state::HttpBackend`] speaks: a lease on every lock and a fencing token every
@@ -28,10 +28,10 @@ use super::auth::presented_key;
 use super::json::ApiError;
 use super::routes::AppState;
 use crate::api::{EnvironmentError, OrganizationId};
-use crate::state::{
-    FENCING_TOKEN_HEADER, FencingToken, GrantKind, LockInfo, StateService, StateServiceError,
-    StateWrite, Unlocked, Workspace, WorkspaceName,
+use crate::control_plane::state_service::{
+    GrantKind, StateService, StateServiceError, StateWrite, Unlocked, Workspace, WorkspaceName,
 };
+use crate::state::{FENCING_TOKEN_HEADER, FencingToken, LockInfo};
 
 /// The routes of the state backend, merged into the application's router.
 pub(crate) fn router() -> Router<AppState> {

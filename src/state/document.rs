@@ -1,4 +1,4 @@
-//! The state document of DESIGN §7: which live environments this configuration manages and what
+//! The state document (docs/src/reference/state-document.md): which live environments this configuration manages and what
 //! was last applied to each. Secret values never enter it (they are stored as digests).
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::{EnvironmentId, JsonMap};
+use crate::model::{EnvironmentId, JsonMap};
 
 /// The current state format version.
 pub const STATE_VERSION: u32 = 1;
@@ -43,7 +43,7 @@ pub struct State {
     pub intents: BTreeMap<String, CreateIntent>,
 }
 
-/// A create that was about to be sent (DESIGN §6).
+/// A create that was about to be sent (docs/src/concepts/plans.md#apply).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateIntent {
     /// When the create was sent.

@@ -33,7 +33,7 @@ use super::{
     FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, State, StateBackend,
     StateError,
 };
-use crate::spec::HttpBackendConfig;
+use crate::model::HttpBackendConfig;
 
 /// The environment variables the password may come from, first found wins.
 pub const PASSWORD_VARIABLES: [&str; 2] = ["ENVFORM_STATE_PASSWORD", "TF_HTTP_PASSWORD"];
@@ -207,7 +207,7 @@ impl HttpBackend {
             Some(text) => parse_address("unlock_address", text)?,
             None => address.clone(),
         };
-        crate::api::install_crypto_provider();
+        crate::local::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("envform/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)

@@ -1,4 +1,4 @@
-//! State locks (DESIGN §7): the lock information shown to whoever waits, the [`LockHandle`] a
+//! State locks (docs/src/concepts/state.md#locking): the lock information shown to whoever waits, the [`LockHandle`] a
 //! holder keeps, waiting for a lock with backoff, and the OS file lock.
 //!
 //! This is the only module that calls `std::fs::File::lock` and its relatives; `clippy.toml`

@@ -1,4 +1,4 @@
-//! State (DESIGN §7): the document of what was applied, the backends that keep it (a local file,
+//! State (docs/src/concepts/state.md): the document of what was applied, the backends that keep it (a local file,
 //! a server speaking Terraform's HTTP backend protocol) and their locks. Knows nothing of the API.
 //!
 //! The rest of envform goes through [`StateBackend`] only. Every write is checked against the
@@ -10,7 +10,6 @@ mod document;
 mod http;
 mod local;
 mod lock;
-mod service;
 
 pub use backend::{StateBackend, StateError};
 pub use document::*;
@@ -19,10 +18,4 @@ pub use local::{LocalBackend, STATE_DIRECTORY, STATE_FILE};
 pub use lock::{
     FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, check_lock_log,
     lock_with_timeout,
-};
-pub use service::{
-    Clock, GrantKind, HolderOverlap, InvalidWorkspaceName, LockEvent, LockEventKind, LockGranted,
-    LockRecord, MAX_WORKSPACE_NAME_LENGTH, RecordedLockEvent, StateService, StateServiceError,
-    StateStore, StateStoreError, StateTransaction, StateWrite, StoredDocument, SystemClock,
-    Unlocked, Workspace, WorkspaceName, WriteRefusal, check_single_holder,
 };

@@ -10,6 +10,7 @@
 mod audit;
 mod record;
 mod sqlite;
+mod sqlite_state;
 mod state;
 mod workers;
 
@@ -19,9 +20,14 @@ pub use record::{
     WorkerTokenHash, WorkerTokenRecord,
 };
 pub use sqlite::SqliteStore;
+pub use state::{
+    InvalidWorkspaceName, LockEvent, LockEventKind, LockRecord, MAX_WORKSPACE_NAME_LENGTH,
+    RecordedLockEvent, StateStore, StateStoreError, StateTransaction, StoredDocument, Workspace,
+    WorkspaceName, WriteRefusal,
+};
 pub use workers::{WorkerCounts, WorkerRecord, WorkerStore, WorkerTransaction};
 
-use crate::api::{EnvironmentId, OrganizationId, Status};
+use crate::model::{EnvironmentId, OrganizationId, Status};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 
-use crate::api::{EnvironmentId, ExecutionEnvironment, JsonMap, OrganizationId, Status};
+use crate::model::{EnvironmentId, ExecutionEnvironment, JsonMap, OrganizationId, Status};
 
 /// Where an organization's Temporal namespace is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -26,7 +26,7 @@ use super::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
     StoreTransaction, WorkerTokenHash, WorkerTokenRecord,
 };
-use crate::api::{EnvironmentId, OrganizationId, Status};
+use crate::model::{EnvironmentId, OrganizationId, Status};
 
 /// The schema, oldest first. Embedded so the binary needs no files beside it; never edit a
 /// released migration (its checksum is recorded), add a new one.
@@ -643,7 +643,7 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::JsonMap;
+    use crate::model::JsonMap;
 
     fn organization(id: &str) -> OrganizationRecord {
         OrganizationRecord {

@@ -1,300 +1,352 @@
-//! [`StateStore`] for [`SqliteStore`]: the HTTP state backend's documents, locks, fencing
-//! counters and lock event log (migration `0002_state.sql`).
-//!
-//! It decides nothing: the rules are [`crate::state::StateService`]'s. Each service operation
-//! runs in one `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock before the first
-//! read, so a lock's check and its grant cannot interleave with another request's.
+//! What the state server keeps, and the store trait behind it: workspace names, stored documents,
+//! locks, fencing counters and the lock event log. The rules that decide over them are
+//! [`crate::control_plane::state_service::StateService`]'s; [`super::SqliteStore`] keeps them.
+
+use std::fmt;
 
 use jiff::Timestamp;
-use sqlx::Row;
-use sqlx::sqlite::{Sqlite, SqliteRow};
+use serde::{Deserialize, Serialize};
 
-use super::SqliteStore;
-use crate::state::{
-    FencingToken, LockEvent, LockEventKind, LockInfo, LockRecord, RecordedLockEvent, StateStore,
-    StateStoreError, StateTransaction, StoredDocument, Workspace, WriteRefusal,
-};
+use crate::state::{FencingToken, LockInfo};
 
-#[async_trait::async_trait]
-impl StateStore for SqliteStore {
-    async fn begin_state(&self) -> Result<Box<dyn StateTransaction>, StateStoreError> {
-        // IMMEDIATE takes the write lock up front: a deferred transaction that read and then
-        // writes can fail with SQLITE_BUSY when another connection wrote meanwhile.
-        let transaction = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(database("begin a transaction"))?;
-        Ok(Box::new(SqliteStateTransaction { transaction }))
+/// The longest workspace name.
+pub const MAX_WORKSPACE_NAME_LENGTH: usize = 128;
+
+/// The name of one state in an organization: 1 to 128 characters of `A-Z a-z 0-9 . _ -`, and
+/// not `.` or `..`, so it can never name a path outside its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkspaceName(String);
+
+/// Why a text is not a workspace name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWorkspaceName {
+    /// The name is empty.
+    #[error("the workspace name is empty")]
+    Empty,
+    /// The name is longer than [`MAX_WORKSPACE_NAME_LENGTH`].
+    #[error(
+        "the workspace name is {length} characters long; at most {MAX_WORKSPACE_NAME_LENGTH} are allowed"
+    )]
+    TooLong {
+        /// Its length in characters.
+        length: usize,
+    },
+    /// The name holds a character outside `A-Z a-z 0-9 . _ -`.
+    #[error(
+        "the workspace name may only hold letters, digits, `.`, `_` and `-`, not {character:?}"
+    )]
+    Character {
+        /// The first character refused.
+        character: char,
+    },
+    /// The name is `.` or `..`.
+    #[error("the workspace name cannot be `.` or `..`")]
+    DotSegment,
+}
+
+impl WorkspaceName {
+    /// Checks `text` and wraps it.
+    pub fn parse(text: &str) -> Result<Self, InvalidWorkspaceName> {
+        if text.is_empty() {
+            return Err(InvalidWorkspaceName::Empty);
+        }
+        let length = text.chars().count();
+        if length > MAX_WORKSPACE_NAME_LENGTH {
+            return Err(InvalidWorkspaceName::TooLong { length });
+        }
+        if let Some(character) = text
+            .chars()
+            .find(|character| !(character.is_ascii_alphanumeric() || "._-".contains(*character)))
+        {
+            return Err(InvalidWorkspaceName::Character { character });
+        }
+        if text == "." || text == ".." {
+            return Err(InvalidWorkspaceName::DotSegment);
+        }
+        Ok(Self(text.to_owned()))
     }
 
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkspaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One state: a workspace of an organization. Organizations are separate namespaces: the same
+/// workspace name in two organizations names two states.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Workspace {
+    /// The organization the caller's key acts for.
+    pub organization: String,
+    /// The workspace's name within it.
+    pub name: WorkspaceName,
+}
+
+/// The lock of a workspace as stored: who holds it, its fencing token and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    /// The holder's lock information, as sent when it was taken.
+    pub info: LockInfo,
+    /// The token writes under this lock must carry.
+    pub fencing_token: FencingToken,
+    /// When the lease ends unless renewed; from then on anyone may take the lock.
+    pub lease_expires_at: Timestamp,
+    /// When this holder took it.
+    pub acquired_at: Timestamp,
+}
+
+impl LockRecord {
+    /// Whether the lease has run out at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.lease_expires_at <= now
+    }
+}
+
+/// A workspace's state document as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// The document, byte for byte as written.
+    pub document: String,
+    /// When it was written.
+    pub updated_at: Timestamp,
+}
+
+/// What happened to a workspace's lock, or to a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockEventKind {
+    /// A free lock was granted.
+    Granted,
+    /// The holder extended its lease.
+    Renewed,
+    /// A lock whose lease had run out was granted to someone else.
+    TakenOver,
+    /// The lock was released (by its holder, or broken by naming its ID).
+    Unlocked,
+    /// The state was written.
+    Written,
+    /// A write was refused.
+    WriteRefused,
+}
+
+impl LockEventKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockEventKind::Granted => "granted",
+            LockEventKind::Renewed => "renewed",
+            LockEventKind::TakenOver => "taken_over",
+            LockEventKind::Unlocked => "unlocked",
+            LockEventKind::Written => "written",
+            LockEventKind::WriteRefused => "write_refused",
+        }
+    }
+
+    /// The kind stored as `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            LockEventKind::Granted,
+            LockEventKind::Renewed,
+            LockEventKind::TakenOver,
+            LockEventKind::Unlocked,
+            LockEventKind::Written,
+            LockEventKind::WriteRefused,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteRefusal {
+    /// The workspace is locked and the write named another lock, or none.
+    Locked,
+    /// The write carried a fencing token that is not the current one.
+    StaleToken,
+    /// The workspace is locked and the write carried no fencing token.
+    MissingToken,
+}
+
+impl WriteRefusal {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteRefusal::Locked => "locked",
+            WriteRefusal::StaleToken => "stale_token",
+            WriteRefusal::MissingToken => "missing_token",
+        }
+    }
+
+    /// The refusal stored as `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            WriteRefusal::Locked,
+            WriteRefusal::StaleToken,
+            WriteRefusal::MissingToken,
+        ]
+        .into_iter()
+        .find(|refusal| refusal.as_str() == text)
+    }
+}
+
+/// One entry of the lock event log. Never holds the state document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: LockEventKind,
+    /// The lock the request named (the holder's, for grants, renewals and releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_id: Option<String>,
+    /// `Who` of the request's lock information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// `Operation` of the request's lock information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The fencing token granted, renewed, or carried by the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<FencingToken>,
+    /// The end of the lease granted or renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
+    /// The lock in place before: the expired one taken over, or the one a write was refused for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_lock_id: Option<String>,
+    /// Why a write was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<WriteRefusal>,
+}
+
+impl LockEvent {
+    /// An event of `kind` at `at`, naming no lock yet.
+    pub(crate) fn new(at: Timestamp, kind: LockEventKind) -> Self {
+        Self {
+            at,
+            kind,
+            lock_id: None,
+            who: None,
+            operation: None,
+            fencing_token: None,
+            lease_expires_at: None,
+            holder_lock_id: None,
+            refusal: None,
+        }
+    }
+
+    /// The event, naming the lock `info` describes.
+    pub(crate) fn naming(mut self, info: &LockInfo) -> Self {
+        self.lock_id = Some(info.id.clone());
+        self.who = Some(info.who.clone()).filter(|who| !who.is_empty());
+        self.operation = Some(info.operation.clone()).filter(|operation| !operation.is_empty());
+        self
+    }
+}
+
+/// A [`LockEvent`] with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedLockEvent {
+    /// Its position in the log: strictly increasing, in the order the events happened.
+    pub sequence: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: LockEvent,
+}
+
+/// Why the store failed; the service passes it on.
+#[derive(Debug, thiserror::Error)]
+#[error("state storage failed: {message}")]
+pub struct StateStoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StateStoreError {
+    /// An error with a message and the error that caused it.
+    pub fn new(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// Stored data that cannot be read back.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Where the state server keeps documents, locks, fencing counters and the event log.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync {
+    /// Starts a write transaction; writers are serialized, so what it reads stays current
+    /// until it commits.
+    async fn begin_state(&self) -> Result<Box<dyn StateTransaction>, StateStoreError>;
+    /// A workspace's document, if one was written.
     async fn state_document(
         &self,
         workspace: &Workspace,
-    ) -> Result<Option<StoredDocument>, StateStoreError> {
-        let row = sqlx::query(
-            "SELECT document, updated_at FROM state_documents \
-             WHERE organization_id = ? AND workspace = ?",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(database("read the state document"))?;
-        row.map(|row| {
-            Ok(StoredDocument {
-                document: row
-                    .try_get("document")
-                    .map_err(database("read the state document"))?,
-                updated_at: timestamp(&row, "updated_at")?,
-            })
-        })
-        .transpose()
-    }
-
+    ) -> Result<Option<StoredDocument>, StateStoreError>;
+    /// A workspace's lock event log, oldest first.
     async fn lock_events(
         &self,
         workspace: &Workspace,
-    ) -> Result<Vec<RecordedLockEvent>, StateStoreError> {
-        sqlx::query(
-            "SELECT sequence, at, kind, lock_id, who, operation, fencing_token, \
-             lease_expires_at, holder_lock_id, refusal FROM state_lock_events \
-             WHERE organization_id = ? AND workspace = ? ORDER BY sequence",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(database("read the lock event log"))?
-        .iter()
-        .map(event_from_row)
-        .collect()
-    }
+    ) -> Result<Vec<RecordedLockEvent>, StateStoreError>;
 }
 
-/// One `BEGIN IMMEDIATE` transaction; dropping it rolls back.
-struct SqliteStateTransaction {
-    transaction: sqlx::Transaction<'static, Sqlite>,
-}
-
+/// One write transaction of a [`StateStore`]: everything done through it commits together, or
+/// not at all when it is dropped without [`StateTransaction::commit`].
 #[async_trait::async_trait]
-impl StateTransaction for SqliteStateTransaction {
-    async fn lock(&mut self, workspace: &Workspace) -> Result<Option<LockRecord>, StateStoreError> {
-        let row = sqlx::query(
-            "SELECT info, fencing_token, lease_expires_at, acquired_at FROM state_locks \
-             WHERE organization_id = ? AND workspace = ?",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .fetch_optional(&mut *self.transaction)
-        .await
-        .map_err(database("read the state lock"))?;
-        row.map(|row| {
-            let info: String = row
-                .try_get("info")
-                .map_err(database("read the state lock"))?;
-            let info: LockInfo = serde_json::from_str(&info).map_err(|error| {
-                StateStoreError::corrupt(format!("stored lock information: {error}"))
-            })?;
-            Ok(LockRecord {
-                info,
-                fencing_token: token(row.try_get("fencing_token"))?,
-                lease_expires_at: timestamp(&row, "lease_expires_at")?,
-                acquired_at: timestamp(&row, "acquired_at")?,
-            })
-        })
-        .transpose()
-    }
-
+pub trait StateTransaction: Send {
+    /// The workspace's lock record, expired or not.
+    async fn lock(&mut self, workspace: &Workspace) -> Result<Option<LockRecord>, StateStoreError>;
+    /// Replaces the workspace's lock record.
     async fn put_lock(
         &mut self,
         workspace: &Workspace,
         record: &LockRecord,
-    ) -> Result<(), StateStoreError> {
-        let info = serde_json::to_string(&record.info)
-            .map_err(|error| StateStoreError::new("serialize the lock information", error))?;
-        sqlx::query(
-            "INSERT INTO state_locks (organization_id, workspace, lock_id, info, fencing_token, \
-             lease_expires_at, acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (organization_id, workspace) DO UPDATE SET lock_id = excluded.lock_id, \
-             info = excluded.info, fencing_token = excluded.fencing_token, \
-             lease_expires_at = excluded.lease_expires_at, acquired_at = excluded.acquired_at",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .bind(record.info.id.as_str())
-        .bind(info)
-        .bind(token_column(record.fencing_token)?)
-        .bind(record.lease_expires_at.as_microsecond())
-        .bind(record.acquired_at.as_microsecond())
-        .execute(&mut *self.transaction)
-        .await
-        .map_err(database("write the state lock"))?;
-        Ok(())
-    }
-
-    async fn delete_lock(&mut self, workspace: &Workspace) -> Result<(), StateStoreError> {
-        sqlx::query("DELETE FROM state_locks WHERE organization_id = ? AND workspace = ?")
-            .bind(workspace.organization.as_str())
-            .bind(workspace.name.as_str())
-            .execute(&mut *self.transaction)
-            .await
-            .map_err(database("remove the state lock"))?;
-        Ok(())
-    }
-
+    ) -> Result<(), StateStoreError>;
+    /// Removes the workspace's lock record.
+    async fn delete_lock(&mut self, workspace: &Workspace) -> Result<(), StateStoreError>;
+    /// The last fencing token the workspace issued, if any.
     async fn fencing_token(
         &mut self,
         workspace: &Workspace,
-    ) -> Result<Option<FencingToken>, StateStoreError> {
-        let row = sqlx::query(
-            "SELECT last_token FROM state_fencing_tokens \
-             WHERE organization_id = ? AND workspace = ?",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .fetch_optional(&mut *self.transaction)
-        .await
-        .map_err(database("read the fencing token"))?;
-        row.map(|row| token(row.try_get("last_token"))).transpose()
-    }
-
+    ) -> Result<Option<FencingToken>, StateStoreError>;
+    /// Issues the workspace's next fencing token: one more than any it issued before.
     async fn next_fencing_token(
         &mut self,
         workspace: &Workspace,
-    ) -> Result<FencingToken, StateStoreError> {
-        let row = sqlx::query(
-            "INSERT INTO state_fencing_tokens (organization_id, workspace, last_token) \
-             VALUES (?, ?, 1) ON CONFLICT (organization_id, workspace) \
-             DO UPDATE SET last_token = last_token + 1 RETURNING last_token",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .fetch_one(&mut *self.transaction)
-        .await
-        .map_err(database("issue a fencing token"))?;
-        token(row.try_get("last_token"))
-    }
-
+    ) -> Result<FencingToken, StateStoreError>;
+    /// Replaces the workspace's document.
     async fn write_document(
         &mut self,
         workspace: &Workspace,
         document: &str,
         at: Timestamp,
-    ) -> Result<(), StateStoreError> {
-        sqlx::query(
-            "INSERT INTO state_documents (organization_id, workspace, document, updated_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (organization_id, workspace) \
-             DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .bind(document)
-        .bind(at.as_microsecond())
-        .execute(&mut *self.transaction)
-        .await
-        .map_err(database("write the state document"))?;
-        Ok(())
-    }
-
+    ) -> Result<(), StateStoreError>;
+    /// Appends to the workspace's lock event log.
     async fn append_event(
         &mut self,
         workspace: &Workspace,
         event: &LockEvent,
-    ) -> Result<(), StateStoreError> {
-        sqlx::query(
-            "INSERT INTO state_lock_events (organization_id, workspace, at, kind, lock_id, who, \
-             operation, fencing_token, lease_expires_at, holder_lock_id, refusal) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(workspace.organization.as_str())
-        .bind(workspace.name.as_str())
-        .bind(event.at.as_microsecond())
-        .bind(event.kind.as_str())
-        .bind(event.lock_id.as_deref())
-        .bind(event.who.as_deref())
-        .bind(event.operation.as_deref())
-        .bind(event.fencing_token.map(token_column).transpose()?)
-        .bind(event.lease_expires_at.map(|at| at.as_microsecond()))
-        .bind(event.holder_lock_id.as_deref())
-        .bind(event.refusal.map(WriteRefusal::as_str))
-        .execute(&mut *self.transaction)
-        .await
-        .map_err(database("append to the lock event log"))?;
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StateStoreError> {
-        self.transaction
-            .commit()
-            .await
-            .map_err(database("commit a transaction"))
-    }
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<RecordedLockEvent, StateStoreError> {
-    let read = database("read the lock event log");
-    let kind: String = row.try_get("kind").map_err(&read)?;
-    let kind = LockEventKind::parse(&kind)
-        .ok_or_else(|| StateStoreError::corrupt(format!("unknown lock event kind `{kind}`")))?;
-    let refusal = row
-        .try_get::<Option<String>, _>("refusal")
-        .map_err(&read)?
-        .map(|text| {
-            WriteRefusal::parse(&text)
-                .ok_or_else(|| StateStoreError::corrupt(format!("unknown write refusal `{text}`")))
-        })
-        .transpose()?;
-    let fencing_token = row
-        .try_get::<Option<i64>, _>("fencing_token")
-        .map_err(&read)?
-        .map(|value| token(Ok(value)))
-        .transpose()?;
-    let lease_expires_at = row
-        .try_get::<Option<i64>, _>("lease_expires_at")
-        .map_err(&read)?
-        .map(microseconds)
-        .transpose()?;
-    Ok(RecordedLockEvent {
-        sequence: row.try_get("sequence").map_err(&read)?,
-        event: LockEvent {
-            at: timestamp(row, "at")?,
-            kind,
-            lock_id: row.try_get("lock_id").map_err(&read)?,
-            who: row.try_get("who").map_err(&read)?,
-            operation: row.try_get("operation").map_err(&read)?,
-            fencing_token,
-            lease_expires_at,
-            holder_lock_id: row.try_get("holder_lock_id").map_err(&read)?,
-            refusal,
-        },
-    })
-}
-
-/// Maps a database error to a store error saying what was being done.
-fn database(action: &'static str) -> impl Fn(sqlx::Error) -> StateStoreError {
-    move |error| StateStoreError::new(format!("cannot {action}"), error)
-}
-
-fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Timestamp, StateStoreError> {
-    let value: i64 = row.try_get(column).map_err(database("read a timestamp"))?;
-    microseconds(value)
-}
-
-fn microseconds(value: i64) -> Result<Timestamp, StateStoreError> {
-    Timestamp::from_microsecond(value)
-        .map_err(|error| StateStoreError::corrupt(format!("timestamp {value}: {error}")))
-}
-
-fn token(value: Result<i64, sqlx::Error>) -> Result<FencingToken, StateStoreError> {
-    let value = value.map_err(database("read a fencing token"))?;
-    u64::try_from(value)
-        .map(FencingToken)
-        .map_err(|_| StateStoreError::corrupt(format!("fencing token {value} is negative")))
-}
-
-fn token_column(token: FencingToken) -> Result<i64, StateStoreError> {
-    i64::try_from(token.0).map_err(|_| {
-        StateStoreError::corrupt(format!("fencing token {token} is too large to store"))
-    })
+    ) -> Result<(), StateStoreError>;
+    /// Commits everything done in the transaction.
+    async fn commit(self: Box<Self>) -> Result<(), StateStoreError>;
 }

@@ -10,8 +10,8 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, inline, key_label, plain_or_quoted};
+use crate::model::ManagedField;
 use crate::plan::Disruption;
-use crate::plan::field::is_sensitive_path;
 use crate::plan::model::{Action, Drift, Plan, ResourceChange, StateRecord, Step, SwapPart};
 
 /// The line shown when the plan changes nothing.
@@ -184,7 +184,7 @@ impl Writer {
             let path = &entry.path.0;
             let shown = entry.path.to_string();
             let text = match (&entry.last_applied, &entry.live) {
-                (_, _) if is_sensitive_path(path) => {
+                (_, _) if ManagedField::is_sensitive_path(path) => {
                     format!("{} {shown} = {SENSITIVE_CHANGED}", self.symbol("~"))
                 }
                 (None, Some(now)) => {
@@ -322,7 +322,7 @@ impl Writer {
     ) {
         let at = symbol_indent(depth);
         let label = format!("{key:width$}");
-        if is_sensitive_path(path) {
+        if ManagedField::is_sensitive_path(path) {
             let text = match (before, after) {
                 (None, Some(_)) => format!("{} {label} = {SENSITIVE}", self.symbol("+")),
                 (Some(_), None) => format!("{} {label} = {SENSITIVE} -> null", self.symbol("-")),

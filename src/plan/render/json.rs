@@ -1,13 +1,13 @@
 //! The JSON rendering: a versioned document for programs, shaped after Terraform's
 //! (`resource_changes[].change.actions`, `before`, `after`), with the order, drift, unmanaged
-//! environments and warnings. Secret values are `"(sensitive)"`; the schema is in the README.
+//! environments and warnings. Secret values are `"(sensitive)"`; the schema is in docs/src/reference/plan-json.md.
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::redact;
-use crate::plan::field::is_sensitive_path;
+use crate::model::ManagedField;
 use crate::plan::model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanWarning,
     ResourceChange, Step, StepNote, SwapPart, Unmanaged,
@@ -223,7 +223,7 @@ fn sensitive_paths(change: &FieldChange) -> Vec<Value> {
 }
 
 fn collect_secrets(path: &mut Vec<String>, value: Option<&Value>, found: &mut Vec<Vec<String>>) {
-    if is_sensitive_path(path) {
+    if ManagedField::is_sensitive_path(path) {
         found.push(path.clone());
         return;
     }

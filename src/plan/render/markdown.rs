@@ -9,7 +9,7 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, inline, key_label, plain_or_quoted};
-use crate::plan::field::is_sensitive_path;
+use crate::model::ManagedField;
 use crate::plan::model::{Action, Plan, ResourceChange, StateRecord};
 use crate::plan::value::leaf_differences;
 
@@ -263,7 +263,7 @@ fn leaf_lines(
     after: Option<&Value>,
 ) {
     let shown = path_label(path);
-    if is_sensitive_path(path) {
+    if ManagedField::is_sensitive_path(path) {
         match (before, after) {
             (None, Some(_)) => lines.push(format!("+ {shown} = {SENSITIVE}")),
             (Some(_), None) => lines.push(format!("- {shown} = {SENSITIVE}")),
@@ -342,7 +342,9 @@ fn drift_section(plan: &Plan) -> String {
         );
         let path = &entry.path.0;
         let line = match (&entry.last_applied, &entry.live) {
-            _ if is_sensitive_path(path) => format!("! {shown} = {SENSITIVE_CHANGED}"),
+            _ if ManagedField::is_sensitive_path(path) => {
+                format!("! {shown} = {SENSITIVE_CHANGED}")
+            }
             (None, Some(now)) => format!("+ {shown} = {}", inline(path, now)),
             (Some(then), None) => format!("- {shown} = {}", inline(path, then)),
             (Some(then), Some(now)) => {

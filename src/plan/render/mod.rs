@@ -12,8 +12,8 @@ pub use human::render_human;
 pub use json::{render_json, write_json};
 pub use markdown::{DEFAULT_MARKDOWN_MAX_CHARS, render_markdown};
 
-use super::field::{contains_sensitive, is_sensitive_path};
 use super::model::Plan;
+use crate::model::ManagedField;
 
 /// How a plan is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,9 @@ const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
 
 /// A value on one line: JSON text, or `(sensitive)` where secrets are.
 fn inline(path: &[String], value: &Value) -> String {
-    if is_sensitive_path(path) || (contains_sensitive(path) && !is_empty_container(value)) {
+    if ManagedField::is_sensitive_path(path)
+        || (ManagedField::contains_sensitive(path) && !is_empty_container(value))
+    {
         SENSITIVE.to_owned()
     } else {
         value.to_string()
@@ -78,11 +80,11 @@ fn is_empty_container(value: &Value) -> bool {
 
 /// `value` (found at `path`) with every secret replaced by `(sensitive)`.
 fn redact(path: &mut Vec<String>, value: &Value) -> Value {
-    if is_sensitive_path(path) {
+    if ManagedField::is_sensitive_path(path) {
         return Value::String(SENSITIVE.to_owned());
     }
     match value {
-        Value::Object(object) if contains_sensitive(path) => Value::Object(
+        Value::Object(object) if ManagedField::contains_sensitive(path) => Value::Object(
             object
                 .iter()
                 .map(|(key, inner)| {

@@ -7,11 +7,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::api::{Environment, EnvironmentId, JsonMap, OrganizationId, Status};
-use crate::plan::{self, Plan, PlanErrors, PlanOptions};
-use crate::spec::{
+use crate::desired::{
     Desired, DesiredEnvironment, DesiredFields, Lifecycle, Location, Reference, SourceFile,
     SourceId, Sources,
 };
+use crate::plan::{self, Plan, PlanErrors, PlanOptions};
 use crate::state::{Lineage, ResourceState, STATE_VERSION, State};
 
 /// A JSON object literal as a map.

@@ -1,4 +1,4 @@
-//! The order of DESIGN §5: deterministic, `depends_on` (reversed for deletes), names freed before
+//! The order (docs/src/concepts/plans.md#order): deterministic, `depends_on` (reversed for deletes), names freed before
 //! they are claimed, swaps through a temporary name, the first environment, cycles reported whole.
 
 use serde_json::json;

@@ -9,11 +9,11 @@ use serde_json::json;
 
 use super::fixtures::*;
 use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
+use crate::desired::{Desired, DesiredFields};
+use crate::plan::payload::resolve_payload;
 use crate::plan::{
     Action, ManagedField, Payload, Plan, PlanError, PlanOptions, diff, last_applied,
-    resolve_payload,
 };
-use crate::spec::{Desired, DesiredFields};
 use crate::state::State;
 
 const NAMES: [&str; 5] = ["default", "alpha", "beta", "gamma", "delta"];

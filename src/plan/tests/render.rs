@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::fixtures::*;
 use crate::api::Environment;
+use crate::desired::DesiredFields;
 use crate::plan::render::{Format, RenderOptions, render, render_markdown};
-use crate::spec::DesiredFields;
 
 const HOSTILE_NAMES: [&str; 6] = [
     "pipe|name",

@@ -1,4 +1,4 @@
-//! Plan semantics of DESIGN §4: three-way fields, actions, protection, thresholds, targets, drift,
+//! Plan semantics (docs/src/concepts/plans.md): three-way fields, actions, protection, thresholds, targets, drift,
 //! secrets, the recorded base and what each step writes to state.
 
 use serde_json::{Value, json};
@@ -6,13 +6,14 @@ use serde_json::{Value, json};
 use super::fixtures::*;
 use super::snapshots;
 use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
+use crate::desired::{DesiredFields, FieldPath, Threshold};
+use crate::plan::payload::resolve_payload;
 use crate::plan::render::{render_human, render_json, render_markdown};
 use crate::plan::{
-    Action, DriftResolution, FieldChange, ManagedField, Payload, PlanOptions, PlanWarning,
-    ResolveError, Staleness, StateRecord, Step, StepNote, diff, last_applied, resolve_payload,
+    Action, BindError, DriftResolution, FieldChange, ManagedField, Payload, PlanOptions,
+    PlanWarning, ResolveError, Staleness, StateRecord, Step, StepNote, diff, last_applied,
     secret_digest,
 };
-use crate::spec::{DesiredFields, FieldPath, Threshold};
 
 fn only_step(plan: &crate::plan::Plan) -> &Step {
     assert_eq!(plan.steps().len(), 1, "{:#?}", plan.steps());
@@ -23,7 +24,7 @@ fn change(step: &Step, field: ManagedField) -> Option<&FieldChange> {
     step.changes.iter().find(|change| change.field == field)
 }
 
-fn with_description(name: &str, description: &str) -> crate::spec::DesiredEnvironment {
+fn with_description(name: &str, description: &str) -> crate::desired::DesiredEnvironment {
     desired_with(
         name,
         DesiredFields {
@@ -273,7 +274,7 @@ fn deleting_default_is_an_error() {
 fn renaming_default_away_is_an_error_pointing_at_renamed_from() {
     let text = "environments:\n  - name: primary\n    renamed_from: default\n";
     let mut primary = desired("primary");
-    primary.renamed_from = Some(crate::spec::Reference {
+    primary.renamed_from = Some(crate::desired::Reference {
         name: "default".to_owned(),
         location: find(text, "default", 0),
     });
@@ -645,6 +646,73 @@ fn the_base_records_what_the_plan_was_computed_against() {
                 name: "staging".to_owned()
             },
         ]
+    );
+}
+
+#[test]
+fn binding_refuses_a_plan_whose_base_moved_and_resolves_every_call_otherwise() {
+    let (desired, live, state) = snapshots::create_update_delete();
+    let plan = plan_ok(&desired, &live, &state);
+    let mut moved = state.clone();
+    moved.serial += 1;
+    let refused = plan
+        .clone()
+        .bind(&desired, &live, moved, false)
+        .expect_err("state moved");
+    assert!(
+        matches!(&refused, BindError::Stale(stale) if stale.reasons.len() == 1),
+        "{refused:?}"
+    );
+    let steps = plan.steps().len();
+    let bound = plan
+        .bind(&desired, &live, state, false)
+        .expect("nothing moved");
+    let (plan, payloads, bound_state) = bound.into_parts();
+    assert_eq!(payloads.len(), steps);
+    assert_eq!(bound_state.serial, 7);
+    assert!(
+        plan.steps()
+            .iter()
+            .all(|step| payloads.contains_key(&step.id))
+    );
+}
+
+#[test]
+fn a_bound_plan_never_shows_a_secret() {
+    let (desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    let bound = plan.bind(&desired, &live, state, false).expect("binds");
+    let debug = format!("{bound:?}");
+    for secret in snapshots::SECRET_VALUES {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    assert!(debug.contains("Create(\"staging\")"), "{debug}");
+}
+
+#[test]
+fn binding_refuses_a_plan_whose_secret_changed() {
+    let (mut desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    if let Some(execution) = desired.environments[0]
+        .fields
+        .execution_environment
+        .as_mut()
+    {
+        execution
+            .env_vars
+            .insert("API_KEY".to_owned(), json!("rotated"));
+    }
+    // The digest of the files moves with the secret, so the base check refuses it first.
+    desired.digest = plan.base().desired_digest.clone();
+    let refused = plan
+        .bind(&desired, &live, state, false)
+        .expect_err("secret changed");
+    assert!(
+        matches!(
+            refused,
+            BindError::Resolve(ResolveError::SecretChanged { .. })
+        ),
+        "{refused:?}"
     );
 }
 

@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::fixtures::*;
 use crate::api::{Environment, ExecutionEnvironment, JsonMap, Status};
+use crate::desired::{Desired, DesiredFields, FieldPath};
 use crate::plan::render::{DEFAULT_MARKDOWN_MAX_CHARS, render_human, render_json, render_markdown};
 use crate::plan::{Plan, PlanErrors, last_applied};
-use crate::spec::{Desired, DesiredFields, FieldPath};
 use crate::state::State;
 
 macro_rules! plan_snapshots {
@@ -37,7 +37,7 @@ fn snapshot_errors(name: &str, errors: &PlanErrors) {
     });
 }
 
-/// The plan of DESIGN's example: create `staging`, update `production` (after `staging`),
+/// A plan of every kind of step (docs/src/concepts/plans.md): create `staging`, update `production` (after `staging`),
 /// destroy `old`, leave `default` unmanaged.
 pub(crate) fn create_update_delete() -> (Desired, Vec<Environment>, State) {
     let staging = desired_with(
@@ -466,9 +466,9 @@ fn scenario_dependency_cycle() {
     let depends_on = |name: &str| {
         // The name inside `[name]`.
         let list = find(CYCLE_FILE, &format!("[{name}]"), 0);
-        crate::spec::Reference {
+        crate::desired::Reference {
             name: name.to_owned(),
-            location: crate::spec::Location {
+            location: crate::desired::Location {
                 span: (list.span.offset() + 1, name.len()).into(),
                 ..list
             },

@@ -1,0 +1,361 @@
+//! [`StateService`]: the rules of the state server `envform serve` offers (docs/src/concepts/state.md), over a
+//! [`StateStore`]. It speaks Terraform's HTTP backend protocol in meaning, not in HTTP: the
+//! server maps requests onto it, and a store (SQLite) keeps what it decides.
+//!
+//! Every lock has a lease: its holder renews it by locking again with the same ID, and once it
+//! runs out anyone may take the lock over. Every grant to a new holder comes with a fencing
+//! token, one higher than any token the workspace ever issued, and a write must carry the token
+//! of the lock in force, so a holder that was paused past its lease cannot overwrite the work of
+//! the next one. Every grant, renewal, takeover, release and write (accepted or refused) is
+//! appended to a lock event log, from which [`check_single_holder`] proves that no two holders
+//! ever overlapped.
+//!
+//! Each operation is one store transaction (read, decide, write), so two servers on one
+//! database, or two requests at once, cannot both win a lock. The clock is injected
+//! ([`Clock`]) so expiry can be tested without waiting.
+
+mod holder_check;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use super::clock::{Clock, SystemClock};
+pub use crate::store::{
+    InvalidWorkspaceName, LockEvent, LockEventKind, LockRecord, MAX_WORKSPACE_NAME_LENGTH,
+    RecordedLockEvent, StateStore, StateStoreError, StateTransaction, StoredDocument, Workspace,
+    WorkspaceName, WriteRefusal,
+};
+pub use holder_check::{HolderOverlap, check_single_holder};
+
+use crate::state::{FencingToken, LockInfo};
+
+/// Why a state operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateServiceError {
+    /// Someone else holds the lock (HTTP 423).
+    #[error("the state is locked by {holder}")]
+    Locked {
+        /// The holder's lock information.
+        holder: Box<LockInfo>,
+    },
+    /// An unlock named a lock other than the one held (HTTP 409).
+    #[error("the state is locked by {holder}, not by lock {requested}")]
+    HeldByAnother {
+        /// The holder's lock information.
+        holder: Box<LockInfo>,
+        /// The lock ID the unlock named.
+        requested: String,
+    },
+    /// A write carried a stale fencing token, or none while a lock is held (HTTP 412).
+    #[error("{}", stale_text(*presented, *current))]
+    StaleFencingToken {
+        /// The token the write carried.
+        presented: Option<FencingToken>,
+        /// The token of the lock in force (or the last issued, when unlocked).
+        current: Option<FencingToken>,
+    },
+    /// Lock information without an ID (HTTP 400).
+    #[error("the lock information has no ID")]
+    MissingLockId,
+    /// An empty state document (HTTP 400).
+    #[error("the state document is empty")]
+    EmptyDocument,
+    /// The store failed (HTTP 500).
+    #[error(transparent)]
+    Storage(#[from] StateStoreError),
+}
+
+fn stale_text(presented: Option<FencingToken>, current: Option<FencingToken>) -> String {
+    let current = current.map_or_else(|| "none".to_owned(), |token| token.to_string());
+    match presented {
+        Some(token) => format!(
+            "fencing token {token} is stale (the current one is {current}): the lock it was granted with was lost"
+        ),
+        None => format!("the state is locked: a write must carry fencing token {current}"),
+    }
+}
+
+/// A state write: the document, and the lock it is made under, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite {
+    /// The new document, stored byte for byte.
+    pub document: String,
+    /// The lock ID the write names (`?ID=`).
+    pub lock_id: Option<String>,
+    /// The fencing token the write carries.
+    pub fencing_token: Option<FencingToken>,
+}
+
+/// How a lock was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    /// The lock was free.
+    New,
+    /// The caller already held it: its lease is extended, its token unchanged.
+    Renewed,
+    /// The previous holder's lease had run out.
+    TakenOver,
+}
+
+/// A granted lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockGranted {
+    /// How it was granted.
+    pub kind: GrantKind,
+    /// The token writes under it must carry.
+    pub fencing_token: FencingToken,
+    /// How long the lease lasts from now.
+    pub lease: Duration,
+    /// When the lease ends unless renewed.
+    pub lease_expires_at: Timestamp,
+}
+
+/// What an unlock did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocked {
+    /// The named lock was held and is released.
+    Released,
+    /// No lock was in force.
+    NotLocked,
+}
+
+/// The state server's rules over a [`StateStore`]. Cheap to clone.
+#[derive(Clone)]
+pub struct StateService {
+    store: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    lease: Duration,
+}
+
+impl fmt::Debug for StateService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateService")
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateService {
+    /// The service over `store`, reading the time from `clock`, granting leases of `lease`.
+    pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>, lease: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            lease,
+        }
+    }
+
+    /// How long a lease lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The workspace's document, if one was written.
+    pub async fn get(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<Option<StoredDocument>, StateServiceError> {
+        Ok(self.store.state_document(workspace).await?)
+    }
+
+    /// Writes the document, unless the lock in force forbids it: while a workspace is locked, a
+    /// write must name the holder's lock and carry its fencing token. Unlocked, a write without
+    /// a lock is allowed (Terraform's clients do that), but a token it carries must still be
+    /// the last one issued. A refusal is logged like a write.
+    pub async fn write(
+        &self,
+        workspace: &Workspace,
+        write: StateWrite,
+    ) -> Result<(), StateServiceError> {
+        if write.document.is_empty() {
+            return Err(StateServiceError::EmptyDocument);
+        }
+        let now = self.clock.now();
+        let mut transaction = self.store.begin_state().await?;
+        let lock = transaction.lock(workspace).await?;
+        let last_issued = transaction.fencing_token(workspace).await?;
+        let active = lock.as_ref().filter(|lock| !lock.is_expired(now));
+        let mut event = LockEvent::new(now, LockEventKind::Written);
+        event.lock_id.clone_from(&write.lock_id);
+        event.fencing_token = write.fencing_token;
+        event.holder_lock_id = active.map(|lock| lock.info.id.clone());
+        match check_write(&write, active, last_issued) {
+            Ok(()) => {
+                transaction
+                    .write_document(workspace, &write.document, now)
+                    .await?;
+                transaction.append_event(workspace, &event).await?;
+                transaction.commit().await?;
+                Ok(())
+            }
+            Err((refusal, error)) => {
+                event.kind = LockEventKind::WriteRefused;
+                event.refusal = Some(refusal);
+                transaction.append_event(workspace, &event).await?;
+                transaction.commit().await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the lock, renews it (the same ID), or takes it over once its lease has run out;
+    /// [`StateServiceError::Locked`] with the holder while someone else's lease runs.
+    pub async fn lock(
+        &self,
+        workspace: &Workspace,
+        info: LockInfo,
+    ) -> Result<LockGranted, StateServiceError> {
+        if info.id.is_empty() {
+            return Err(StateServiceError::MissingLockId);
+        }
+        let now = self.clock.now();
+        let lease_expires_at = self.lease_end(now);
+        let mut transaction = self.store.begin_state().await?;
+        let held = transaction.lock(workspace).await?;
+        let (kind, record, previous_holder) = match held {
+            // The holder again: a renewal, or a retried LOCK whose answer was lost. Even after
+            // its lease ran out, nobody took the lock meanwhile, so its token is still current.
+            Some(held) if held.info.id == info.id => (
+                GrantKind::Renewed,
+                LockRecord {
+                    lease_expires_at,
+                    ..held
+                },
+                None,
+            ),
+            Some(held) if !held.is_expired(now) => {
+                // Nothing changed: the transaction is dropped, rolled back.
+                return Err(StateServiceError::Locked {
+                    holder: Box::new(held.info),
+                });
+            }
+            previous => {
+                let kind = match previous {
+                    Some(_) => GrantKind::TakenOver,
+                    None => GrantKind::New,
+                };
+                let record = LockRecord {
+                    info,
+                    fencing_token: transaction.next_fencing_token(workspace).await?,
+                    lease_expires_at,
+                    acquired_at: now,
+                };
+                (kind, record, previous.map(|previous| previous.info.id))
+            }
+        };
+        let mut event = LockEvent::new(now, event_kind(kind)).naming(&record.info);
+        event.fencing_token = Some(record.fencing_token);
+        event.lease_expires_at = Some(lease_expires_at);
+        event.holder_lock_id = previous_holder;
+        transaction.append_event(workspace, &event).await?;
+        transaction.put_lock(workspace, &record).await?;
+        transaction.commit().await?;
+        Ok(LockGranted {
+            kind,
+            fencing_token: record.fencing_token,
+            lease: self.lease,
+            lease_expires_at,
+        })
+    }
+
+    /// Releases the lock `info` names. Naming the holder's ID releases it whoever asks: that is
+    /// how a lock is broken (`force-unlock ID`). Another ID while a lease runs is
+    /// [`StateServiceError::HeldByAnother`]; with no lock in force there is nothing to do.
+    pub async fn unlock(
+        &self,
+        workspace: &Workspace,
+        info: &LockInfo,
+    ) -> Result<Unlocked, StateServiceError> {
+        if info.id.is_empty() {
+            return Err(StateServiceError::MissingLockId);
+        }
+        let now = self.clock.now();
+        let mut transaction = self.store.begin_state().await?;
+        match transaction.lock(workspace).await? {
+            Some(held) if held.info.id == info.id => {
+                transaction.delete_lock(workspace).await?;
+                let mut event = LockEvent::new(now, LockEventKind::Unlocked).naming(info);
+                event.fencing_token = Some(held.fencing_token);
+                transaction.append_event(workspace, &event).await?;
+                transaction.commit().await?;
+                Ok(Unlocked::Released)
+            }
+            Some(held) if !held.is_expired(now) => Err(StateServiceError::HeldByAnother {
+                holder: Box::new(held.info),
+                requested: info.id.clone(),
+            }),
+            // No lock, or one whose lease ran out: the next LOCK may take it anyway.
+            None | Some(_) => Ok(Unlocked::NotLocked),
+        }
+    }
+
+    /// The workspace's lock event log, oldest first.
+    pub async fn events(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<Vec<RecordedLockEvent>, StateServiceError> {
+        Ok(self.store.lock_events(workspace).await?)
+    }
+
+    fn lease_end(&self, now: Timestamp) -> Timestamp {
+        let microseconds = i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
+        Timestamp::from_microsecond(now.as_microsecond().saturating_add(microseconds))
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
+fn event_kind(kind: GrantKind) -> LockEventKind {
+    match kind {
+        GrantKind::New => LockEventKind::Granted,
+        GrantKind::Renewed => LockEventKind::Renewed,
+        GrantKind::TakenOver => LockEventKind::TakenOver,
+    }
+}
+
+/// Whether `write` may go through with `active` (the lock whose lease runs, if any) in force and
+/// `last_issued` the workspace's last fencing token.
+fn check_write(
+    write: &StateWrite,
+    active: Option<&LockRecord>,
+    last_issued: Option<FencingToken>,
+) -> Result<(), (WriteRefusal, StateServiceError)> {
+    let current = active.map(|lock| lock.fencing_token).or(last_issued);
+    // A token other than the current one means its lock was lost, locked or not right now.
+    if let Some(token) = write.fencing_token
+        && Some(token) != current
+    {
+        return Err((
+            WriteRefusal::StaleToken,
+            StateServiceError::StaleFencingToken {
+                presented: Some(token),
+                current,
+            },
+        ));
+    }
+    let Some(lock) = active else {
+        return Ok(());
+    };
+    if write.lock_id.as_deref() != Some(lock.info.id.as_str()) {
+        return Err((
+            WriteRefusal::Locked,
+            StateServiceError::Locked {
+                holder: Box::new(lock.info.clone()),
+            },
+        ));
+    }
+    if write.fencing_token.is_none() {
+        return Err((
+            WriteRefusal::MissingToken,
+            StateServiceError::StaleFencingToken {
+                presented: None,
+                current: Some(lock.fencing_token),
+            },
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The desired-state file (docs/src/reference/desired-state.md): YAML → [`Desired`] with a source map, all validation and
+//! diagnostics. Touches neither the network nor state.
+//!
+//! Reading goes text → YAML tree with spans (`node`) → shapes and values (`document`) →
+//! checks across environments (`references`). Each step records problems and carries on, so a
+//! file with several problems reports all of them in one [`SpecError`].
+
+mod check;
+mod compose;
+mod diagnostic;
+mod document;
+mod model;
+mod node;
+mod references;
+mod section;
+mod suggestion;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use diagnostic::{
+    DiagnosticKind, Label, NameProblem, NodeKind, Range, RenameConflict, SpecDiagnostic, SpecError,
+};
+pub use model::*;
+pub use section::Section;
+
+use check::Checker;
+use diagnostic::{Problem, SourceTexts};
+
+/// The desired-state file read when `-f` is not given: `envform.yaml` in the working directory.
+pub fn default_path() -> PathBuf {
+    PathBuf::from("envform.yaml")
+}
+
+/// Reads and validates the desired state at `path`: a file, or a directory whose `*.yaml` and
+/// `*.yml` files (sorted by name) form one configuration.
+pub fn load(path: &Path) -> Result<Desired, SpecError> {
+    let io = |source| SpecError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    let paths = if metadata.is_dir() {
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let file_path = entry.path();
+            let is_yaml = file_path
+                .extension()
+                .is_some_and(|extension| extension == "yaml" || extension == "yml");
+            // `is_file` follows symbolic links, so a linked file is read like any other.
+            if is_yaml && file_path.is_file() {
+                paths.push(file_path);
+            }
+        }
+        paths.sort();
+        if paths.is_empty() {
+            return Err(SpecError::NoFiles {
+                path: path.to_path_buf(),
+            });
+        }
+        paths
+    } else {
+        vec![path.to_path_buf()]
+    };
+
+    let mut sources = Sources::default();
+    let mut problems = Vec::new();
+    for file_path in paths {
+        let (text, problem) = read_text(&file_path, SourceId(sources.files.len()))?;
+        problems.extend(problem);
+        sources.files.push(SourceFile {
+            path: file_path,
+            text,
+        });
+    }
+    parse_with(sources, problems)
+}
+
+/// Reads a file as UTF-8; invalid bytes become U+FFFD and a problem at the first of them.
+fn read_text(path: &Path, source: SourceId) -> Result<(String, Option<Problem>), SpecError> {
+    let io = |error| SpecError::Io {
+        path: path.to_path_buf(),
+        source: error,
+    };
+    let length = std::fs::metadata(path).map_err(io)?.len();
+    if usize::try_from(length).map_or(true, |length| length > node::MAX_FILE_BYTES) {
+        let kind = DiagnosticKind::TooComplex {
+            message: format!(
+                "it is {length} bytes; the limit is {} bytes",
+                node::MAX_FILE_BYTES
+            ),
+        };
+        let location = Location {
+            source,
+            span: (0, 0).into(),
+        };
+        return Ok((String::new(), Some(Problem::new(kind, location))));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, None)),
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            // In the lossy text the first bad sequence is one U+FFFD, three bytes wide.
+            let width = '\u{FFFD}'.len_utf8().min(text.len() - offset);
+            let location = Location {
+                source,
+                span: (offset, width).into(),
+            };
+            Ok((
+                text,
+                Some(Problem::new(DiagnosticKind::InvalidUtf8, location)),
+            ))
+        }
+    }
+}
+
+/// Validates already-read files (no I/O): the core of [`load`].
+pub fn parse(sources: Sources) -> Result<Desired, SpecError> {
+    parse_with(sources, Vec::new())
+}
+
+fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, SpecError> {
+    let unreadable: Vec<SourceId> = problems
+        .iter()
+        .map(|problem| problem.location.source)
+        .collect();
+    let mut checker = Checker::new(&sources);
+    let mut roots = Vec::new();
+    for parsed in parse_files(&sources, &unreadable) {
+        match parsed {
+            Ok((root, duplicate_keys)) => {
+                problems.extend(duplicate_keys);
+                roots.push(root);
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let document = document::read(&mut checker, roots);
+    references::check(&mut checker, &document.environments);
+    problems.extend(checker.problems);
+
+    if !problems.is_empty() {
+        let texts = SourceTexts::new(&sources);
+        let diagnostics = order(problems)
+            .into_iter()
+            .map(|problem| SpecDiagnostic::new(problem, &texts))
+            .collect();
+        return Err(SpecError::invalid(diagnostics, &sources));
+    }
+    let digest = digest(&sources);
+    Ok(Desired {
+        environments: document.environments,
+        options: document.options,
+        state: document.state,
+        sources,
+        digest,
+    })
+}
+
+/// Stack for the parser thread. Deserializing recurses once per nesting level with large frames
+/// in unoptimized builds; its own thread keeps [`node::MAX_DEPTH`] safe whatever thread
+/// (a 2 MiB test or async worker thread) calls [`load`].
+const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// A file's tree and the keys written twice in it.
+type ParsedFile = Result<(node::Node, Vec<Problem>), Problem>;
+
+/// Parses every readable file into a tree and checks it for duplicate keys, on threads with a
+/// known stack: the files of a directory are shared among the machine's cores, and the trees come
+/// back in file order.
+fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
+    let files: Vec<(SourceId, &str)> = sources
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| (SourceId(index), file.text.as_str()))
+        .filter(|(source, _)| !skip.contains(source))
+        .collect();
+    crate::parallel::each_taken(&files, PARSER_STACK_BYTES, |(source, text)| {
+        let root = node::parse(*source, text)?;
+        let duplicate_keys = check::duplicate_keys(&root);
+        Ok((root, duplicate_keys))
+    })
+}
+
+/// File order, then position; a problem found twice (through `defaults` or an alias used by
+/// several environments) is kept once.
+fn order(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut keyed: Vec<(String, Problem)> = problems
+        .into_iter()
+        .map(|problem| (problem.kind.to_string(), problem))
+        .collect();
+    keyed.sort_by(|(left_message, left), (right_message, right)| {
+        let key = |problem: &Problem| {
+            (
+                problem.location.source,
+                problem.location.span.offset(),
+                problem.location.span.len(),
+                problem.kind.code(),
+            )
+        };
+        key(left)
+            .cmp(&key(right))
+            .then_with(|| left_message.cmp(right_message))
+    });
+    keyed.dedup_by(|(right_message, right), (left_message, left)| {
+        left.location == right.location && left_message == right_message
+    });
+    keyed.into_iter().map(|(_, problem)| problem).collect()
+}
+
+/// Hex SHA-256 over each file's path and contents, length-prefixed so no two different sets of
+/// files hash alike.
+fn digest(sources: &Sources) -> String {
+    let mut hasher = Sha256::new();
+    for file in &sources.files {
+        let path = file.path.to_string_lossy();
+        for part in [path.as_bytes(), file.text.as_bytes()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    hex::encode(hasher.finalize())
+}

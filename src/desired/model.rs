@@ -1,0 +1,202 @@
+//! The validated desired state: what the file asks for, with where each part was written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use miette::{NamedSource, SourceSpan};
+
+pub use crate::model::HttpBackendConfig;
+use crate::model::{ExecutionEnvironment, JsonMap, Status};
+
+/// Index of a file in [`Sources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub usize);
+
+/// A place in a desired-state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Which file.
+    pub source: SourceId,
+    /// Byte span of the node.
+    pub span: SourceSpan,
+}
+
+/// One desired-state file as read.
+#[derive(Clone)]
+pub struct SourceFile {
+    /// The path as given (relative paths stay relative, so output is stable).
+    pub path: PathBuf,
+    /// The whole text.
+    pub text: String,
+}
+
+impl std::fmt::Debug for SourceFile {
+    // The text can hold `env_vars` values, which are secret: show its size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile")
+            .field("path", &self.path)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish()
+    }
+}
+
+/// Every file that went into a [`Desired`], for diagnostics and the plan's digest.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The files, in the order they were read (sorted by path for a directory).
+    pub files: Vec<SourceFile>,
+}
+
+impl Sources {
+    /// The file behind an id, as a miette source.
+    pub fn named_source(&self, id: SourceId) -> NamedSource<String> {
+        let file = &self.files[id.0];
+        NamedSource::new(file.path.display().to_string(), file.text.clone())
+    }
+}
+
+/// The validated contents of the desired-state files.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// The environments, in file order.
+    pub environments: Vec<DesiredEnvironment>,
+    /// Top-level `options`.
+    pub options: Options,
+    /// Top-level `state` (backend configuration), if present.
+    pub state: Option<StateBackendConfig>,
+    /// The files read.
+    pub sources: Sources,
+    /// SHA-256 of the files' paths and contents, hex; a saved plan records it.
+    pub digest: String,
+}
+
+impl Desired {
+    /// The environment with this name.
+    pub fn environment(&self, name: &str) -> Option<&DesiredEnvironment> {
+        self.environments
+            .iter()
+            .find(|environment| environment.name == name)
+    }
+
+    /// Each environment's name mapped to its index in [`Desired::environments`].
+    pub fn name_index(&self) -> NameIndex {
+        self.environments
+            .iter()
+            .enumerate()
+            .map(|(index, environment)| (environment.name.clone(), index))
+            .collect()
+    }
+}
+
+/// Top-level `options`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Options {
+    /// Delete live environments that are neither in the file nor in state.
+    pub prune: bool,
+    /// Deletes above this share of managed environments need `--force`.
+    pub delete_threshold: Threshold,
+    /// Updates above this share of managed environments need `--force`.
+    pub update_threshold: Threshold,
+}
+
+/// An octoDNS-style safety threshold: more than `max_fraction` of at least `min_existing`
+/// managed environments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// Share of managed environments (0.0–1.0) above which `--force` is needed.
+    pub max_fraction: f64,
+    /// The threshold applies only when at least this many environments are managed.
+    pub min_existing: usize,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Self {
+            max_fraction: 0.3,
+            min_existing: 10,
+        }
+    }
+}
+
+/// Top-level `state`: where state is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateBackendConfig {
+    /// `.envform/state.json` beside the config (or `path`).
+    Local {
+        /// Override of the state file path.
+        path: Option<PathBuf>,
+    },
+    /// Terraform's HTTP backend protocol.
+    Http(HttpBackendConfig),
+}
+
+/// One desired environment.
+#[derive(Debug, Clone)]
+pub struct DesiredEnvironment {
+    /// The environment's name: its identity.
+    pub name: String,
+    /// The managed fields, with `defaults` merged in; `None` means "not in the file".
+    pub fields: DesiredFields,
+    /// Environments to apply before this one (and destroy after it).
+    pub depends_on: Vec<Reference>,
+    /// `lifecycle` settings.
+    pub lifecycle: Lifecycle,
+    /// The name this environment had before: rename in place instead of delete + create.
+    pub renamed_from: Option<Reference>,
+    /// Where the environment's entry is.
+    pub location: Location,
+    /// Where its `name` value is.
+    pub name_location: Location,
+}
+
+/// The fields of an environment that envform manages (server-managed ones are not here).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredFields {
+    /// `display_name`.
+    pub display_name: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `status`: only `active` or `inactive` pass validation.
+    pub status: Option<Status>,
+    /// `configuration`.
+    pub configuration: Option<JsonMap>,
+    /// `metadata`.
+    pub metadata: Option<JsonMap>,
+    /// `tags`.
+    pub tags: Option<Vec<String>>,
+    /// `settings`.
+    pub settings: Option<JsonMap>,
+    /// `execution_environment`.
+    pub execution_environment: Option<ExecutionEnvironment>,
+}
+
+/// A name written in the file, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The name.
+    pub name: String,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// `lifecycle` of an environment.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// The plan fails rather than delete the environment.
+    pub prevent_destroy: bool,
+    /// Field paths whose live changes are not reverted.
+    pub ignore_changes: Vec<FieldPath>,
+}
+
+/// A dotted field path such as `metadata.owner` or `configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FieldPath(pub Vec<String>);
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// Names mapped to the index of their environment in [`Desired::environments`].
+pub type NameIndex = BTreeMap<String, usize>;

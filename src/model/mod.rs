@@ -1,0 +1,18 @@
+//! The domain's vocabulary: identifiers, statuses, the execution environment and the registry of
+//! the fields envform manages. Every layer imports these types from here; this module imports no
+//! other module of the crate, so it can never be the start of an import circle.
+
+mod execution;
+mod field;
+mod id;
+mod state_backend;
+mod status;
+
+pub use execution::ExecutionEnvironment;
+pub use field::{FieldSpec, ManagedField};
+pub use id::{EnvironmentId, OrganizationId};
+pub use state_backend::HttpBackendConfig;
+pub use status::{Status, UnknownStatus};
+
+/// A JSON object, as used by `configuration`, `metadata` and `settings`.
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -1,0 +1,89 @@
+//! A plan bound to the world as it is now: its base checked against state, the desired files and
+//! live, its disruptions checked against the workers live has now, and every step's API call
+//! resolved with the real secret values. This is the only thing `apply` executes, so no caller of
+//! the library can execute a stale plan or one whose secrets changed since it was reviewed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::base::StalePlan;
+use super::error::PlanErrors;
+use super::model::{Plan, StepId};
+use super::payload::{Payload, ResolveError, resolve_payload};
+use crate::api::Environment;
+use crate::desired::Desired;
+use crate::state::State;
+
+/// A plan ready to execute. It holds real secret values, so it is never serialized and its `Debug`
+/// shows only the shape of each call.
+pub struct BoundPlan {
+    plan: Plan,
+    payloads: BTreeMap<StepId, Payload>,
+    state: State,
+}
+
+/// Why a plan cannot be bound.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BindError {
+    /// Something the plan was computed against has moved since.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Stale(#[from] StalePlan),
+    /// The plan would stop active workers and disruption is not allowed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Disruption(#[from] PlanErrors),
+    /// A step's call cannot be built.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Resolve(#[from] ResolveError),
+}
+
+impl Plan {
+    /// Binds the plan to `desired`, `live` (one list call, made now) and `state` (read under the
+    /// lock): refuses it when its base has moved or it would stop workers without
+    /// `allow_disruption` (or the plan's own approval), then resolves every step's call.
+    pub fn bind(
+        self,
+        desired: &Desired,
+        live: &[Environment],
+        state: State,
+        allow_disruption: bool,
+    ) -> Result<BoundPlan, BindError> {
+        self.base().check(&state, desired, live)?;
+        super::disruption::check_saved(&self, live, allow_disruption)?;
+        let payloads = self
+            .steps()
+            .iter()
+            .map(|step| Ok((step.id, resolve_payload(step, desired, live)?)))
+            .collect::<Result<_, ResolveError>>()?;
+        Ok(BoundPlan {
+            plan: self,
+            payloads,
+            state,
+        })
+    }
+}
+
+impl BoundPlan {
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Splits into the plan, the call of each step and the state to journal into.
+    pub fn into_parts(self) -> (Plan, BTreeMap<StepId, Payload>, State) {
+        (self.plan, self.payloads, self.state)
+    }
+}
+
+impl fmt::Debug for BoundPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Payload`'s own `Debug` shows the shape of each call, never a body.
+        f.debug_struct("BoundPlan")
+            .field("steps", &self.plan.steps().len())
+            .field("payloads", &self.payloads)
+            .field("serial", &self.state.serial)
+            .finish_non_exhaustive()
+    }
+}
