@@ -1,4 +1,4 @@
-//! The contract of DESIGN §2, written once and run against two implementations of
+//! The contract of docs/src/concepts/service.md, written once and run against two implementations of
 //! `EnvironmentsApi`: the embedded control plane on a temporary SQLite file, and the SDK
 //! (`ControlPlaneClient`) talking to a real `envform serve` process on 127.0.0.1:0. A third part
 //! checks what only the wire shows: exact status codes, the three error body shapes, auth, body

@@ -1,6 +1,7 @@
 //! envform's integration tests: one binary (link time on 2 cores), driving the real `envform`
 //! executable against a real `envform serve` on 127.0.0.1 with temporary SQLite files.
 
+mod architecture;
 mod bad_input;
 mod cli_env;
 mod client_retry;

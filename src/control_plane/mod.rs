@@ -18,6 +18,7 @@ mod scope;
 pub mod state_service;
 mod token;
 mod validation;
+mod worker_command;
 mod workers;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::{
     ControlPlane, DEFAULT_ENVIRONMENT_NAME, audit, clock, internal, provisioning, token,
-    validation, workers,
+    validation, worker_command,
 };
 use crate::api::{
     AuditAction, CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
@@ -368,7 +368,7 @@ impl EnvironmentsApi for OrganizationScope {
         )
         .await?;
         transaction.commit().await.map_err(internal)?;
-        Ok(workers::worker_command(
+        Ok(worker_command::worker_command(
             &self.control_plane,
             record,
             organization.namespace.state,

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::worker_command::can_register;
 use super::{ControlPlane, OrganizationScope, audit, clock, internal, token};
 use crate::api::{
     AuditAction, AuditEvent, EnvironmentError, EnvironmentId, Heartbeat, HeartbeatAck,
-    RegisterWorker, Status, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerStatus,
-    WorkerToken, WorkersApi,
+    RegisterWorker, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerStatus, WorkerToken,
+    WorkersApi,
 };
 use crate::store::{
     EnvironmentRecord, NamespaceState, StoreTransaction, WorkerCounts, WorkerRecord,
@@ -115,11 +116,6 @@ fn unauthorized(detail: &str) -> EnvironmentError {
     }
 }
 
-/// Whether workers may register with (and stay in) an environment of this status.
-pub(crate) fn can_register(status: Status) -> bool {
-    matches!(status, Status::Ready | Status::Active)
-}
-
 /// `configuration.max_workers`, when it is set to a positive whole number.
 fn max_workers(record: &EnvironmentRecord) -> Option<u64> {
     record
@@ -135,30 +131,6 @@ fn plural(count: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{count} {noun}s")
-    }
-}
-
-/// The worker command of `record` with `token`.
-pub(crate) fn worker_command(
-    control_plane: &ControlPlane,
-    record: EnvironmentRecord,
-    namespace_state: NamespaceState,
-    worker_token: WorkerToken,
-) -> WorkerCommand {
-    let (command, command_parts) = control_plane
-        .inner()
-        .config
-        .worker_command
-        .render(worker_token.expose(), &record.name);
-    WorkerCommand {
-        command,
-        worker_token,
-        temporal_namespace: record.temporal_namespace,
-        environment_name: record.name,
-        command_parts,
-        namespace_status: Some(namespace_state.as_str().to_owned()),
-        can_register: can_register(record.status),
-        provisioning_workflow_id: record.provisioning_workflow_id,
     }
 }
 
@@ -589,7 +561,7 @@ impl WorkersApi for OrganizationScope {
         audit::record(transaction.as_mut(), &entry).await?;
         transaction.commit().await.map_err(internal)?;
         tracing::info!(environment = %record.name, revoked, "worker token rotated");
-        Ok(worker_command(
+        Ok(super::worker_command::worker_command(
             control_plane,
             record,
             namespace,
@@ -623,6 +595,7 @@ mod tests {
         CreateEnvironment, EnvironmentsApi, OrganizationId, Patch, UpdateEnvironment,
     };
     use crate::control_plane::{BuiltinProvisionerConfig, ControlPlaneConfig};
+    use crate::model::Status;
 
     const INTERVAL: Duration = Duration::from_millis(60);
 

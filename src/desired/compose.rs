@@ -4,15 +4,16 @@
 //!
 //! It gives up (returns `None`) on anything it does not reproduce exactly: anchors, aliases,
 //! merge keys, tags, numbers other than plain decimals (`12`, `-0.5`), complex keys, more than one
-//! document, sizes near the budgets, and every parse error. [`super::node::parse`] then hands the
+//! document, sizes near the budgets, and every parse error. [`super::yaml::parse`] then hands the
 //! file to serde-saphyr, which decides and reports. A test checks that both give the same tree.
 
 use std::borrow::Cow;
 
 use serde_saphyr::granit_parser::{self, Event, Parser, ScalarStyle, Span};
 
+use super::limits::{MAX_DEPTH, MAX_NODES};
 use super::model::{Location, SourceId};
-use super::node::{Entry, MAX_DEPTH, MAX_NODES, Node, Value, collection_extent, location};
+use super::node::{Entry, Node, Value, collection_extent, location};
 
 /// A collection being composed.
 enum Open {
@@ -29,7 +30,7 @@ enum Open {
 
 /// The tree of `text`, or `None` when serde-saphyr must decide.
 pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
-    // The parser settings serde-saphyr derives from `node::parse`'s budget.
+    // The parser settings serde-saphyr derives from `node::deserialize`'s budget.
     let block_nesting_limit = granit_parser::Options::default()
         .block_nesting_limit
         .max(MAX_DEPTH + 1);

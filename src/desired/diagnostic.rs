@@ -368,8 +368,8 @@ impl DiagnosticKind {
             ),
             DiagnosticKind::TooComplex { .. } => Some(format!(
                 "files are limited to {} levels of nesting and {} nodes after expanding aliases",
-                super::node::MAX_DEPTH,
-                super::node::MAX_NODES
+                super::limits::MAX_DEPTH,
+                super::limits::MAX_NODES
             )),
             DiagnosticKind::RecursiveAlias => {
                 Some("an alias cannot refer to a node that contains it".to_owned())

@@ -9,11 +9,13 @@ mod check;
 mod compose;
 mod diagnostic;
 mod document;
+mod limits;
 mod model;
 mod node;
 mod references;
 mod section;
 mod suggestion;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -88,11 +90,11 @@ fn read_text(path: &Path, source: SourceId) -> Result<(String, Option<Problem>),
         source: error,
     };
     let length = std::fs::metadata(path).map_err(io)?.len();
-    if usize::try_from(length).map_or(true, |length| length > node::MAX_FILE_BYTES) {
+    if usize::try_from(length).map_or(true, |length| length > limits::MAX_FILE_BYTES) {
         let kind = DiagnosticKind::TooComplex {
             message: format!(
                 "it is {length} bytes; the limit is {} bytes",
-                node::MAX_FILE_BYTES
+                limits::MAX_FILE_BYTES
             ),
         };
         let location = Location {
@@ -165,7 +167,7 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
 }
 
 /// Stack for the parser thread. Deserializing recurses once per nesting level with large frames
-/// in unoptimized builds; its own thread keeps [`node::MAX_DEPTH`] safe whatever thread
+/// in unoptimized builds; its own thread keeps [`limits::MAX_DEPTH`] safe whatever thread
 /// (a 2 MiB test or async worker thread) calls [`load`].
 const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
@@ -184,7 +186,7 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
         .filter(|(source, _)| !skip.contains(source))
         .collect();
     crate::parallel::each_taken(&files, PARSER_STACK_BYTES, |(source, text)| {
-        let root = node::parse(*source, text)?;
+        let root = yaml::parse(*source, text)?;
         let duplicate_keys = check::duplicate_keys(&root);
         Ok((root, duplicate_keys))
     })

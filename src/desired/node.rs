@@ -1,4 +1,4 @@
-//! The YAML layer, with [`super::compose`] the only place that knows serde-saphyr: text → a tree
+//! The YAML layer, with `compose` the only place that knows serde-saphyr: text → a tree
 //! of [`Node`]s that remember where each was written. Validation walks this tree instead of
 //! deserializing into typed structs, because serde stops at the first error and the file's
 //! author wants all of them.
@@ -14,16 +14,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::diagnostic::{DiagnosticKind, NodeKind, Problem};
+use super::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, MAX_REPLAYED_EVENTS};
 use super::model::{Location, SourceId};
-
-/// Deepest nesting of mappings and lists.
-pub(crate) const MAX_DEPTH: usize = 64;
-/// Most nodes a file may hold, counting each alias expansion.
-pub(crate) const MAX_NODES: usize = 200_000;
-/// Most parser events replayed through aliases: anchors shorten a file, they do not multiply it.
-pub(crate) const MAX_REPLAYED_EVENTS: usize = 50_000;
-/// Largest file read.
-pub(crate) const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One YAML node with its place.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,21 +98,6 @@ impl Node {
             .find(|entry| entry.key.as_str() == Some(key))
             .map(|entry| &entry.value)
     }
-}
-
-/// Parses one file's text into a tree.
-pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {
-    if text.len() > MAX_FILE_BYTES {
-        let kind = DiagnosticKind::TooComplex {
-            message: format!(
-                "it is {} bytes; the limit is {} bytes",
-                text.len(),
-                MAX_FILE_BYTES
-            ),
-        };
-        return Err(Problem::new(kind, location(source, 0, 0)));
-    }
-    super::compose::compose(source, text).map_or_else(|| deserialize(source, text), Ok)
 }
 
 /// Parses through serde-saphyr's deserializer, which knows every YAML feature and error.

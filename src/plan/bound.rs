@@ -51,7 +51,7 @@ impl Plan {
         allow_disruption: bool,
     ) -> Result<BoundPlan, BindError> {
         self.base().check(&state, desired, live)?;
-        super::disruption::check_saved(&self, live, allow_disruption)?;
+        super::disruption_check::check_saved(&self, live, allow_disruption)?;
         let payloads = self
             .steps()
             .iter()

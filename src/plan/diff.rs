@@ -13,7 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::base::PlanBase;
-use super::disruption::{self, DisruptionPolicy};
+use super::disruption::DisruptionPolicy;
+use super::disruption_check;
 use super::error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind, source_of};
 use super::model::{
     Action, Drift, DriftResolution, FieldChange, Plan, PlanOptions, PlanSettings, PlanWarning,
@@ -202,10 +203,14 @@ impl<'a> Planner<'a> {
         self.plan_leftover_live(&used_live, &mut accounted);
         self.plan_leftover_state(&accounted);
         self.check_thresholds();
-        let disruptions = disruption::disruptions_by_id(&self.steps, &self.live_by_id);
+        let disruptions = disruption_check::disruptions_by_id(&self.steps, &self.live_by_id);
         match self.options.disruption {
-            DisruptionPolicy::Refuse => self.errors.extend(disruption::refusals(&disruptions)),
-            DisruptionPolicy::Warn => self.warnings.extend(disruption::warnings(&disruptions)),
+            DisruptionPolicy::Refuse => {
+                self.errors.extend(disruption_check::refusals(&disruptions))
+            }
+            DisruptionPolicy::Warn => self
+                .warnings
+                .extend(disruption_check::warnings(&disruptions)),
             DisruptionPolicy::Allow => {}
         }
         self.drift

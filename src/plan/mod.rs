@@ -13,6 +13,7 @@ mod base;
 mod bound;
 mod diff;
 mod disruption;
+mod disruption_check;
 mod error;
 mod field;
 mod model;
@@ -25,10 +26,8 @@ pub use crate::model::ManagedField;
 pub use base::{PlanBase, StalePlan, Staleness};
 pub use bound::{BindError, BoundPlan};
 pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
-pub use disruption::{
-    Disruption, DisruptionCause, DisruptionPolicy, check_saved as check_saved_disruptions,
-    disruption_summary, disruptions,
-};
+pub use disruption::{Disruption, DisruptionCause, DisruptionPolicy, disruption_summary};
+pub use disruption_check::disruptions;
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, secret_digest};
 pub use model::{

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
@@ -16,9 +18,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::json::ApiError;
-use super::routes::AppState;
 use crate::api::{EnvironmentError, OrganizationId};
-use crate::control_plane::OrganizationScope;
+use crate::control_plane::{ControlPlane, OrganizationScope};
 
 /// An API key accepted by the server: a secret, never shown by `Debug`.
 #[derive(Clone)]
@@ -175,15 +176,21 @@ pub(crate) struct Caller {
     pub(crate) scope: OrganizationScope,
 }
 
-impl FromRequestParts<AppState> for Caller {
+// Generic over the router's state (through `FromRef`) so that this module need not know it.
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<KeyRing>: FromRef<S>,
+    ControlPlane: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let key = presented_key(parts)?;
+        let keys = Arc::<KeyRing>::from_ref(state);
+        let control_plane = ControlPlane::from_ref(state);
         let entry =
-            state
-                .keys
-                .entries
+            keys.entries
                 .get(&digest(key))
                 .ok_or_else(|| EnvironmentError::Unauthorized {
                     detail: "invalid API key".to_owned(),
@@ -191,10 +198,7 @@ impl FromRequestParts<AppState> for Caller {
         let scope = entry
             .scope
             .get_or_try_init(|| async {
-                let scope = state
-                    .control_plane
-                    .organization(&entry.organization)
-                    .await?;
+                let scope = control_plane.organization(&entry.organization).await?;
                 Ok::<_, EnvironmentError>(scope.with_actor(entry.actor.clone()))
             })
             .await?;

@@ -5,6 +5,7 @@
 //! shutdown. It holds no business rules: every decision about environments is the control
 //! plane's, so the embedded service and the served one behave the same.
 
+mod app_state;
 mod auth;
 mod faults;
 mod json;
@@ -178,7 +179,7 @@ impl Server {
             addr: config.addr,
             source,
         })?;
-        let state = routes::AppState {
+        let state = app_state::AppState {
             control_plane: control_plane.clone(),
             keys: Arc::new(auth::KeyRing::new(config.api_keys)),
             state_service: crate::control_plane::state_service::StateService::new(

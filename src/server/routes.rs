@@ -5,34 +5,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query};
+use axum::extract::{DefaultBodyLimit, Query};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::auth::{Caller, KeyRing};
+use super::app_state::{AppState, EnvironmentPath};
+use super::auth::Caller;
 use super::faults::{self, FaultConfig, Faults};
 use super::json::{ApiError, ApiJson};
 use super::request_log::log_request;
 use crate::api::{
-    CreateEnvironment, EnvironmentError, EnvironmentId, EnvironmentsApi, FieldError, Status,
-    UpdateEnvironment,
+    CreateEnvironment, EnvironmentError, EnvironmentsApi, FieldError, Status, UpdateEnvironment,
 };
-use crate::control_plane::ControlPlane;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    /// The service's rules.
-    pub(crate) control_plane: ControlPlane,
-    /// The accepted API keys.
-    pub(crate) keys: Arc<KeyRing>,
-    /// The HTTP state backend's rules.
-    pub(crate) state_service: crate::control_plane::state_service::StateService,
-}
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.
 pub(crate) fn router(
@@ -67,25 +54,6 @@ pub(crate) fn router(
             .layer(from_fn_with_state(faults, faults::inject));
     }
     router.layer(from_fn(log_request))
-}
-
-/// The `{id}` of an environment route; a malformed id is the same 404 as an unknown one.
-pub(super) struct EnvironmentPath(pub(super) EnvironmentId);
-
-impl<S: Send + Sync> FromRequestParts<S> for EnvironmentPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let not_found = || {
-            ApiError(EnvironmentError::NotFound {
-                detail: "Environment not found".to_owned(),
-            })
-        };
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| not_found())?;
-        id.parse().map(EnvironmentPath).map_err(|_| not_found())
-    }
 }
 
 #[derive(Deserialize)]

@@ -24,9 +24,9 @@ use md5::{Digest, Md5};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::app_state::AppState;
 use super::auth::presented_key;
 use super::json::ApiError;
-use super::routes::AppState;
 use crate::api::{EnvironmentError, OrganizationId};
 use crate::control_plane::state_service::{
     GrantKind, StateService, StateServiceError, StateWrite, Unlocked, Workspace, WorkspaceName,

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
+use super::app_state::{AppState, EnvironmentPath};
 use super::auth::{Caller, presented_key};
 use super::json::{ApiError, ApiJson};
-use super::routes::{AppState, EnvironmentPath};
 use crate::api::{
     EnvironmentError, EnvironmentId, FieldError, Heartbeat, RegisterWorker, WorkerId, WorkerToken,
     WorkersApi,

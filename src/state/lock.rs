@@ -1,130 +1,20 @@
-//! State locks (docs/src/concepts/state.md#locking): the lock information shown to whoever waits, the [`LockHandle`] a
-//! holder keeps, waiting for a lock with backoff, and the OS file lock.
+//! Held state locks (docs/src/concepts/state.md): the [`LockHandle`] a holder keeps, the lease
+//! renewal of a remote lock, and the OS file lock of local state.
 //!
 //! This is the only module that calls `std::fs::File::lock` and its relatives; `clippy.toml`
 //! forbids them everywhere else. An OS file lock is released by the kernel when its holder dies,
 //! which is why local state uses it, and keeping every call here keeps that property from being
 //! lost by accident elsewhere (an early unlock, a lock taken on a file that is later replaced).
 
-use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
-use super::{StateBackend, StateError};
-
-/// The header that carries a lock's fencing token on state writes, when the server issued one.
-pub const FENCING_TOKEN_HEADER: &str = "X-Envform-Fencing-Token";
-
-/// The first pause between two attempts to take a held lock.
-const FIRST_WAIT: Duration = Duration::from_millis(100);
-
-/// The longest pause between two attempts to take a held lock.
-const LONGEST_WAIT: Duration = Duration::from_secs(5);
-
-/// Who holds a lock, for what and since when; the JSON names are Terraform's, so HTTP state
-/// servers written for Terraform store and return it unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInfo {
-    /// Unique ID of this lock (a UUID); state writes and unlocks name it.
-    #[serde(rename = "ID", default)]
-    pub id: String,
-    /// The command that holds it, e.g. `apply`.
-    #[serde(rename = "Operation", default)]
-    pub operation: String,
-    /// Free-form extra information.
-    #[serde(rename = "Info", default)]
-    pub info: String,
-    /// `user@host` of the holder.
-    #[serde(rename = "Who", default)]
-    pub who: String,
-    /// The holder's envform version.
-    #[serde(rename = "Version", default)]
-    pub version: String,
-    /// When the lock was taken.
-    #[serde(rename = "Created", default)]
-    pub created: jiff::Timestamp,
-    /// The state the lock protects (a file path or an address).
-    #[serde(rename = "Path", default)]
-    pub path: String,
-}
-
-impl LockInfo {
-    /// Lock information for `operation` on the state at `path`, with a fresh ID, this user and
-    /// host, this envform version and the current time.
-    pub fn new(operation: impl Into<String>, path: impl Into<String>) -> Self {
-        Self {
-            id: Uuid::new_v4().to_string(),
-            operation: operation.into(),
-            info: String::new(),
-            who: crate::local::user_and_host(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            created: jiff::Timestamp::now(),
-            path: path.into(),
-        }
-    }
-
-    /// The same information with `Info` set.
-    pub fn with_info(mut self, info: impl Into<String>) -> Self {
-        self.info = info.into();
-        self
-    }
-}
-
-impl fmt::Display for LockInfo {
-    /// One line: `alice@laptop (apply, ID 5f0c…, since 2026-01-02T03:04:05Z)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = if self.who.is_empty() {
-            "an unknown holder"
-        } else {
-            &self.who
-        };
-        write!(f, "{who} (")?;
-        if !self.operation.is_empty() {
-            write!(f, "{}, ", self.operation)?;
-        }
-        write!(
-            f,
-            "ID {}, since {})",
-            self.id,
-            self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
-    }
-}
-
-/// A number that grows with every lock an envform server grants. A server that issued one
-/// refuses state writes carrying an older one, so a holder whose lease ran out while it was
-/// paused cannot overwrite the work of the next holder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FencingToken(pub u64);
-
-impl fmt::Display for FencingToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The body of a granted LOCK beyond Terraform's protocol, whose servers may answer 200 with any
-/// body: a fencing token every state write must carry (in [`FENCING_TOKEN_HEADER`]), and a lease
-/// the holder renews by sending the same LOCK (same ID) again before it runs out. Both optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockGrant {
-    /// The token state writes under this lock must carry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fencing_token: Option<FencingToken>,
-    /// How long the lock lasts unless renewed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_seconds: Option<u64>,
-}
+use super::{FencingToken, LockInfo, StateError};
 
 /// A held state lock.
 ///
@@ -421,59 +311,13 @@ impl Drop for LeaseRenewal {
     }
 }
 
-/// Takes the lock, waiting up to `timeout` while someone else holds it, with exponential backoff
-/// (100 ms growing to 5 s, jittered). `on_wait` is called with the holder (`None` when the backend
-/// cannot say who) on the first wait and whenever the holder changes, so the caller can say
-/// whom it is waiting for.
-///
-/// A zero timeout tries once and returns [`StateError::Locked`]; a lock still held when the
-/// timeout ends gives [`StateError::LockTimeout`] with the last holder seen. Other errors end the
-/// wait at once.
-pub async fn lock_with_timeout(
-    backend: &dyn StateBackend,
-    info: LockInfo,
-    timeout: Duration,
-    mut on_wait: impl FnMut(Option<&LockInfo>),
-) -> Result<LockHandle, StateError> {
-    let started = tokio::time::Instant::now();
-    let deadline = started + timeout;
-    let mut delays = ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(FIRST_WAIT)
-        .with_max_delay(LONGEST_WAIT)
-        .without_max_times()
-        .build();
-    // The ID of the holder last reported (`Some(None)`: an unknown holder was reported).
-    let mut reported: Option<Option<String>> = None;
-    loop {
-        let holder = match backend.lock(info.clone()).await {
-            Ok(handle) => return Ok(handle),
-            Err(StateError::Locked { holder }) => holder,
-            Err(other) => return Err(other),
-        };
-        let now = tokio::time::Instant::now();
-        if timeout.is_zero() {
-            return Err(StateError::Locked { holder });
-        }
-        if now >= deadline {
-            return Err(StateError::LockTimeout {
-                waited: now - started,
-                holder,
-            });
-        }
-        let holder_id = holder.as_ref().map(|holder| holder.id.clone());
-        if reported.as_ref() != Some(&holder_id) {
-            on_wait(holder.as_deref());
-            reported = Some(holder_id);
-        }
-        let delay = delays.next().unwrap_or(LONGEST_WAIT);
-        tokio::time::sleep(delay.min(deadline - now)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use uuid::Uuid;
+
+    use crate::state::LockGrant;
 
     #[test]
     fn lock_info_uses_terraform_json_names() {

@@ -7,15 +7,18 @@
 
 mod backend;
 mod document;
+mod error;
 mod http;
 mod local;
 mod lock;
+mod lock_protocol;
+mod lock_wait;
 
-pub use backend::{StateBackend, StateError};
+pub use backend::StateBackend;
 pub use document::*;
+pub use error::StateError;
 pub use http::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES};
 pub use local::{LocalBackend, STATE_DIRECTORY, STATE_FILE};
-pub use lock::{
-    FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, check_lock_log,
-    lock_with_timeout,
-};
+pub use lock::{LockHandle, check_lock_log};
+pub use lock_protocol::{FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockInfo};
+pub use lock_wait::lock_with_timeout;

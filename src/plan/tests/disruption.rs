@@ -3,10 +3,8 @@
 
 use super::fixtures::*;
 use super::snapshots::disruption;
-use crate::plan::{
-    DisruptionCause, DisruptionPolicy, Plan, PlanOptions, PlanWarning, check_saved_disruptions,
-    diff,
-};
+use crate::plan::disruption_check::check_saved as check_saved_disruptions;
+use crate::plan::{DisruptionCause, DisruptionPolicy, Plan, PlanOptions, PlanWarning, diff};
 
 fn options(disruption: DisruptionPolicy) -> PlanOptions {
     PlanOptions {

@@ -1,0 +1,22 @@
+//! Text → tree: the fast composer for plain YAML, serde-saphyr's deserializer for the rest, and
+//! the file-size budget checked before either.
+
+use super::diagnostic::{DiagnosticKind, Problem};
+use super::limits::MAX_FILE_BYTES;
+use super::model::SourceId;
+use super::node::{Node, deserialize, location};
+
+/// Parses one file's text into a tree.
+pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {
+    if text.len() > MAX_FILE_BYTES {
+        let kind = DiagnosticKind::TooComplex {
+            message: format!(
+                "it is {} bytes; the limit is {} bytes",
+                text.len(),
+                MAX_FILE_BYTES
+            ),
+        };
+        return Err(Problem::new(kind, location(source, 0, 0)));
+    }
+    super::compose::compose(source, text).map_or_else(|| deserialize(source, text), Ok)
+}
