@@ -1,25 +1,56 @@
-//! Work split among the machine's cores, with results in input order: the same input gives the
-//! same output however many cores there are.
+//! Work split among the machine's cores with rayon, results in input order: the same input gives
+//! the same output however many cores there are.
 //!
-//! Threads take work as they become free instead of a fixed share each: on a busy machine a
-//! thread that other work slows down takes less, and none is left waiting for it.
+//! Two pools, built on first use, because their work needs different stacks: the YAML parser
+//! recurses once per nesting level with large frames in unoptimized builds, everything else only
+//! through JSON values the desired-file rules keep shallow. Work is cut into a few runs per thread
+//! and rayon's work stealing hands a slowed thread's runs to the others.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::LazyLock;
 
-/// Stack enough for work that recurses only through JSON values, which the spec keeps shallow.
-pub(crate) const SHALLOW_STACK_BYTES: usize = 8 * 1024 * 1024;
+use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// Runs per core, so that a slowed thread's share can go to the others.
-const RUNS_PER_CORE: usize = 4;
+/// Runs per thread, so that a slowed thread's share can go to the others.
+const RUNS_PER_THREAD: usize = 4;
 
-/// Splits `items` into runs of at least `smallest` items (a few per core), works each run on
-/// [`each_taken`]'s threads, and returns the results in order.
+/// Which pool a piece of work needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stack {
+    /// 8 MiB: work that recurses only through JSON values.
+    Shallow,
+    /// 64 MiB: the YAML parser, safe up to the nesting budget whatever the build.
+    Parser,
+}
+
+static SHALLOW_POOL: LazyLock<Option<ThreadPool>> =
+    LazyLock::new(|| pool(8 << 20, "envform-worker"));
+static PARSER_POOL: LazyLock<Option<ThreadPool>> =
+    LazyLock::new(|| pool(64 << 20, "envform-parser"));
+
+/// A pool with `stack_bytes` per thread; `None` when no thread can be had (the work then runs on
+/// the caller's thread, in order).
+fn pool(stack_bytes: usize, name: &'static str) -> Option<ThreadPool> {
+    ThreadPoolBuilder::new()
+        .stack_size(stack_bytes)
+        .thread_name(move |index| format!("{name}-{index}"))
+        .build()
+        .ok()
+}
+
+fn pool_for(stack: Stack) -> Option<&'static ThreadPool> {
+    match stack {
+        Stack::Shallow => SHALLOW_POOL.as_ref(),
+        Stack::Parser => PARSER_POOL.as_ref(),
+    }
+}
+
+/// Splits `items` into runs of at least `smallest` items (a few per thread), works each run in the
+/// pool, and returns the results in order.
 pub(crate) fn in_runs<T, R>(
     items: &[T],
     smallest: usize,
-    stack_bytes: usize,
-    work: impl Fn(&[T]) -> R + Sync,
+    work: impl Fn(&[T]) -> R + Sync + Send,
 ) -> Vec<R>
 where
     T: Sync,
@@ -28,8 +59,11 @@ where
     if items.is_empty() {
         return Vec::new();
     }
-    let runs: Vec<&[T]> = items.chunks(run_size(items.len(), smallest)).collect();
-    each_taken(&runs, stack_bytes, |run| work(run))
+    let size = run_size(items.len(), smallest);
+    match pool_for(Stack::Shallow) {
+        Some(pool) => pool.install(|| items.par_chunks(size).map(work).collect()),
+        None => items.chunks(size).map(work).collect(),
+    }
 }
 
 /// [`in_runs`] over owned items: each run is handed to `work` by value, so what it leaves is
@@ -37,8 +71,7 @@ where
 pub(crate) fn in_owned_runs<T, R>(
     items: Vec<T>,
     smallest: usize,
-    stack_bytes: usize,
-    work: impl Fn(Vec<T>) -> R + Sync,
+    work: impl Fn(Vec<T>) -> R + Sync + Send,
 ) -> Vec<R>
 where
     T: Send,
@@ -48,95 +81,38 @@ where
         return Vec::new();
     }
     let size = run_size(items.len(), smallest);
-    let mut runs = Vec::new();
-    let mut rest = items;
-    while rest.len() > size {
-        let tail = rest.split_off(size);
-        runs.push(rest);
-        rest = tail;
+    match pool_for(Stack::Shallow) {
+        Some(pool) => pool.install(|| items.into_par_iter().chunks(size).map(work).collect()),
+        None => {
+            let mut runs = Vec::new();
+            let mut rest = items;
+            while !rest.is_empty() {
+                let tail = rest.split_off(size.min(rest.len()));
+                runs.push(work(rest));
+                rest = tail;
+            }
+            runs
+        }
     }
-    runs.push(rest);
-    // Each run waits in a slot for the thread that takes it.
-    let slots: Vec<Mutex<Option<Vec<T>>>> =
-        runs.into_iter().map(|run| Mutex::new(Some(run))).collect();
-    each_taken(&slots, stack_bytes, |slot| {
-        slot.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .map(&work)
-    })
-    .into_iter()
-    .flatten()
-    .collect()
 }
 
-/// Works each item on its own, on one thread per core (at most one per item), each with
-/// `stack_bytes` of stack and each taking the next item not yet taken. Results come back in input
-/// order. When no thread can be had, the items are worked here.
-pub(crate) fn each_taken<T, R>(
-    items: &[T],
-    stack_bytes: usize,
-    work: impl Fn(&T) -> R + Sync,
-) -> Vec<R>
+/// Works each item on its own in the pool for `stack`, results in input order.
+pub(crate) fn each<T, R>(items: &[T], stack: Stack, work: impl Fn(&T) -> R + Sync + Send) -> Vec<R>
 where
     T: Sync,
     R: Send,
 {
-    if items.is_empty() {
-        return Vec::new();
+    match pool_for(stack) {
+        Some(pool) => pool.install(|| items.par_iter().map(work).collect()),
+        None => items.iter().map(work).collect(),
     }
-    let next = AtomicUsize::new(0);
-    let take = || {
-        let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(index) else {
-                return done;
-            };
-            done.push((index, work(item)));
-        }
-    };
-    let take = &take;
-    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..cores().min(items.len()))
-            .map(|_| {
-                std::thread::Builder::new()
-                    .name("envform-worker".to_owned())
-                    .stack_size(stack_bytes)
-                    .spawn_scoped(scope, take)
-            })
-            .collect();
-        let here = if threads.iter().all(Result::is_err) {
-            take()
-        } else {
-            Vec::new()
-        };
-        threads
-            .into_iter()
-            .flatten()
-            .map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .chain([here])
-            .collect()
-    });
-    let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    for (index, result) in done.into_iter().flatten() {
-        results[index] = Some(result);
-    }
-    results.into_iter().flatten().collect()
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
-/// How many items go in each run of `items` items: a few runs per core, each of at least
+/// How many items go in each run of `items` items: a few runs per thread, each of at least
 /// `smallest` items (all of them in one run when there are fewer).
 fn run_size(items: usize, smallest: usize) -> usize {
-    let runs = (cores() * RUNS_PER_CORE)
+    let threads = pool_for(Stack::Shallow).map_or(1, ThreadPool::current_num_threads);
+    let runs = (threads * RUNS_PER_THREAD)
         .min(items / smallest.max(1))
         .max(1);
     items.div_ceil(runs)
@@ -144,46 +120,62 @@ fn run_size(items: usize, smallest: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{each_taken, in_owned_runs, in_runs};
+    use super::{Stack, each, in_owned_runs, in_runs};
 
     #[test]
     fn results_come_back_in_input_order() {
         let items: Vec<usize> = (0..1000).collect();
-        let sums = in_runs(&items, 10, 1 << 20, |run| run.iter().sum::<usize>());
+        let sums = in_runs(&items, 10, |run| run.iter().sum::<usize>());
         assert_eq!(sums.iter().sum::<usize>(), 999 * 1000 / 2);
-        let runs = in_runs(&items, 10, 1 << 20, <[usize]>::to_vec);
+        let runs = in_runs(&items, 10, <[usize]>::to_vec);
         let flat: Vec<usize> = runs.into_iter().flatten().collect();
         assert_eq!(flat, (0..1000).collect::<Vec<_>>());
     }
 
     #[test]
-    fn small_inputs_make_one_run_on_its_own_thread() {
-        let here = std::thread::current().id();
-        let runs = in_runs(&[1, 2, 3], 10, 1 << 20, |run| {
-            (std::thread::current().id() == here, run.len())
-        });
-        assert_eq!(runs, vec![(false, 3)]);
+    fn small_inputs_make_one_run() {
+        let runs = in_runs(&[1, 2, 3], 10, <[i32]>::len);
+        assert_eq!(runs, vec![3]);
     }
 
     #[test]
     fn owned_runs_come_back_in_input_order() {
         let items: Vec<String> = (0..1000).map(|item| item.to_string()).collect();
-        let runs = in_owned_runs(items.clone(), 10, 1 << 20, |run| run);
-        assert!(!runs.is_empty());
+        let runs = in_owned_runs(items.clone(), 10, |run| run);
+        assert!(runs.len() > 1);
         assert_eq!(runs.into_iter().flatten().collect::<Vec<_>>(), items);
-        let empty = in_owned_runs(Vec::<String>::new(), 10, 1 << 20, |run| run.len());
+        let empty = in_owned_runs(Vec::<String>::new(), 10, |run| run.len());
         assert!(empty.is_empty());
     }
 
     #[test]
-    fn taken_items_come_back_in_input_order() {
+    fn each_item_comes_back_in_input_order_on_either_pool() {
         let items: Vec<usize> = (0..100).collect();
-        let doubled = each_taken(&items, 1 << 20, |item| {
-            // Uneven work, so the threads take different shares.
-            std::thread::sleep(std::time::Duration::from_micros((*item as u64 % 7) * 50));
-            item * 2
-        });
-        assert_eq!(doubled, (0..100).map(|item| item * 2).collect::<Vec<_>>());
-        assert!(each_taken(&[] as &[usize], 1 << 20, |item| *item).is_empty());
+        for stack in [Stack::Shallow, Stack::Parser] {
+            let doubled = each(&items, stack, |item| {
+                // Uneven work, so the threads take different shares.
+                std::thread::sleep(std::time::Duration::from_micros((*item as u64 % 7) * 50));
+                item * 2
+            });
+            assert_eq!(doubled, (0..100).map(|item| item * 2).collect::<Vec<_>>());
+            assert!(each(&[] as &[usize], stack, |item| *item).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_parser_pool_has_a_deep_stack() {
+        fn depth(level: usize) -> usize {
+            // ~1 KiB a frame: 20,000 levels need ~20 MiB, more than a default 2 MiB stack.
+            let frame = std::hint::black_box([0u8; 1024]);
+            if level == 0 {
+                frame[0] as usize
+            } else {
+                depth(level - 1) + usize::from(frame[1])
+            }
+        }
+        assert_eq!(
+            each(&[20_000], Stack::Parser, |levels| depth(*levels)),
+            vec![0]
+        );
     }
 }

@@ -97,28 +97,23 @@ pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document 
     }
     let defaults = defaults.as_ref();
     // Each environment is read on its own: large configurations on every core.
-    let runs = crate::parallel::in_owned_runs(
-        entries,
-        ENVIRONMENTS_PER_RUN,
-        crate::parallel::SHALLOW_STACK_BYTES,
-        |run| {
-            let mut run_checker = checker.beside();
-            let mut environments = Vec::with_capacity(run.len());
-            for entry in &run {
-                let merged = match defaults {
-                    Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
-                    None => Cow::Borrowed(entry),
-                };
-                environment(
-                    &mut run_checker,
-                    &merged,
-                    Section::Environment,
-                    &mut environments,
-                );
-            }
-            (environments, run_checker.problems)
-        },
-    );
+    let runs = crate::parallel::in_owned_runs(entries, ENVIRONMENTS_PER_RUN, |run| {
+        let mut run_checker = checker.beside();
+        let mut environments = Vec::with_capacity(run.len());
+        for entry in &run {
+            let merged = match defaults {
+                Some(defaults) => Cow::Owned(merge_defaults(defaults, entry)),
+                None => Cow::Borrowed(entry),
+            };
+            environment(
+                &mut run_checker,
+                &merged,
+                Section::Environment,
+                &mut environments,
+            );
+        }
+        (environments, run_checker.problems)
+    });
     for (environments, problems) in runs {
         document.environments.extend(environments);
         checker.problems.extend(problems);

@@ -166,11 +166,6 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
     })
 }
 
-/// Stack for the parser thread. Deserializing recurses once per nesting level with large frames
-/// in unoptimized builds; its own thread keeps [`limits::MAX_DEPTH`] safe whatever thread
-/// (a 2 MiB test or async worker thread) calls [`load`].
-const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
-
 /// A file's tree and the keys written twice in it.
 type ParsedFile = Result<(node::Node, Vec<Problem>), Problem>;
 
@@ -185,7 +180,9 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
         .map(|(index, file)| (SourceId(index), file.text.as_str()))
         .filter(|(source, _)| !skip.contains(source))
         .collect();
-    crate::parallel::each_taken(&files, PARSER_STACK_BYTES, |(source, text)| {
+    // The parser pool's deep stacks keep [`limits::MAX_DEPTH`] safe whatever thread (a 2 MiB
+    // test or async worker thread) calls [`load`].
+    crate::parallel::each(&files, crate::parallel::Stack::Parser, |(source, text)| {
         let root = yaml::parse(*source, text)?;
         let duplicate_keys = check::duplicate_keys(&root);
         Ok((root, duplicate_keys))

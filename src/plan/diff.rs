@@ -177,7 +177,6 @@ impl<'a> Planner<'a> {
         let planned = crate::parallel::in_runs(
             &desired,
             ENVIRONMENTS_PER_RUN,
-            crate::parallel::SHALLOW_STACK_BYTES,
             |run| -> Vec<PlannedEnvironment> {
                 run.iter()
                     .map(|environment| {

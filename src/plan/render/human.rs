@@ -85,22 +85,17 @@ impl Writer {
             self.out
                 .push_str("envform will perform the following actions:\n\n");
             // Each environment's section stands alone: large plans are written on every core.
-            let sections = crate::parallel::in_runs(
-                &changes,
-                SECTIONS_PER_RUN,
-                crate::parallel::SHALLOW_STACK_BYTES,
-                |run| {
-                    let mut writer = Writer {
-                        out: String::new(),
-                        color: self.color,
-                    };
-                    for change in run {
-                        writer.resource(change, plan.disruptions());
-                        writer.out.push('\n');
-                    }
-                    writer.out
-                },
-            );
+            let sections = crate::parallel::in_runs(&changes, SECTIONS_PER_RUN, |run| {
+                let mut writer = Writer {
+                    out: String::new(),
+                    color: self.color,
+                };
+                for change in run {
+                    writer.resource(change, plan.disruptions());
+                    writer.out.push('\n');
+                }
+                writer.out
+            });
             self.out.extend(sections);
         }
         let forgotten: Vec<&Step> = plan
