@@ -46,12 +46,10 @@ pub use workers::{
 };
 
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};
+use crate::model::DEFAULT_ENVIRONMENT;
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, SqliteStore, Store, StoreError,
 };
-
-/// The name of the environment every organization has.
-pub const DEFAULT_ENVIRONMENT_NAME: &str = "default";
 
 /// Why a control plane could not be opened or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -232,8 +230,7 @@ impl ControlPlane {
                 created_at: now,
             })
             .await?;
-        let mut default =
-            EnvironmentRecord::new(organization.clone(), DEFAULT_ENVIRONMENT_NAME, now);
+        let mut default = EnvironmentRecord::new(organization.clone(), DEFAULT_ENVIRONMENT, now);
         provisioning::apply_namespace(&mut default, &namespace);
         transaction.insert_environment(&default).await?;
         let entry = audit::entry(

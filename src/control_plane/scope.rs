@@ -1,13 +1,13 @@
 //! [`OrganizationScope`]: the Environments API of one organization, in process.
 
 use super::{
-    ControlPlane, DEFAULT_ENVIRONMENT_NAME, audit, clock, internal, provisioning, token,
-    validation, worker_command,
+    ControlPlane, audit, clock, internal, provisioning, token, validation, worker_command,
 };
 use crate::api::{
     AuditAction, CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
     OrganizationId, Patch, Status, UpdateEnvironment, WorkerCommand,
 };
+use crate::model::DEFAULT_ENVIRONMENT;
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, StoreError, StoreTransaction,
     WorkerCounts, WorkerTokenRecord,
@@ -268,7 +268,7 @@ impl EnvironmentsApi for OrganizationScope {
         let mut record = self.environment_record(transaction.as_mut(), id).await?;
         let previous = record.clone();
         if let Patch::Set(name) = &patch.name {
-            if record.name == DEFAULT_ENVIRONMENT_NAME && name != DEFAULT_ENVIRONMENT_NAME {
+            if record.name == DEFAULT_ENVIRONMENT && name != DEFAULT_ENVIRONMENT {
                 return Err(EnvironmentError::Api {
                     status: 400,
                     detail: "The default environment cannot be renamed".to_owned(),
@@ -316,7 +316,7 @@ impl EnvironmentsApi for OrganizationScope {
     async fn delete(&self, id: EnvironmentId) -> Result<(), EnvironmentError> {
         let mut transaction = self.begin().await?;
         let record = self.environment_record(transaction.as_mut(), id).await?;
-        if record.name == DEFAULT_ENVIRONMENT_NAME {
+        if record.name == DEFAULT_ENVIRONMENT {
             return Err(EnvironmentError::Api {
                 status: 400,
                 detail: "The default environment cannot be deleted".to_owned(),

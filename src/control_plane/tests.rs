@@ -13,6 +13,7 @@ use crate::api::{
     CreateEnvironment, Environment, EnvironmentsApi, ExecutionEnvironment, JsonMap, Patch, Status,
     UpdateEnvironment,
 };
+use crate::model::DEFAULT_ENVIRONMENT;
 
 /// A provisioner that waits for the test to release it, and fails its first `failures` calls.
 struct GatedProvisioner {
@@ -100,7 +101,7 @@ async fn default_environment(scope: &OrganizationScope) -> Environment {
         .await
         .unwrap()
         .into_iter()
-        .find(|environment| environment.name == DEFAULT_ENVIRONMENT_NAME)
+        .find(|environment| environment.name == DEFAULT_ENVIRONMENT)
         .unwrap()
 }
 

@@ -2,11 +2,8 @@
 //! errors, before anything is read or written.
 
 use crate::api::{CreateEnvironment, FieldError, JsonMap, Patch, Status, UpdateEnvironment};
+use crate::model::{NAME_MAX_CHARS, NAME_MIN_CHARS};
 
-/// Shortest allowed environment name, in characters.
-pub(crate) const NAME_MIN_CHARACTERS: usize = 2;
-/// Longest allowed environment name, in characters.
-pub(crate) const NAME_MAX_CHARACTERS: usize = 100;
 /// `configuration` keys that must be integers ≥ 1 when present.
 const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
 
@@ -52,16 +49,16 @@ pub(crate) fn validate_update(patch: &UpdateEnvironment) -> Vec<FieldError> {
 
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
     let length = name.chars().count();
-    if length < NAME_MIN_CHARACTERS {
+    if length < NAME_MIN_CHARS {
         errors.push(FieldError::body(
             &["name"],
-            format!("name must be at least {NAME_MIN_CHARACTERS} characters long (got {length})"),
+            format!("name must be at least {NAME_MIN_CHARS} characters long (got {length})"),
             "string_too_short",
         ));
-    } else if length > NAME_MAX_CHARACTERS {
+    } else if length > NAME_MAX_CHARS {
         errors.push(FieldError::body(
             &["name"],
-            format!("name must be at most {NAME_MAX_CHARACTERS} characters long (got {length})"),
+            format!("name must be at most {NAME_MAX_CHARS} characters long (got {length})"),
             "string_too_long",
         ));
     }

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::diagnostic::{DiagnosticKind, NameProblem, Problem, Range};
+use super::diagnostic::{DiagnosticKind, Problem, Range};
 use super::model::Sources;
 use super::node::{Entry, Node, Value};
 use super::section::Section;
 use super::suggestion;
 use crate::model::JsonMap;
+use crate::model::NameProblem;
 
 /// Longest literal quoted in an out-of-range message.
 const LITERAL_LIMIT: usize = 40;
@@ -248,7 +249,7 @@ impl<'s> Checker<'s> {
 
     /// Checks an environment name against the service's rules.
     pub(crate) fn name(&mut self, name: &str, node: &Node) -> bool {
-        match name_problem(name) {
+        match NameProblem::of(name) {
             None => true,
             Some(problem) => {
                 let kind = DiagnosticKind::InvalidName {
@@ -328,23 +329,6 @@ pub(crate) fn problem_at(kind: DiagnosticKind, node: &Node) -> Problem {
         problem.with_label(node.used_at, "used here")
     } else {
         problem
-    }
-}
-
-/// Why the service would refuse `name`, if it would: 2–100 characters, no leading or trailing
-/// whitespace, no control characters.
-pub(crate) fn name_problem(name: &str) -> Option<NameProblem> {
-    let count = name.chars().count();
-    if count < 2 {
-        Some(NameProblem::TooShort)
-    } else if count > 100 {
-        Some(NameProblem::TooLong)
-    } else if name.chars().any(char::is_control) {
-        Some(NameProblem::ControlCharacter)
-    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
-        Some(NameProblem::OuterWhitespace)
-    } else {
-        None
     }
 }
 
@@ -439,28 +423,5 @@ fn key_text(node: &Node) -> String {
         Value::Bool(value) => value.to_string(),
         Value::Null => "null".to_owned(),
         _ => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::name_problem;
-    use crate::desired::NameProblem;
-
-    #[test]
-    fn names_follow_the_service_rules() {
-        assert_eq!(name_problem("production"), None);
-        assert_eq!(name_problem("New Environment"), None);
-        assert_eq!(name_problem("test-{timestamp}"), None);
-        assert_eq!(name_problem("a"), Some(NameProblem::TooShort));
-        assert_eq!(name_problem("é"), Some(NameProblem::TooShort));
-        assert_eq!(name_problem(&"x".repeat(100)), None);
-        assert_eq!(name_problem(&"x".repeat(101)), Some(NameProblem::TooLong));
-        assert_eq!(name_problem(" prod"), Some(NameProblem::OuterWhitespace));
-        assert_eq!(name_problem("prod\n"), Some(NameProblem::ControlCharacter));
-        assert_eq!(
-            name_problem("pr\u{7}od"),
-            Some(NameProblem::ControlCharacter)
-        );
     }
 }

@@ -10,6 +10,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceCode};
 
 use super::model::{HttpBackendConfig, Location, Sources};
 use super::section::Section;
+use crate::model::NameProblem;
 
 /// Longest piece of user text quoted in a message; longer text is cut with `…`.
 const QUOTE_LIMIT: usize = 40;
@@ -110,19 +111,6 @@ impl fmt::Display for NodeKind {
             NodeKind::Mapping => "a mapping",
         })
     }
-}
-
-/// Why a name is not a valid environment name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameProblem {
-    /// Fewer than 2 characters.
-    TooShort,
-    /// More than 100 characters.
-    TooLong,
-    /// Starts or ends with whitespace.
-    OuterWhitespace,
-    /// Holds a control character (newline, tab, …).
-    ControlCharacter,
 }
 
 /// Why a `renamed_from` cannot be followed.

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use crate::model::NameProblem;
 pub use diagnostic::{
-    DiagnosticKind, Label, NameProblem, NodeKind, Range, RenameConflict, SpecDiagnostic, SpecError,
+    DiagnosticKind, Label, NodeKind, Range, RenameConflict, SpecDiagnostic, SpecError,
 };
 pub use model::*;
 pub use section::Section;

@@ -5,12 +5,14 @@
 mod execution;
 mod field;
 mod id;
+mod name;
 mod state_backend;
 mod status;
 
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId};
+pub use name::{DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem};
 pub use state_backend::HttpBackendConfig;
 pub use status::{Status, UnknownStatus};
 

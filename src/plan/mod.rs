@@ -1,7 +1,7 @@
 //! Pure planning (docs/src/concepts/plans.md): desired × live × state → an immutable [`Plan`], its order,
 //! and its renderings. No I/O, no async, no clock: the same inputs always give the same plan.
 //!
-//! - [`diff`] builds the plan (three-way field semantics, renames, adoption, protection,
+//! - [`diff`] (the `planner`) builds the plan (three-way field semantics, renames, adoption, protection,
 //!   thresholds, drift); `order` turns its steps into a DAG and one flat order.
 //! - [`Plan::bind`] checks a plan against state, the files and live as they are now and turns each
 //!   step into its API call with the real secret values (the plan itself only ever holds their
@@ -11,7 +11,6 @@
 
 mod base;
 mod bound;
-mod diff;
 mod disruption;
 mod disruption_check;
 mod error;
@@ -19,13 +18,14 @@ mod field;
 mod model;
 mod order;
 mod payload;
+mod planner;
 pub mod render;
 mod value;
 
+pub use crate::model::DEFAULT_ENVIRONMENT;
 pub use crate::model::ManagedField;
 pub use base::{PlanBase, StalePlan, Staleness};
 pub use bound::{BindError, BoundPlan};
-pub use diff::{DEFAULT_ENVIRONMENT, diff, last_applied, swap_temporary_name};
 pub use disruption::{Disruption, DisruptionCause, DisruptionPolicy, disruption_summary};
 pub use disruption_check::disruptions;
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
@@ -36,6 +36,7 @@ pub use model::{
     StepNote, Summary, SwapPart, Unmanaged,
 };
 pub use payload::{Payload, ResolveError};
+pub use planner::{diff, last_applied, swap_temporary_name};
 pub use value::ValuePath;
 
 #[cfg(test)]

@@ -324,6 +324,30 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step of `action` on `name`: no rename, changes, dependencies or notes yet, and an id the
+    /// order assigns later.
+    pub(crate) fn new(
+        action: Action,
+        name: impl Into<String>,
+        environment_id: Option<EnvironmentId>,
+        record: StateRecord,
+    ) -> Self {
+        Self {
+            id: StepId(0),
+            action,
+            name: name.into(),
+            environment_id,
+            rename: None,
+            swap: None,
+            changes: Vec::new(),
+            unchanged: Vec::new(),
+            depends_on: Vec::new(),
+            wait_for_provisioning: false,
+            record,
+            notes: Vec::new(),
+        }
+    }
+
     /// The name the environment has once this step is done.
     pub fn final_name(&self) -> &str {
         self.rename.as_ref().map_or(&self.name, |rename| &rename.to)

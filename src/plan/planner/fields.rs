@@ -1,0 +1,320 @@
+//! Phase: the fields of each desired environment, compared three ways (desired, live, last
+//! applied) with `ignore_changes` put back, and the step (two for a swap) that makes live match.
+
+use std::collections::BTreeMap;
+
+use foldhash::{HashSet, HashSetExt};
+use serde_json::Value;
+
+use super::context::Planner;
+use super::drift::{Compared, record_drift};
+use super::identity::{Identity, swap_temporary_name, swapped_renames};
+use crate::desired::DesiredEnvironment;
+use crate::model::{EnvironmentId, JsonMap, ManagedField, Status};
+use crate::plan::model::{
+    Action, Drift, FieldChange, PlanWarning, Rename, StateRecord, Step, SwapPart,
+};
+use crate::plan::value;
+
+/// The last-applied document a desired environment records when it is created: its managed
+/// fields in the file, secrets digested. (Steps carry the exact document to record, which also
+/// reflects `ignore_changes`.)
+pub fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
+    ManagedField::ALL
+        .into_iter()
+        .filter_map(|field| {
+            let value = field.desired_value(&environment.fields)?;
+            Some((field.wire_name().to_owned(), value))
+        })
+        .collect()
+}
+
+/// What planning one desired environment adds to the plan.
+pub(super) struct PlannedEnvironment {
+    /// The live environment it took.
+    pub(super) live: Option<EnvironmentId>,
+    /// Its step, or two for a swap.
+    pub(super) steps: Vec<Step>,
+    pub(super) drift: Vec<Drift>,
+    pub(super) warnings: Vec<PlanWarning>,
+}
+
+/// Fewest desired environments worth a run on another thread.
+const ENVIRONMENTS_PER_RUN: usize = 512;
+
+/// What the desired environments took: the live environments they are, and every name they
+/// account for (their own and the names they are renamed from).
+pub(super) struct Taken<'n> {
+    /// Live environments a desired one is.
+    pub(super) live: HashSet<EnvironmentId>,
+    /// Names the desired environments account for.
+    pub(super) names: HashSet<&'n str>,
+}
+
+impl<'a> Planner<'a> {
+    /// Plans every desired environment in scope, each on its own (large plans on every core),
+    /// and adds their steps, drift and warnings in name order.
+    pub(super) fn plan_desired<'n>(&mut self, claims: &'n BTreeMap<String, String>) -> Taken<'n>
+    where
+        'a: 'n,
+    {
+        let swapped = swapped_renames(claims);
+        let mut desired: Vec<&'a DesiredEnvironment> = self
+            .desired
+            .environments
+            .iter()
+            .filter(|environment| self.in_scope(&environment.name))
+            .collect();
+        desired.sort_by(|left, right| left.name.cmp(&right.name));
+        let planner = &*self;
+        let planned = crate::parallel::in_runs(
+            &desired,
+            ENVIRONMENTS_PER_RUN,
+            |run| -> Vec<PlannedEnvironment> {
+                run.iter()
+                    .map(|environment| {
+                        let identity = planner.identify(environment, claims);
+                        let swapped = swapped.contains(&environment.name);
+                        planner.plan_environment(environment, identity, swapped)
+                    })
+                    .collect()
+            },
+        );
+        // Membership only: hashed sets, so nothing is copied or compared character by character.
+        let mut taken = Taken {
+            live: HashSet::with_capacity(desired.len()),
+            names: HashSet::with_capacity(desired.len()),
+        };
+        self.steps.reserve(desired.len());
+        for (environment, planned) in desired.iter().zip(planned.into_iter().flatten()) {
+            taken.live.extend(planned.live);
+            taken.names.insert(&environment.name);
+            taken
+                .names
+                .extend(claims.get(&environment.name).map(String::as_str));
+            self.steps.extend(planned.steps);
+            self.drift.extend(planned.drift);
+            self.warnings.extend(planned.warnings);
+        }
+        taken
+    }
+
+    /// The step (two for a swap) and the drift of one desired environment.
+    pub(super) fn plan_environment(
+        &self,
+        environment: &DesiredEnvironment,
+        identity: Identity<'a>,
+        swapped: bool,
+    ) -> PlannedEnvironment {
+        let (ignored, warnings) = ignore_paths(environment);
+        let mut steps = Vec::new();
+        let mut drift = Vec::new();
+        // The fields applied before, found in one pass over the record rather than one lookup
+        // per field.
+        let mut applied_fields: Vec<ManagedField> = Vec::new();
+        if let Some(resource) = identity.managed {
+            applied_fields.extend(resource.last_applied.iter().filter_map(|(name, value)| {
+                ManagedField::from_wire_name(name).filter(|_| !value.is_null())
+            }));
+        }
+        let mut changes = Vec::new();
+        let mut unchanged = Vec::new();
+        let mut recorded = JsonMap::new();
+        // Each field compared against live, kept for the drift check before `after` moves into
+        // the record: values are built once and cloned only into changes.
+        let mut compared: Vec<Compared> = Vec::with_capacity(ManagedField::ALL.len());
+        for field in ManagedField::ALL {
+            let desired = field.desired_value(&environment.fields);
+            let in_file = desired.is_some();
+            let was_applied = applied_fields.contains(&field);
+            let target = match desired {
+                Some(value) => Some(value),
+                None if field.clears_when_removed() && was_applied => None,
+                // Neither in the file nor applied before: someone else's field.
+                None => continue,
+            };
+            let Some(live) = identity.live else {
+                if let Some(value) = target {
+                    recorded.insert(field.wire_name().to_owned(), value.clone());
+                    changes.push(FieldChange {
+                        field,
+                        before: None,
+                        after: Some(value),
+                    });
+                }
+                continue;
+            };
+            // Live's value is copied only where the plan needs it: ignored paths, or a change.
+            let ignores_field = ignored
+                .iter()
+                .any(|path| path.first().is_some_and(|first| first == field.wire_name()));
+            let (after, before) = if ignores_field {
+                let before = field.live_value(live);
+                (
+                    apply_ignores(target, before.as_ref(), field, &ignored),
+                    Some(before),
+                )
+            } else {
+                (target, None)
+            };
+            let unchanged_live = match &before {
+                Some(before) => *before == after,
+                None => field.live_equals(live, after.as_ref()),
+            };
+            let live_if_different = if unchanged_live {
+                if in_file {
+                    unchanged.push(field);
+                }
+                None
+            } else {
+                let before = before.unwrap_or_else(|| field.live_value(live));
+                changes.push(FieldChange {
+                    field,
+                    before: before.clone(),
+                    after: after.clone(),
+                });
+                Some(before)
+            };
+            compared.push(Compared {
+                field,
+                in_file,
+                live_if_different,
+                after,
+            });
+        }
+
+        if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
+            record_drift(&mut drift, live, resource, &compared, &ignored);
+        }
+        for Compared {
+            field,
+            in_file,
+            after,
+            ..
+        } in compared
+        {
+            if in_file && let Some(value) = after {
+                recorded.insert(field.wire_name().to_owned(), value);
+            }
+        }
+
+        let action = match (&identity.live, &identity.renamed_from) {
+            (None, _) => Action::Create,
+            (Some(_), Some(_)) => Action::Rename,
+            (Some(_), None) if identity.managed.is_none() => Action::Adopt,
+            (Some(_), None) if changes.is_empty() => Action::NoOp,
+            (Some(_), None) => Action::Update,
+        };
+        let wait_for_provisioning = identity.live.is_some_and(|live| {
+            live.status == Status::Provisioning
+                && changes
+                    .iter()
+                    .any(|change| change.field == ManagedField::Status)
+        });
+        let record = StateRecord::Record {
+            last_applied: recorded,
+            prevent_destroy: environment.lifecycle.prevent_destroy,
+            depends_on: environment
+                .depends_on
+                .iter()
+                .map(|reference| reference.name.clone())
+                .collect(),
+            renamed_from: environment
+                .renamed_from
+                .as_ref()
+                .map(|reference| reference.name.clone()),
+        };
+        let environment_id = identity.live.map(|live| live.id);
+        let mut rename = identity.renamed_from.clone().map(|from| Rename {
+            from,
+            to: environment.name.clone(),
+        });
+        let mut swap = None;
+        if swapped && let Some(whole) = &rename {
+            let temporary = swap_temporary_name(&whole.from, &whole.to);
+            steps.push(Step {
+                rename: Some(Rename {
+                    from: whole.from.clone(),
+                    to: temporary.clone(),
+                }),
+                swap: Some(SwapPart::ToTemporary),
+                ..Step::new(
+                    Action::Rename,
+                    &environment.name,
+                    environment_id,
+                    StateRecord::Carry,
+                )
+            });
+            rename = Some(Rename {
+                from: temporary,
+                to: environment.name.clone(),
+            });
+            swap = Some(SwapPart::FromTemporary);
+        }
+        steps.push(Step {
+            rename,
+            swap,
+            changes,
+            unchanged,
+            wait_for_provisioning,
+            notes: identity.notes,
+            ..Step::new(action, &environment.name, environment_id, record)
+        });
+        PlannedEnvironment {
+            live: environment_id,
+            steps,
+            drift,
+            warnings,
+        }
+    }
+}
+
+/// The `ignore_changes` paths of an environment, as value paths; unknown fields are warned.
+pub(super) fn ignore_paths(
+    environment: &DesiredEnvironment,
+) -> (Vec<Vec<String>>, Vec<PlanWarning>) {
+    let mut paths = Vec::new();
+    let mut warnings = Vec::new();
+    for path in &environment.lifecycle.ignore_changes {
+        let known = path
+            .0
+            .first()
+            .is_some_and(|field| ManagedField::from_wire_name(field).is_some());
+        if known {
+            paths.push(path.0.clone());
+        } else {
+            warnings.push(PlanWarning::UnknownIgnorePath {
+                name: environment.name.clone(),
+                path: path.to_string(),
+            });
+        }
+    }
+    (paths, warnings)
+}
+
+/// The value to send for a field once `ignore_changes` has put live's value back under each
+/// ignored path (a whole-field path keeps live's value as it is).
+pub(super) fn apply_ignores(
+    target: Option<Value>,
+    live: Option<&Value>,
+    field: ManagedField,
+    ignored: &[Vec<String>],
+) -> Option<Value> {
+    let mut after = target;
+    for path in ignored {
+        let Some((first, rest)) = path.split_first() else {
+            continue;
+        };
+        if first != field.wire_name() {
+            continue;
+        }
+        if rest.is_empty() {
+            return live.cloned();
+        }
+        // A key path only means something inside an object.
+        if matches!(after, Some(Value::Object(_)) | None) {
+            after = value::set(after, rest, value::get(live, rest).cloned());
+        }
+    }
+    after
+}
