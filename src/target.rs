@@ -20,10 +20,11 @@ pub const EMBEDDED_ORGANIZATION: &str = "local";
 pub const DEFAULT_EMBEDDED_DB: &str = ".envform/control-plane.db";
 
 /// Why a target could not be opened.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TargetError {
     /// The embedded database could not be opened.
     #[error("cannot open the embedded control plane at {path}")]
+    #[diagnostic(code(envform::target::embedded))]
     Embedded {
         /// The database file.
         path: PathBuf,
@@ -33,12 +34,18 @@ pub enum TargetError {
     },
     /// The API answered with an error while opening.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Api(#[from] EnvironmentError),
     /// The HTTP client could not be built (a bad URL or key).
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Client(#[from] ClientError),
     /// A URL was given without an API key.
     #[error("{url} needs an API key (KUBIYA_API_KEY)")]
+    #[diagnostic(
+        code(envform::target::missing_api_key),
+        help("set KUBIYA_API_KEY or pass --api-key")
+    )]
     MissingApiKey {
         /// The URL.
         url: String,

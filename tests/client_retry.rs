@@ -15,13 +15,15 @@ use envform::api::{
 };
 use tempfile::TempDir;
 
-use crate::contract::{KEY_A, Wire, serve};
+use crate::contract::{KEY_A, Wire, serve_options};
 use crate::support::Server;
 
 /// A server with the given fault rules, and its temporary directory.
 fn faulty_server(rules: &str) -> (Server, TempDir) {
     let dir = TempDir::new().expect("temp dir");
-    let server = serve(&dir.path().join("serve.db"), &["--faults", rules]);
+    let server = serve_options()
+        .args(["--faults", rules])
+        .start(&dir.path().join("serve.db"));
     (server, dir)
 }
 

@@ -4,9 +4,6 @@
 //! checks what only the wire shows: exact status codes, the three error body shapes, auth, body
 //! limits, malformed ids, and that a restart keeps everything.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +15,7 @@ use envform::control_plane::{ControlPlane, ControlPlaneConfig};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::support::Server;
+use crate::support::{Scenario, Server, ServerOptions};
 
 pub(crate) use crate::support::{KEY_A, KEY_B};
 pub(crate) const KEY_FAIL: &str = "contract-key-fail";
@@ -29,13 +26,12 @@ pub(crate) const ORG_FAIL: &str = "org-fail";
 // ---------------------------------------------------------------------------------------------
 // A real `envform serve` process.
 
-/// `envform serve` on 127.0.0.1 with keys for org-a, org-b and org-fail (whose provisioning
-/// fails), plus the `extra` flags.
-pub(crate) fn serve(db: &Path, extra: &[&str]) -> Server {
-    let failing = format!("{KEY_FAIL}={ORG_FAIL}");
-    let mut args = vec!["--api-key", &failing, "--provision-fail", ORG_FAIL];
-    args.extend_from_slice(extra);
-    Server::start(db, &args)
+/// Options of an `envform serve` with keys for org-a, org-b and org-fail (whose provisioning
+/// fails).
+pub(crate) fn serve_options() -> ServerOptions {
+    Server::options()
+        .key(KEY_FAIL, ORG_FAIL)
+        .args(["--provision-fail", ORG_FAIL])
 }
 
 /// A plain HTTP client (no SDK), for what only the wire shows.
@@ -167,14 +163,11 @@ impl Target {
 
     async fn http(options: Options) -> Self {
         let dir = TempDir::new().expect("temp dir");
-        let delay = options
-            .provision_delay
-            .map(|delay| format!("{}ms", delay.as_millis()));
-        let mut extra = Vec::new();
-        if let Some(delay) = &delay {
-            extra.extend(["--provision-delay", delay.as_str()]);
+        let mut serve = serve_options();
+        if let Some(delay) = options.provision_delay {
+            serve = serve.args(["--provision-delay", &format!("{}ms", delay.as_millis())]);
         }
-        let server = serve(&dir.path().join("serve.db"), &extra);
+        let server = serve.start(&dir.path().join("serve.db"));
         Self {
             a: Arc::new(server.client(KEY_A)),
             b: Arc::new(server.client(KEY_B)),
@@ -779,15 +772,16 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
-fn start_server(dir: &TempDir) -> Server {
-    serve(&dir.path().join("serve.db"), &["--body-limit", "4KiB"])
+/// A temporary directory with a server whose bodies are limited to 4 KiB.
+fn wire_scenario() -> Scenario {
+    Scenario::with(serve_options().args(["--body-limit", "4KiB"]))
 }
 
 #[tokio::test]
 async fn wire_status_codes_and_error_shapes() {
     use reqwest::Method;
-    let dir = TempDir::new().expect("temp dir");
-    let server = start_server(&dir);
+    let scenario = wire_scenario();
+    let server = &scenario.server;
     let wire = Wire::new(server.url());
     let auth = bearer(KEY_A);
     let auth = Some(auth.as_str());
@@ -975,8 +969,8 @@ async fn wire_status_codes_and_error_shapes() {
 #[tokio::test]
 async fn wire_bodies_and_logs_never_carry_secrets() {
     use reqwest::Method;
-    let dir = TempDir::new().expect("temp dir");
-    let server = start_server(&dir);
+    let scenario = wire_scenario();
+    let server = &scenario.server;
     let wire = Wire::new(server.url());
     let auth = bearer(KEY_A);
     let base = "/api/v1/environments";
@@ -1038,9 +1032,8 @@ async fn wire_bodies_and_logs_never_carry_secrets() {
 
 #[tokio::test]
 async fn restart_keeps_everything() {
-    let dir = TempDir::new().expect("temp dir");
-    let server = start_server(&dir);
-    let client = server.client(KEY_A);
+    let mut scenario = wire_scenario();
+    let client = scenario.server.client(KEY_A);
     let environments = client.environments();
     let created = environments
         .create(&full_environment("staging"))
@@ -1062,9 +1055,10 @@ async fn restart_keeps_everything() {
         .expect("create");
     environments.delete(deleted.id).await.expect("delete");
     let before = settle(&client).await;
-    let of_b = settle(&server.client(KEY_B)).await;
+    let of_b = settle(&scenario.server.client(KEY_B)).await;
 
-    let server = server.restart_gracefully();
+    scenario.server.restart_gracefully();
+    let server = &scenario.server;
     let after = server
         .client(KEY_A)
         .environments()
@@ -1103,25 +1097,13 @@ async fn restart_keeps_everything() {
     );
 }
 
-/// Runs `envform serve` with `args` and expects it to refuse to start.
+/// Runs `envform serve` with no key of its own and `args`, and expects it to refuse to start.
 fn refused_start(args: &[&str]) -> String {
     let dir = TempDir::new().expect("temp dir");
-    let db = dir.path().join("serve.db");
-    let output = Command::new(env!("CARGO_BIN_EXE_envform"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            &db.display().to_string(),
-        ])
+    let output = Server::options()
+        .without_keys()
         .args(args)
-        .env_remove("ENVFORM_API_KEYS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run envform serve");
-    assert!(!output.status.success(), "envform serve {args:?} started");
+        .refused(&dir.path().join("serve.db"));
     assert!(output.stdout.is_empty(), "nothing announced on stdout");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -1145,33 +1127,13 @@ fn serve_refuses_bad_or_missing_keys() {
 #[test]
 fn serve_takes_keys_from_the_environment() {
     let dir = TempDir::new().expect("temp dir");
-    let db = dir.path().join("serve.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_envform"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            &db.display().to_string(),
-        ])
+    let server = Server::options()
+        .without_keys()
         .env("ENVFORM_API_KEYS", "env-key-1=org-x,env-key-2=org-y")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let url = line
-        .trim()
-        .strip_prefix("envform serve listening on ")
-        .expect("announced")
-        .to_owned();
+        .start(&dir.path().join("serve.db"));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let organizations = runtime.block_on(async {
-        let wire = Wire::new(&url);
+        let wire = Wire::new(server.url());
         let mut organizations = Vec::new();
         for key in ["env-key-1", "env-key-2"] {
             let answer = wire.get("/api/v1/environments", key).await;
@@ -1180,7 +1142,5 @@ fn serve_takes_keys_from_the_environment() {
         }
         organizations
     });
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(organizations, [json!("org-x"), json!("org-y")]);
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use envform::control_plane::state_service::{
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::{KEY_A, KEY_B, Server, envform_bin};
+use crate::support::{KEY_A, KEY_B, Server};
 
 /// One runtime for the raw requests of every test.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -290,17 +290,12 @@ fn concurrent_applies_on_the_served_backend_take_turns() {
         let names = chain(dir.path(), 8);
         let children: Vec<_> = (0..concurrency)
             .map(|_| {
-                Command::new(envform_bin())
-                    .current_dir(dir.path())
-                    .env_remove("ENVFORM_API_KEYS")
-                    .env("KUBIYA_CONTROL_PLANE_URL", &server.url)
-                    .env("KUBIYA_API_KEY", KEY_A)
+                server
+                    .envform_process(dir.path())
                     .env("ENVFORM_STATE_ADDRESS", state_address(&server, "shared"))
                     .env("ENVFORM_STATE_USERNAME", "envform")
                     .env("ENVFORM_STATE_PASSWORD", KEY_A)
-                    .env("NO_COLOR", "1")
                     .args(["apply", "--auto-approve", "--lock-timeout", "60s"])
-                    .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()

@@ -1,23 +1,28 @@
-//! Shared fixtures: a real `envform serve` process on an ephemeral port, and `envform` commands
-//! isolated from the caller's environment.
+//! Shared fixtures: a real `envform serve` process on an ephemeral port ([`Server`]), `envform`
+//! commands isolated from the caller's environment, and a [`Scenario`] (a temporary directory
+//! with its own server, desired-state file and state file) for the reconciler's end-to-end tests.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use envform::api::{ClientConfig, ControlPlaneClient};
+use serde_json::Value;
+use tempfile::TempDir;
 
 /// Path of the binary under test.
 pub fn envform_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_envform"))
 }
 
-/// An `envform` command run in `dir`, with no inherited configuration.
-pub fn envform(dir: &Path) -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::new(envform_bin());
+/// An `envform` process in `dir` with no inherited configuration, for tests that spawn it and
+/// watch it run (see [`envform`] for one that is run to completion).
+pub fn envform_process(dir: &Path) -> Command {
+    let mut command = Command::new(envform_bin());
     command
         .current_dir(dir)
         .env_remove("KUBIYA_API_KEY")
@@ -26,7 +31,14 @@ pub fn envform(dir: &Path) -> assert_cmd::Command {
         .env_remove("ENVFORM_EMBEDDED_DB")
         .env_remove("ENVFORM_LOG")
         .env("NO_COLOR", "1")
-        .timeout(Duration::from_secs(120));
+        .stdin(Stdio::null());
+    command
+}
+
+/// An `envform` command run in `dir`, with no inherited configuration.
+pub fn envform(dir: &Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::from_std(envform_process(dir));
+    command.timeout(Duration::from_secs(120));
     command
 }
 
@@ -37,54 +49,129 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// A running `envform serve`; killed when dropped.
-pub struct Server {
-    child: Child,
-    log_path: PathBuf,
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
-    pub url: String,
-    /// The database file.
-    pub db: PathBuf,
-    args: Vec<String>,
+/// A state file's resources by name → id.
+pub fn state_ids(state_file: &Path) -> BTreeMap<String, String> {
+    read_state(state_file)["resources"]
+        .as_object()
+        .expect("state has resources")
+        .iter()
+        .map(|(name, resource)| {
+            let id = resource["id"].as_str().expect("a resource id");
+            (name.clone(), id.to_owned())
+        })
+        .collect()
 }
 
-/// API key of organization `org-a` in servers started by [`Server::start`].
+/// A state file, parsed.
+pub fn read_state(state_file: &Path) -> Value {
+    let text = std::fs::read_to_string(state_file)
+        .unwrap_or_else(|error| panic!("read {}: {error}", state_file.display()));
+    serde_json::from_str(&text).expect("the state file is JSON")
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real `envform serve`.
+
+/// API key of organization `org-a` in servers started with the default keys.
 pub const KEY_A: &str = "test-key-a";
 /// API key of organization `org-b`.
 pub const KEY_B: &str = "test-key-b";
 
-impl Server {
-    /// Starts a server on 127.0.0.1:0 with `db`, keys for `org-a` and `org-b`, and `extra` flags.
-    pub fn start(db: &Path, extra: &[&str]) -> Server {
-        let mut args: Vec<String> = vec![
-            "-v".into(),
-            "serve".into(),
-            "--addr".into(),
-            "127.0.0.1:0".into(),
-            "--db".into(),
-            db.display().to_string(),
-            "--api-key".into(),
-            format!("{KEY_A}=org-a"),
-            "--api-key".into(),
-            format!("{KEY_B}=org-b"),
-        ];
-        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        Self::spawn(db, args)
+/// How an `envform serve` is started: its API keys, flags and environment. Made by
+/// [`Server::options`].
+#[derive(Clone)]
+pub struct ServerOptions {
+    keys: Vec<(String, String)>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl ServerOptions {
+    /// Adds the key `key` of organization `org` (`--api-key KEY=ORG`).
+    pub fn key(mut self, key: &str, org: &str) -> Self {
+        self.keys.push((key.to_owned(), org.to_owned()));
+        self
     }
 
-    fn spawn(db: &Path, args: Vec<String>) -> Server {
-        let log_path = db.with_extension(format!("{}.log", std::process::id()));
+    /// No `--api-key` flags at all, not even the default ones.
+    pub fn without_keys(mut self) -> Self {
+        self.keys.clear();
+        self
+    }
+
+    /// Adds flags after the keys, e.g. `["--faults", "status=503"]`.
+    pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable of the server process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the server on 127.0.0.1:0 with the SQLite file `db`; panics when it does not start.
+    pub fn start(self, db: &Path) -> Server {
+        let (child, url) = self.spawn(db);
+        Server {
+            child,
+            log_path: log_path(db),
+            url,
+            db: db.to_owned(),
+            options: self,
+        }
+    }
+
+    /// Runs the server with these options, expecting it to refuse to start; returns its output.
+    pub fn refused(self, db: &Path) -> Output {
+        let mut command = assert_cmd::Command::from_std(self.command(db));
+        let output = command
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run envform serve");
+        assert!(
+            !output.status.success(),
+            "envform serve {:?} started",
+            self.args
+        );
+        output
+    }
+
+    fn command(&self, db: &Path) -> Command {
+        let mut command = Command::new(envform_bin());
+        command.args([
+            "-v",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--db",
+            &db.display().to_string(),
+        ]);
+        for (key, org) in &self.keys {
+            command.arg("--api-key").arg(format!("{key}={org}"));
+        }
+        command
+            .args(&self.args)
+            .env_remove("ENVFORM_API_KEYS")
+            .env_remove("ENVFORM_LOG")
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Spawns the server and waits for it to announce its URL.
+    fn spawn(&self, db: &Path) -> (Child, String) {
+        let log_path = log_path(db);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("server log file");
-        let mut child = Command::new(envform_bin())
-            .args(&args)
-            .env_remove("ENVFORM_API_KEYS")
-            .env_remove("ENVFORM_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+        let mut child = self
+            .command(db)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -109,18 +196,48 @@ impl Server {
             .map(str::to_owned);
         let Some(url) = url else {
             let _ = child.kill();
+            let _ = child.wait();
             panic!(
                 "envform serve did not start (first line {line:?}); its log:\n{}",
                 std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         };
-        Server {
-            child,
-            log_path,
-            url,
-            db: db.to_owned(),
-            args,
+        (child, url)
+    }
+}
+
+/// The server's log file: beside the database, one per test process (appended to across
+/// restarts).
+fn log_path(db: &Path) -> PathBuf {
+    db.with_extension(format!("{}.log", std::process::id()))
+}
+
+/// A running `envform serve` on 127.0.0.1 with a SQLite file; killed when dropped.
+pub struct Server {
+    child: Child,
+    log_path: PathBuf,
+    /// Base URL, e.g. `http://127.0.0.1:41234`; changes on a restart.
+    pub url: String,
+    /// The database file.
+    pub db: PathBuf,
+    options: ServerOptions,
+}
+
+impl Server {
+    /// Options with keys for `org-a` ([`KEY_A`]) and `org-b` ([`KEY_B`]) and no other flag.
+    pub fn options() -> ServerOptions {
+        ServerOptions {
+            keys: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
         }
+        .key(KEY_A, "org-a")
+        .key(KEY_B, "org-b")
+    }
+
+    /// Starts a server on 127.0.0.1:0 with `db`, keys for `org-a` and `org-b`, and `extra` flags.
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Self::options().args(extra).start(db)
     }
 
     /// The server's request log so far.
@@ -140,15 +257,14 @@ impl Server {
     }
 
     /// Organization A's live environments by name → id (with `default`), through the binary.
-    pub fn live_environments(&self, dir: &Path) -> std::collections::BTreeMap<String, String> {
+    pub fn live_environments(&self, dir: &Path) -> BTreeMap<String, String> {
         let output = self
             .envform(dir)
             .args(["env", "list", "-o", "json"])
             .output()
             .expect("run envform env list");
         assert!(output.status.success(), "{output:?}");
-        let list: serde_json::Value =
-            serde_json::from_slice(&output.stdout).expect("env list prints JSON");
+        let list: Value = serde_json::from_slice(&output.stdout).expect("env list prints JSON");
         list.as_array()
             .expect("a JSON array")
             .iter()
@@ -164,6 +280,15 @@ impl Server {
     /// An `envform` command in `dir` aimed at this server with organization A's key.
     pub fn envform(&self, dir: &Path) -> assert_cmd::Command {
         let mut command = envform(dir);
+        command
+            .env("KUBIYA_CONTROL_PLANE_URL", &self.url)
+            .env("KUBIYA_API_KEY", KEY_A);
+        command
+    }
+
+    /// An `envform` process in `dir` aimed at this server with organization A's key, to spawn.
+    pub fn envform_process(&self, dir: &Path) -> Command {
+        let mut command = envform_process(dir);
         command
             .env("KUBIYA_CONTROL_PLANE_URL", &self.url)
             .env("KUBIYA_API_KEY", KEY_A);
@@ -187,13 +312,15 @@ impl Server {
         ControlPlaneClient::with_config(config).expect("client")
     }
 
-    /// Stops the server (SIGKILL) and starts it again on the same database and flags.
-    pub fn restart(mut self) -> Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: stops the server at once, mid-write or not, and waits for it to be gone.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let args = std::mem::take(&mut self.args);
-        let db = self.db.clone();
-        Self::spawn(&db, args)
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -216,28 +343,216 @@ impl Server {
         }
     }
 
-    /// Stops the server gracefully (SIGTERM, which must succeed) and starts it again on the same
-    /// database and flags.
-    pub fn restart_gracefully(mut self) -> Server {
+    /// Starts the stopped server again on the same database, options and log (on a new port).
+    pub fn start_again(&mut self) {
+        assert!(
+            self.child.try_wait().expect("poll envform serve").is_some(),
+            "envform serve is still running: stop it first"
+        );
+        let (child, url) = self.options.spawn(&self.db);
+        self.child = child;
+        self.url = url;
+    }
+
+    /// `kill -9`, then starts again on the same database and options.
+    pub fn restart_after_kill(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Stops the server gracefully (SIGTERM, which must succeed), then starts again on the same
+    /// database and options.
+    pub fn restart_gracefully(&mut self) {
         let status = self.terminate();
         assert!(
             status.success(),
             "envform serve exited with {status} on SIGTERM"
         );
-        let args = std::mem::take(&mut self.args);
-        let db = self.db.clone();
-        Self::spawn(&db, args)
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.start_again();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scenario of the reconciler.
+
+/// A fresh temporary directory with its own `envform serve`: the place an end-to-end test writes
+/// its desired-state file, runs `envform plan | apply` and looks at live and state.
+///
+/// By default plan and apply find `envform.yaml` and `.envform/state.json` in the directory by
+/// themselves; [`Scenario::with_file`] and [`Scenario::with_state`] name them with `-f` and
+/// `--state` instead.
+pub struct Scenario {
+    /// The server, on `serve.db` in the directory.
+    pub server: Server,
+    file: Option<PathBuf>,
+    state: Option<PathBuf>,
+    dir: TempDir,
+}
+
+impl Scenario {
+    /// A scenario whose server has the default options.
+    pub fn new() -> Scenario {
+        Self::with(Server::options())
+    }
+
+    /// A scenario whose server is started with `options`.
+    pub fn with(options: ServerOptions) -> Scenario {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = options.start(&dir.path().join("serve.db"));
+        Scenario {
+            server,
+            file: None,
+            state: None,
+            dir,
+        }
+    }
+
+    /// Plan and apply read `file` (relative to the directory, or absolute), passed as `-f`.
+    pub fn with_file(mut self, file: impl AsRef<Path>) -> Self {
+        self.file = Some(self.dir.path().join(file));
+        self
+    }
+
+    /// Plan and apply keep state in `state` (relative to the directory), passed as `--state`.
+    pub fn with_state(mut self, state: impl AsRef<Path>) -> Self {
+        self.state = Some(self.dir.path().join(state));
+        self
+    }
+
+    /// The directory, where every command runs.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The desired-state file: the one given to [`Scenario::with_file`], or `envform.yaml`.
+    pub fn file(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| self.path().join("envform.yaml"))
+    }
+
+    /// The state file: the one given to [`Scenario::with_state`], or `.envform/state.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.state
+            .clone()
+            .unwrap_or_else(|| self.path().join(".envform/state.json"))
+    }
+
+    /// Writes the desired-state file.
+    pub fn write(&self, yaml: &str) {
+        std::fs::write(self.file(), yaml).expect("write the desired-state file");
+    }
+
+    /// Writes another file into the directory.
+    pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        write_file(self.path(), name, text)
+    }
+
+    /// An `envform` command in the directory, aimed at the server.
+    pub fn envform(&self) -> assert_cmd::Command {
+        self.server.envform(self.path())
+    }
+
+    /// `envform plan` (with `-f` and `--state` when set); add flags and run it.
+    pub fn plan(&self) -> assert_cmd::Command {
+        let mut command = self.envform();
+        command.arg("plan").args(self.path_flags());
+        command
+    }
+
+    /// The exit code of `envform plan --detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_exit_code(&self) -> i32 {
+        let output = self
+            .plan()
+            .arg("--detailed-exitcode")
+            .output()
+            .expect("run envform plan");
+        output
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("plan ended by a signal: {output:?}"))
+    }
+
+    /// `envform apply --auto-approve` (with `-f` and `--state` when set); add flags and run it.
+    pub fn apply(&self) -> assert_cmd::Command {
+        let mut command = self.envform();
+        command
+            .arg("apply")
+            .args(self.path_flags())
+            .arg("--auto-approve");
+        command
+    }
+
+    /// Runs [`Scenario::apply`], asserts it succeeded and returns its stdout.
+    pub fn apply_ok(&self) -> String {
+        let output = self.apply().output().expect("run envform apply");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).expect("apply prints UTF-8")
+    }
+
+    /// `envform apply --auto-approve` (with `-f` and `--state` when set) as a process to spawn.
+    pub fn apply_process(&self) -> Command {
+        let mut command = self.server.envform_process(self.path());
+        command
+            .arg("apply")
+            .args(self.path_flags())
+            .arg("--auto-approve");
+        command
+    }
+
+    /// Live environments by name → id (with `default`), through `envform env list -o json`.
+    pub fn live(&self) -> BTreeMap<String, String> {
+        self.server.live_environments(self.path())
+    }
+
+    /// The state document, parsed.
+    pub fn state(&self) -> Value {
+        read_state(&self.state_path())
+    }
+
+    /// State's resources by name → id.
+    pub fn state_ids(&self) -> BTreeMap<String, String> {
+        state_ids(&self.state_path())
+    }
+
+    /// Asserts that state and live agree: every state entry is live with the same id, and live
+    /// holds exactly `expected` plus `default`, and state exactly `expected`.
+    pub fn assert_converged(&self, expected: &[&str]) {
+        let live = self.live();
+        let state = self.state_ids();
+        for (name, id) in &state {
+            assert_eq!(
+                live.get(name),
+                Some(id),
+                "state's `{name}` is not live with id {id}"
+            );
+        }
+        let mut names: Vec<&str> = live.keys().map(String::as_str).collect();
+        names.retain(|name| *name != "default");
+        let mut expected = expected.to_vec();
+        expected.sort();
+        assert_eq!(names, expected, "live environments");
+        assert_eq!(
+            state.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected,
+            "state entries"
+        );
+    }
+
+    fn path_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(file) = &self.file {
+            flags.extend(["-f".to_owned(), file.display().to_string()]);
+        }
+        if let Some(state) = &self.state {
+            flags.extend(["--state".to_owned(), state.display().to_string()]);
+        }
+        flags
     }
 }

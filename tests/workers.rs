@@ -3,7 +3,7 @@
 //! SIGTERM deregistration, plans that stop workers, the audit log, and the two credentials
 //! never standing in for each other.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,13 +13,14 @@ use envform::api::{
 };
 use serde_json::Value;
 
-use crate::support::{KEY_A, Server, envform, envform_bin};
+use crate::support::{KEY_A, Scenario, Server, envform, envform_bin};
 
 /// The servers' heartbeat interval: short, so expiry (three intervals) is quick to observe.
 const INTERVAL: Duration = Duration::from_millis(400);
 
-fn start_server(dir: &Path) -> Server {
-    Server::start(&dir.join("serve.db"), &["--heartbeat-interval", "400ms"])
+/// A scenario whose server has the heartbeat interval [`INTERVAL`].
+fn scenario() -> Scenario {
+    Scenario::with(Server::options().args(["--heartbeat-interval", "400ms"]))
 }
 
 /// A running `envform worker start`; killed when dropped.
@@ -29,12 +30,14 @@ struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn start(server: &Server, dir: &Path, token: &str, environment: &str) -> WorkerProcess {
-        let log = dir.join(format!("worker-{}.log", uuid::Uuid::new_v4()));
+    fn start(scenario: &Scenario, token: &str, environment: &str) -> WorkerProcess {
+        let log = scenario
+            .path()
+            .join(format!("worker-{}.log", uuid::Uuid::new_v4()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(envform_bin())
             .args(["worker", "start", "--environment", environment])
-            .args(["--api-url", &server.url])
+            .args(["--api-url", &scenario.server.url])
             .env("ENVFORM_WORKER_TOKEN", token)
             .env_remove("KUBIYA_CONTROL_PLANE_URL")
             .env_remove("KUBIYA_API_KEY")
@@ -119,9 +122,9 @@ fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn create_pool(server: &Server, dir: &Path, name: &str, max_workers: u32) {
-    let output = server
-        .envform(dir)
+fn create_pool(scenario: &Scenario, name: &str, max_workers: u32) {
+    let output = scenario
+        .envform()
         .args(["env", "create", "--name", name, "-o", "json"])
         .args(["--max-workers", &max_workers.to_string()])
         .output()
@@ -130,9 +133,9 @@ fn create_pool(server: &Server, dir: &Path, name: &str, max_workers: u32) {
 }
 
 /// A fresh worker token of `name`, from `env worker-command --reveal`.
-fn token(server: &Server, dir: &Path, name: &str) -> String {
-    let output = server
-        .envform(dir)
+fn token(scenario: &Scenario, name: &str) -> String {
+    let output = scenario
+        .envform()
         .args(["env", "worker-command", name, "--reveal", "-o", "json"])
         .output()
         .unwrap();
@@ -142,9 +145,9 @@ fn token(server: &Server, dir: &Path, name: &str) -> String {
 }
 
 /// `active_workers` of `name`, or `None` when it does not exist.
-fn active_workers(server: &Server, dir: &Path, name: &str) -> Option<u64> {
-    let output = server
-        .envform(dir)
+fn active_workers(scenario: &Scenario, name: &str) -> Option<u64> {
+    let output = scenario
+        .envform()
         .args(["env", "get", name, "-o", "json"])
         .output()
         .unwrap();
@@ -176,11 +179,12 @@ fn actions(events: &[Value]) -> Vec<(String, String)> {
 }
 
 /// No token is in the audit log, the server's log or its database files.
-fn assert_no_token_in_clear(server: &Server, dir: &Path, tokens: &[&str]) {
+fn assert_no_token_in_clear(scenario: &Scenario, tokens: &[&str]) {
+    let server = &scenario.server;
     let audit = serde_json::to_string(&audit_log(server)).unwrap();
     assert!(!audit.contains("efw_"), "a token in the audit log: {audit}");
     let mut haystacks = vec![("server log".to_owned(), server.log().into_bytes())];
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for entry in std::fs::read_dir(scenario.path()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("serve.db") {
@@ -207,13 +211,12 @@ fn client(server: &Server, key: &str) -> ControlPlaneClient {
 
 #[test]
 fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    create_pool(&server, dir.path(), "pool", 2);
-    let token = token(&server, dir.path(), "pool");
+    let scenario = scenario();
+    create_pool(&scenario, "pool", 2);
+    let token = token(&scenario, "pool");
 
     let mut workers: Vec<WorkerProcess> = (0..3)
-        .map(|_| WorkerProcess::start(&server, dir.path(), &token, "pool"))
+        .map(|_| WorkerProcess::start(&scenario, &token, "pool"))
         .collect();
     // Exactly one of the three is refused, whichever lost the race.
     wait_until(Duration::from_secs(20), "one worker is refused", || {
@@ -235,14 +238,14 @@ fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
     wait_until(Duration::from_secs(20), "two workers registered", || {
         workers.iter().all(WorkerProcess::registered)
     });
-    assert_eq!(active_workers(&server, dir.path(), "pool"), Some(2));
+    assert_eq!(active_workers(&scenario, "pool"), Some(2));
     // They keep their places past the expiry window by sending heartbeats.
     std::thread::sleep(INTERVAL * 4);
-    assert_eq!(active_workers(&server, dir.path(), "pool"), Some(2));
+    assert_eq!(active_workers(&scenario, "pool"), Some(2));
     assert!(workers.iter_mut().all(|worker| worker.exited().is_none()));
 
-    server
-        .envform(dir.path())
+    scenario
+        .envform()
         .args(["env", "delete", "pool", "--yes"])
         .assert()
         .success();
@@ -264,7 +267,7 @@ fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
         "workers took {elapsed:?} to stop, more than two heartbeat intervals"
     );
 
-    let log = audit_log(&server);
+    let log = audit_log(&scenario.server);
     let pool: Vec<(String, String)> = actions(&log)
         .into_iter()
         .filter(|(_, name)| name == "pool")
@@ -283,12 +286,12 @@ fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
     let create = &log[1];
     assert_eq!(create["actor"].as_str().unwrap().len(), "key:".len() + 8);
     assert_eq!(create["after"]["configuration"]["max_workers"], 2);
-    assert_no_token_in_clear(&server, dir.path(), &[&token]);
+    assert_no_token_in_clear(&scenario, &[&token]);
 
     // The history outlives the environment.
     let history = json_of(
-        &server
-            .envform(dir.path())
+        &scenario
+            .envform()
             .args(["env", "history", "pool", "-o", "json"])
             .output()
             .unwrap(),
@@ -298,19 +301,18 @@ fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
 
 #[test]
 fn rotation_stops_old_workers_and_the_new_token_registers() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    create_pool(&server, dir.path(), "rotating", 5);
-    let old_token = token(&server, dir.path(), "rotating");
+    let scenario = scenario();
+    create_pool(&scenario, "rotating", 5);
+    let old_token = token(&scenario, "rotating");
     let mut old_workers: Vec<WorkerProcess> = (0..2)
-        .map(|_| WorkerProcess::start(&server, dir.path(), &old_token, "rotating"))
+        .map(|_| WorkerProcess::start(&scenario, &old_token, "rotating"))
         .collect();
     wait_until(Duration::from_secs(20), "two workers registered", || {
         old_workers.iter().all(WorkerProcess::registered)
     });
 
-    let output = server
-        .envform(dir.path())
+    let output = scenario
+        .envform()
         .args([
             "env",
             "rotate-token",
@@ -327,24 +329,24 @@ fn rotation_stops_old_workers_and_the_new_token_registers() {
     assert_ne!(new_token, old_token);
     assert!(rotated["command"].as_str().unwrap().contains(&new_token));
     // Without --reveal the token is masked.
-    let masked = server
-        .envform(dir.path())
+    let masked = scenario
+        .envform()
         .args(["env", "rotate-token", "rotating", "--yes"])
         .output()
         .unwrap();
     assert!(masked.status.success());
     assert!(!String::from_utf8_lossy(&masked.stdout).contains("efw_0"));
     // That second rotation revoked the first new token too; take the current one.
-    let new_token = token(&server, dir.path(), "rotating");
+    let new_token = token(&scenario, "rotating");
 
     for worker in &mut old_workers {
         let status = worker.wait_exit(INTERVAL * 5);
         assert_eq!(status.code(), Some(0), "{}", worker.log());
         assert!(worker.log().contains("was rotated"), "{}", worker.log());
     }
-    assert_eq!(active_workers(&server, dir.path(), "rotating"), Some(0));
+    assert_eq!(active_workers(&scenario, "rotating"), Some(0));
 
-    let mut stale = WorkerProcess::start(&server, dir.path(), &old_token, "rotating");
+    let mut stale = WorkerProcess::start(&scenario, &old_token, "rotating");
     assert_eq!(stale.wait_exit(Duration::from_secs(10)).code(), Some(1));
     assert!(
         flat(&stale.log()).contains("unknown or revoked worker token"),
@@ -352,20 +354,20 @@ fn rotation_stops_old_workers_and_the_new_token_registers() {
         stale.log()
     );
 
-    let fresh = WorkerProcess::start(&server, dir.path(), &new_token, "rotating");
+    let fresh = WorkerProcess::start(&scenario, &new_token, "rotating");
     wait_until(Duration::from_secs(20), "the new worker registered", || {
         fresh.registered()
     });
-    assert_eq!(active_workers(&server, dir.path(), "rotating"), Some(1));
+    assert_eq!(active_workers(&scenario, "rotating"), Some(1));
 
     // SIGTERM deregisters at once: no waiting for the expiry window.
     let mut fresh = fresh;
     fresh.signal("-TERM");
     assert_eq!(fresh.wait_exit(Duration::from_secs(10)).code(), Some(0));
     assert!(fresh.log().contains("deregistered"), "{}", fresh.log());
-    assert_eq!(active_workers(&server, dir.path(), "rotating"), Some(0));
+    assert_eq!(active_workers(&scenario, "rotating"), Some(0));
 
-    let rotating: Vec<String> = actions(&audit_log(&server))
+    let rotating: Vec<String> = actions(&audit_log(&scenario.server))
         .into_iter()
         .filter(|(_, name)| name == "rotating")
         .map(|(action, _)| action)
@@ -387,33 +389,32 @@ fn rotation_stops_old_workers_and_the_new_token_registers() {
             .count(),
         2
     );
-    let rotation = audit_log(&server)
+    let rotation = audit_log(&scenario.server)
         .into_iter()
         .find(|event| event["action"] == "worker_token.rotate")
         .unwrap();
     assert_eq!(rotation["after"]["worker_token"], "rotated");
-    assert_no_token_in_clear(&server, dir.path(), &[&old_token, &new_token]);
+    assert_no_token_in_clear(&scenario, &[&old_token, &new_token]);
 }
 
 #[test]
 fn a_killed_worker_stops_counting_after_the_expiry_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    create_pool(&server, dir.path(), "crashy", 3);
-    let token = token(&server, dir.path(), "crashy");
-    let mut worker = WorkerProcess::start(&server, dir.path(), &token, "crashy");
+    let scenario = scenario();
+    create_pool(&scenario, "crashy", 3);
+    let token = token(&scenario, "crashy");
+    let mut worker = WorkerProcess::start(&scenario, &token, "crashy");
     wait_until(Duration::from_secs(20), "the worker registered", || {
         worker.registered()
     });
-    assert_eq!(active_workers(&server, dir.path(), "crashy"), Some(1));
+    assert_eq!(active_workers(&scenario, "crashy"), Some(1));
 
     worker.signal("-KILL");
     worker.wait_exit(Duration::from_secs(5));
     let killed = Instant::now();
     // Its last heartbeat is at most one interval old: it still counts for a while.
-    assert_eq!(active_workers(&server, dir.path(), "crashy"), Some(1));
+    assert_eq!(active_workers(&scenario, "crashy"), Some(1));
     wait_until(Duration::from_secs(20), "the count drops", || {
-        active_workers(&server, dir.path(), "crashy") == Some(0)
+        active_workers(&scenario, "crashy") == Some(0)
     });
     let elapsed = killed.elapsed();
     assert!(
@@ -425,8 +426,8 @@ fn a_killed_worker_stops_counting_after_the_expiry_window() {
         "{elapsed:?}"
     );
     let listed = json_of(
-        &server
-            .envform(dir.path())
+        &scenario
+            .envform()
             .args(["env", "workers", "crashy", "-o", "json"])
             .output()
             .unwrap(),
@@ -436,45 +437,25 @@ fn a_killed_worker_stops_counting_after_the_expiry_window() {
 
 #[test]
 fn apply_refuses_to_stop_active_workers_without_allow_disruption() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    let file = dir.path().join("envform.yaml");
-    let state = dir.path().join("state.json").display().to_string();
-    let file_arg = file.display().to_string();
-    std::fs::write(
-        &file,
+    let scenario = scenario()
+        .with_file("envform.yaml")
+        .with_state("state.json");
+    scenario.write(
         "version: 1\nenvironments:\n  - name: service\n  - name: batch\n    status: active\n",
-    )
-    .unwrap();
-    server
-        .envform(dir.path())
-        .args([
-            "apply",
-            "-f",
-            &file_arg,
-            "--state",
-            &state,
-            "--auto-approve",
-        ])
-        .assert()
-        .success();
-    let service_token = token(&server, dir.path(), "service");
-    let batch_token = token(&server, dir.path(), "batch");
-    let mut service = WorkerProcess::start(&server, dir.path(), &service_token, "service");
-    let mut batch = WorkerProcess::start(&server, dir.path(), &batch_token, "batch");
+    );
+    scenario.apply().assert().success();
+    let service_token = token(&scenario, "service");
+    let batch_token = token(&scenario, "batch");
+    let mut service = WorkerProcess::start(&scenario, &service_token, "service");
+    let mut batch = WorkerProcess::start(&scenario, &batch_token, "batch");
     wait_until(Duration::from_secs(20), "both workers registered", || {
         service.registered() && batch.registered()
     });
 
     // `service` leaves the file (deleted), `batch` is made inactive.
-    std::fs::write(
-        &file,
-        "version: 1\nenvironments:\n  - name: batch\n    status: inactive\n",
-    )
-    .unwrap();
-    let plan = server
-        .envform(dir.path())
-        .args(["plan", "-f", &file_arg, "--state", &state])
+    scenario.write("version: 1\nenvironments:\n  - name: batch\n    status: inactive\n");
+    let plan = scenario
+        .plan()
         .args(["--out", "plan.json"])
         .output()
         .unwrap();
@@ -493,29 +474,10 @@ fn apply_refuses_to_stop_active_workers_without_allow_disruption() {
         flat(&shown).contains("apply and destroy need --allow-disruption"),
         "{shown}"
     );
-    let json_plan = json_of(
-        &server
-            .envform(dir.path())
-            .args([
-                "plan", "-f", &file_arg, "--state", &state, "--format", "json",
-            ])
-            .output()
-            .unwrap(),
-    );
+    let json_plan = json_of(&scenario.plan().args(["--format", "json"]).output().unwrap());
     assert_eq!(json_plan["disruptions"].as_array().unwrap().len(), 2);
 
-    let refused = server
-        .envform(dir.path())
-        .args([
-            "apply",
-            "-f",
-            &file_arg,
-            "--state",
-            &state,
-            "--auto-approve",
-        ])
-        .output()
-        .unwrap();
+    let refused = scenario.apply().output().unwrap();
     let stderr = flat(&String::from_utf8_lossy(&refused.stderr));
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("envform::plan::disruption"), "{stderr}");
@@ -528,40 +490,20 @@ fn apply_refuses_to_stop_active_workers_without_allow_disruption() {
         "{stderr}"
     );
     // The saved plan is refused the same way.
-    let saved = server
-        .envform(dir.path())
-        .args([
-            "apply",
-            "plan.json",
-            "-f",
-            &file_arg,
-            "--state",
-            &state,
-            "--auto-approve",
-        ])
-        .output()
-        .unwrap();
+    let saved = scenario.apply().arg("plan.json").output().unwrap();
     assert_eq!(saved.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&saved.stderr).contains("envform::plan::disruption"));
     // Nothing was applied: both environments are there, active, with their workers.
-    assert_eq!(active_workers(&server, dir.path(), "service"), Some(1));
-    assert_eq!(active_workers(&server, dir.path(), "batch"), Some(1));
+    assert_eq!(active_workers(&scenario, "service"), Some(1));
+    assert_eq!(active_workers(&scenario, "batch"), Some(1));
     assert!(service.exited().is_none() && batch.exited().is_none());
 
-    server
-        .envform(dir.path())
-        .args([
-            "apply",
-            "-f",
-            &file_arg,
-            "--state",
-            &state,
-            "--auto-approve",
-        ])
+    scenario
+        .apply()
         .arg("--allow-disruption")
         .assert()
         .success();
-    assert_eq!(active_workers(&server, dir.path(), "service"), None);
+    assert_eq!(active_workers(&scenario, "service"), None);
     for (worker, reason) in [
         (&mut service, "environment 'service' was deleted"),
         (&mut batch, "environment 'batch' is inactive"),
@@ -569,29 +511,28 @@ fn apply_refuses_to_stop_active_workers_without_allow_disruption() {
         assert_eq!(worker.wait_exit(INTERVAL * 5).code(), Some(0));
         assert!(worker.log().contains(reason), "{}", worker.log());
     }
-    let log = actions(&audit_log(&server));
+    let log = actions(&audit_log(&scenario.server));
     assert!(log.contains(&("environment.delete".to_owned(), "service".to_owned())));
     assert!(log.contains(&("environment.update".to_owned(), "batch".to_owned())));
-    assert_no_token_in_clear(&server, dir.path(), &[&service_token, &batch_token]);
+    assert_no_token_in_clear(&scenario, &[&service_token, &batch_token]);
 }
 
 #[test]
 fn worker_tokens_and_api_keys_never_stand_in_for_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
-    create_pool(&server, dir.path(), "guarded", 2);
-    let token = token(&server, dir.path(), "guarded");
+    let scenario = scenario();
+    create_pool(&scenario, "guarded", 2);
+    let token = token(&scenario, "guarded");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // A worker token is no API key.
-        let as_key = client(&server, &token);
+        let as_key = client(&scenario.server, &token);
         assert!(matches!(
             as_key.list(None).await,
             Err(EnvironmentError::Unauthorized { .. })
         ));
         // An API key is no worker token.
         let as_token = WorkerClient::new(
-            &server.url,
+            &scenario.server.url,
             &WorkerToken::new(KEY_A),
             Duration::from_secs(5),
         )
@@ -606,7 +547,7 @@ fn worker_tokens_and_api_keys_never_stand_in_for_each_other() {
             Err(EnvironmentError::Unauthorized { .. })
         ));
         let worker = WorkerClient::new(
-            &server.url,
+            &scenario.server.url,
             &WorkerToken::new(&token),
             Duration::from_secs(5),
         )
@@ -624,7 +565,7 @@ fn worker_tokens_and_api_keys_never_stand_in_for_each_other() {
             .heartbeat(registration.worker_id, &Heartbeat { busy: true })
             .await
             .unwrap();
-        let environment = client(&server, KEY_A)
+        let environment = client(&scenario.server, KEY_A)
             .get(registration.environment_id)
             .await
             .unwrap();
@@ -652,7 +593,7 @@ fn worker_tokens_and_api_keys_never_stand_in_for_each_other() {
             Some(400)
         );
         // API-key calls: the worker list, and a 404 for another environment id.
-        let keyed = client(&server, KEY_A);
+        let keyed = client(&scenario.server, KEY_A);
         let listed = keyed
             .list_workers(registration.environment_id)
             .await
@@ -677,7 +618,10 @@ fn worker_tokens_and_api_keys_never_stand_in_for_each_other() {
     // A malformed audit filter is a 422 naming the query parameter.
     let answer = runtime.block_on(async {
         let response = reqwest::Client::new()
-            .get(format!("{}/api/v1/audit?environment_id=nope", server.url))
+            .get(format!(
+                "{}/api/v1/audit?environment_id=nope",
+                scenario.server.url
+            ))
             .bearer_auth(KEY_A)
             .send()
             .await

@@ -106,16 +106,22 @@ impl fmt::Debug for ClientConfig {
 }
 
 /// Why a [`ControlPlaneClient`] could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ClientError {
     /// `KUBIYA_API_KEY` is not set.
     #[error("no API key: set {API_KEY_VARIABLE}")]
+    #[diagnostic(
+        code(envform::api::missing_api_key),
+        help("set KUBIYA_API_KEY or pass --api-key")
+    )]
     MissingApiKey,
     /// The key is empty or cannot be sent in a header.
     #[error("the API key is empty or contains characters not allowed in an HTTP header")]
+    #[diagnostic(code(envform::api::invalid_api_key))]
     InvalidApiKey,
     /// The base URL is not an `http` or `https` URL.
     #[error("invalid control plane URL `{url}`: {reason}")]
+    #[diagnostic(code(envform::api::invalid_url))]
     InvalidBaseUrl {
         /// The URL as given.
         url: String,
@@ -124,6 +130,7 @@ pub enum ClientError {
     },
     /// The HTTP client could not be set up (TLS, user agent).
     #[error("cannot set up the HTTP client")]
+    #[diagnostic(code(envform::api::client))]
     Build(#[source] reqwest::Error),
 }
 

@@ -49,34 +49,45 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Why an Environments API call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EnvironmentError {
     /// 404: no such environment in this organization.
     #[error("not found: {detail}")]
+    #[diagnostic(code(envform::api::not_found))]
     NotFound {
         /// The service's message.
         detail: String,
     },
     /// 409: the name is taken.
     #[error("conflict: {detail}")]
+    #[diagnostic(
+        code(envform::api::conflict),
+        help("environment names are unique within an organization")
+    )]
     Conflict {
         /// The service's message.
         detail: String,
     },
     /// 422: the body is invalid.
     #[error("validation failed: {}", join_errors(errors))]
+    #[diagnostic(code(envform::api::validation))]
     Validation {
         /// One entry per invalid field.
         errors: Vec<FieldError>,
     },
     /// 401: no key, or a key the service does not know.
     #[error("unauthorized: {detail}")]
+    #[diagnostic(
+        code(envform::api::unauthorized),
+        help("check KUBIYA_API_KEY / --api-key")
+    )]
     Unauthorized {
         /// The service's message.
         detail: String,
     },
     /// Any other error status (400 for the default environment, 413, 5xx, ...).
     #[error("API error {status}: {detail}")]
+    #[diagnostic(code(envform::api::error))]
     Api {
         /// The HTTP status code.
         status: u16,
@@ -85,6 +96,10 @@ pub enum EnvironmentError {
     },
     /// The request did not complete: connection refused or reset, TLS, a body that is not JSON.
     #[error("transport error: {message}")]
+    #[diagnostic(
+        code(envform::api::transport),
+        help("check --api-url / KUBIYA_CONTROL_PLANE_URL and the network")
+    )]
     Transport {
         /// What went wrong.
         message: String,
@@ -94,6 +109,10 @@ pub enum EnvironmentError {
     },
     /// The request timed out; whether the service acted on it is unknown.
     #[error("request timed out after {seconds:.1}s")]
+    #[diagnostic(
+        code(envform::api::timeout),
+        help("raise --request-timeout, or check the service")
+    )]
     Timeout {
         /// How long the client waited.
         seconds: f64,
