@@ -391,7 +391,7 @@ impl Failure {
         Self {
             error: EnvironmentError::Transport {
                 message: crate::local::error_chain(&error),
-                source: Some(Box::new(error)),
+                cause: Some(Box::new(error)),
             },
             retry_after: None,
             retryable: true,
@@ -434,14 +434,14 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Bytes, EnvironmentError>
         .map(Bytes::from)
         .map_err(|error| EnvironmentError::Transport {
             message: format!("cannot encode the request body: {error}"),
-            source: Some(Box::new(error)),
+            cause: Some(Box::new(error)),
         })
 }
 
 pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentError> {
     serde_json::from_slice(body).map_err(|error| EnvironmentError::Transport {
         message: format!("unexpected answer from the control plane: {error}"),
-        source: Some(Box::new(error)),
+        cause: Some(Box::new(error)),
     })
 }
 

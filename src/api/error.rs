@@ -101,11 +101,11 @@ pub enum EnvironmentError {
         help("check --api-url / KUBIYA_CONTROL_PLANE_URL and the network")
     )]
     Transport {
-        /// What went wrong.
+        /// What went wrong, with its causes on one line.
         message: String,
-        /// The underlying error.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        /// The underlying error. Not the error's `source`: `message` already says it, and a
+        /// report would otherwise print every cause twice.
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The request timed out; whether the service acted on it is unknown.
     #[error("request timed out after {seconds:.1}s")]

@@ -1,17 +1,17 @@
-//! `envform apply` and `envform destroy`: lock → read state → list live → plan (or check a saved
-//! plan) → show → confirm → execute → unlock (docs/src/concepts/plans.md#apply).
+//! `envform apply` (and `destroy`, which runs through here): lock → read state → list live → plan
+//! (or read a saved plan) → bind → show → confirm → execute → unlock (docs/src/concepts/plans.md#apply).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::args::{LockArgs, ReconcileArgs, parse_duration};
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::plan::{PlanFormat, Planned, PlanningArgs, make_plan, show_plan};
+use super::plan::{PlanFormat, Planned, make_plan, show_plan};
 use super::progress::TerminalProgress;
-use super::settings::{TargetArgs, parse_duration};
-use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
+use super::workspace;
 use crate::apply::{ApplyOptions, ApplyReport, Journal};
 use crate::desired::Desired;
 use crate::plan::{DisruptionPolicy, Plan, Summary};
@@ -22,13 +22,7 @@ use crate::target::Connection;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExecutionArgs {
     #[command(flatten)]
-    target: TargetArgs,
-    #[command(flatten)]
-    desired: DesiredArgs,
-    #[command(flatten)]
-    state: StateArgs,
-    #[command(flatten)]
-    planning: PlanningArgs,
+    reconcile: ReconcileArgs,
     #[command(flatten)]
     lock: LockArgs,
     /// Apply without asking (required when not on a terminal).
@@ -55,16 +49,6 @@ pub(crate) struct ApplyArgs {
     execution: ExecutionArgs,
 }
 
-/// `envform destroy` flags.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Example:\n  envform destroy -f examples/scenarios/ephemeral-test.yaml --auto-approve"
-)]
-pub(crate) struct DestroyArgs {
-    #[command(flatten)]
-    execution: ExecutionArgs,
-}
-
 /// Runs `envform apply`.
 pub(crate) async fn execute_apply(args: ApplyArgs) -> miette::Result<Exit> {
     let saved = match &args.plan_file {
@@ -79,23 +63,24 @@ pub(crate) async fn execute_apply(args: ApplyArgs) -> miette::Result<Exit> {
     run(&args.execution, Mode::Apply { saved }).await
 }
 
-/// Runs `envform destroy`.
-pub(crate) async fn execute_destroy(args: DestroyArgs) -> miette::Result<Exit> {
-    run(&args.execution, Mode::Destroy).await
-}
-
-enum Mode {
-    Apply { saved: Option<Box<Plan>> },
+/// What `apply` runs: a fresh plan or a saved one, or, for `destroy`, a plan to delete everything.
+pub(super) enum Mode {
+    /// `envform apply [PLANFILE]`.
+    Apply {
+        /// The saved plan, when one is given.
+        saved: Option<Box<Plan>>,
+    },
+    /// `envform destroy`.
     Destroy,
 }
 
-async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
-    let global = &args.target;
-    let desired = args.desired.load()?;
-    let backend = args.state.backend(Some(&desired), &args.desired)?;
-    let target = global.target()?;
+pub(super) async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
+    let configuration = &args.reconcile.configuration;
+    let desired = configuration.desired.load()?;
+    let backend = configuration.backend(Some(&desired))?;
+    let target = configuration.target.resolve()?;
     let handle = workspace::lock(backend.as_ref(), "apply", &args.lock).await?;
-    let (_, connection) = match global.connect().await {
+    let (_, connection) = match workspace::connect(&configuration.target).await {
         Ok(connected) => connected,
         Err(error) => {
             workspace::unlock(backend.as_ref(), handle).await;
@@ -129,11 +114,11 @@ async fn locked(
     let state = workspace::load_state(backend, target).await?;
     let api = connection.api.as_ref();
     // Stopping active workers is a plan-time error unless --allow-disruption: nothing is applied.
-    let options = args.planning.options(DisruptionPolicy::Refuse);
+    let options = args.reconcile.planning.options(DisruptionPolicy::Refuse);
     let (planned, is_destroy) = match mode {
         Mode::Apply { saved: None } => (make_plan(api, desired, state, &options).await?, false),
         Mode::Apply { saved: Some(plan) } => {
-            let live = api.list(None).await.map_err(super::env::api_error)?;
+            let live = api.list(None).await.map_err(miette::Report::new)?;
             let planned = Planned {
                 desired,
                 state,
@@ -160,7 +145,12 @@ async fn locked(
         plan,
     } = planned;
     let bound = plan
-        .bind(&desired, &live, state, args.planning.allow_disruption)
+        .bind(
+            &desired,
+            &live,
+            state,
+            args.reconcile.planning.allow_disruption,
+        )
         .map_err(miette::Report::new)?;
     let plan = bound.plan();
     show_plan(

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use miette::{Context, IntoDiagnostic};
 use serde::de::DeserializeOwned;
 
+use super::args::TargetArgs;
 use super::exit::Exit;
 use super::output::{self, print_stdout};
-use super::settings::TargetArgs;
 use crate::api::{
-    AuditAction, AuditEvent, CreateEnvironment, Environment, EnvironmentError, EnvironmentId,
-    EnvironmentsApi, JsonMap, ManagedField, Patch, Status, UpdateEnvironment, WorkerCommand,
-    WorkersApi,
+    AuditAction, AuditEvent, CreateEnvironment, Environment, EnvironmentId, EnvironmentsApi,
+    JsonMap, ManagedField, Patch, Status, UpdateEnvironment, WorkerCommand, WorkersApi,
 };
 
 /// Output format of `env` commands.
@@ -231,7 +230,7 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 /// Runs an `env` subcommand.
 pub(crate) async fn execute(args: EnvArgs) -> miette::Result<Exit> {
-    let (_target, connection) = args.target.connect().await?;
+    let (_target, connection) = super::workspace::connect(&args.target).await?;
     let result = run_command(connection.api.as_ref(), connection.workers(), args.command).await;
     connection.close().await;
     result
@@ -262,7 +261,7 @@ async fn run_command(
             output,
             reveal,
         } => {
-            let mut environments = api.list(status).await.map_err(api_error)?;
+            let mut environments = api.list(status).await.map_err(miette::Report::new)?;
             if !reveal {
                 environments.iter_mut().for_each(mask_env_vars);
             }
@@ -301,7 +300,7 @@ async fn run_command(
                     ..CreateEnvironment::default()
                 },
             };
-            let mut environment = api.create(&data).await.map_err(api_error)?;
+            let mut environment = api.create(&data).await.map_err(miette::Report::new)?;
             mask_env_vars(&mut environment);
             print_environment(&environment, output)?;
         }
@@ -338,7 +337,10 @@ async fn run_command(
                         .or_insert_with(|| value.clone());
                 }
             }
-            let mut environment = api.update(current.id, &patch).await.map_err(api_error)?;
+            let mut environment = api
+                .update(current.id, &patch)
+                .await
+                .map_err(miette::Report::new)?;
             mask_env_vars(&mut environment);
             print_environment(&environment, output)?;
         }
@@ -362,7 +364,7 @@ async fn run_command(
                     return Ok(Exit::Error);
                 }
             }
-            api.delete(current.id).await.map_err(api_error)?;
+            api.delete(current.id).await.map_err(miette::Report::new)?;
             eprintln!("Deleted environment `{}` ({}).", current.name, current.id);
         }
         EnvCommand::WorkerCommand {
@@ -374,7 +376,7 @@ async fn run_command(
             let command = api
                 .get_worker_command(current.id)
                 .await
-                .map_err(api_error)?;
+                .map_err(miette::Report::new)?;
             let shown = if reveal {
                 command.command.clone()
             } else {
@@ -456,9 +458,9 @@ pub(crate) async fn resolve(
     reference: &str,
 ) -> miette::Result<Environment> {
     if let Ok(id) = reference.parse::<EnvironmentId>() {
-        return api.get(id).await.map_err(api_error);
+        return api.get(id).await.map_err(miette::Report::new);
     }
-    let environments = api.list(None).await.map_err(api_error)?;
+    let environments = api.list(None).await.map_err(miette::Report::new)?;
     let names: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
     let suggestion = names
         .iter()
@@ -481,36 +483,6 @@ pub(crate) async fn resolve(
                 "no environment named `{reference}`"
             ),
         })
-}
-
-/// Turns an API error into a report with a code and a hint.
-pub(crate) fn api_error(error: EnvironmentError) -> miette::Report {
-    let (code, help) = match &error {
-        EnvironmentError::NotFound { .. } => ("envform::api::not_found", None),
-        EnvironmentError::Conflict { .. } => (
-            "envform::api::conflict",
-            Some("environment names are unique within an organization"),
-        ),
-        EnvironmentError::Validation { .. } => ("envform::api::validation", None),
-        EnvironmentError::Unauthorized { .. } => (
-            "envform::api::unauthorized",
-            Some("check KUBIYA_API_KEY / --api-key"),
-        ),
-        EnvironmentError::Api { .. } => ("envform::api::error", None),
-        EnvironmentError::Transport { .. } => (
-            "envform::api::transport",
-            Some("check --api-url / KUBIYA_CONTROL_PLANE_URL and the network"),
-        ),
-        EnvironmentError::Timeout { .. } => (
-            "envform::api::timeout",
-            Some("raise --request-timeout, or check the service"),
-        ),
-    };
-    let mut report = miette::miette!(code = code, "{error}");
-    if let Some(help) = help {
-        report = miette::miette!(code = code, help = help, "{error}");
-    }
-    report
 }
 
 fn read_document<T: DeserializeOwned>(path: &Path) -> miette::Result<T> {
@@ -667,7 +639,7 @@ async fn rotate_token(
     let command = workers
         .rotate_worker_token(current.id)
         .await
-        .map_err(api_error)?;
+        .map_err(miette::Report::new)?;
     match output {
         OutputFormat::Json => print_json(&shown_command(&command, reveal))?,
         OutputFormat::Table => {
@@ -723,7 +695,10 @@ async fn list_workers(
     output: OutputFormat,
 ) -> miette::Result<Exit> {
     let current = resolve(api, reference).await?;
-    let listed = workers.list_workers(current.id).await.map_err(api_error)?;
+    let listed = workers
+        .list_workers(current.id)
+        .await
+        .map_err(miette::Report::new)?;
     match output {
         OutputFormat::Json => print_json(&listed)?,
         OutputFormat::Table => {
@@ -765,9 +740,12 @@ async fn history(
     output: OutputFormat,
 ) -> miette::Result<Exit> {
     let events = if let Ok(id) = reference.parse::<EnvironmentId>() {
-        workers.audit_events(Some(id)).await.map_err(api_error)?
+        workers
+            .audit_events(Some(id))
+            .await
+            .map_err(miette::Report::new)?
     } else {
-        let live = api.list(None).await.map_err(api_error)?;
+        let live = api.list(None).await.map_err(miette::Report::new)?;
         match live
             .iter()
             .find(|environment| environment.name == reference)
@@ -775,11 +753,11 @@ async fn history(
             Some(environment) => workers
                 .audit_events(Some(environment.id))
                 .await
-                .map_err(api_error)?,
+                .map_err(miette::Report::new)?,
             None => workers
                 .audit_events(None)
                 .await
-                .map_err(api_error)?
+                .map_err(miette::Report::new)?
                 .into_iter()
                 .filter(|event| event.environment_name.as_deref() == Some(reference))
                 .collect(),

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::env::api_error;
+use super::args::TargetArgs;
 use super::exit::Exit;
-use super::settings::TargetArgs;
 use crate::api::{Environment, Status};
 use crate::plan::DEFAULT_ENVIRONMENT;
 
@@ -41,8 +40,8 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
             args.path.display()
         ));
     }
-    let (_, connection) = args.target.connect().await?;
-    let live = connection.api.list(None).await.map_err(api_error);
+    let (_, connection) = super::workspace::connect(&args.target).await?;
+    let live = connection.api.list(None).await.map_err(miette::Report::new);
     connection.close().await;
     let live = live?;
     let text = starter(&live);

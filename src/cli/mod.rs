@@ -2,6 +2,8 @@
 //! thin: each resolves its settings, calls the library, and turns the outcome into an [`Exit`].
 
 mod apply;
+mod args;
+mod destroy;
 mod env;
 mod exit;
 mod init;
@@ -20,8 +22,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use args::TargetArgs;
 pub use exit::Exit;
-pub use settings::TargetArgs;
 
 /// envform: desired state for the environments of an agent control plane.
 ///
@@ -51,7 +53,7 @@ enum Command {
     /// Make live match the desired state.
     Apply(apply::ApplyArgs),
     /// Delete every environment this configuration manages.
-    Destroy(apply::DestroyArgs),
+    Destroy(destroy::DestroyArgs),
     /// Take a live environment under management.
     Import(state::ImportArgs),
     /// Look at or mend state.
@@ -120,7 +122,7 @@ async fn execute(cli: Cli) -> Exit {
         Command::Validate(args) => validate::execute(&args),
         Command::Plan(args) => plan::execute(args).await,
         Command::Apply(args) => apply::execute_apply(args).await,
-        Command::Destroy(args) => apply::execute_destroy(args).await,
+        Command::Destroy(args) => destroy::execute(args).await,
         Command::Import(args) => state::execute_import(args).await,
         Command::State(command) => state::execute(command).await,
         Command::ForceUnlock(args) => state::execute_force_unlock(args).await,

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use miette::IntoDiagnostic;
 
-use super::env::api_error;
+use super::args::ReconcileArgs;
 use super::exit::Exit;
 use super::output::{print_stdout, stdout_color, write_stdout};
-use super::settings::TargetArgs;
-use super::workspace::{self, DesiredArgs, StateArgs};
+use super::workspace;
 use crate::api::Environment;
 use crate::desired::Desired;
 use crate::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS, Format, RenderOptions};
@@ -37,35 +36,6 @@ impl From<PlanFormat> for Format {
     }
 }
 
-/// Flags that shape a plan (shared by `plan`, `apply` and `destroy`).
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct PlanningArgs {
-    /// Plan only these environments and what they depend on (repeatable).
-    #[arg(long = "target", value_name = "NAME")]
-    pub(crate) targets: Vec<String>,
-    /// Allow deletes and updates above the safety thresholds.
-    #[arg(long)]
-    pub(crate) force: bool,
-    /// Allow deleting or deactivating environments with active workers (they stop).
-    #[arg(long)]
-    pub(crate) allow_disruption: bool,
-}
-
-impl PlanningArgs {
-    /// The planner's options; without `--allow-disruption`, stopping workers gets `otherwise`.
-    pub(crate) fn options(&self, otherwise: DisruptionPolicy) -> PlanOptions {
-        PlanOptions {
-            force: self.force,
-            targets: self.targets.clone(),
-            disruption: if self.allow_disruption {
-                DisruptionPolicy::Allow
-            } else {
-                otherwise
-            },
-        }
-    }
-}
-
 /// `envform plan` flags.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -73,13 +43,7 @@ impl PlanningArgs {
 )]
 pub(crate) struct PlanArgs {
     #[command(flatten)]
-    target: TargetArgs,
-    #[command(flatten)]
-    desired: DesiredArgs,
-    #[command(flatten)]
-    state: StateArgs,
-    #[command(flatten)]
-    planning: PlanningArgs,
+    reconcile: ReconcileArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
     format: PlanFormat,
@@ -113,7 +77,7 @@ pub(crate) async fn make_plan(
     state: State,
     options: &PlanOptions,
 ) -> miette::Result<Planned> {
-    let live = api.list(None).await.map_err(api_error)?;
+    let live = api.list(None).await.map_err(miette::Report::new)?;
     plan_against(desired, state, live, options)
 }
 
@@ -155,8 +119,8 @@ pub(crate) fn show_plan(
 
 /// Runs `envform plan`.
 pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
-    let global = &args.target;
-    let (target, connection) = global.connect().await?;
+    let configuration = &args.reconcile.configuration;
+    let (target, connection) = workspace::connect(&configuration.target).await?;
     // The one list call runs while the files are read and checked: neither needs the other.
     let listing = tokio::spawn({
         let api = std::sync::Arc::clone(&connection.api);
@@ -164,26 +128,29 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     });
     // So does reading local state, from where it is unless the files' `state:` block says
     // otherwise (then it is read again from there).
-    let early_path = args.state.local_path(None, &args.desired);
+    let early_path = configuration
+        .state_settings(None)
+        .local_path()
+        .map(ToOwned::to_owned);
     let early_state = early_path
         .clone()
         .map(|path| tokio::spawn(async move { LocalBackend::new(path).load().await }));
-    let desired_args = args.desired.clone();
+    let desired_args = configuration.desired.clone();
     let loaded = tokio::task::spawn_blocking(move || desired_args.load())
         .await
         .map_err(|error| miette::miette!("reading the desired state stopped: {error}"));
     let prepared = async {
         let desired = loaded??;
-        let backend = args.state.backend(Some(&desired), &args.desired)?;
+        let settings = configuration.state_settings(Some(&desired));
+        let same_file = settings.local_path() == early_path.as_deref();
+        let backend = workspace::open_backend(settings)?;
         let stored = match early_state {
-            Some(early) if args.state.local_path(Some(&desired), &args.desired) == early_path => {
-                early
-                    .await
-                    .map_err(|error| miette::miette!("reading state stopped: {error}"))?
-            }
+            Some(early) if same_file => early
+                .await
+                .map_err(|error| miette::miette!("reading state stopped: {error}"))?,
             _ => backend.load().await,
         };
-        let stored = stored.map_err(workspace::state_error)?;
+        let stored = stored.map_err(miette::Report::new)?;
         let state = workspace::for_target(stored, backend.as_ref(), &target.describe());
         Ok::<_, miette::Report>((desired, state))
     }
@@ -193,9 +160,9 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let (desired, state) = prepared?;
     let live = live
         .map_err(|error| miette::miette!("the list call stopped: {error}"))?
-        .map_err(api_error)?;
+        .map_err(miette::Report::new)?;
     // `plan` shows a plan that stops workers, with a warning; `apply` refuses it without the flag.
-    let options = args.planning.options(DisruptionPolicy::Warn);
+    let options = args.reconcile.planning.options(DisruptionPolicy::Warn);
     // The process ends right after this command: freeing tens of thousands of environments one
     // allocation at a time would only delay the exit, so the memory goes back with the process.
     let planned = std::mem::ManuallyDrop::new(plan_against(desired, state, live, &options)?);

@@ -1,115 +1,325 @@
-//! Global settings: flags win over environment variables, which win over defaults.
+//! Settings: the argument groups, environment variables and the desired file's `state:` block
+//! resolved into what a command runs with. Precedence: flags, then environment variables (clap
+//! reads the one a flag names), then the file's `state:` block, then defaults. Pure: nothing here
+//! reads a file or opens a connection, so every rule is unit-tested below.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-pub(crate) use crate::local::error_chain;
-use crate::target::{Connection, Target};
+use secrecy::SecretString;
 
-/// Where the control plane is: flags of every command that talks to one.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TargetArgs {
-    /// Control plane URL; without it, commands run against the embedded control plane.
-    #[arg(
-        long,
-        global = true,
-        env = "KUBIYA_CONTROL_PLANE_URL",
-        value_name = "URL"
-    )]
-    pub api_url: Option<String>,
-    /// API key for --api-url.
-    #[arg(
-        long,
-        global = true,
-        env = "KUBIYA_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    pub api_key: Option<String>,
-    /// Database of the embedded control plane.
-    #[arg(
-        long,
-        global = true,
-        env = "ENVFORM_EMBEDDED_DB",
-        default_value = ".envform/control-plane.db",
-        value_name = "PATH"
-    )]
-    pub embedded_db: PathBuf,
-    /// Request timeout for --api-url, e.g. 30s.
-    #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    pub request_timeout: Duration,
+use super::args::{DesiredArgs, PlanningArgs, StateArgs, TargetArgs};
+use crate::desired::StateBackendConfig;
+use crate::plan::{DisruptionPolicy, PlanOptions};
+use crate::state::{HttpBackendSettings, PASSWORD_VARIABLES, STATE_DIRECTORY, STATE_FILE};
+use crate::target::{Target, TargetError};
+
+/// The environment variables settings read beyond those clap reads for a flag.
+pub(crate) trait Variables {
+    /// The variable's value, when it is set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The variables of this process.
+pub(crate) struct ProcessVariables;
+
+impl Variables for ProcessVariables {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    }
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone)]
+pub(crate) enum StateSettings {
+    /// A local file.
+    Local(PathBuf),
+    /// A server speaking Terraform's HTTP backend protocol.
+    Http(HttpBackendSettings),
+}
+
+impl StateSettings {
+    /// The local file, when state is local.
+    pub(crate) fn local_path(&self) -> Option<&Path> {
+        match self {
+            StateSettings::Local(path) => Some(path),
+            StateSettings::Http(_) => None,
+        }
+    }
 }
 
 impl TargetArgs {
-    /// Resolves the flags into a target.
-    pub(crate) fn target(&self) -> miette::Result<Target> {
+    /// The control plane these flags name.
+    pub(crate) fn resolve(&self) -> Result<Target, TargetError> {
         Target::new(
             self.api_url.clone(),
             self.api_key.clone(),
             self.embedded_db.clone(),
             self.request_timeout,
         )
-        .map_err(|error| {
-            miette::miette!(
-                code = "envform::cli::target",
-                help = "set KUBIYA_API_KEY or pass --api-key",
-                "{error}"
-            )
-        })
-    }
-
-    /// Resolves and opens the target.
-    pub(crate) async fn connect(&self) -> miette::Result<(Target, Connection)> {
-        let target = self.target()?;
-        let connection = target
-            .connect(&crate::local::user_and_host())
-            .await
-            .map_err(|error| {
-                miette::miette!(code = "envform::cli::target", "{}", error_chain(&error))
-            })?;
-        Ok((target, connection))
     }
 }
 
-/// Parses durations such as `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 30s, 5m, 1h)"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m or h)"
-            ));
+impl DesiredArgs {
+    /// The directory the configuration's relative paths start from: the directory given, or the
+    /// one the file is in. `is_directory` says which `path` is (the caller looks).
+    pub(crate) fn config_directory(&self, is_directory: bool) -> PathBuf {
+        if is_directory {
+            return self.path.clone();
         }
-    };
-    if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
-        return Err(format!("`{text}` is out of range"));
+        match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        }
     }
-    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl StateArgs {
+    /// Where state is: the flags, else the file's `state:` block (`block`), else
+    /// `.envform/state.json` in `config_directory`. The HTTP password comes only from
+    /// [`PASSWORD_VARIABLES`], never from a flag or the file.
+    pub(crate) fn resolve(
+        &self,
+        config_directory: &Path,
+        block: Option<&StateBackendConfig>,
+        variables: &dyn Variables,
+    ) -> StateSettings {
+        if let Some(path) = &self.state_path {
+            return StateSettings::Local(path.clone());
+        }
+        let http_block = match block {
+            Some(StateBackendConfig::Http(config)) => Some(config),
+            Some(StateBackendConfig::Local { path }) if self.state_address.is_none() => {
+                let path = path.as_deref().map_or_else(
+                    || config_directory.join(STATE_DIRECTORY).join(STATE_FILE),
+                    |path| config_directory.join(path),
+                );
+                return StateSettings::Local(path);
+            }
+            _ => None,
+        };
+        if http_block.is_none() && self.state_address.is_none() {
+            return StateSettings::Local(config_directory.join(STATE_DIRECTORY).join(STATE_FILE));
+        }
+        let password = PASSWORD_VARIABLES
+            .iter()
+            .find_map(|name| variables.get(name))
+            .map(SecretString::from);
+        let mut settings = match http_block {
+            Some(config) => HttpBackendSettings::from_config(config, password),
+            // `--state-address` names it, and sets it below.
+            None => HttpBackendSettings {
+                password,
+                ..HttpBackendSettings::new(String::new())
+            },
+        };
+        if let Some(address) = &self.state_address {
+            settings.address.clone_from(address);
+        }
+        let overrides = [
+            (&self.state_lock_address, &mut settings.lock_address),
+            (&self.state_unlock_address, &mut settings.unlock_address),
+            (&self.state_username, &mut settings.username),
+        ];
+        for (flag, setting) in overrides {
+            if flag.is_some() {
+                setting.clone_from(flag);
+            }
+        }
+        if let Some(method) = &self.state_lock_method {
+            settings.lock_method.clone_from(method);
+        }
+        if let Some(method) = &self.state_unlock_method {
+            settings.unlock_method.clone_from(method);
+        }
+        StateSettings::Http(settings)
+    }
+}
+
+impl PlanningArgs {
+    /// The planner's options; without `--allow-disruption`, stopping workers gets `otherwise`.
+    pub(crate) fn options(&self, otherwise: DisruptionPolicy) -> PlanOptions {
+        PlanOptions {
+            force: self.force,
+            targets: self.targets.clone(),
+            disruption: if self.allow_disruption {
+                DisruptionPolicy::Allow
+            } else {
+                otherwise
+            },
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use secrecy::ExposeSecret;
+
     use super::*;
+    use crate::model::HttpBackendConfig;
+
+    impl Variables for BTreeMap<&str, &str> {
+        fn get(&self, name: &str) -> Option<String> {
+            self.get(name).map(|value| (*value).to_owned())
+        }
+    }
+
+    fn state_args() -> StateArgs {
+        StateArgs {
+            state_path: None,
+            state_address: None,
+            state_lock_address: None,
+            state_unlock_address: None,
+            state_lock_method: None,
+            state_unlock_method: None,
+            state_username: None,
+        }
+    }
+
+    fn http_block() -> StateBackendConfig {
+        StateBackendConfig::Http(HttpBackendConfig {
+            address: "https://state.example/a".to_owned(),
+            lock_method: Some("POST".to_owned()),
+            username: Some("file-user".to_owned()),
+            ..HttpBackendConfig::default()
+        })
+    }
+
+    fn http(settings: StateSettings) -> HttpBackendSettings {
+        match settings {
+            StateSettings::Http(settings) => settings,
+            StateSettings::Local(path) => panic!("local {}", path.display()),
+        }
+    }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("").is_err());
+    fn local_state_is_beside_the_configuration_unless_a_flag_or_the_file_moves_it() {
+        let none = BTreeMap::new();
+        let here = Path::new("configs/team-a");
+        let default = state_args().resolve(here, None, &none);
+        assert_eq!(
+            default.local_path(),
+            Some(Path::new("configs/team-a/.envform/state.json"))
+        );
+        let block = StateBackendConfig::Local {
+            path: Some("custom/state.json".into()),
+        };
+        let from_file = state_args().resolve(here, Some(&block), &none);
+        assert_eq!(
+            from_file.local_path(),
+            Some(Path::new("configs/team-a/custom/state.json"))
+        );
+        let flag = StateArgs {
+            state_path: Some("/tmp/elsewhere.json".into()),
+            ..state_args()
+        };
+        // The flag wins over the file's block, even an HTTP one.
+        let flagged = flag.resolve(here, Some(&http_block()), &none);
+        assert_eq!(flagged.local_path(), Some(Path::new("/tmp/elsewhere.json")));
+    }
+
+    #[test]
+    fn http_state_takes_the_file_then_the_flags_and_the_password_only_from_variables() {
+        let variables = BTreeMap::from([
+            ("TF_HTTP_PASSWORD", "second"),
+            ("ENVFORM_STATE_PASSWORD", "first"),
+        ]);
+        let from_file = http(state_args().resolve(Path::new("."), Some(&http_block()), &variables));
+        assert_eq!(from_file.address, "https://state.example/a");
+        assert_eq!(from_file.lock_method, "POST");
+        assert_eq!(from_file.unlock_method, "UNLOCK");
+        assert_eq!(from_file.username.as_deref(), Some("file-user"));
+        assert_eq!(
+            from_file.password.as_ref().map(ExposeSecret::expose_secret),
+            Some("first")
+        );
+        let flags = StateArgs {
+            state_address: Some("https://state.example/b".to_owned()),
+            state_username: Some("flag-user".to_owned()),
+            state_unlock_method: Some("DELETE".to_owned()),
+            ..state_args()
+        };
+        let overridden = http(flags.resolve(Path::new("."), Some(&http_block()), &BTreeMap::new()));
+        assert_eq!(overridden.address, "https://state.example/b");
+        assert_eq!(overridden.username.as_deref(), Some("flag-user"));
+        assert_eq!(overridden.lock_method, "POST");
+        assert_eq!(overridden.unlock_method, "DELETE");
+        assert!(overridden.password.is_none());
+    }
+
+    #[test]
+    fn a_state_address_flag_alone_names_an_http_backend() {
+        let flags = StateArgs {
+            state_address: Some("https://state.example/c".to_owned()),
+            ..state_args()
+        };
+        let local_block = StateBackendConfig::Local { path: None };
+        let settings = http(flags.resolve(Path::new("."), Some(&local_block), &BTreeMap::new()));
+        assert_eq!(settings.address, "https://state.example/c");
+        assert_eq!(settings.lock_method, "LOCK");
+    }
+
+    #[test]
+    fn the_configuration_directory_is_the_directory_or_the_files_parent() {
+        let file = DesiredArgs {
+            path: "envform.yaml".into(),
+        };
+        assert_eq!(file.config_directory(false), PathBuf::from("."));
+        let nested = DesiredArgs {
+            path: "day1/environments/main.yaml".into(),
+        };
+        assert_eq!(
+            nested.config_directory(false),
+            PathBuf::from("day1/environments")
+        );
+        let directory = DesiredArgs {
+            path: "day1/environments".into(),
+        };
+        assert_eq!(
+            directory.config_directory(true),
+            PathBuf::from("day1/environments")
+        );
+    }
+
+    #[test]
+    fn a_url_needs_a_key_and_no_url_means_the_embedded_control_plane() {
+        let args = TargetArgs {
+            api_url: Some("https://cp.example/".to_owned()),
+            api_key: None,
+            embedded_db: ".envform/control-plane.db".into(),
+            request_timeout: Duration::from_secs(30),
+        };
+        assert!(matches!(
+            args.resolve(),
+            Err(TargetError::MissingApiKey { url }) if url == "https://cp.example"
+        ));
+        let embedded = TargetArgs {
+            api_url: Some("  ".to_owned()),
+            ..args
+        };
+        assert!(matches!(embedded.resolve(), Ok(Target::Embedded { .. })));
+    }
+
+    #[test]
+    fn disruption_is_allowed_by_the_flag_or_gets_the_commands_policy() {
+        let args = PlanningArgs {
+            targets: vec!["prod".to_owned()],
+            force: true,
+            allow_disruption: false,
+        };
+        let options = args.options(DisruptionPolicy::Warn);
+        assert_eq!(options.disruption, DisruptionPolicy::Warn);
+        assert!(options.force);
+        assert_eq!(options.targets, ["prod"]);
+        let allowed = PlanningArgs {
+            allow_disruption: true,
+            ..args
+        };
+        assert_eq!(
+            allowed.options(DisruptionPolicy::Refuse).disruption,
+            DisruptionPolicy::Allow
+        );
     }
 }

@@ -7,33 +7,10 @@ use super::env::resolve;
 use super::exit::Exit;
 use super::output::{self, print_stdout};
 
-use super::settings::TargetArgs;
-use super::workspace::{self, DesiredArgs, LockArgs, StateArgs};
+use super::args::{ConfigurationArgs, LockArgs};
+use super::workspace;
 use crate::api::JsonMap;
-use crate::state::{ResourceState, StateBackend};
-
-/// Where the state is, for the state commands.
-#[derive(Debug, clap::Args)]
-pub(crate) struct StateLocation {
-    #[command(flatten)]
-    target: TargetArgs,
-    #[command(flatten)]
-    desired: DesiredArgs,
-    #[command(flatten)]
-    state: StateArgs,
-}
-
-impl StateLocation {
-    fn backend(&self) -> miette::Result<std::sync::Arc<dyn StateBackend>> {
-        // The file is read only for its `state:` block; a missing file just means defaults.
-        let desired = if self.desired.path.exists() {
-            Some(self.desired.load()?)
-        } else {
-            None
-        };
-        self.state.backend(desired.as_ref(), &self.desired)
-    }
-}
+use crate::state::ResourceState;
 
 /// `envform state` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -42,7 +19,7 @@ pub(crate) enum StateCommand {
     #[command(after_help = "Example:\n  envform state list")]
     List {
         #[command(flatten)]
-        location: StateLocation,
+        location: ConfigurationArgs,
     },
     /// Show what state records for one environment.
     #[command(after_help = "Example:\n  envform state show production")]
@@ -50,7 +27,7 @@ pub(crate) enum StateCommand {
         /// The environment's name.
         name: String,
         #[command(flatten)]
-        location: StateLocation,
+        location: ConfigurationArgs,
     },
     /// Forget an environment (it stays live, unmanaged).
     #[command(after_help = "Example:\n  envform state rm legacy")]
@@ -58,7 +35,7 @@ pub(crate) enum StateCommand {
         /// The environment's name.
         name: String,
         #[command(flatten)]
-        location: StateLocation,
+        location: ConfigurationArgs,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -71,7 +48,7 @@ pub(crate) struct ImportArgs {
     /// The live environment's name (or id).
     name: String,
     #[command(flatten)]
-    location: StateLocation,
+    location: ConfigurationArgs,
     #[command(flatten)]
     lock: LockArgs,
 }
@@ -85,7 +62,7 @@ pub(crate) struct ForceUnlockArgs {
     /// The lock's ID, as printed by the command that waits for it.
     lock_id: String,
     #[command(flatten)]
-    location: StateLocation,
+    location: ConfigurationArgs,
     /// Do not ask.
     #[arg(short, long)]
     yes: bool,
@@ -95,8 +72,8 @@ pub(crate) struct ForceUnlockArgs {
 pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
     match command {
         StateCommand::List { location } => {
-            let target = location.target.target()?.describe();
-            let backend = location.backend()?;
+            let target = location.target.resolve()?.describe();
+            let backend = location.state_command_backend()?;
             let state = workspace::load_state(backend.as_ref(), &target).await?;
             let rows: Vec<Vec<String>> = state
                 .resources
@@ -106,8 +83,8 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             print_stdout(&output::table(&["NAME", "ID"], &rows))?;
         }
         StateCommand::Show { name, location } => {
-            let target = location.target.target()?.describe();
-            let backend = location.backend()?;
+            let target = location.target.resolve()?.describe();
+            let backend = location.state_command_backend()?;
             let state = workspace::load_state(backend.as_ref(), &target).await?;
             let resource = state
                 .resources
@@ -122,8 +99,8 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             location,
             lock,
         } => {
-            let target = location.target.target()?.describe();
-            let backend = location.backend()?;
+            let target = location.target.resolve()?.describe();
+            let backend = location.state_command_backend()?;
             let handle = workspace::lock(backend.as_ref(), "state rm", &lock).await?;
             let result = async {
                 let mut state = workspace::load_state(backend.as_ref(), &target).await?;
@@ -134,7 +111,7 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
                 backend
                     .save(&state, Some(&handle))
                     .await
-                    .map_err(workspace::state_error)?;
+                    .map_err(miette::Report::new)?;
                 eprintln!("Removed `{name}` from state; it is still live, now unmanaged.");
                 Ok(Exit::Success)
             }
@@ -149,11 +126,11 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
 /// Runs `envform import`: records a live environment in state, so the next plan manages it.
 pub(crate) async fn execute_import(args: ImportArgs) -> miette::Result<Exit> {
     let global = &args.location.target;
-    let backend = args.location.backend()?;
-    let target = global.target()?.describe();
+    let backend = args.location.state_command_backend()?;
+    let target = global.resolve()?.describe();
     let handle = workspace::lock(backend.as_ref(), "import", &args.lock).await?;
     let result = async {
-        let (_, connection) = global.connect().await?;
+        let (_, connection) = workspace::connect(global).await?;
         let environment = resolve(connection.api.as_ref(), &args.name).await;
         connection.close().await;
         let environment = environment?;
@@ -181,7 +158,7 @@ pub(crate) async fn execute_import(args: ImportArgs) -> miette::Result<Exit> {
         backend
             .save(&state, Some(&handle))
             .await
-            .map_err(workspace::state_error)?;
+            .map_err(miette::Report::new)?;
         eprintln!(
             "Imported `{}` ({}); run `envform plan` to see what the file changes.",
             environment.name, environment.id
@@ -195,7 +172,7 @@ pub(crate) async fn execute_import(args: ImportArgs) -> miette::Result<Exit> {
 
 /// Runs `envform force-unlock`.
 pub(crate) async fn execute_force_unlock(args: ForceUnlockArgs) -> miette::Result<Exit> {
-    let backend = args.location.backend()?;
+    let backend = args.location.state_command_backend()?;
     if !args.yes {
         if !output::interactive() {
             return Err(miette::miette!(
@@ -218,7 +195,7 @@ pub(crate) async fn execute_force_unlock(args: ForceUnlockArgs) -> miette::Resul
     backend
         .force_unlock(&args.lock_id)
         .await
-        .map_err(workspace::state_error)?;
+        .map_err(miette::Report::new)?;
     eprintln!("Lock {} released.", args.lock_id);
     Ok(Exit::Success)
 }

@@ -1,7 +1,7 @@
 //! `envform validate`: checks desired-state files offline — no API, no state.
 
+use super::args::DesiredArgs;
 use super::exit::Exit;
-use super::workspace::DesiredArgs;
 
 /// `envform validate` flags.
 #[derive(Debug, clap::Args)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::args::parse_duration;
 use super::exit::Exit;
-use super::settings::parse_duration;
 use crate::api::{
     EnvironmentError, Heartbeat, RegisterWorker, WorkerClient, WorkerRegistration, WorkerToken,
 };

@@ -1,32 +1,19 @@
-//! The reconcile commands' shared setup: which desired files, which state backend, which target.
-//! Precedence: flags, then environment variables, then the file's `state:` block, then defaults.
+//! The commands' shared I/O around their settings: reading the desired files, opening the state
+//! backend and the control plane, the state lock, and loading state for a target.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use miette::IntoDiagnostic;
-use secrecy::SecretString;
 
-use super::settings::{error_chain, parse_duration};
-use crate::desired::{Desired, StateBackendConfig};
+use super::args::{ConfigurationArgs, DesiredArgs, LockArgs, TargetArgs};
+use super::settings::{ProcessVariables, StateSettings};
+use crate::desired::Desired;
+use crate::local::error_chain;
 use crate::state::{
-    HttpBackend, HttpBackendSettings, LocalBackend, LockHandle, LockInfo, PASSWORD_VARIABLES,
-    STATE_DIRECTORY, STATE_FILE, State, StateBackend, StateError, lock_with_timeout,
+    HttpBackend, LocalBackend, LockHandle, LockInfo, State, StateBackend, lock_with_timeout,
 };
-
-/// Where the desired state is.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct DesiredArgs {
-    /// A desired-state file, or a directory of *.yaml / *.yml files.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "envform.yaml",
-        value_name = "PATH"
-    )]
-    pub(crate) path: PathBuf,
-}
+use crate::target::{Connection, Target};
 
 impl DesiredArgs {
     /// Reads and validates the desired state.
@@ -34,133 +21,57 @@ impl DesiredArgs {
         crate::desired::load(&self.path).map_err(miette::Report::new)
     }
 
-    /// The directory the local state lives in: beside the file, or in the directory.
-    fn config_directory(&self) -> PathBuf {
-        if self.path.is_dir() {
-            return self.path.clone();
-        }
-        match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-            _ => PathBuf::from("."),
-        }
+    /// The configuration's directory, looking at what `path` is.
+    pub(crate) fn directory(&self) -> PathBuf {
+        self.config_directory(self.path.is_dir())
     }
 }
 
-/// Where state is kept (overrides the file's `state:` block).
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct StateArgs {
-    /// Local state file (default: .envform/state.json beside the desired-state file).
-    #[arg(
-        long = "state",
-        env = "ENVFORM_STATE_PATH",
-        value_name = "PATH",
-        conflicts_with = "state_address"
-    )]
-    pub(crate) state_path: Option<PathBuf>,
-    /// HTTP state backend address (Terraform's HTTP backend protocol).
-    #[arg(long, env = "ENVFORM_STATE_ADDRESS", value_name = "URL")]
-    pub(crate) state_address: Option<String>,
-    /// HTTP backend lock address (default: the state address).
-    #[arg(long, env = "ENVFORM_STATE_LOCK_ADDRESS", value_name = "URL")]
-    pub(crate) state_lock_address: Option<String>,
-    /// HTTP backend unlock address (default: the state address).
-    #[arg(long, env = "ENVFORM_STATE_UNLOCK_ADDRESS", value_name = "URL")]
-    pub(crate) state_unlock_address: Option<String>,
-    /// HTTP backend lock method (default LOCK; GitLab: POST).
-    #[arg(long, env = "ENVFORM_STATE_LOCK_METHOD", value_name = "METHOD")]
-    pub(crate) state_lock_method: Option<String>,
-    /// HTTP backend unlock method (default UNLOCK; GitLab: DELETE).
-    #[arg(long, env = "ENVFORM_STATE_UNLOCK_METHOD", value_name = "METHOD")]
-    pub(crate) state_unlock_method: Option<String>,
-    /// HTTP backend basic-auth user (the password comes only from ENVFORM_STATE_PASSWORD or TF_HTTP_PASSWORD).
-    #[arg(long, env = "ENVFORM_STATE_USERNAME", value_name = "USER")]
-    pub(crate) state_username: Option<String>,
-}
+impl ConfigurationArgs {
+    /// Where state is, for these flags and, once read, the file's `state:` block.
+    pub(crate) fn state_settings(&self, desired: Option<&Desired>) -> StateSettings {
+        self.state.resolve(
+            &self.desired.directory(),
+            desired.and_then(|desired| desired.state.as_ref()),
+            &ProcessVariables,
+        )
+    }
 
-impl StateArgs {
-    /// The backend these flags, the file's `state:` block and the defaults name.
+    /// The state backend these flags and the file name.
     pub(crate) fn backend(
         &self,
         desired: Option<&Desired>,
-        desired_args: &DesiredArgs,
     ) -> miette::Result<Arc<dyn StateBackend>> {
-        if let Some(path) = self.local_path(desired, desired_args) {
-            return Ok(Arc::new(LocalBackend::new(path)));
-        }
-        let mut settings = match desired.and_then(|desired| desired.state.as_ref()) {
-            Some(StateBackendConfig::Http(config)) => {
-                HttpBackendSettings::from_config(config, password())
-            }
-            // Not local and not in the file: `--state-address` names it, and sets it below.
-            _ => HttpBackendSettings {
-                password: password(),
-                ..HttpBackendSettings::new(String::new())
-            },
+        open_backend(self.state_settings(desired))
+    }
+
+    /// The backend for the state commands: the file is read only for its `state:` block, and a
+    /// missing file just means defaults.
+    pub(crate) fn state_command_backend(&self) -> miette::Result<Arc<dyn StateBackend>> {
+        let desired = if self.desired.path.exists() {
+            Some(self.desired.load()?)
+        } else {
+            None
         };
-        if let Some(address) = &self.state_address {
-            settings.address.clone_from(address);
-        }
-        let overrides = [
-            (&self.state_lock_address, &mut settings.lock_address),
-            (&self.state_unlock_address, &mut settings.unlock_address),
-            (&self.state_username, &mut settings.username),
-        ];
-        for (flag, setting) in overrides {
-            if flag.is_some() {
-                setting.clone_from(flag);
-            }
-        }
-        if let Some(method) = &self.state_lock_method {
-            settings.lock_method = method.clone();
-        }
-        if let Some(method) = &self.state_unlock_method {
-            settings.unlock_method = method.clone();
-        }
-        let backend = HttpBackend::new(settings).map_err(state_error)?;
-        Ok(Arc::new(backend))
-    }
-
-    /// The local state file these flags, the file's `state:` block and the defaults name;
-    /// `None` when they name an HTTP backend.
-    pub(crate) fn local_path(
-        &self,
-        desired: Option<&Desired>,
-        desired_args: &DesiredArgs,
-    ) -> Option<PathBuf> {
-        if let Some(path) = &self.state_path {
-            return Some(path.clone());
-        }
-        if self.state_address.is_some() {
-            return None;
-        }
-        match desired.and_then(|desired| desired.state.as_ref()) {
-            Some(StateBackendConfig::Http(_)) => None,
-            Some(StateBackendConfig::Local { path: Some(path) }) => {
-                Some(desired_args.config_directory().join(path))
-            }
-            _ => Some(
-                desired_args
-                    .config_directory()
-                    .join(STATE_DIRECTORY)
-                    .join(STATE_FILE),
-            ),
-        }
+        self.backend(desired.as_ref())
     }
 }
 
-fn password() -> Option<SecretString> {
-    PASSWORD_VARIABLES
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
-        .map(SecretString::from)
+/// Opens the backend `settings` name.
+pub(crate) fn open_backend(settings: StateSettings) -> miette::Result<Arc<dyn StateBackend>> {
+    Ok(match settings {
+        StateSettings::Local(path) => Arc::new(LocalBackend::new(path)),
+        StateSettings::Http(settings) => {
+            Arc::new(HttpBackend::new(settings).map_err(miette::Report::new)?)
+        }
+    })
 }
 
-/// Lock flags.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct LockArgs {
-    /// How long to wait for the state lock, e.g. 30s (0: fail at once).
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) lock_timeout: Duration,
+/// Resolves and opens the control plane the flags name.
+pub(crate) async fn connect(args: &TargetArgs) -> miette::Result<(Target, Connection)> {
+    let target = args.resolve()?;
+    let connection = target.connect(&crate::local::user_and_host()).await?;
+    Ok((target, connection))
 }
 
 /// Takes the state lock, printing who holds it while waiting.
@@ -179,7 +90,7 @@ pub(crate) async fn lock(
         }
     })
     .await
-    .map_err(state_error)
+    .map_err(miette::Report::new)
 }
 
 /// Releases the lock; a failure is reported but does not change the command's outcome.
@@ -199,7 +110,7 @@ fn handle_id(handle: &LockHandle) -> String {
 
 /// Loads state, or an empty one for `target` when none was written.
 pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
-    let stored = backend.load().await.map_err(state_error)?;
+    let stored = backend.load().await.map_err(miette::Report::new)?;
     Ok(for_target(stored, backend, target))
 }
 
@@ -229,22 +140,6 @@ pub(crate) fn for_target(stored: Option<State>, backend: &dyn StateBackend, targ
 fn same_target(recorded: &str, target: &str) -> bool {
     let normalize = |text: &str| text.trim_end_matches('/').to_owned();
     normalize(recorded) == normalize(target)
-}
-
-/// A state error as a report with a code and, for a held lock, the holder.
-pub(crate) fn state_error(error: StateError) -> miette::Report {
-    let help = match &error {
-        StateError::Locked { .. } | StateError::LockTimeout { .. } => {
-            "wait with --lock-timeout, or if the holder is gone, `envform force-unlock ID`"
-        }
-        _ => "see the state backend's message above",
-    };
-    miette::miette!(
-        code = "envform::state::error",
-        help = help,
-        "{}",
-        error_chain(&error)
-    )
 }
 
 /// The path an optional plan file argument names, if it exists as a file.

@@ -222,9 +222,9 @@ pub enum StateError {
         address: String,
         /// The error and its causes on one line.
         message: String,
-        /// The client's error (without the URL, which may carry credentials).
-        #[source]
-        source: reqwest::Error,
+        /// The client's error (without the URL, which may carry credentials). Not the error's
+        /// `source`: `message` already says it, and a report would print every cause twice.
+        cause: reqwest::Error,
     },
 
     /// The backend settings are unusable.

@@ -509,7 +509,7 @@ impl Client {
         StateError::Transport {
             address: redact(url),
             message: crate::local::error_chain(&error),
-            source: error,
+            cause: error,
         }
     }
 
