@@ -6,6 +6,8 @@ mod args;
 mod destroy;
 mod env;
 mod exit;
+mod force_unlock;
+mod import;
 mod init;
 mod output;
 mod plan;
@@ -55,12 +57,12 @@ enum Command {
     /// Delete every environment this configuration manages.
     Destroy(destroy::DestroyArgs),
     /// Take a live environment under management.
-    Import(state::ImportArgs),
+    Import(import::ImportArgs),
     /// Look at or mend state.
     #[command(subcommand)]
     State(state::StateCommand),
     /// Break a state lock whose holder is gone.
-    ForceUnlock(state::ForceUnlockArgs),
+    ForceUnlock(force_unlock::ForceUnlockArgs),
     /// Manage environments one by one.
     Env(env::EnvArgs),
     /// Write a starter envform.yaml from the live environments.
@@ -123,9 +125,9 @@ async fn execute(cli: Cli) -> Exit {
         Command::Plan(args) => plan::execute(args).await,
         Command::Apply(args) => apply::execute_apply(args).await,
         Command::Destroy(args) => destroy::execute(args).await,
-        Command::Import(args) => state::execute_import(args).await,
+        Command::Import(args) => import::execute(args).await,
         Command::State(command) => state::execute(command).await,
-        Command::ForceUnlock(args) => state::execute_force_unlock(args).await,
+        Command::ForceUnlock(args) => force_unlock::execute(args).await,
         Command::Env(args) => env::execute(args).await,
         Command::Init(args) => init::execute(args).await,
         Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),

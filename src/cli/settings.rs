@@ -34,7 +34,7 @@ pub(crate) enum StateSettings {
     /// A local file.
     Local(PathBuf),
     /// A server speaking Terraform's HTTP backend protocol.
-    Http(HttpBackendSettings),
+    Http(Box<HttpBackendSettings>),
 }
 
 impl StateSettings {
@@ -131,7 +131,7 @@ impl StateArgs {
         if let Some(method) = &self.state_unlock_method {
             settings.unlock_method.clone_from(method);
         }
-        StateSettings::Http(settings)
+        StateSettings::Http(Box::new(settings))
     }
 }
 
@@ -189,7 +189,7 @@ mod tests {
 
     fn http(settings: StateSettings) -> HttpBackendSettings {
         match settings {
-            StateSettings::Http(settings) => settings,
+            StateSettings::Http(settings) => *settings,
             StateSettings::Local(path) => panic!("local {}", path.display()),
         }
     }

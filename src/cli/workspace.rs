@@ -62,7 +62,7 @@ pub(crate) fn open_backend(settings: StateSettings) -> miette::Result<Arc<dyn St
     Ok(match settings {
         StateSettings::Local(path) => Arc::new(LocalBackend::new(path)),
         StateSettings::Http(settings) => {
-            Arc::new(HttpBackend::new(settings).map_err(miette::Report::new)?)
+            Arc::new(HttpBackend::new(*settings).map_err(miette::Report::new)?)
         }
     })
 }

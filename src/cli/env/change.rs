@@ -1,0 +1,138 @@
+//! `env create`, `env update` and `env delete`.
+
+use std::path::{Path, PathBuf};
+
+use miette::{Context, IntoDiagnostic};
+use serde::de::DeserializeOwned;
+
+use super::fields::{FieldFlags, apply_flags};
+use super::lookup::resolve;
+use super::show::{OutputFormat, mask_env_vars, print_environment};
+use crate::api::{CreateEnvironment, EnvironmentsApi, ManagedField, Patch, UpdateEnvironment};
+use crate::cli::exit::Exit;
+use crate::cli::output;
+
+/// `env create`.
+pub(super) async fn create(
+    api: &dyn EnvironmentsApi,
+    file: Option<PathBuf>,
+    name: Option<String>,
+    fields: &FieldFlags,
+    output: OutputFormat,
+) -> miette::Result<()> {
+    let data = match file {
+        Some(path) => read_document::<CreateEnvironment>(&path)?,
+        None => CreateEnvironment {
+            name: name.unwrap_or_default(),
+            display_name: fields.display_name.clone(),
+            description: fields.description.clone(),
+            status: fields.status,
+            configuration: fields.configuration(),
+            metadata: fields.metadata(),
+            tags: fields.tags(),
+            ..CreateEnvironment::default()
+        },
+    };
+    let mut environment = api.create(&data).await.map_err(miette::Report::new)?;
+    mask_env_vars(&mut environment);
+    print_environment(&environment, output)?;
+    Ok(())
+}
+
+/// `env update`: a patch from a file and the flags; `--max-workers`/`--timeout-seconds` merge into
+/// the current configuration.
+pub(super) async fn update(
+    api: &dyn EnvironmentsApi,
+    environment: &str,
+    file: Option<PathBuf>,
+    name: Option<String>,
+    fields: &FieldFlags,
+    clear: &[ManagedField],
+    output: OutputFormat,
+) -> miette::Result<()> {
+    let mut patch = match file {
+        Some(path) => read_document::<UpdateEnvironment>(&path)?,
+        None => UpdateEnvironment::default(),
+    };
+    apply_flags(&mut patch, name, fields, clear);
+    if patch.is_empty() {
+        return Err(miette::miette!(
+            code = "envform::cli::empty_update",
+            help = "pass a field flag such as --description, --clear FIELD, or -f FILE",
+            "nothing to update"
+        ));
+    }
+    let current = resolve(api, environment).await?;
+    // --max-workers / --timeout-seconds change one key each: merge them into the current
+    // configuration, since the API replaces a field sent whole.
+    if let (Patch::Set(configuration), Some(existing)) =
+        (&mut patch.configuration, &current.configuration)
+        && fields.configuration().is_some()
+    {
+        for (key, value) in existing {
+            configuration
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    let mut environment = api
+        .update(current.id, &patch)
+        .await
+        .map_err(miette::Report::new)?;
+    mask_env_vars(&mut environment);
+    print_environment(&environment, output)?;
+    Ok(())
+}
+
+/// `env delete`: asks first on a terminal, `--yes` otherwise.
+pub(super) async fn delete(
+    api: &dyn EnvironmentsApi,
+    environment: &str,
+    yes: bool,
+) -> miette::Result<Exit> {
+    let current = resolve(api, environment).await?;
+    if !yes {
+        if !output::interactive() {
+            return Err(miette::miette!(
+                code = "envform::cli::confirmation_required",
+                help = "pass --yes to delete without a terminal",
+                "refusing to delete `{}` without confirmation",
+                current.name
+            ));
+        }
+        let question = format!(
+            "Delete environment `{}` ({})? Its workers will stop. Type `yes` to confirm:",
+            current.name, current.id
+        );
+        if !output::confirm(&question, false)? {
+            eprintln!("Delete cancelled.");
+            return Ok(Exit::Error);
+        }
+    }
+    api.delete(current.id).await.map_err(miette::Report::new)?;
+    eprintln!("Deleted environment `{}` ({}).", current.name, current.id);
+    Ok(Exit::Success)
+}
+
+fn read_document<T: DeserializeOwned>(path: &Path) -> miette::Result<T> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).into_diagnostic()
+    } else {
+        std::fs::read_to_string(path).into_diagnostic()
+    }
+    .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    // JSON is read as JSON so its errors speak JSON; anything else is YAML.
+    let is_json = path
+        .extension()
+        .is_some_and(|extension| extension == "json")
+        || text.trim_start().starts_with('{');
+    if is_json {
+        serde_json::from_str(&text)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("{} is not a valid request body", path.display()))
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|error| miette::miette!("{error}"))
+            .wrap_err_with(|| format!("{} is not a valid request body", path.display()))
+    }
+}

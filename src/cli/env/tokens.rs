@@ -1,0 +1,143 @@
+//! `env worker-command` and `env rotate-token`: the worker token, masked unless asked for.
+
+use miette::IntoDiagnostic;
+
+use super::lookup::resolve;
+use super::show::{OutputFormat, print_json};
+use crate::api::{EnvironmentsApi, WorkerCommand, WorkersApi};
+use crate::cli::exit::Exit;
+use crate::cli::output::{self, print_stdout};
+
+/// `env worker-command`.
+pub(super) async fn worker_command(
+    api: &dyn EnvironmentsApi,
+    environment: &str,
+    reveal: bool,
+    output: OutputFormat,
+) -> miette::Result<()> {
+    let current = resolve(api, environment).await?;
+    let command = api
+        .get_worker_command(current.id)
+        .await
+        .map_err(miette::Report::new)?;
+    let shown = if reveal {
+        command.command.clone()
+    } else {
+        command.masked_command()
+    };
+    match output {
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&command).into_diagnostic()?;
+            if !reveal {
+                value["worker_token"] = command.worker_token.masked().into();
+                value["command"] = shown.clone().into();
+                value["command_parts"] = serde_json::json!(
+                    command
+                        .command_parts
+                        .iter()
+                        .map(|part| if part == command.worker_token.expose() {
+                            command.worker_token.masked()
+                        } else {
+                            part.clone()
+                        })
+                        .collect::<Vec<_>>()
+                );
+            }
+            print_json(&value)?;
+        }
+        OutputFormat::Table => {
+            print_stdout(&format!("{shown}\n"))?;
+            if !command.can_register {
+                eprintln!(
+                    "note: workers cannot register yet: the namespace is {}",
+                    command.namespace_status.as_deref().unwrap_or("not ready")
+                );
+            }
+            if !reveal {
+                eprintln!("hint: the token is masked; pass --reveal to show it");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `env rotate-token`: asks first on a terminal (the environment's workers stop), then shows the
+/// new worker command once.
+pub(super) async fn rotate_token(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    reference: &str,
+    yes: bool,
+    reveal: bool,
+    output: OutputFormat,
+) -> miette::Result<Exit> {
+    let current = resolve(api, reference).await?;
+    let active = current.active_workers.unwrap_or(0);
+    if !yes {
+        if !output::interactive() {
+            return Err(miette::miette!(
+                code = "envform::cli::confirmation_required",
+                help = "pass --yes to rotate without a terminal",
+                "refusing to rotate the worker token of `{}` without confirmation",
+                current.name
+            ));
+        }
+        let question = format!(
+            "Rotate the worker token of `{}`? Its {active} active worker(s) will stop. Type `yes` to confirm:",
+            current.name
+        );
+        if !output::confirm(&question, false)? {
+            eprintln!("Rotation cancelled.");
+            return Ok(Exit::Error);
+        }
+    }
+    let command = workers
+        .rotate_worker_token(current.id)
+        .await
+        .map_err(miette::Report::new)?;
+    match output {
+        OutputFormat::Json => print_json(&shown_command(&command, reveal))?,
+        OutputFormat::Table => {
+            let shown = if reveal {
+                command.command.clone()
+            } else {
+                command.masked_command()
+            };
+            print_stdout(&format!("{shown}\n"))?;
+            if !reveal {
+                eprintln!(
+                    "hint: the new token is masked; `envform env worker-command {}` issues another",
+                    current.name
+                );
+            }
+        }
+    }
+    eprintln!(
+        "Rotated the worker token of `{}`: every earlier token is revoked, and workers using one \
+         stop at their next heartbeat ({active} active now).",
+        current.name
+    );
+    Ok(Exit::Success)
+}
+
+/// A worker command as JSON, its token masked unless `reveal`.
+fn shown_command(command: &WorkerCommand, reveal: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(command).unwrap_or_default();
+    if !reveal {
+        let token = command.worker_token.expose();
+        value["worker_token"] = command.worker_token.masked().into();
+        value["command"] = command.masked_command().into();
+        value["command_parts"] = command
+            .command_parts
+            .iter()
+            .map(|part| {
+                if part == token {
+                    command.worker_token.masked()
+                } else {
+                    part.clone()
+                }
+            })
+            .collect();
+    }
+    value
+}
