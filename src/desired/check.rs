@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::diagnostic::{DiagnosticKind, Problem, Range};
+use super::diagnostic::Problem;
+use super::diagnostic_kind::{DiagnosticKind, Range};
 use super::model::Sources;
 use super::node::{Entry, Node, Value};
 use super::section::Section;

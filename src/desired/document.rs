@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::check::Checker;
-use super::diagnostic::{DiagnosticKind, Problem, Range};
+use super::diagnostic::Problem;
+use super::diagnostic_kind::{DiagnosticKind, Range};
 use super::model::{
     DesiredEnvironment, DesiredFields, FieldPath, HttpBackendConfig, Lifecycle, Location, Options,
     Reference, StateBackendConfig, Threshold,

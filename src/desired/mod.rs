@@ -8,6 +8,7 @@
 mod check;
 mod compose;
 mod diagnostic;
+mod diagnostic_kind;
 mod document;
 mod limits;
 mod model;
@@ -25,9 +26,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use crate::model::NameProblem;
-pub use diagnostic::{
-    DiagnosticKind, Label, NodeKind, Range, RenameConflict, SpecDiagnostic, SpecError,
-};
+pub use diagnostic::{Label, SpecDiagnostic, SpecError};
+pub use diagnostic_kind::{DiagnosticKind, NodeKind, Range, RenameConflict};
 pub use model::*;
 pub use section::Section;
 

@@ -13,7 +13,8 @@ use miette::SourceSpan;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{MessageFormatter, Spanned};
 
-use super::diagnostic::{DiagnosticKind, NodeKind, Problem};
+use super::diagnostic::Problem;
+use super::diagnostic_kind::{DiagnosticKind, NodeKind};
 use super::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, MAX_REPLAYED_EVENTS};
 use super::model::{Location, SourceId};
 

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use foldhash::{HashMap, HashMapExt};
 
 use super::check::Checker;
-use super::diagnostic::{DiagnosticKind, Problem, RenameConflict, quote};
+use super::diagnostic::Problem;
+use super::diagnostic_kind::{DiagnosticKind, RenameConflict, quote};
 use super::model::DesiredEnvironment;
 use super::suggestion;
 

@@ -1,7 +1,8 @@
 //! Text → tree: the fast composer for plain YAML, serde-saphyr's deserializer for the rest, and
 //! the file-size budget checked before either.
 
-use super::diagnostic::{DiagnosticKind, Problem};
+use super::diagnostic::Problem;
+use super::diagnostic_kind::DiagnosticKind;
 use super::limits::MAX_FILE_BYTES;
 use super::model::SourceId;
 use super::node::{Node, deserialize, location};
