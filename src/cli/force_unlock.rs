@@ -22,24 +22,18 @@ pub(crate) struct ForceUnlockArgs {
 /// Runs `envform force-unlock`.
 pub(crate) async fn execute(args: ForceUnlockArgs) -> miette::Result<Exit> {
     let backend = args.location.state_command_backend()?;
-    if !args.yes {
-        if !output::interactive() {
-            return Err(miette::miette!(
-                code = "envform::cli::confirmation_required",
-                help = "pass --yes to break the lock without a terminal",
-                "refusing to break lock {} without confirmation",
-                args.lock_id
-            ));
-        }
-        let question = format!(
+    let confirmation = output::Confirmation {
+        action: format!("break lock {}", args.lock_id),
+        without_terminal: "break the lock without a terminal",
+        question: format!(
             "Break lock {} on {}? Only do this if its holder is gone. Type `yes` to confirm:",
             args.lock_id,
             backend.describe()
-        );
-        if !output::confirm(&question, false)? {
-            eprintln!("Force-unlock cancelled.");
-            return Ok(Exit::Error);
-        }
+        ),
+        cancelled: "Force-unlock cancelled.",
+    };
+    if !output::confirmed(args.yes, &confirmation)? {
+        return Ok(Exit::Error);
     }
     backend
         .force_unlock(&args.lock_id)

@@ -123,6 +123,40 @@ pub(crate) async fn stop_signal() {
 }
 
 /// Asks a yes/no question on stderr; only `yes` (or `y` when `short` is allowed) confirms.
+/// A destructive command's confirmation: what it would do, asked on a terminal, refused without
+/// one unless `--yes` was given.
+pub(crate) struct Confirmation<'a> {
+    /// What is done, after "refusing to": `delete `staging``.
+    pub(crate) action: String,
+    /// How to skip the question, after "pass --yes to": `delete without a terminal`.
+    pub(crate) without_terminal: &'a str,
+    /// The question, ending with what to type.
+    pub(crate) question: String,
+    /// What is printed when the answer is not `yes`: `Delete cancelled.`
+    pub(crate) cancelled: &'a str,
+}
+
+/// Whether to go on: `yes`, or the person at the terminal typed `yes`. Without a terminal and
+/// without `yes` it is an error that says how to skip the question.
+pub(crate) fn confirmed(yes: bool, confirmation: &Confirmation<'_>) -> miette::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !interactive() {
+        return Err(miette::miette!(
+            code = "envform::cli::confirmation_required",
+            help = format!("pass --yes to {}", confirmation.without_terminal),
+            "refusing to {} without confirmation",
+            confirmation.action
+        ));
+    }
+    let answer = confirm(&confirmation.question, false)?;
+    if !answer {
+        eprintln!("{}", confirmation.cancelled);
+    }
+    Ok(answer)
+}
+
 pub(crate) fn confirm(question: &str, accept_short: bool) -> miette::Result<bool> {
     eprint!("{question} ");
     let _ = std::io::stderr().flush();

@@ -91,23 +91,17 @@ pub(super) async fn delete(
     yes: bool,
 ) -> miette::Result<Exit> {
     let current = resolve(api, environment).await?;
-    if !yes {
-        if !output::interactive() {
-            return Err(miette::miette!(
-                code = "envform::cli::confirmation_required",
-                help = "pass --yes to delete without a terminal",
-                "refusing to delete `{}` without confirmation",
-                current.name
-            ));
-        }
-        let question = format!(
+    let confirmation = output::Confirmation {
+        action: format!("delete `{}`", current.name),
+        without_terminal: "delete without a terminal",
+        question: format!(
             "Delete environment `{}` ({})? Its workers will stop. Type `yes` to confirm:",
             current.name, current.id
-        );
-        if !output::confirm(&question, false)? {
-            eprintln!("Delete cancelled.");
-            return Ok(Exit::Error);
-        }
+        ),
+        cancelled: "Delete cancelled.",
+    };
+    if !output::confirmed(yes, &confirmation)? {
+        return Ok(Exit::Error);
     }
     api.delete(current.id).await.map_err(miette::Report::new)?;
     eprintln!("Deleted environment `{}` ({}).", current.name, current.id);

@@ -73,23 +73,17 @@ pub(super) async fn rotate_token(
 ) -> miette::Result<Exit> {
     let current = resolve(api, reference).await?;
     let active = current.active_workers.unwrap_or(0);
-    if !yes {
-        if !output::interactive() {
-            return Err(miette::miette!(
-                code = "envform::cli::confirmation_required",
-                help = "pass --yes to rotate without a terminal",
-                "refusing to rotate the worker token of `{}` without confirmation",
-                current.name
-            ));
-        }
-        let question = format!(
+    let confirmation = output::Confirmation {
+        action: format!("rotate the worker token of `{}`", current.name),
+        without_terminal: "rotate without a terminal",
+        question: format!(
             "Rotate the worker token of `{}`? Its {active} active worker(s) will stop. Type `yes` to confirm:",
             current.name
-        );
-        if !output::confirm(&question, false)? {
-            eprintln!("Rotation cancelled.");
-            return Ok(Exit::Error);
-        }
+        ),
+        cancelled: "Rotation cancelled.",
+    };
+    if !output::confirmed(yes, &confirmation)? {
+        return Ok(Exit::Error);
     }
     let command = workers
         .rotate_worker_token(current.id)

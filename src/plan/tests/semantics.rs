@@ -579,15 +579,8 @@ fn payloads_carry_real_secret_values_and_debug_hides_them() {
     assert_eq!(execution, expected);
 }
 
-#[test]
-fn a_secret_changed_since_the_plan_is_refused() {
-    let (mut desired, live, state) = snapshots::secrets();
-    let plan = plan_ok(&desired, &live, &state);
-    let create = plan
-        .steps()
-        .iter()
-        .find(|step| step.action == Action::Create)
-        .expect("staging is created");
+/// Changes the secret of the first desired environment of the `secrets` fixture.
+fn rotate_secret(desired: &mut crate::desired::Desired) {
     if let Some(execution) = desired.environments[0]
         .fields
         .execution_environment
@@ -597,6 +590,18 @@ fn a_secret_changed_since_the_plan_is_refused() {
             .env_vars
             .insert("API_KEY".to_owned(), json!("rotated"));
     }
+}
+
+#[test]
+fn a_secret_changed_since_the_plan_is_refused() {
+    let (mut desired, live, state) = snapshots::secrets();
+    let plan = plan_ok(&desired, &live, &state);
+    let create = plan
+        .steps()
+        .iter()
+        .find(|step| step.action == Action::Create)
+        .expect("staging is created");
+    rotate_secret(&mut desired);
     assert_eq!(
         resolve_payload(create, &desired, &live),
         Err(ResolveError::SecretChanged {
@@ -693,15 +698,7 @@ fn a_bound_plan_never_shows_a_secret() {
 fn binding_refuses_a_plan_whose_secret_changed() {
     let (mut desired, live, state) = snapshots::secrets();
     let plan = plan_ok(&desired, &live, &state);
-    if let Some(execution) = desired.environments[0]
-        .fields
-        .execution_environment
-        .as_mut()
-    {
-        execution
-            .env_vars
-            .insert("API_KEY".to_owned(), json!("rotated"));
-    }
+    rotate_secret(&mut desired);
     // The digest of the files moves with the secret, so the base check refuses it first.
     desired.digest = plan.base().desired_digest.clone();
     let refused = plan
