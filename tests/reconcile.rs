@@ -223,16 +223,26 @@ fn rename_swap_adopt_delete_and_recreate() {
         scenario.apply_ok()
     };
 
-    // Adopt: a live environment of a desired name is taken over, not created again.
+    // Adopt: a live environment of a desired name that nothing owns is taken over when asked,
+    // not created again; without --adopt the plan refuses and nothing changes.
     scenario
         .envform()
         .args(["env", "create", "--name", "legacy"])
         .assert()
         .success();
     let legacy_id = scenario.live()["legacy"].clone();
-    let out = apply(
+    scenario.write(
         "version: 1\nenvironments:\n  - name: legacy\n    description: adopted\n  - name: blue\n  - name: green\n",
     );
+    scenario
+        .apply()
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("envform::plan::exists_unmanaged"))
+        .stderr(predicate::str::contains("envform import legacy"));
+    assert_eq!(scenario.live().len(), 2, "nothing was created");
+    let out = scenario.apply().arg("--adopt").assert().success();
+    let out = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(out.contains("adopt"), "{out}");
     assert_eq!(scenario.live()["legacy"], legacy_id);
     assert_eq!(scenario.plan_exit_code(), 0);

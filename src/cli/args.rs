@@ -103,6 +103,9 @@ pub(crate) struct PlanningArgs {
     /// Allow deleting or deactivating environments with active workers (they stop).
     #[arg(long)]
     pub(crate) allow_disruption: bool,
+    /// Adopt live environments that no configuration owns when the file names them.
+    #[arg(long)]
+    pub(crate) adopt: bool,
 }
 
 /// Where a configuration is: its control plane, its desired-state files and its state. Every

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::args::TargetArgs;
 use super::exit::Exit;
 use crate::api::{Environment, Status};
-use crate::plan::DEFAULT_ENVIRONMENT;
+use crate::model::{DEFAULT_ENVIRONMENT, Owner};
 
 /// `envform init` flags.
 #[derive(Debug, clap::Args)]
@@ -51,35 +51,55 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
         "Wrote {} with {} environment(s). Run `envform plan` to see them adopted, then `envform apply`.",
         args.path.display(),
         live.iter()
-            .filter(|env| env.name != DEFAULT_ENVIRONMENT)
+            .filter(
+                |env| env.name != DEFAULT_ENVIRONMENT && Owner::of(env.settings.as_ref()).is_none()
+            )
             .count()
     );
     Ok(Exit::Success)
 }
 
-/// The starter file for `live`: every environment with its managed fields, `default` commented out.
-/// Values are written as JSON, which YAML reads as flow-style scalars, maps and lists.
+/// The starter file for `live`: every environment no other configuration owns, with its managed
+/// fields, `default` and the others' environments commented out, and `options.adopt` set so that
+/// the first plan adopts what it names. Values are written as JSON, which YAML reads as
+/// flow-style scalars, maps and lists.
 fn starter(live: &[Environment]) -> String {
     let mut text = String::from(
         "# Desired state written by `envform init` from the live environments.\n\
          # Edit it, then `envform plan` shows what `envform apply` would change.\n\
-         version: 1\nenvironments:\n",
+         version: 1\n\
+         # The first plan adopts the environments below; once applied, this can go.\n\
+         options: {adopt: true}\n\
+         environments:\n",
     );
     let mut environments: Vec<&Environment> = live.iter().collect();
     environments.sort_by(|a, b| a.name.cmp(&b.name));
-    if environments
+    let adoptable = |environment: &&&Environment| {
+        environment.name != DEFAULT_ENVIRONMENT
+            && Owner::of(environment.settings.as_ref()).is_none()
+    };
+    if !environments
         .iter()
-        .all(|env| env.name == DEFAULT_ENVIRONMENT)
+        .any(|environment| adoptable(&environment))
     {
         text.push_str("  []\n");
     }
     for environment in environments {
         let entry = entry(environment);
-        if environment.name == DEFAULT_ENVIRONMENT {
-            text.push_str(
-                "  # The organization's `default` environment is created by the service and cannot\n  \
-                 # be deleted; uncomment to manage its fields too.\n",
-            );
+        let owner = Owner::of(environment.settings.as_ref());
+        if environment.name == DEFAULT_ENVIRONMENT || owner.is_some() {
+            match owner {
+                Some(owner) => {
+                    let _ = writeln!(
+                        text,
+                        "  # Owned by another configuration ({owner}): left to it.",
+                    );
+                }
+                None => text.push_str(
+                    "  # The organization's `default` environment is created by the service and cannot\n  \
+                     # be deleted; uncomment to manage its fields too.\n",
+                ),
+            }
             for line in entry.lines() {
                 let _ = writeln!(text, "  # {line}");
             }
@@ -115,7 +135,8 @@ fn entry(environment: &Environment) -> String {
     for (key, value) in [
         ("configuration", environment.configuration.clone()),
         ("metadata", environment.metadata.clone()),
-        ("settings", environment.settings.clone()),
+        // The ownership stamp is envform's bookkeeping, never part of a file.
+        ("settings", Owner::unstamped(environment.settings.as_ref())),
     ] {
         if let Some(map) = value.filter(|map| !map.is_empty()) {
             field(key, Value::Object(map));

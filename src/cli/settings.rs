@@ -146,6 +146,7 @@ impl PlanningArgs {
             } else {
                 otherwise
             },
+            adopt: self.adopt,
         }
     }
 }
@@ -308,6 +309,7 @@ mod tests {
             targets: vec!["prod".to_owned()],
             force: true,
             allow_disruption: false,
+            adopt: false,
         };
         let options = args.options(DisruptionPolicy::Warn);
         assert_eq!(options.disruption, DisruptionPolicy::Warn);

@@ -580,6 +580,11 @@ fn read_options(checker: &mut Checker<'_>, node: &Node) -> Option<Options> {
                     options.prune = prune;
                 }
             }
+            "adopt" => {
+                if let Some(adopt) = checker.boolean("options.adopt", value) {
+                    options.adopt = adopt;
+                }
+            }
             "delete_threshold" => {
                 options.delete_threshold = threshold(checker, "options.delete_threshold", value);
             }

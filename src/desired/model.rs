@@ -93,6 +93,8 @@ impl Desired {
 pub struct Options {
     /// Delete live environments that are neither in the file nor in state.
     pub prune: bool,
+    /// Adopt live environments no configuration owns when the file names them.
+    pub adopt: bool,
     /// Deletes above this share of managed environments need `--force`.
     pub delete_threshold: Threshold,
     /// Updates above this share of managed environments need `--force`.

@@ -54,7 +54,7 @@ impl Section {
             Section::Environment => &ENVIRONMENT_KEYS,
             // Every key of an environment but its identity: `name` and `renamed_from`.
             Section::Defaults => &ENVIRONMENT_KEYS[1..ENVIRONMENT_KEYS.len() - 1],
-            Section::Options => &["prune", "delete_threshold", "update_threshold"],
+            Section::Options => &["prune", "adopt", "delete_threshold", "update_threshold"],
             Section::Threshold => &["max_fraction", "min_existing"],
             Section::LocalState => &["backend", "path"],
             Section::HttpState => &[

@@ -6,6 +6,7 @@ mod execution;
 mod field;
 mod id;
 mod name;
+mod owner;
 mod state_backend;
 mod status;
 
@@ -13,6 +14,7 @@ pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId};
 pub use name::{DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem};
+pub use owner::{Lineage, OWNER_KEY, Owner};
 pub use state_backend::HttpBackendConfig;
 pub use status::{Status, UnknownStatus};
 

@@ -24,6 +24,10 @@ pub struct PlanBase {
     pub touched: BTreeMap<String, Option<Timestamp>>,
     /// Names the plan creates, which must still be free.
     pub absent: BTreeSet<String>,
+    /// The lineage the plan stamps on what it creates and adopts; a state never written takes it
+    /// when the plan is bound. Absent from plans saved before ownership was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_lineage: Option<Lineage>,
 }
 
 impl PlanBase {

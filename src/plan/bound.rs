@@ -3,15 +3,16 @@
 //! resolved with the real secret values. This is the only thing `apply` executes, so no caller of
 //! the library can execute a stale plan or one whose secrets changed since it was reviewed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::base::StalePlan;
+use super::base::{PlanBase, StalePlan};
 use super::error::PlanErrors;
 use super::model::{Plan, StepId};
 use super::payload::{Payload, ResolveError, resolve_payload};
 use crate::api::Environment;
-use crate::desired::Desired;
+use crate::desired::{Desired, DesiredEnvironment};
+use crate::model::EnvironmentId;
 use crate::state::State;
 
 /// A plan ready to execute. It holds real secret values, so it is never serialized and its `Debug`
@@ -52,11 +53,34 @@ impl Plan {
     ) -> Result<BoundPlan, BindError> {
         self.base().check(&state, desired, live)?;
         super::disruption_check::check_saved(&self, live, allow_disruption)?;
+        let desired_by_name: HashMap<&str, &DesiredEnvironment> = desired
+            .environments
+            .iter()
+            .map(|environment| (environment.name.as_str(), environment))
+            .collect();
+        let live_by_id: HashMap<EnvironmentId, &Environment> = live
+            .iter()
+            .map(|environment| (environment.id, environment))
+            .collect();
         let payloads = self
             .steps()
             .iter()
-            .map(|step| Ok((step.id, resolve_payload(step, desired, live)?)))
+            .map(|step| {
+                let desired = desired_by_name.get(step.name.as_str()).copied();
+                let live = step
+                    .environment_id
+                    .and_then(|id| live_by_id.get(&id).copied());
+                Ok((step.id, resolve_payload(step, desired, live)?))
+            })
             .collect::<Result<_, ResolveError>>()?;
+        let mut state = state;
+        // A state never written takes the lineage the plan stamped on what it creates and
+        // adopts, so that the environments and the state name the same owner.
+        if let Some(lineage) = self.base().owner_lineage
+            && PlanBase::lineage_of(&state).is_none()
+        {
+            state.lineage = lineage;
+        }
         Ok(BoundPlan {
             plan: self,
             payloads,

@@ -6,6 +6,7 @@ use std::fmt;
 use miette::{LabeledSpan, NamedSource, SourceSpan};
 
 use crate::desired::{Location, Sources};
+use crate::model::Owner;
 
 /// Every problem found while planning.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -119,6 +120,36 @@ pub enum PlanError {
         doing: &'static str,
         /// "2 active workers will stop".
         stopping: String,
+    },
+    /// The plan would take or change an environment another configuration owns.
+    #[error("`{name}` is owned by another configuration ({owner}); this plan would {doing} it")]
+    #[diagnostic(
+        code(envform::plan::owned_elsewhere),
+        help(
+            "leave it to its configuration, or move it here on purpose with \
+             `envform import {name} --take-over`"
+        )
+    )]
+    OwnedElsewhere {
+        /// The environment.
+        name: String,
+        /// Its stamp.
+        owner: Owner,
+        /// What the plan would do: "adopt", "update", "rename", "delete".
+        doing: &'static str,
+    },
+    /// A live environment nothing owns has a desired name, and adoption was not asked for.
+    #[error("`{name}` already exists live and no configuration owns it")]
+    #[diagnostic(
+        code(envform::plan::exists_unmanaged),
+        help(
+            "take it under management with `envform import {name}`, or adopt every such \
+             environment with --adopt (or `options.adopt: true`)"
+        )
+    )]
+    ExistsUnmanaged {
+        /// The environment.
+        name: String,
     },
     /// `--target` names nothing.
     #[error("--target `{name}` names no environment in the file, in state or live")]

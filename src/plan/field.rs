@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Environment;
 use crate::desired::DesiredFields;
-use crate::model::{ExecutionEnvironment, ManagedField};
+use crate::model::{ExecutionEnvironment, ManagedField, OWNER_KEY, Owner};
 
 /// The prefix of a secret's digest, as stored in plans and state.
 pub const DIGEST_PREFIX: &str = "sha256:";
@@ -41,7 +41,10 @@ impl ManagedField {
             ManagedField::Configuration => environment.configuration.clone().map(Value::Object),
             ManagedField::Metadata => environment.metadata.clone().map(Value::Object),
             ManagedField::Tags => environment.tags.as_deref().map(string_array),
-            ManagedField::Settings => environment.settings.clone().map(Value::Object),
+            // The ownership stamp is envform's bookkeeping, not a value a configuration sets.
+            ManagedField::Settings => {
+                Owner::unstamped(environment.settings.as_ref()).map(Value::Object)
+            }
             ManagedField::ExecutionEnvironment => environment
                 .execution_environment
                 .as_ref()
@@ -57,7 +60,7 @@ impl ManagedField {
             ManagedField::Status => same_text(Some(environment.status.as_str()), value),
             ManagedField::Configuration => same_object(environment.configuration.as_ref(), value),
             ManagedField::Metadata => same_object(environment.metadata.as_ref(), value),
-            ManagedField::Settings => same_object(environment.settings.as_ref(), value),
+            ManagedField::Settings => same_settings(environment.settings.as_ref(), value),
             ManagedField::Tags | ManagedField::ExecutionEnvironment => {
                 self.live_value(environment).as_ref() == value
             }
@@ -70,6 +73,24 @@ fn same_text(live: Option<&str>, value: Option<&Value>) -> bool {
         (None, None) => true,
         (Some(live), Some(Value::String(value))) => live == value,
         _ => false,
+    }
+}
+
+/// [`same_object`] for `settings`, whose ownership stamp is not compared (nor copied).
+fn same_settings(live: Option<&Map<String, Value>>, value: Option<&Value>) -> bool {
+    let Some(live) = live else {
+        return value.is_none();
+    };
+    let compared = live.len() - usize::from(live.contains_key(OWNER_KEY));
+    match value {
+        None => compared == 0,
+        Some(Value::Object(value)) => {
+            value.len() == compared
+                && value
+                    .iter()
+                    .all(|(key, value)| key != OWNER_KEY && live.get(key) == Some(value))
+        }
+        Some(_) => false,
     }
 }
 

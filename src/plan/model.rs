@@ -13,7 +13,7 @@ use super::base::PlanBase;
 use super::disruption::{Disruption, DisruptionCause, DisruptionPolicy, describe};
 use super::value::ValuePath;
 use crate::api::{EnvironmentId, JsonMap, Status};
-use crate::model::ManagedField;
+use crate::model::{ManagedField, Owner};
 use crate::state::{ResourceState, State};
 
 /// The version of the saved plan format and of the JSON rendering.
@@ -28,6 +28,8 @@ pub struct PlanOptions {
     pub targets: Vec<String>,
     /// What to do about steps that stop active workers (refuse them by default).
     pub disruption: DisruptionPolicy,
+    /// `--adopt`: live environments nothing owns may be adopted by name.
+    pub adopt: bool,
 }
 
 /// The options a plan was computed with, kept in the plan.
@@ -42,6 +44,9 @@ pub struct PlanSettings {
     /// `--allow-disruption`: the plan may stop active workers.
     #[serde(default)]
     pub allow_disruption: bool,
+    /// `--adopt` or `options.adopt`: live environments nothing owns may be adopted.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 /// An immutable plan. Steps are stored in execution order; each step's `depends_on` are the
@@ -58,6 +63,25 @@ pub struct Plan {
     // Absent from plans saved before workers were tracked.
     #[serde(default)]
     disruptions: Vec<Disruption>,
+    // Absent from plans saved before ownership was recorded.
+    #[serde(default)]
+    owned_elsewhere: usize,
+}
+
+/// What the planner found, in the order the plan keeps it.
+pub(crate) struct PlanContents {
+    /// The steps, in execution order.
+    pub(crate) steps: Vec<Step>,
+    /// Changes made live since the last apply.
+    pub(crate) drift: Vec<Drift>,
+    /// Live environments nothing manages.
+    pub(crate) unmanaged: Vec<Unmanaged>,
+    /// Warnings for every format.
+    pub(crate) warnings: Vec<PlanWarning>,
+    /// Steps that stop active workers.
+    pub(crate) disruptions: Vec<Disruption>,
+    /// How many live environments other configurations own.
+    pub(crate) owned_elsewhere: usize,
 }
 
 /// Why a saved plan cannot be read.
@@ -81,24 +105,17 @@ pub enum PlanLoadError {
 
 impl Plan {
     /// Assembles a plan; only the planner calls this.
-    pub(crate) fn new(
-        base: PlanBase,
-        settings: PlanSettings,
-        steps: Vec<Step>,
-        drift: Vec<Drift>,
-        unmanaged: Vec<Unmanaged>,
-        warnings: Vec<PlanWarning>,
-        disruptions: Vec<Disruption>,
-    ) -> Self {
+    pub(crate) fn new(base: PlanBase, settings: PlanSettings, contents: PlanContents) -> Self {
         Self {
             format_version: PLAN_FORMAT_VERSION.to_owned(),
             base,
             settings,
-            steps,
-            drift,
-            unmanaged,
-            warnings,
-            disruptions,
+            steps: contents.steps,
+            drift: contents.drift,
+            unmanaged: contents.unmanaged,
+            warnings: contents.warnings,
+            disruptions: contents.disruptions,
+            owned_elsewhere: contents.owned_elsewhere,
         }
     }
 
@@ -116,6 +133,11 @@ impl Plan {
     /// The plan as a document to save (`--out`); holds digests, never secret values.
     pub fn to_saved(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
+    }
+
+    /// How many live environments other configurations own (never touched, never listed).
+    pub fn owned_elsewhere(&self) -> usize {
+        self.owned_elsewhere
     }
 
     /// The format version the plan was written with.
@@ -319,6 +341,11 @@ pub struct Step {
     pub wait_for_provisioning: bool,
     /// What to write to state once the step is done.
     pub record: StateRecord,
+    /// The ownership stamp this step writes into the environment's `settings` (a create, an
+    /// adoption, or an environment whose stamp is missing or out of date); `None` when live
+    /// already carries the right one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
     /// Why the step is there, when it is not obvious.
     pub notes: Vec<StepNote>,
 }
@@ -344,6 +371,7 @@ impl Step {
             depends_on: Vec::new(),
             wait_for_provisioning: false,
             record,
+            owner: None,
             notes: Vec::new(),
         }
     }
@@ -365,7 +393,7 @@ impl Step {
     pub fn calls_api(&self) -> bool {
         match self.action {
             Action::Create | Action::Delete | Action::Rename => true,
-            Action::Update | Action::Adopt => !self.changes.is_empty(),
+            Action::Update | Action::Adopt => !self.changes.is_empty() || self.owner.is_some(),
             Action::NoOp => false,
         }
     }
@@ -484,6 +512,8 @@ pub enum StepNote {
     TakenOver,
     /// State knew the environment, which is gone live and from the file: only state is updated.
     GoneOutside,
+    /// Only the ownership stamp is written (it was missing or out of date).
+    Stamp,
 }
 
 impl StepNote {
@@ -495,6 +525,7 @@ impl StepNote {
             StepNote::Pruned => "pruned: not in the configuration nor in state",
             StepNote::TakenOver => "not managed before: taken over",
             StepNote::GoneOutside => "deleted outside envform: removed from state",
+            StepNote::Stamp => "records which configuration owns it",
         }
     }
 }
@@ -576,6 +607,11 @@ pub enum PlanWarning {
         /// The `--target` names.
         targets: Vec<String>,
     },
+    /// State is new or empty, and the plan adopts live environments into it.
+    AdoptsIntoNewState {
+        /// How many it adopts.
+        count: usize,
+    },
     /// The plan stops active workers; applying it needs `--allow-disruption`.
     Disruption {
         /// The environment.
@@ -602,6 +638,12 @@ impl fmt::Display for PlanWarning {
             PlanWarning::UnknownIgnorePath { name, path } => write!(
                 f,
                 "`{name}`: `lifecycle.ignore_changes` entry `{path}` names no managed field"
+            ),
+            PlanWarning::AdoptsIntoNewState { count } => write!(
+                f,
+                "state is new or empty, and this plan adopts {count} live environment{}: check \
+                 that the state workspace is the one this configuration uses",
+                if *count == 1 { "" } else { "s" }
             ),
             PlanWarning::Targeted { targets } => write!(
                 f,

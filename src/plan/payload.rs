@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::field::{DIGEST_PREFIX, secret_digest};
 use super::model::{Action, FieldChange, Step};
 use crate::api::{CreateEnvironment, Environment, Patch, UpdateEnvironment};
-use crate::desired::Desired;
-use crate::model::{EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField, Status};
+use crate::desired::DesiredEnvironment;
+use crate::model::{EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField, Owner, Status};
 
 /// The API call of a step, with real secret values.
 #[derive(Clone, PartialEq)]
@@ -90,22 +90,20 @@ pub enum ResolveError {
     },
 }
 
-/// The API call of `step`, with the real secret values from `desired` (or from `live`, for values
-/// kept under `ignore_changes`).
+/// The API call of `step`, with the real secret values from its desired environment (or from its
+/// live one, for values kept under `ignore_changes`), and the ownership stamp merged into the
+/// `settings` it sends.
 pub fn resolve_payload(
     step: &Step,
-    desired: &Desired,
-    live: &[Environment],
+    desired: Option<&DesiredEnvironment>,
+    live: Option<&Environment>,
 ) -> Result<Payload, ResolveError> {
     let resolver = Resolver {
         step,
         desired_vars: desired
-            .environment(&step.name)
             .and_then(|environment| environment.fields.execution_environment.as_ref())
             .map(|execution| &execution.env_vars),
-        live_vars: step
-            .environment_id
-            .and_then(|id| live.iter().find(|environment| environment.id == id))
+        live_vars: live
             .and_then(|environment| environment.execution_environment.as_ref())
             .map(|execution| &execution.env_vars),
     };
@@ -115,6 +113,9 @@ pub fn resolve_payload(
             if let Some(value) = &change.after {
                 resolver.set_create(&mut body, change.field, value)?;
             }
+        }
+        if let Some(owner) = step.owner {
+            body.settings = Some(owner.stamped(body.settings.take()));
         }
         return Ok(Payload::Create(body));
     }
@@ -135,7 +136,24 @@ pub fn resolve_payload(
     for change in &step.changes {
         resolver.set_update(&mut patch, change)?;
     }
+    stamp_settings(&mut patch, step, live);
     Ok(Payload::Update { id, patch })
+}
+
+/// `settings` is sent whole: whenever it is sent, or the step writes a stamp, the stamp goes with
+/// it (the step's new one, else the one live has), so an update never drops the ownership.
+fn stamp_settings(patch: &mut UpdateEnvironment, step: &Step, live: Option<&Environment>) {
+    let live_settings = live.and_then(|environment| environment.settings.as_ref());
+    let Some(owner) = step.owner.or_else(|| Owner::of(live_settings)) else {
+        return;
+    };
+    let settings = match std::mem::take(&mut patch.settings) {
+        Patch::Set(settings) => Some(settings),
+        Patch::Clear => None,
+        Patch::Unchanged if step.owner.is_some() => Owner::unstamped(live_settings),
+        Patch::Unchanged => return,
+    };
+    patch.settings = Patch::Set(owner.stamped(settings));
 }
 
 struct Resolver<'a> {

@@ -4,23 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+pub use crate::model::Lineage;
 use crate::model::{EnvironmentId, JsonMap};
 
 /// The current state format version.
 pub const STATE_VERSION: u32 = 1;
-
-/// Identifies one history of a state: a state file with another lineage is another history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Lineage(pub Uuid);
-
-impl std::fmt::Display for Lineage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// The state document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +44,7 @@ impl State {
     pub fn empty(target: impl Into<String>) -> Self {
         Self {
             version: STATE_VERSION,
-            lineage: Lineage(Uuid::new_v4()),
+            lineage: Lineage::new_random(),
             serial: 0,
             envform_version: env!("CARGO_PKG_VERSION").to_owned(),
             target: target.into(),

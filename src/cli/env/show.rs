@@ -5,6 +5,7 @@ use miette::IntoDiagnostic;
 
 use crate::api::{Environment, JsonMap};
 use crate::cli::output::{self, print_stdout};
+use crate::model::Owner;
 
 /// Output format of `env` commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,6 +54,7 @@ pub(super) fn environment_table(environments: &[Environment]) -> String {
                 environment
                     .active_workers
                     .map_or_else(|| "-".to_owned(), |count| count.to_string()),
+                owner(environment),
                 environment.id.to_string(),
                 environment
                     .created_at
@@ -60,7 +62,26 @@ pub(super) fn environment_table(environments: &[Environment]) -> String {
             ]
         })
         .collect();
-    output::table(&["NAME", "STATUS", "WORKERS", "ID", "CREATED"], &rows)
+    output::table(
+        &["NAME", "STATUS", "WORKERS", "OWNER", "ID", "CREATED"],
+        &rows,
+    )
+}
+
+/// The lineage of the state that manages the environment (its first 8 characters, as a lock ID
+/// is shown), `protected` when its configuration sets `prevent_destroy`; `-` when none does.
+fn owner(environment: &Environment) -> String {
+    Owner::of(environment.settings.as_ref()).map_or_else(
+        || "-".to_owned(),
+        |owner| {
+            let lineage: String = owner.lineage.to_string().chars().take(8).collect();
+            if owner.prevent_destroy {
+                format!("{lineage} (protected)")
+            } else {
+                lineage
+            }
+        },
+    )
 }
 
 fn environment_details(environment: &Environment) -> String {
@@ -80,6 +101,11 @@ fn environment_details(environment: &Environment) -> String {
         ],
         vec!["description".to_owned(), optional(&environment.description)],
         vec!["status".to_owned(), environment.status.to_string()],
+        vec![
+            "owner".to_owned(),
+            Owner::of(environment.settings.as_ref())
+                .map_or_else(|| "-".to_owned(), |owner| owner.to_string()),
+        ],
         vec![
             "configuration".to_owned(),
             json(environment.configuration.as_ref()),

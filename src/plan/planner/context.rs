@@ -38,6 +38,8 @@ pub(super) struct Planner<'a> {
     pub(super) warnings: Vec<PlanWarning>,
     /// Problems that stop the plan; all are reported at once.
     pub(super) errors: Vec<PlanError>,
+    /// Live environments other configurations own, left out of the plan.
+    pub(super) owned_elsewhere: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -77,7 +79,13 @@ impl<'a> Planner<'a> {
             unmanaged: Vec::new(),
             warnings,
             errors: Vec::new(),
+            owned_elsewhere: 0,
         }
+    }
+
+    /// Whether live environments nothing owns may be adopted (`--adopt` or `options.adopt`).
+    pub(super) fn adopts(&self) -> bool {
+        self.options.adopt || self.desired.options.adopt
     }
 
     /// Whether `name` is within the `--target` scope (everything is, without targets).

@@ -10,9 +10,10 @@ use super::context::Planner;
 use super::drift::{Compared, record_drift};
 use super::identity::{Identity, swap_temporary_name, swapped_renames};
 use crate::desired::DesiredEnvironment;
-use crate::model::{EnvironmentId, JsonMap, ManagedField, Status};
+use crate::model::{EnvironmentId, JsonMap, ManagedField, Owner, Status};
+use crate::plan::error::PlanError;
 use crate::plan::model::{
-    Action, Drift, FieldChange, PlanWarning, Rename, StateRecord, Step, SwapPart,
+    Action, Drift, FieldChange, PlanWarning, Rename, StateRecord, Step, StepNote, SwapPart,
 };
 use crate::plan::value;
 
@@ -35,8 +36,12 @@ pub(super) struct PlannedEnvironment {
     pub(super) live: Option<EnvironmentId>,
     /// Its step, or two for a swap.
     pub(super) steps: Vec<Step>,
+    /// Drift found on it.
     pub(super) drift: Vec<Drift>,
+    /// Warnings about it.
     pub(super) warnings: Vec<PlanWarning>,
+    /// Why it cannot be planned (another configuration owns it, or adoption was not asked for).
+    pub(super) errors: Vec<PlanError>,
 }
 
 /// Fewest desired environments worth a run on another thread.
@@ -95,6 +100,7 @@ impl<'a> Planner<'a> {
             self.steps.extend(planned.steps);
             self.drift.extend(planned.drift);
             self.warnings.extend(planned.warnings);
+            self.errors.extend(planned.errors);
         }
         taken
     }
@@ -198,13 +204,21 @@ impl<'a> Planner<'a> {
             }
         }
 
-        let action = match (&identity.live, &identity.renamed_from) {
+        let mut action = match (&identity.live, &identity.renamed_from) {
             (None, _) => Action::Create,
             (Some(_), Some(_)) => Action::Rename,
             (Some(_), None) if identity.managed.is_none() => Action::Adopt,
             (Some(_), None) if changes.is_empty() => Action::NoOp,
             (Some(_), None) => Action::Update,
         };
+        let (owner, errors) = self.ownership(environment, &identity, action);
+        let mut notes = identity.notes;
+        if owner.is_some() && action == Action::NoOp {
+            // Only the stamp is written: an environment managed before ownership was recorded,
+            // or whose `prevent_destroy` changed.
+            action = Action::Update;
+            notes.push(StepNote::Stamp);
+        }
         let wait_for_provisioning = identity.live.is_some_and(|live| {
             live.status == Status::Provisioning
                 && changes
@@ -257,7 +271,8 @@ impl<'a> Planner<'a> {
             changes,
             unchanged,
             wait_for_provisioning,
-            notes: identity.notes,
+            owner,
+            notes,
             ..Step::new(action, &environment.name, environment_id, record)
         });
         PlannedEnvironment {
@@ -265,6 +280,49 @@ impl<'a> Planner<'a> {
             steps,
             drift,
             warnings,
+            errors,
+        }
+    }
+
+    /// The stamp the step must write (`None`: live carries the right one already) and why the
+    /// environment cannot be planned: another configuration owns it, or it exists unowned and
+    /// adoption was not asked for. An unowned environment this state manages was managed before
+    /// ownership was recorded, and is stamped without asking.
+    fn ownership(
+        &self,
+        environment: &DesiredEnvironment,
+        identity: &Identity<'_>,
+        action: Action,
+    ) -> (Option<Owner>, Vec<PlanError>) {
+        let ours = Owner {
+            lineage: self.state.lineage,
+            prevent_destroy: environment.lifecycle.prevent_destroy,
+        };
+        let Some(live) = identity.live else {
+            return (Some(ours), Vec::new());
+        };
+        match Owner::of(live.settings.as_ref()) {
+            Some(owner) if owner.lineage != ours.lineage => {
+                let doing = match action {
+                    Action::Adopt => "adopt",
+                    Action::Rename => "rename",
+                    _ => "manage",
+                };
+                let error = PlanError::OwnedElsewhere {
+                    name: live.name.clone(),
+                    owner,
+                    doing,
+                };
+                (None, vec![error])
+            }
+            Some(owner) => ((owner != ours).then_some(ours), Vec::new()),
+            None if identity.managed.is_none() && !self.adopts() => {
+                let error = PlanError::ExistsUnmanaged {
+                    name: live.name.clone(),
+                };
+                (None, vec![error])
+            }
+            None => (Some(ours), Vec::new()),
         }
     }
 }

@@ -7,7 +7,7 @@ use foldhash::HashSet;
 use super::context::Planner;
 use super::fields::Taken;
 use crate::api::Environment;
-use crate::model::{DEFAULT_ENVIRONMENT, ManagedField};
+use crate::model::{DEFAULT_ENVIRONMENT, ManagedField, Owner};
 use crate::plan::error::{DefaultOperation, PlanError};
 use crate::plan::model::{Action, FieldChange, StateRecord, Step, StepNote, Unmanaged};
 
@@ -35,6 +35,21 @@ impl<'a> Planner<'a> {
                 .resources
                 .get(&live.name)
                 .filter(|resource| resource.id == live.id);
+            // Another configuration's environment is never deleted, pruned or listed here.
+            if let Some(owner) = Owner::of(live.settings.as_ref())
+                && owner.lineage != self.state.lineage
+            {
+                if recorded.is_some() {
+                    self.errors.push(PlanError::OwnedElsewhere {
+                        name: live.name.clone(),
+                        owner,
+                        doing: "delete",
+                    });
+                } else {
+                    self.owned_elsewhere += 1;
+                }
+                continue;
+            }
             let note = match recorded {
                 Some(resource) => {
                     if live.name == DEFAULT_ENVIRONMENT {

@@ -25,7 +25,7 @@ use crate::desired::Desired;
 use crate::plan::base::PlanBase;
 use crate::plan::disruption::{Disruption, DisruptionPolicy};
 use crate::plan::error::PlanErrors;
-use crate::plan::model::{Action, Plan, PlanOptions, PlanSettings};
+use crate::plan::model::{Action, Plan, PlanContents, PlanOptions, PlanSettings, PlanWarning};
 use crate::plan::order;
 use crate::state::State;
 
@@ -57,6 +57,16 @@ impl<'a> Planner<'a> {
 
     /// The plan: its steps ordered, the base recorded, unless a phase found errors.
     fn finish(mut self, disruptions: Vec<Disruption>) -> Result<Plan, PlanErrors> {
+        // A new or empty state that adopts is how a typo in a workspace name shows: said first.
+        let adopted = self
+            .steps
+            .iter()
+            .filter(|step| step.action == Action::Adopt)
+            .count();
+        if adopted > 0 && self.state.resources.is_empty() {
+            self.warnings
+                .insert(0, PlanWarning::AdoptsIntoNewState { count: adopted });
+        }
         self.drift
             .sort_by(|left, right| (&left.name, &left.path).cmp(&(&right.name, &right.path)));
         let base = self.base();
@@ -78,15 +88,19 @@ impl<'a> Planner<'a> {
             force: self.options.force,
             targets: self.options.targets.clone(),
             allow_disruption: self.options.disruption == DisruptionPolicy::Allow,
+            adopt: self.adopts(),
         };
         Ok(Plan::new(
             base,
             settings,
-            steps,
-            self.drift,
-            self.unmanaged,
-            self.warnings,
-            disruptions,
+            PlanContents {
+                steps,
+                drift: self.drift,
+                unmanaged: self.unmanaged,
+                warnings: self.warnings,
+                disruptions,
+                owned_elsewhere: self.owned_elsewhere,
+            },
         ))
     }
 
@@ -124,6 +138,7 @@ impl<'a> Planner<'a> {
             desired_digest: self.desired.digest.clone(),
             touched,
             absent,
+            owner_lineage: Some(self.state.lineage),
         }
     }
 }

@@ -136,6 +136,13 @@ impl Writer {
             }
             self.out.push('\n');
         }
+        if plan.owned_elsewhere() > 0 {
+            let _ = writeln!(
+                self.out,
+                "{}\n",
+                owned_elsewhere_line(plan.owned_elsewhere())
+            );
+        }
         for warning in plan.warnings() {
             let label = if self.color {
                 "Warning:".yellow().bold().to_string()
@@ -509,5 +516,19 @@ impl Writer {
             fresh = false;
         }
         let _ = writeln!(self.out, "{line}");
+    }
+}
+
+/// What the plans say of the live environments other configurations own (never touched).
+pub(crate) fn owned_elsewhere_line(count: usize) -> String {
+    if count == 1 {
+        "Owned elsewhere: 1 live environment belongs to another configuration,\n\
+         left out of this plan."
+            .to_owned()
+    } else {
+        format!(
+            "Owned elsewhere: {count} live environments belong to other configurations,\n\
+             left out of this plan."
+        )
     }
 }

@@ -7,7 +7,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::redact;
-use crate::model::ManagedField;
+use crate::model::{ManagedField, Owner};
 use crate::plan::model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanWarning,
     ResourceChange, Step, StepNote, SwapPart, Unmanaged,
@@ -109,6 +109,7 @@ impl Serialize for Document<'_> {
             "unmanaged",
             &Each::new(plan.unmanaged().iter().map(unmanaged)),
         )?;
+        map.serialize_entry("owned_elsewhere", &plan.owned_elsewhere())?;
         map.serialize_entry(
             "warnings",
             &Each::new(plan.warnings().iter().map(
@@ -249,6 +250,8 @@ struct StepEntry<'a> {
     depends_on: Vec<u32>,
     wait_for_provisioning: bool,
     calls_api: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a Owner>,
     notes: Vec<&'static str>,
 }
 
@@ -280,6 +283,7 @@ fn step(step: &Step) -> StepEntry<'_> {
         depends_on: step.depends_on.iter().map(|id| id.0).collect(),
         wait_for_provisioning: step.wait_for_provisioning,
         calls_api: step.calls_api(),
+        owner: step.owner.as_ref(),
         notes: notes(&step.notes),
     }
 }
@@ -293,6 +297,7 @@ fn notes(notes: &[StepNote]) -> Vec<&'static str> {
             StepNote::Pruned => "pruned",
             StepNote::TakenOver => "taken_over",
             StepNote::GoneOutside => "gone_outside",
+            StepNote::Stamp => "stamp",
         })
         .collect()
 }
@@ -337,6 +342,7 @@ fn warning_kind(warning: &PlanWarning) -> &'static str {
         PlanWarning::RenameIgnored { .. } => "rename_ignored",
         PlanWarning::DuplicateLiveName { .. } => "duplicate_live_name",
         PlanWarning::UnknownIgnorePath { .. } => "unknown_ignore_path",
+        PlanWarning::AdoptsIntoNewState { .. } => "adopts_into_new_state",
         PlanWarning::Targeted { .. } => "targeted",
         PlanWarning::Disruption { .. } => "disruption",
     }

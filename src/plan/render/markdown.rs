@@ -78,6 +78,12 @@ pub fn render_markdown(plan: &Plan, max_chars: usize) -> String {
     if !plan.unmanaged().is_empty() {
         rest.push(unmanaged_section(plan));
     }
+    if plan.owned_elsewhere() > 0 {
+        rest.push(format!(
+            "{}\n",
+            super::human::owned_elsewhere_line(plan.owned_elsewhere())
+        ));
+    }
     if plan.steps().iter().any(is_forget) {
         rest.push(forget_section(plan));
     }

@@ -11,6 +11,7 @@ use crate::desired::{
     Desired, DesiredEnvironment, DesiredFields, Lifecycle, Location, Reference, SourceFile,
     SourceId, Sources,
 };
+use crate::model::Owner;
 use crate::plan::{self, Plan, PlanErrors, PlanOptions};
 use crate::state::{Lineage, ResourceState, STATE_VERSION, State};
 
@@ -64,8 +65,26 @@ pub(crate) fn reference(name: &str) -> Reference {
     }
 }
 
-/// A live, active environment with fixed timestamps and no managed fields set.
+/// The lineage of [`state`], which the live environments of the fixtures carry as their owner.
+pub(crate) const LINEAGE: Lineage = Lineage(Uuid::from_u128(0x1111));
+
+/// A live, active environment with fixed timestamps and no managed fields set, owned by the
+/// configuration of [`state`].
 pub(crate) fn live(number: u128, name: &str) -> Environment {
+    Environment {
+        settings: Some(
+            Owner {
+                lineage: LINEAGE,
+                prevent_destroy: false,
+            }
+            .stamped(None),
+        ),
+        ..unowned(number, name)
+    }
+}
+
+/// A live, active environment that no configuration owns.
+pub(crate) fn unowned(number: u128, name: &str) -> Environment {
     let created = Timestamp::from_second(1_700_000_000).expect("valid timestamp");
     let updated = Timestamp::from_second(1_700_000_000 + i64::try_from(number).unwrap_or(0))
         .expect("valid timestamp");
@@ -100,7 +119,7 @@ pub(crate) fn live(number: u128, name: &str) -> Environment {
 pub(crate) fn state() -> State {
     State {
         version: STATE_VERSION,
-        lineage: Lineage(Uuid::from_u128(0x1111)),
+        lineage: LINEAGE,
         serial: 7,
         envform_version: "0.1.0".to_owned(),
         target: "embedded:test.db".to_owned(),
@@ -197,4 +216,16 @@ pub(crate) fn render_errors(errors: &PlanErrors) -> String {
         .render_report(&mut out, errors)
         .expect("rendering to a string cannot fail");
     out
+}
+
+/// The API call of `step`, its desired and live environments looked up by name and id.
+pub(crate) fn resolve_payload(
+    step: &crate::plan::Step,
+    desired: &Desired,
+    live: &[Environment],
+) -> Result<crate::plan::Payload, crate::plan::ResolveError> {
+    let live = step
+        .environment_id
+        .and_then(|id| live.iter().find(|environment| environment.id == id));
+    crate::plan::payload::resolve_payload(step, desired.environment(&step.name), live)
 }

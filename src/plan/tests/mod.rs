@@ -3,6 +3,7 @@
 mod disruption;
 mod fixtures;
 mod order;
+mod ownership;
 mod property;
 mod render;
 mod semantics;

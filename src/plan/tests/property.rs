@@ -10,7 +10,7 @@ use serde_json::json;
 use super::fixtures::*;
 use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
 use crate::desired::{Desired, DesiredFields};
-use crate::plan::payload::resolve_payload;
+use crate::plan::tests::fixtures::resolve_payload;
 use crate::plan::{
     Action, ManagedField, Payload, Plan, PlanError, PlanOptions, diff, last_applied,
 };

@@ -7,8 +7,8 @@ use super::fixtures::*;
 use super::snapshots;
 use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
 use crate::desired::{DesiredFields, FieldPath, Threshold};
-use crate::plan::payload::resolve_payload;
 use crate::plan::render::{render_human, render_json, render_markdown};
+use crate::plan::tests::fixtures::resolve_payload;
 use crate::plan::{
     Action, BindError, DriftResolution, FieldChange, ManagedField, Payload, PlanOptions,
     PlanWarning, ResolveError, Staleness, StateRecord, Step, StepNote, diff, last_applied,

@@ -322,7 +322,11 @@ pub(crate) fn first_environment() -> (Desired, Vec<Environment>, State) {
     (
         document(vec![alpha, beta, gamma]),
         Vec::new(),
-        crate::state::State::empty("embedded:x"),
+        // Never written, with a lineage fixed for the snapshots.
+        crate::state::State {
+            lineage: super::fixtures::LINEAGE,
+            ..crate::state::State::empty("embedded:x")
+        },
     )
 }
 
