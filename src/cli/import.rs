@@ -5,64 +5,133 @@ use super::args::{ConfigurationArgs, LockArgs};
 use super::env::resolve;
 use super::exit::Exit;
 use super::workspace;
-use crate::api::JsonMap;
-use crate::state::ResourceState;
+use crate::api::{EnvironmentsApi, JsonMap, Patch, UpdateEnvironment};
+use crate::desired::Desired;
+use crate::model::Owner;
+use crate::plan::PlanError;
+use crate::state::{LockHandle, ResourceState, StateBackend};
 
 /// `envform import` flags.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  envform import production")]
 pub(crate) struct ImportArgs {
-    /// The live environment's name (or id).
+    /// The live environment's name (or id); the configuration must name it.
     name: String,
+    /// Take it from the configuration that owns it now (recorded in the service's audit log).
+    #[arg(long)]
+    take_over: bool,
     #[command(flatten)]
     location: ConfigurationArgs,
     #[command(flatten)]
     lock: LockArgs,
 }
 
-/// Runs `envform import`: records a live environment in state, so the next plan manages it.
+/// Runs `envform import`: records a live environment the configuration names in state, then
+/// stamps it with this state's lineage, so the next plan manages it.
 pub(crate) async fn execute(args: ImportArgs) -> miette::Result<Exit> {
-    let global = &args.location.target;
-    let backend = args.location.state_command_backend()?;
-    let target = global.resolve()?.describe();
+    let configuration = &args.location;
+    let desired = configuration.desired.load()?;
+    let backend = configuration.backend(Some(&desired))?;
+    let target = configuration.target.resolve()?.describe();
     let handle = workspace::lock(backend.as_ref(), "import", &args.lock).await?;
     let result = async {
-        let (_, connection) = workspace::connect(global).await?;
-        let environment = resolve(connection.api.as_ref(), &args.name).await;
+        let (_, connection) = workspace::connect(&configuration.target).await?;
+        let imported = import(
+            connection.api.as_ref(),
+            backend.as_ref(),
+            &handle,
+            &desired,
+            &target,
+            &args,
+        )
+        .await;
         connection.close().await;
-        let environment = environment?;
-        let mut state = workspace::load_state(backend.as_ref(), &target).await?;
-        if let Some(existing) = state.resources.get(&environment.name) {
-            return Err(miette::miette!(
-                code = "envform::state::already_managed",
-                "`{}` is already in state (id {})",
-                environment.name,
-                existing.id
-            ));
-        }
-        // Nothing applied yet: the next plan enforces what the file says and leaves the rest.
-        state.resources.insert(
-            environment.name.clone(),
-            ResourceState {
-                id: environment.id,
-                last_applied: JsonMap::new(),
-                prevent_destroy: false,
-                depends_on: Vec::new(),
-                renamed_from: None,
-            },
-        );
-        state.serial += 1;
-        backend
-            .save(&state, Some(&handle))
-            .await
-            .map_err(miette::Report::new)?;
-        eprintln!(
-            "Imported `{}` ({}); run `envform plan` to see what the file changes.",
-            environment.name, environment.id
-        );
-        Ok(Exit::Success)
+        imported
     }
     .await;
     workspace::unlock(backend.as_ref(), handle).await;
     result
+}
+
+async fn import(
+    api: &dyn EnvironmentsApi,
+    backend: &dyn StateBackend,
+    handle: &LockHandle,
+    desired: &Desired,
+    target: &str,
+    args: &ImportArgs,
+) -> miette::Result<Exit> {
+    let environment = resolve(api, &args.name).await?;
+    let Some(wanted) = desired.environment(&environment.name) else {
+        return Err(miette::miette!(
+            code = "envform::import::not_in_configuration",
+            help = format!(
+                "add `- name: {}` to the configuration first, so the next plan keeps it",
+                environment.name
+            ),
+            "`{}` is not in the configuration: importing it would have the next plan delete it",
+            environment.name
+        ));
+    };
+    let mut state = workspace::load_state(backend, target).await?;
+    if let Some(existing) = state.resources.get(&environment.name) {
+        return Err(miette::miette!(
+            code = "envform::state::already_managed",
+            "`{}` is already in state (id {})",
+            environment.name,
+            existing.id
+        ));
+    }
+    let current = Owner::of(environment.settings.as_ref());
+    if let Some(owner) = current
+        && owner.lineage != state.lineage
+        && !args.take_over
+    {
+        return Err(miette::Report::new(PlanError::OwnedElsewhere {
+            name: environment.name.clone(),
+            owner,
+            doing: "import",
+        }));
+    }
+    // Nothing applied yet: the next plan enforces what the file says and leaves the rest.
+    state.resources.insert(
+        environment.name.clone(),
+        ResourceState {
+            id: environment.id,
+            last_applied: JsonMap::new(),
+            prevent_destroy: false,
+            depends_on: Vec::new(),
+            renamed_from: None,
+        },
+    );
+    state.serial += 1;
+    // State first: should the stamp fail after it, the next plan stamps what state manages.
+    backend
+        .save(&state, Some(handle))
+        .await
+        .map_err(miette::Report::new)?;
+    let ours = Owner {
+        lineage: state.lineage,
+        prevent_destroy: wanted.lifecycle.prevent_destroy,
+    };
+    if current != Some(ours) {
+        let patch = UpdateEnvironment {
+            settings: Patch::Set(ours.stamped(Owner::unstamped(environment.settings.as_ref()))),
+            ..UpdateEnvironment::default()
+        };
+        api.update(environment.id, &patch)
+            .await
+            .map_err(miette::Report::new)?;
+    }
+    match current {
+        Some(previous) if previous.lineage != state.lineage => eprintln!(
+            "Took over `{}` ({}) from {previous}; its configuration's next plan refuses to touch it.",
+            environment.name, environment.id
+        ),
+        _ => eprintln!(
+            "Imported `{}` ({}); run `envform plan` to see what the file changes.",
+            environment.name, environment.id
+        ),
+    }
+    Ok(Exit::Success)
 }
