@@ -266,10 +266,17 @@ fn rename_swap_adopt_delete_and_recreate() {
     assert_eq!(scenario.plan_exit_code(), 0);
     scenario.assert_converged(&["azure", "green", "legacy"]);
 
-    // Deleted outside envform: re-created on the next apply.
+    // Deleted outside envform (an owned environment only with --force): re-created on the next
+    // apply.
     scenario
         .envform()
         .args(["env", "delete", "green", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("envform::cli::owned"));
+    scenario
+        .envform()
+        .args(["env", "delete", "green", "--yes", "--force"])
         .assert()
         .success();
     let out = apply(
@@ -311,7 +318,15 @@ fn protections_and_destroy() {
     scenario.apply().arg("--force").assert().success();
     assert_eq!(scenario.live().len(), 8);
 
-    // prevent_destroy: destroy fails and deletes nothing.
+    // prevent_destroy: `env delete` names the owner and the protection, destroy fails, and
+    // nothing is deleted.
+    scenario
+        .envform()
+        .args(["env", "delete", "keep", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("envform::cli::owned"))
+        .stderr(predicate::str::contains("prevent_destroy"));
     scenario
         .envform()
         .args(["destroy", "--auto-approve", "--force"])

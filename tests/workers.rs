@@ -246,7 +246,7 @@ fn max_workers_admits_two_and_deleting_the_environment_stops_them() {
 
     scenario
         .envform()
-        .args(["env", "delete", "pool", "--yes"])
+        .args(["env", "delete", "pool", "--yes", "--force"])
         .assert()
         .success();
     let deleted = Instant::now();

@@ -11,6 +11,7 @@ use super::show::{OutputFormat, mask_env_vars, print_environment};
 use crate::api::{CreateEnvironment, EnvironmentsApi, ManagedField, Patch, UpdateEnvironment};
 use crate::cli::exit::Exit;
 use crate::cli::output;
+use crate::model::Owner;
 
 /// `env create`.
 pub(super) async fn create(
@@ -75,6 +76,23 @@ pub(super) async fn update(
                 .or_insert_with(|| value.clone());
         }
     }
+    let owner = Owner::of(current.settings.as_ref());
+    if let Some(owner) = owner {
+        // The stamp stays whatever `settings` becomes: it is not the user's to drop by accident.
+        let settings = match std::mem::take(&mut patch.settings) {
+            Patch::Set(settings) => Some(Some(settings)),
+            Patch::Clear => Some(None),
+            Patch::Unchanged => None,
+        };
+        if let Some(settings) = settings {
+            patch.settings = Patch::Set(owner.stamped(settings));
+        }
+        eprintln!(
+            "warning: `{}` is managed by a configuration ({owner}); its next apply reverts the \
+             fields it manages",
+            current.name
+        );
+    }
     let mut environment = api
         .update(current.id, &patch)
         .await
@@ -84,13 +102,31 @@ pub(super) async fn update(
     Ok(())
 }
 
-/// `env delete`: asks first on a terminal, `--yes` otherwise.
+/// `env delete`: asks first on a terminal, `--yes` otherwise; an environment a configuration owns
+/// only with `--force`.
 pub(super) async fn delete(
     api: &dyn EnvironmentsApi,
     environment: &str,
     yes: bool,
+    force: bool,
 ) -> miette::Result<Exit> {
     let current = resolve(api, environment).await?;
+    if let Some(owner) = Owner::of(current.settings.as_ref())
+        && !force
+    {
+        let protection = if owner.prevent_destroy {
+            ", which protects it with `lifecycle.prevent_destroy`"
+        } else {
+            ""
+        };
+        return Err(miette::miette!(
+            code = "envform::cli::owned",
+            help =
+                "remove it from its configuration and apply, or pass --force to delete it anyway",
+            "`{}` is managed by a configuration ({owner}){protection}",
+            current.name
+        ));
+    }
     let confirmation = output::Confirmation {
         action: format!("delete `{}`", current.name),
         without_terminal: "delete without a terminal",

@@ -105,6 +105,9 @@ pub(crate) enum EnvCommand {
         /// Do not ask.
         #[arg(short, long)]
         yes: bool,
+        /// Delete it even though a configuration owns it (its next plan re-creates it).
+        #[arg(long)]
+        force: bool,
     },
     /// Show the command workers run to register with an environment.
     #[command(after_help = "Example:\n  envform env worker-command production --reveal")]
@@ -191,9 +194,11 @@ async fn run_command(
             clear,
             output,
         } => change::update(api, &environment, file, name, &fields, &clear, output).await?,
-        EnvCommand::Delete { environment, yes } => {
-            return change::delete(api, &environment, yes).await;
-        }
+        EnvCommand::Delete {
+            environment,
+            yes,
+            force,
+        } => return change::delete(api, &environment, yes, force).await,
         EnvCommand::WorkerCommand {
             environment,
             reveal,
