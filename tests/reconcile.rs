@@ -579,3 +579,65 @@ fn server_killed_mid_write_keeps_a_sound_database_and_apply_converges() {
     scenario.apply().assert().success();
     scenario.assert_converged(&as_strs(&names));
 }
+
+#[test]
+fn a_plan_over_a_threshold_is_shown_in_every_format_then_refused_and_force_travels_in_a_saved_plan()
+{
+    let scenario = Scenario::new();
+    let names = |range: std::ops::Range<usize>| -> String {
+        range
+            .map(|index| format!("  - name: env-{index:02}\n"))
+            .collect()
+    };
+    scenario.write(&format!("version: 1\nenvironments:\n{}", names(0..30)));
+    scenario.apply_ok();
+    // 10 of 30 deleted is 33%, more than the default 30%.
+    scenario.write(&format!("version: 1\nenvironments:\n{}", names(10..30)));
+    for format in ["human", "json", "markdown"] {
+        let output = scenario.plan().args(["--format", format]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{format}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(stderr.contains("envform::plan::threshold"), "{stderr}");
+        match format {
+            "json" => {
+                let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                assert_eq!(plan["errors"][0]["code"], "envform::plan::threshold");
+                let deletes = plan["resource_changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|change| change["change"]["actions"] == serde_json::json!(["delete"]))
+                    .count();
+                assert_eq!(deletes, 10, "the whole plan is there");
+            }
+            "markdown" => {
+                assert!(
+                    stdout.starts_with("### envform plan\n\n> **Refused:**"),
+                    "{stdout}"
+                );
+                assert!(stdout.contains("env-09"), "{stdout}");
+            }
+            _ => assert!(stdout.contains("10 to destroy"), "{stdout}"),
+        }
+    }
+    scenario
+        .apply()
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("10 to destroy"))
+        .stderr(predicate::str::contains("envform::plan::threshold"));
+    assert_eq!(scenario.live().len(), 31, "nothing was deleted");
+    // Approved once at plan time, the saved plan applies on the merge job without --force.
+    scenario
+        .plan()
+        .args(["--force", "--out", "approved.json"])
+        .assert()
+        .success();
+    scenario
+        .envform()
+        .args(["apply", "approved.json", "--auto-approve"])
+        .assert()
+        .success();
+    assert_eq!(scenario.live().len(), 21);
+}

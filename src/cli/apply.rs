@@ -144,6 +144,14 @@ async fn locked(
         live,
         plan,
     } = planned;
+    // A plan refused by a safety check is still shown, so what was refused can be reviewed.
+    if plan.refused().is_some() {
+        show_plan(
+            &plan,
+            PlanFormat::Human,
+            crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
+        )?;
+    }
     let bound = plan
         .bind(
             &desired,

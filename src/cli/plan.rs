@@ -167,6 +167,10 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     // allocation at a time would only delay the exit, so the memory goes back with the process.
     let planned = std::mem::ManuallyDrop::new(plan_against(desired, state, live, &options)?);
     show_plan(&planned.plan, args.format, args.markdown_max_chars)?;
+    // A plan that does not pass a safety check is shown whole for review, then fails.
+    if let Some(refused) = planned.plan.refused() {
+        return Err(miette::Report::new(refused));
+    }
     if let Some(out) = &args.out {
         let text = planned.plan.to_saved().into_diagnostic()?;
         std::fs::write(out, text).map_err(|error| {

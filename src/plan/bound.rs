@@ -30,10 +30,11 @@ pub enum BindError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Stale(#[from] StalePlan),
-    /// The plan would stop active workers and disruption is not allowed.
+    /// The plan would stop active workers and disruption is not allowed, or it does not pass a
+    /// safety check that `--force` did not allow.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Disruption(#[from] PlanErrors),
+    Refused(#[from] PlanErrors),
     /// A step's call cannot be built.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -52,6 +53,9 @@ impl Plan {
         allow_disruption: bool,
     ) -> Result<BoundPlan, BindError> {
         self.base().check(&state, desired, live)?;
+        if let Some(refused) = self.refused() {
+            return Err(BindError::Refused(refused));
+        }
         super::disruption_check::check_saved(&self, live, allow_disruption)?;
         let desired_by_name: HashMap<&str, &DesiredEnvironment> = desired
             .environments

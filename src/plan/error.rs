@@ -199,7 +199,8 @@ impl fmt::Display for DefaultOperation {
 }
 
 /// Which safety threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ThresholdKind {
     /// `options.delete_threshold`.
     Delete,

@@ -32,8 +32,8 @@ pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, secret_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
-    PlanOptions, PlanSettings, PlanWarning, Rename, ResourceChange, StateRecord, Step, StepId,
-    StepNote, Summary, SwapPart, Unmanaged,
+    PlanOptions, PlanSettings, PlanWarning, Refusal, Rename, ResourceChange, StateRecord, Step,
+    StepId, StepNote, Summary, SwapPart, Unmanaged,
 };
 pub use payload::{Payload, ResolveError};
 pub use planner::{diff, last_applied, swap_temporary_name};

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::base::PlanBase;
 use super::disruption::{Disruption, DisruptionCause, DisruptionPolicy, describe};
+use super::error::{PlanError, PlanErrors, ThresholdKind};
 use super::value::ValuePath;
 use crate::api::{EnvironmentId, JsonMap, Status};
 use crate::model::{ManagedField, Owner};
@@ -66,6 +67,46 @@ pub struct Plan {
     // Absent from plans saved before ownership was recorded.
     #[serde(default)]
     owned_elsewhere: usize,
+    // Absent from plans saved before refusals were kept in the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    refusals: Vec<Refusal>,
+}
+
+/// A safety check the plan does not pass: the plan is complete and shown, but not applied
+/// (`plan` exits 1, `apply` refuses it) until `--force` allows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Too many deletes or updates at once.
+    Threshold {
+        /// Deletes or updates.
+        threshold: ThresholdKind,
+        /// How many the plan makes.
+        count: usize,
+        /// How many environments state manages.
+        managed: usize,
+        /// The share allowed.
+        max_fraction: f64,
+    },
+}
+
+impl Refusal {
+    /// The refusal as the error `plan` and `apply` report.
+    pub fn error(&self) -> PlanError {
+        match *self {
+            Refusal::Threshold {
+                threshold,
+                count,
+                managed,
+                max_fraction,
+            } => PlanError::Threshold {
+                kind: threshold,
+                count,
+                managed,
+                max_fraction,
+            },
+        }
+    }
 }
 
 /// What the planner found, in the order the plan keeps it.
@@ -82,6 +123,8 @@ pub(crate) struct PlanContents {
     pub(crate) disruptions: Vec<Disruption>,
     /// How many live environments other configurations own.
     pub(crate) owned_elsewhere: usize,
+    /// Safety checks the plan does not pass.
+    pub(crate) refusals: Vec<Refusal>,
 }
 
 /// Why a saved plan cannot be read.
@@ -116,6 +159,7 @@ impl Plan {
             warnings: contents.warnings,
             disruptions: contents.disruptions,
             owned_elsewhere: contents.owned_elsewhere,
+            refusals: contents.refusals,
         }
     }
 
@@ -133,6 +177,18 @@ impl Plan {
     /// The plan as a document to save (`--out`); holds digests, never secret values.
     pub fn to_saved(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
+    }
+
+    /// The safety checks the plan does not pass; it is applied only once they are allowed.
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
+    }
+
+    /// The refusals as one error, when there are any.
+    pub fn refused(&self) -> Option<PlanErrors> {
+        (!self.refusals.is_empty()).then(|| PlanErrors {
+            errors: self.refusals.iter().map(Refusal::error).collect(),
+        })
     }
 
     /// How many live environments other configurations own (never touched, never listed).

@@ -9,7 +9,7 @@ use crate::api::Environment;
 use crate::desired::Desired;
 use crate::model::EnvironmentId;
 use crate::plan::error::PlanError;
-use crate::plan::model::{Drift, PlanOptions, PlanWarning, Step, Unmanaged};
+use crate::plan::model::{Drift, PlanOptions, PlanWarning, Refusal, Step, Unmanaged};
 use crate::state::State;
 
 /// The inputs, the lookups built from them once, and what the phases have added so far.
@@ -40,6 +40,8 @@ pub(super) struct Planner<'a> {
     pub(super) errors: Vec<PlanError>,
     /// Live environments other configurations own, left out of the plan.
     pub(super) owned_elsewhere: usize,
+    /// Safety checks the plan does not pass.
+    pub(super) refusals: Vec<Refusal>,
 }
 
 impl<'a> Planner<'a> {
@@ -80,6 +82,7 @@ impl<'a> Planner<'a> {
             warnings,
             errors: Vec::new(),
             owned_elsewhere: 0,
+            refusals: Vec::new(),
         }
     }
 

@@ -79,6 +79,9 @@ impl<'a> Planner<'a> {
             }
         };
         if !self.errors.is_empty() {
+            // No plan to show: its refusals are reported with the rest, all at once.
+            self.errors
+                .extend(self.refusals.iter().map(crate::plan::Refusal::error));
             return Err(PlanErrors {
                 errors: self.errors,
             });
@@ -100,6 +103,7 @@ impl<'a> Planner<'a> {
                 warnings: self.warnings,
                 disruptions,
                 owned_elsewhere: self.owned_elsewhere,
+                refusals: self.refusals,
             },
         ))
     }

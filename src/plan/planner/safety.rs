@@ -5,8 +5,8 @@ use super::context::Planner;
 use crate::desired::Threshold;
 use crate::plan::disruption::{Disruption, DisruptionPolicy};
 use crate::plan::disruption_check;
-use crate::plan::error::{PlanError, ThresholdKind};
-use crate::plan::model::{Action, SwapPart};
+use crate::plan::error::ThresholdKind;
+use crate::plan::model::{Action, Refusal, SwapPart};
 
 impl<'a> Planner<'a> {
     /// The steps that stop active workers: refused, warned about or allowed, as asked.
@@ -25,7 +25,8 @@ impl<'a> Planner<'a> {
         disruptions
     }
 
-    /// octoDNS-style safety: too large a share of managed environments changed at once.
+    /// octoDNS-style safety: too large a share of managed environments changed at once. The plan
+    /// is still made, so it can be reviewed; it records the refusal.
     pub(super) fn check_thresholds(&mut self) {
         if self.options.force {
             return;
@@ -52,8 +53,8 @@ impl<'a> Planner<'a> {
         ];
         for (kind, count, threshold) in checks {
             if exceeds(threshold, count, managed) {
-                self.errors.push(PlanError::Threshold {
-                    kind,
+                self.refusals.push(Refusal::Threshold {
+                    threshold: kind,
                     count,
                     managed,
                     max_fraction: threshold.max_fraction,

@@ -111,6 +111,16 @@ impl Serialize for Document<'_> {
         )?;
         map.serialize_entry("owned_elsewhere", &plan.owned_elsewhere())?;
         map.serialize_entry(
+            "errors",
+            &Each::new(plan.refusals().iter().map(|refusal| {
+                let error = refusal.error();
+                json!({
+                    "code": miette::Diagnostic::code(&error).map(|code| code.to_string()),
+                    "message": error.to_string(),
+                })
+            })),
+        )?;
+        map.serialize_entry(
             "warnings",
             &Each::new(plan.warnings().iter().map(
                 |warning| json!({"kind": warning_kind(warning), "message": warning.to_string()}),

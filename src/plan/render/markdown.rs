@@ -29,6 +29,13 @@ pub fn render_markdown(plan: &Plan, max_chars: usize) -> String {
         .collect();
 
     let mut top = String::from("### envform plan\n\n");
+    for refusal in plan.refusals() {
+        let _ = writeln!(
+            top,
+            "> **Refused:** {} Nothing will be applied without `--force`.\n",
+            html(&refusal.error().to_string())
+        );
+    }
     if plan.has_changes() {
         let _ = writeln!(top, "**{}**\n", plan.summary());
         if plan.stopped_workers() > 0 {

@@ -343,17 +343,26 @@ fn deletes_above_the_threshold_need_force() {
         .map(|environment| with_description(&environment.name, "x"))
         .collect();
     let desired = document(kept);
-    let errors = plan_err(&desired, &live, &state);
+    // The plan is made whole, for review, and records that it is refused.
+    let refused = plan_ok(&desired, &live, &state);
+    assert_eq!(refused.summary().destroy, 4);
+    let errors = refused.refused().expect("refused");
     assert_eq!(
         errors.errors[0].to_string(),
         "this plan would delete 4 of 10 managed environments, more than 30%"
     );
+    assert!(matches!(
+        refused.clone().bind(&desired, &live, state.clone(), false),
+        Err(crate::plan::BindError::Refused(_))
+    ));
     let forced = PlanOptions {
         force: true,
         ..PlanOptions::default()
     };
     let plan = diff(&desired, &live, &state, &forced).expect("--force allows it");
     assert_eq!(plan.summary().destroy, 4);
+    assert!(plan.refused().is_none());
+    assert!(plan.settings().force, "a saved plan carries the approval");
     // Exactly 30% is allowed.
     let kept: Vec<_> = live[..7]
         .iter()
@@ -369,7 +378,9 @@ fn updates_above_the_threshold_need_force_and_small_fleets_are_exempt() {
         .iter()
         .map(|environment| with_description(&environment.name, "y"))
         .collect();
-    let errors = plan_err(&document(changed), &live, &state);
+    let errors = plan_ok(&document(changed), &live, &state)
+        .refused()
+        .expect("refused");
     assert!(errors.errors[0].to_string().contains("update 10 of 10"));
 
     let (live, state) = managed_fleet(9);
@@ -392,7 +403,7 @@ fn updates_above_the_threshold_need_force_and_small_fleets_are_exempt() {
         max_fraction: 0.5,
         min_existing: 2,
     };
-    assert!(diff(&desired, &live, &state, &PlanOptions::default()).is_err());
+    assert!(plan_ok(&desired, &live, &state).refused().is_some());
 }
 
 #[test]
