@@ -641,3 +641,21 @@ fn a_plan_over_a_threshold_is_shown_in_every_format_then_refused_and_force_trave
         .success();
     assert_eq!(scenario.live().len(), 21);
 }
+
+#[test]
+fn destroy_of_a_target_takes_what_depends_on_it() {
+    let scenario = Scenario::new();
+    scenario.write(
+        "version: 1\nenvironments:\n  - name: dev-eu\n  - name: staging-eu\n    depends_on: [dev-eu]\n  - name: prod-eu\n    depends_on: [staging-eu]\n  - name: other\n",
+    );
+    scenario.apply_ok();
+    let output = scenario
+        .envform()
+        .args(["destroy", "--target", "dev-eu", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("3 to destroy"), "{stdout}");
+    scenario.assert_converged(&["other"]);
+}

@@ -8,8 +8,9 @@ use crate::plan::error::PlanError;
 use crate::plan::model::PlanWarning;
 
 impl<'a> Planner<'a> {
-    /// The names `--target` reaches: the targets, what they depend on, and the renames they are
-    /// part of. `None` when there are no targets.
+    /// The names `--target` reaches: the targets, what they depend on, the renames they are part
+    /// of, and, for a target that is deleted, what depends on it. `None` when there are no
+    /// targets.
     pub(super) fn scope(&mut self) -> Option<BTreeSet<String>> {
         if self.options.targets.is_empty() {
             return None;
@@ -42,6 +43,20 @@ impl<'a> Planner<'a> {
         while let Some(name) = pending.pop() {
             if !scope.insert(name.clone()) {
                 continue;
+            }
+            // A target that goes (gone from the file, or `destroy`) takes with it what depends
+            // on it and goes too, as Terraform does: none of them may outlive it.
+            if self.desired.environment(&name).is_none() {
+                pending.extend(
+                    self.state
+                        .resources
+                        .iter()
+                        .filter(|(dependent, resource)| {
+                            resource.depends_on.contains(&name)
+                                && self.desired.environment(dependent).is_none()
+                        })
+                        .map(|(dependent, _)| dependent.clone()),
+                );
             }
             for environment in &self.desired.environments {
                 let renamed_from = environment.renamed_from.as_ref();

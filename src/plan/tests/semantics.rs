@@ -424,6 +424,35 @@ fn targets_limit_the_plan_to_them_and_their_dependencies() {
 }
 
 #[test]
+fn destroying_a_target_destroys_what_depends_on_it_first() {
+    let mut state = state();
+    let live: Vec<Environment> = ["dev-eu", "staging-eu", "prod-eu", "other"]
+        .iter()
+        .zip(1..)
+        .map(|(name, number)| live(number, name))
+        .collect();
+    for environment in &live {
+        manage(&mut state, environment, Default::default());
+    }
+    for dependent in ["staging-eu", "prod-eu"] {
+        if let Some(resource) = state.resources.get_mut(dependent) {
+            resource.depends_on = vec!["dev-eu".to_owned()];
+        }
+    }
+    let options = PlanOptions {
+        targets: vec!["dev-eu".to_owned()],
+        force: true,
+        ..PlanOptions::default()
+    };
+    // `destroy` plans against a file with no environments.
+    let plan = diff(&document(vec![]), &live, &state, &options).expect("plan");
+    let names: Vec<&str> = plan.steps().iter().map(|step| step.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.last(), Some(&"dev-eu"), "dependents go first: {names:?}");
+    assert!(!names.contains(&"other"));
+}
+
+#[test]
 fn an_unknown_target_is_an_error_with_a_suggestion() {
     let desired = document(vec![desired("production")]);
     let options = PlanOptions {
