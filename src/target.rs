@@ -111,7 +111,13 @@ impl Target {
     /// A stable description of the target, recorded in state.
     pub fn describe(&self) -> String {
         match self {
-            Target::Embedded { db_path } => format!("embedded:{}", db_path.display()),
+            // By absolute path: the same relative path from another directory is another database.
+            Target::Embedded { db_path } => format!(
+                "embedded:{}",
+                std::path::absolute(db_path)
+                    .unwrap_or_else(|_| db_path.clone())
+                    .display()
+            ),
             Target::Http { url, .. } => url.clone(),
         }
     }

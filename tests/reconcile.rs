@@ -576,7 +576,17 @@ fn server_killed_mid_write_keeps_a_sound_database_and_apply_converges() {
             .unwrap()
     });
     assert_eq!(integrity, "ok");
-    scenario.apply().assert().success();
+    // The server came back on another port: the same control plane, moved.
+    scenario
+        .apply()
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("envform::state::target_changed"));
+    scenario
+        .apply()
+        .arg("--control-plane-moved")
+        .assert()
+        .success();
     scenario.assert_converged(&as_strs(&names));
 }
 

@@ -111,7 +111,12 @@ async fn locked(
     args: &ExecutionArgs,
     mode: Mode,
 ) -> miette::Result<Exit> {
-    let state = workspace::load_state(backend, target).await?;
+    let state = workspace::load_state(
+        backend,
+        target,
+        args.reconcile.configuration.state.control_plane_moved,
+    )
+    .await?;
     let api = connection.api.as_ref();
     // Stopping active workers is a plan-time error unless --allow-disruption: nothing is applied.
     let options = args.reconcile.planning.options(DisruptionPolicy::Refuse);

@@ -78,6 +78,9 @@ pub(crate) struct StateArgs {
     /// HTTP backend unlock method (default UNLOCK; GitLab: DELETE).
     #[arg(long, env = "ENVFORM_STATE_UNLOCK_METHOD", value_name = "METHOD")]
     pub(crate) state_unlock_method: Option<String>,
+    /// The control plane moved: use a state last written for another one, and record the new one.
+    #[arg(long)]
+    pub(crate) control_plane_moved: bool,
     /// HTTP backend basic-auth user (the password comes only from ENVFORM_STATE_PASSWORD or TF_HTTP_PASSWORD).
     #[arg(long, env = "ENVFORM_STATE_USERNAME", value_name = "USER")]
     pub(crate) state_username: Option<String>,

@@ -73,7 +73,8 @@ async fn import(
             environment.name
         ));
     };
-    let mut state = workspace::load_state(backend, target).await?;
+    let mut state =
+        workspace::load_state(backend, target, args.location.state.control_plane_moved).await?;
     if let Some(existing) = state.resources.get(&environment.name) {
         return Err(miette::miette!(
             code = "envform::state::already_managed",

@@ -151,7 +151,12 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
             _ => backend.load().await,
         };
         let stored = stored.map_err(miette::Report::new)?;
-        let state = workspace::for_target(stored, backend.as_ref(), &target.describe());
+        let state = State::for_target(
+            stored,
+            &target.describe(),
+            configuration.state.control_plane_moved,
+        )
+        .map_err(miette::Report::new)?;
         Ok::<_, miette::Report>((desired, state))
     }
     .await;

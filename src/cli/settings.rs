@@ -176,6 +176,7 @@ mod tests {
             state_lock_method: None,
             state_unlock_method: None,
             state_username: None,
+            control_plane_moved: false,
         }
     }
 

@@ -43,7 +43,12 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
         StateCommand::List { location } => {
             let target = location.target.resolve()?.describe();
             let backend = location.state_command_backend()?;
-            let state = workspace::load_state(backend.as_ref(), &target).await?;
+            let state = workspace::load_state(
+                backend.as_ref(),
+                &target,
+                location.state.control_plane_moved,
+            )
+            .await?;
             let rows: Vec<Vec<String>> = state
                 .resources
                 .iter()
@@ -54,7 +59,12 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
         StateCommand::Show { name, location } => {
             let target = location.target.resolve()?.describe();
             let backend = location.state_command_backend()?;
-            let state = workspace::load_state(backend.as_ref(), &target).await?;
+            let state = workspace::load_state(
+                backend.as_ref(),
+                &target,
+                location.state.control_plane_moved,
+            )
+            .await?;
             let resource = state
                 .resources
                 .get(&name)
@@ -72,7 +82,12 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             let backend = location.state_command_backend()?;
             let handle = workspace::lock(backend.as_ref(), "state rm", &lock).await?;
             let result = async {
-                let mut state = workspace::load_state(backend.as_ref(), &target).await?;
+                let mut state = workspace::load_state(
+                    backend.as_ref(),
+                    &target,
+                    location.state.control_plane_moved,
+                )
+                .await?;
                 if state.resources.remove(&name).is_none() {
                     return Err(not_managed(&name));
                 }

@@ -108,38 +108,15 @@ fn handle_id(handle: &LockHandle) -> String {
     handle.info().id.clone()
 }
 
-/// Loads state, or an empty one for `target` when none was written.
-pub(crate) async fn load_state(backend: &dyn StateBackend, target: &str) -> miette::Result<State> {
+/// Loads state, or an empty one for `target` when none was written; a state written for another
+/// control plane is refused unless `moved`.
+pub(crate) async fn load_state(
+    backend: &dyn StateBackend,
+    target: &str,
+    moved: bool,
+) -> miette::Result<State> {
     let stored = backend.load().await.map_err(miette::Report::new)?;
-    Ok(for_target(stored, backend, target))
-}
-
-/// The state as loaded from `backend`, or an empty one for `target` when none was written. State
-/// last written for another target is used with a warning (a server that moved keeps its state; a
-/// wrong one shows as re-creates in the plan), and takes the new target with its next write.
-pub(crate) fn for_target(stored: Option<State>, backend: &dyn StateBackend, target: &str) -> State {
-    match stored {
-        None => State::empty(target),
-        Some(mut state) => {
-            if !state.resources.is_empty() && !same_target(&state.target, target) {
-                eprintln!(
-                    "warning: {} was last written for {}; this run targets {}. If that is not the \
-                     same control plane, the plan shows every environment as re-created: stop and \
-                     check --api-url.",
-                    backend.describe(),
-                    state.target,
-                    target
-                );
-            }
-            state.target = target.to_owned();
-            state
-        }
-    }
-}
-
-fn same_target(recorded: &str, target: &str) -> bool {
-    let normalize = |text: &str| text.trim_end_matches('/').to_owned();
-    normalize(recorded) == normalize(target)
+    State::for_target(stored, target, moved).map_err(miette::Report::new)
 }
 
 /// The path an optional plan file argument names, if it exists as a file.

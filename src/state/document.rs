@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::StateError;
 pub use crate::model::Lineage;
 use crate::model::{EnvironmentId, JsonMap};
 
@@ -40,6 +41,28 @@ pub struct CreateIntent {
 }
 
 impl State {
+    /// The state as loaded, or an empty one for `target` when none was written. A state that
+    /// manages environments on another control plane is refused (its plan would re-create them
+    /// all), unless the caller says the control plane moved (`moved`); then it takes the new
+    /// target with its next write.
+    pub fn for_target(
+        stored: Option<State>,
+        target: &str,
+        moved: bool,
+    ) -> Result<State, StateError> {
+        let Some(mut state) = stored else {
+            return Ok(State::empty(target));
+        };
+        if !state.resources.is_empty() && !same_target(&state.target, target) && !moved {
+            return Err(StateError::TargetChanged {
+                recorded: state.target,
+                target: target.to_owned(),
+            });
+        }
+        state.target = target.to_owned();
+        Ok(state)
+    }
+
     /// An empty state with a fresh lineage, for a configuration never applied.
     pub fn empty(target: impl Into<String>) -> Self {
         Self {
@@ -72,4 +95,101 @@ pub struct ResourceState {
     /// even when both names exist (as after a swap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+}
+
+/// Whether two target descriptions name one control plane: URLs up to a trailing slash, embedded
+/// databases by absolute path (a path recorded relative, as older versions did, is read from the
+/// working directory, as they meant it).
+fn same_target(recorded: &str, target: &str) -> bool {
+    let normalize = |text: &str| match text.strip_prefix("embedded:") {
+        Some(path) => format!(
+            "embedded:{}",
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.into())
+                .display()
+        ),
+        None => text.trim_end_matches('/').to_owned(),
+    };
+    normalize(recorded) == normalize(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn managing(target: &str) -> State {
+        let mut state = State::empty(target);
+        state.resources.insert(
+            "app".to_owned(),
+            ResourceState {
+                id: EnvironmentId(uuid::Uuid::from_u128(1)),
+                last_applied: JsonMap::new(),
+                prevent_destroy: false,
+                depends_on: Vec::new(),
+                renamed_from: None,
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn a_state_for_another_control_plane_is_refused_unless_it_moved() {
+        let refused = State::for_target(
+            Some(managing("https://a.example")),
+            "https://b.example",
+            false,
+        )
+        .expect_err("another control plane");
+        assert!(
+            matches!(&refused, StateError::TargetChanged { recorded, target }
+                if recorded == "https://a.example" && target == "https://b.example"),
+            "{refused:?}"
+        );
+        let moved = State::for_target(
+            Some(managing("https://a.example")),
+            "https://b.example",
+            true,
+        )
+        .expect("moved on purpose");
+        assert_eq!(moved.target, "https://b.example");
+        assert!(
+            State::for_target(
+                Some(managing("https://a.example/")),
+                "https://a.example",
+                false
+            )
+            .is_ok()
+        );
+        // An empty state may point anywhere.
+        assert!(
+            State::for_target(
+                Some(State::empty("https://a.example")),
+                "https://b.example",
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn embedded_targets_compare_by_absolute_path() {
+        let absolute = std::path::absolute(".envform/control-plane.db").expect("absolute");
+        let target = format!("embedded:{}", absolute.display());
+        assert!(
+            State::for_target(
+                Some(managing("embedded:.envform/control-plane.db")),
+                &target,
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            State::for_target(
+                Some(managing("embedded:/elsewhere/control-plane.db")),
+                &target,
+                false
+            )
+            .is_err()
+        );
+    }
 }

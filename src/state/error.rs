@@ -22,6 +22,22 @@ pub enum StateError {
         holder: Option<Box<LockInfo>>,
     },
 
+    /// The state manages environments on another control plane than this run's.
+    #[error("the state was last written for {recorded}; this run targets {target}")]
+    #[diagnostic(
+        code(envform::state::target_changed),
+        help(
+            "check --api-url (or the embedded database) and the state's location; if the control \
+             plane really moved, pass --control-plane-moved to record the new one"
+        )
+    )]
+    TargetChanged {
+        /// The control plane the state was written for.
+        recorded: String,
+        /// The one this run targets.
+        target: String,
+    },
+
     /// The lock was still held when `--lock-timeout` ran out.
     #[error(
         "the state lock is still held by {} after waiting {}",

@@ -448,7 +448,11 @@ fn destroying_a_target_destroys_what_depends_on_it_first() {
     let plan = diff(&document(vec![]), &live, &state, &options).expect("plan");
     let names: Vec<&str> = plan.steps().iter().map(|step| step.name.as_str()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
-    assert_eq!(names.last(), Some(&"dev-eu"), "dependents go first: {names:?}");
+    assert_eq!(
+        names.last(),
+        Some(&"dev-eu"),
+        "dependents go first: {names:?}"
+    );
     assert!(!names.contains(&"other"));
 }
 
