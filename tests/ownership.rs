@@ -173,3 +173,84 @@ fn a_fresh_state_over_existing_environments_adopts_only_when_asked() {
     scenario.apply().arg("--adopt").assert().success();
     assert_eq!(scenario.plan_exit_code(), 0);
 }
+
+#[test]
+fn configurations_with_disjoint_scopes_see_only_their_own() {
+    let scenario = Scenario::new();
+    write(
+        &scenario,
+        "team-a",
+        "version: 1\noptions: {prune: true, scope: {name_prefix: team-a-}}\nenvironments:\n  - name: team-a-api\n",
+    );
+    write(
+        &scenario,
+        "team-b",
+        "version: 1\noptions: {prune: true, scope: {name_prefix: team-b-}}\nenvironments:\n  - name: team-b-api\n  - name: team-b-jobs\n",
+    );
+    for dir in ["team-a", "team-b"] {
+        run(&scenario, dir, &["apply", "--auto-approve"])
+            .assert()
+            .success();
+    }
+    // Something unowned outside both scopes, which `prune` would otherwise delete.
+    scenario
+        .envform()
+        .args(["env", "create", "--name", "scratch"])
+        .assert()
+        .success();
+    for (dir, own) in [
+        ("team-a", vec!["team-a-api"]),
+        ("team-b", vec!["team-b-api", "team-b-jobs"]),
+    ] {
+        let output = run(
+            &scenario,
+            dir,
+            &["plan", "--format", "json", "--detailed-exitcode"],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{dir}: {output:?}");
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let seen: Vec<&str> = plan["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|change| change["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(seen, own, "{dir} sees only its own");
+        assert_eq!(plan["unmanaged"], serde_json::json!([]), "{dir}");
+        assert_eq!(
+            plan["owned_elsewhere"], 0,
+            "{dir}: the others are out of scope"
+        );
+    }
+    run(&scenario, "team-a", &["apply", "--auto-approve"])
+        .assert()
+        .success();
+    let live = scenario.live();
+    for name in ["scratch", "team-b-api", "team-b-jobs", "team-a-api"] {
+        assert!(
+            live.contains_key(name),
+            "{name} survives team-a's prune: {live:?}"
+        );
+    }
+
+    // A desired environment outside its own scope is a diagnostic at its name.
+    write(
+        &scenario,
+        "team-a",
+        "version: 1\noptions: {scope: {name_prefix: team-a-, tags: [team-a]}}\nenvironments:\n  - name: team-a-api\n    tags: [team-a]\n  - name: stray\n    tags: [team-a]\n  - name: team-a-untagged\n",
+    );
+    let output = run(&scenario, "team-a", &["validate"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("envform::spec::outside_scope").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("team-a/envform.yaml:6:11"), "{stderr}");
+    let joined = stderr_of(&output);
+    assert!(joined.contains("doesnotstartwith`team-a-`"), "{stderr}");
+    assert!(joined.contains("lacksthetag`team-a`"), "{stderr}");
+}

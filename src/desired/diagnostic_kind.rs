@@ -190,6 +190,13 @@ pub enum DiagnosticKind {
         /// The closest desired environment, if close enough.
         suggestion: Option<String>,
     },
+    /// A desired environment outside the configuration's own `options.scope`.
+    OutsideScope {
+        /// The environment.
+        name: String,
+        /// What it lacks: "its name does not start with `team-a-`", "it lacks tag `team-a`".
+        reason: String,
+    },
     /// `depends_on` edges form a cycle.
     DependencyCycle {
         /// The names around the cycle, the first repeated at the end.
@@ -233,6 +240,7 @@ impl DiagnosticKind {
             DiagnosticKind::InvalidValue { .. } => "envform::spec::invalid_value",
             DiagnosticKind::SecretInFile { .. } => "envform::spec::secret_in_file",
             DiagnosticKind::UnknownDependency { .. } => "envform::spec::unknown_dependency",
+            DiagnosticKind::OutsideScope { .. } => "envform::spec::outside_scope",
             DiagnosticKind::DependencyCycle { .. } => "envform::spec::dependency_cycle",
             DiagnosticKind::ConflictingRename { .. } => "envform::spec::conflicting_rename",
             DiagnosticKind::UnknownIgnorePath { .. } => "envform::spec::unknown_ignore_path",
@@ -260,6 +268,7 @@ impl DiagnosticKind {
             DiagnosticKind::InvalidValue { .. } => "unknown value".to_owned(),
             DiagnosticKind::SecretInFile { .. } => "secret in the file".to_owned(),
             DiagnosticKind::UnknownDependency { .. } => "no environment has this name".to_owned(),
+            DiagnosticKind::OutsideScope { .. } => "outside `options.scope`".to_owned(),
             DiagnosticKind::DependencyCycle { cycle } => match cycle.as_slice() {
                 [from, to, ..] => format!("{} depends on {}", quote(from), quote(to)),
                 _ => "cycle".to_owned(),
@@ -356,6 +365,11 @@ impl DiagnosticKind {
                 Some(suggestion) => format!("did you mean {}?", quote(suggestion)),
                 None => "`depends_on` names environments of this configuration".to_owned(),
             }),
+            DiagnosticKind::OutsideScope { .. } => Some(
+                "a configuration cannot see environments outside its scope: rename it, give it the \
+                 scope's tags, or widen `options.scope`"
+                    .to_owned(),
+            ),
             DiagnosticKind::DependencyCycle { .. } => {
                 Some("remove one of these `depends_on` entries to break the cycle".to_owned())
             }
@@ -444,6 +458,11 @@ impl fmt::Display for DiagnosticKind {
             DiagnosticKind::UnknownDependency { name, .. } => {
                 write!(f, "`depends_on` names unknown environment {}", quote(name))
             }
+            DiagnosticKind::OutsideScope { name, reason } => write!(
+                f,
+                "environment {} is outside this configuration's `options.scope`: {reason}",
+                quote(name)
+            ),
             DiagnosticKind::DependencyCycle { cycle } => {
                 let names: Vec<String> = cycle.iter().map(|name| quote(name)).collect();
                 write!(f, "dependency cycle: {}", names.join(" → "))

@@ -11,7 +11,7 @@ use super::diagnostic::Problem;
 use super::diagnostic_kind::{DiagnosticKind, Range};
 use super::model::{
     DesiredEnvironment, DesiredFields, FieldPath, HttpBackendConfig, Lifecycle, Location, Options,
-    Reference, StateBackendConfig, Threshold,
+    Reference, Scope, StateBackendConfig, Threshold,
 };
 use super::node::{Entry, Node, Value};
 use super::section::{EXECUTION_ENVIRONMENT_FIELDS, IGNORABLE_FIELDS, Section};
@@ -585,6 +585,7 @@ fn read_options(checker: &mut Checker<'_>, node: &Node) -> Option<Options> {
                     options.adopt = adopt;
                 }
             }
+            "scope" => options.scope = scope(checker, value),
             "delete_threshold" => {
                 options.delete_threshold = threshold(checker, "options.delete_threshold", value);
             }
@@ -595,6 +596,24 @@ fn read_options(checker: &mut Checker<'_>, node: &Node) -> Option<Options> {
         }
     }
     Some(options)
+}
+
+fn scope(checker: &mut Checker<'_>, node: &Node) -> Option<Scope> {
+    let entries = checker.mapping("options.scope", node)?;
+    let mut scope = Scope::default();
+    for (key, value) in checker.known_keys(entries, Section::Scope) {
+        match key {
+            "name_prefix" => scope.name_prefix = checker.string("options.scope.name_prefix", value),
+            "tags" => {
+                scope.tags = checker
+                    .strings("options.scope.tags", "a list of strings", value)
+                    .map(|tags| tags.into_iter().map(|(tag, _)| tag).collect())
+                    .unwrap_or_default();
+            }
+            _ => {}
+        }
+    }
+    Some(scope)
 }
 
 fn threshold(checker: &mut Checker<'_>, path: &str, node: &Node) -> Threshold {

@@ -146,7 +146,11 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
         }
     }
     let document = document::read(&mut checker, roots);
-    references::check(&mut checker, &document.environments);
+    references::check(
+        &mut checker,
+        &document.environments,
+        document.options.scope.as_ref(),
+    );
     problems.extend(checker.problems);
 
     if !problems.is_empty() {

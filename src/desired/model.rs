@@ -95,10 +95,33 @@ pub struct Options {
     pub prune: bool,
     /// Adopt live environments no configuration owns when the file names them.
     pub adopt: bool,
+    /// The part of the organization this configuration sees; `None`: all of it.
+    pub scope: Option<Scope>,
     /// Deletes above this share of managed environments need `--force`.
     pub delete_threshold: Threshold,
     /// Updates above this share of managed environments need `--force`.
     pub update_threshold: Threshold,
+}
+
+/// `options.scope`: the environments a configuration sees. Live environments outside it are
+/// invisible to its plans (never listed, adopted or pruned), so configurations that split one
+/// organization by a name prefix or a tag cannot reach each other's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    /// Names start with this.
+    pub name_prefix: Option<String>,
+    /// Environments carry every one of these tags.
+    pub tags: Vec<String>,
+}
+
+impl Scope {
+    /// Whether an environment of this name and these tags is in scope.
+    pub fn contains(&self, name: &str, tags: &[String]) -> bool {
+        self.name_prefix
+            .as_deref()
+            .is_none_or(|prefix| name.starts_with(prefix))
+            && self.tags.iter().all(|tag| tags.contains(tag))
+    }
 }
 
 /// An octoDNS-style safety threshold: more than `max_fraction` of at least `min_existing`

@@ -9,15 +9,55 @@ use foldhash::{HashMap, HashMapExt};
 use super::check::Checker;
 use super::diagnostic::Problem;
 use super::diagnostic_kind::{DiagnosticKind, RenameConflict, quote};
-use super::model::DesiredEnvironment;
+use super::model::{DesiredEnvironment, Scope};
 use super::suggestion;
 
 /// Runs every cross-environment check.
-pub(crate) fn check(checker: &mut Checker<'_>, environments: &[DesiredEnvironment]) {
+pub(crate) fn check(
+    checker: &mut Checker<'_>,
+    environments: &[DesiredEnvironment],
+    scope: Option<&Scope>,
+) {
+    if let Some(scope) = scope {
+        outside_scope(checker, environments, scope);
+    }
     let index = first_by_name(checker, environments);
     renames(checker, environments, &index);
     let edges = dependencies(checker, environments, &index);
     cycles(checker, environments, &edges);
+}
+
+/// Every environment the configuration's own scope would hide from its plans.
+fn outside_scope(checker: &mut Checker<'_>, environments: &[DesiredEnvironment], scope: &Scope) {
+    for environment in environments {
+        let tags = environment.fields.tags.as_deref().unwrap_or_default();
+        if scope.contains(&environment.name, tags) {
+            continue;
+        }
+        let reason = match &scope.name_prefix {
+            Some(prefix) if !environment.name.starts_with(prefix.as_str()) => {
+                format!("its name does not start with {}", quote(prefix))
+            }
+            _ => {
+                let missing: Vec<String> = scope
+                    .tags
+                    .iter()
+                    .filter(|tag| !tags.contains(tag))
+                    .map(|tag| quote(tag))
+                    .collect();
+                format!(
+                    "it lacks the tag{} {}",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                )
+            }
+        };
+        let kind = DiagnosticKind::OutsideScope {
+            name: environment.name.clone(),
+            reason,
+        };
+        checker.push(Problem::new(kind, environment.name_location));
+    }
 }
 
 /// Maps each name to its first environment, reporting later ones as duplicates.

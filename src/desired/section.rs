@@ -25,6 +25,8 @@ pub enum Section {
     Options,
     /// `options.delete_threshold` or `options.update_threshold`.
     Threshold,
+    /// `options.scope`.
+    Scope,
     /// `state` with `backend: local`.
     LocalState,
     /// `state` with `backend: http`.
@@ -54,7 +56,14 @@ impl Section {
             Section::Environment => &ENVIRONMENT_KEYS,
             // Every key of an environment but its identity: `name` and `renamed_from`.
             Section::Defaults => &ENVIRONMENT_KEYS[1..ENVIRONMENT_KEYS.len() - 1],
-            Section::Options => &["prune", "adopt", "delete_threshold", "update_threshold"],
+            Section::Options => &[
+                "prune",
+                "adopt",
+                "scope",
+                "delete_threshold",
+                "update_threshold",
+            ],
+            Section::Scope => &["name_prefix", "tags"],
             Section::Threshold => &["max_fraction", "min_existing"],
             Section::LocalState => &["backend", "path"],
             Section::HttpState => &[
@@ -80,6 +89,7 @@ impl Section {
             Section::Defaults => "in `defaults`",
             Section::Options => "in `options`",
             Section::Threshold => "in a threshold",
+            Section::Scope => "in `options.scope`",
             Section::LocalState => "in `state` (local backend)",
             Section::HttpState => "in `state` (http backend)",
             Section::State => "in `state`",

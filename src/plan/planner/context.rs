@@ -55,7 +55,17 @@ impl<'a> Planner<'a> {
         let mut live_by_name: HashMap<&str, &Environment> = HashMap::with_capacity(live.len());
         let mut live_by_id = HashMap::with_capacity(live.len());
         let mut duplicates = BTreeSet::new();
-        for environment in live {
+        // Outside `options.scope` a live environment is invisible: never listed, adopted or pruned.
+        let scope = desired.options.scope.as_ref();
+        let visible = live.iter().filter(|environment| {
+            scope.is_none_or(|scope| {
+                scope.contains(
+                    &environment.name,
+                    environment.tags.as_deref().unwrap_or_default(),
+                )
+            })
+        });
+        for environment in visible {
             live_by_id.insert(environment.id, environment);
             // Live comes ordered by creation: the oldest of a duplicated name wins.
             if live_by_name.contains_key(environment.name.as_str()) {
