@@ -1,10 +1,12 @@
 //! Work split among the machine's cores with rayon, results in input order: the same input gives
 //! the same output however many cores there are.
 //!
-//! Two pools, built on first use, because their work needs different stacks: the YAML parser
-//! recurses once per nesting level with large frames in unoptimized builds, everything else only
-//! through JSON values the desired-file rules keep shallow. Work is cut into a few runs per thread
-//! and rayon's work stealing hands a slowed thread's runs to the others.
+//! One pool of one thread per core, built on first use, with stacks deep enough for the YAML
+//! parser (it recurses once per nesting level, with large frames in unoptimized builds; only the
+//! pages a thread touches are resident). One pool, not one per kind of work: every thread that
+//! allocates keeps a malloc arena, and the same few threads parsing, diffing and rendering kept
+//! the plan's peak memory a quarter lower than a second pool did. Work is cut into a few runs per
+//! thread and rayon's work stealing hands a slowed thread's runs to the others.
 
 use std::sync::LazyLock;
 
@@ -14,36 +16,18 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 /// Runs per thread, so that a slowed thread's share can go to the others.
 const RUNS_PER_THREAD: usize = 4;
 
-/// Which pool a piece of work needs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Stack {
-    /// 8 MiB: work that recurses only through JSON values.
-    Shallow,
-    /// 64 MiB: the YAML parser, safe up to the nesting budget whatever the build.
-    Parser,
-}
+/// Stack per thread: the parser's recursion is safe up to the nesting budget whatever the build.
+const STACK_BYTES: usize = 64 << 20;
 
-static SHALLOW_POOL: LazyLock<Option<ThreadPool>> =
-    LazyLock::new(|| pool(8 << 20, "envform-worker"));
-static PARSER_POOL: LazyLock<Option<ThreadPool>> =
-    LazyLock::new(|| pool(64 << 20, "envform-parser"));
-
-/// A pool with `stack_bytes` per thread; `None` when no thread can be had (the work then runs on
-/// the caller's thread, in order).
-fn pool(stack_bytes: usize, name: &'static str) -> Option<ThreadPool> {
+/// The pool; `None` when no thread can be had (the work then runs on the caller's thread, in
+/// order).
+static POOL: LazyLock<Option<ThreadPool>> = LazyLock::new(|| {
     ThreadPoolBuilder::new()
-        .stack_size(stack_bytes)
-        .thread_name(move |index| format!("{name}-{index}"))
+        .stack_size(STACK_BYTES)
+        .thread_name(|index| format!("envform-worker-{index}"))
         .build()
         .ok()
-}
-
-fn pool_for(stack: Stack) -> Option<&'static ThreadPool> {
-    match stack {
-        Stack::Shallow => SHALLOW_POOL.as_ref(),
-        Stack::Parser => PARSER_POOL.as_ref(),
-    }
-}
+});
 
 /// Splits `items` into runs of at least `smallest` items (a few per thread), works each run in the
 /// pool, and returns the results in order.
@@ -60,7 +44,7 @@ where
         return Vec::new();
     }
     let size = run_size(items.len(), smallest);
-    match pool_for(Stack::Shallow) {
+    match POOL.as_ref() {
         Some(pool) => pool.install(|| items.par_chunks(size).map(work).collect()),
         None => items.chunks(size).map(work).collect(),
     }
@@ -81,7 +65,7 @@ where
         return Vec::new();
     }
     let size = run_size(items.len(), smallest);
-    match pool_for(Stack::Shallow) {
+    match POOL.as_ref() {
         Some(pool) => pool.install(|| items.into_par_iter().chunks(size).map(work).collect()),
         None => {
             let mut runs = Vec::new();
@@ -96,13 +80,13 @@ where
     }
 }
 
-/// Works each item on its own in the pool for `stack`, results in input order.
-pub(crate) fn each<T, R>(items: &[T], stack: Stack, work: impl Fn(&T) -> R + Sync + Send) -> Vec<R>
+/// Works each item on its own in the pool, results in input order.
+pub(crate) fn each<T, R>(items: &[T], work: impl Fn(&T) -> R + Sync + Send) -> Vec<R>
 where
     T: Sync,
     R: Send,
 {
-    match pool_for(stack) {
+    match POOL.as_ref() {
         Some(pool) => pool.install(|| items.par_iter().map(work).collect()),
         None => items.iter().map(work).collect(),
     }
@@ -111,7 +95,7 @@ where
 /// How many items go in each run of `items` items: a few runs per thread, each of at least
 /// `smallest` items (all of them in one run when there are fewer).
 fn run_size(items: usize, smallest: usize) -> usize {
-    let threads = pool_for(Stack::Shallow).map_or(1, ThreadPool::current_num_threads);
+    let threads = POOL.as_ref().map_or(1, ThreadPool::current_num_threads);
     let runs = (threads * RUNS_PER_THREAD)
         .min(items / smallest.max(1))
         .max(1);
@@ -120,7 +104,7 @@ fn run_size(items: usize, smallest: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Stack, each, in_owned_runs, in_runs};
+    use super::{each, in_owned_runs, in_runs};
 
     #[test]
     fn results_come_back_in_input_order() {
@@ -149,21 +133,19 @@ mod tests {
     }
 
     #[test]
-    fn each_item_comes_back_in_input_order_on_either_pool() {
+    fn each_item_comes_back_in_input_order() {
         let items: Vec<usize> = (0..100).collect();
-        for stack in [Stack::Shallow, Stack::Parser] {
-            let doubled = each(&items, stack, |item| {
-                // Uneven work, so the threads take different shares.
-                std::thread::sleep(std::time::Duration::from_micros((*item as u64 % 7) * 50));
-                item * 2
-            });
-            assert_eq!(doubled, (0..100).map(|item| item * 2).collect::<Vec<_>>());
-            assert!(each(&[] as &[usize], stack, |item| *item).is_empty());
-        }
+        let doubled = each(&items, |item| {
+            // Uneven work, so the threads take different shares.
+            std::thread::sleep(std::time::Duration::from_micros((*item as u64 % 7) * 50));
+            item * 2
+        });
+        assert_eq!(doubled, (0..100).map(|item| item * 2).collect::<Vec<_>>());
+        assert!(each(&[] as &[usize], |item| *item).is_empty());
     }
 
     #[test]
-    fn the_parser_pool_has_a_deep_stack() {
+    fn the_pool_has_a_deep_stack() {
         fn depth(level: usize) -> usize {
             // ~1 KiB a frame: 20,000 levels need ~20 MiB, more than a default 2 MiB stack.
             let frame = std::hint::black_box([0u8; 1024]);
@@ -173,9 +155,6 @@ mod tests {
                 depth(level - 1) + usize::from(frame[1])
             }
         }
-        assert_eq!(
-            each(&[20_000], Stack::Parser, |levels| depth(*levels)),
-            vec![0]
-        );
+        assert_eq!(each(&[20_000], |levels| depth(*levels)), vec![0]);
     }
 }

@@ -185,9 +185,9 @@ fn parse_files(sources: &Sources, skip: &[SourceId]) -> Vec<ParsedFile> {
         .map(|(index, file)| (SourceId(index), file.text.as_str()))
         .filter(|(source, _)| !skip.contains(source))
         .collect();
-    // The parser pool's deep stacks keep [`limits::MAX_DEPTH`] safe whatever thread (a 2 MiB
-    // test or async worker thread) calls [`load`].
-    crate::parallel::each(&files, crate::parallel::Stack::Parser, |(source, text)| {
+    // The pool's deep stacks keep [`limits::MAX_DEPTH`] safe whatever thread (a 2 MiB test or
+    // async worker thread) calls [`load`].
+    crate::parallel::each(&files, |(source, text)| {
         let root = yaml::parse(*source, text)?;
         let duplicate_keys = check::duplicate_keys(&root);
         Ok((root, duplicate_keys))
