@@ -35,6 +35,7 @@ use envform::api::{
     ControlPlaneClient, CreateEnvironment, Environment, EnvironmentId, OrganizationId,
 };
 use envform::desired::{self, Desired, DesiredEnvironment, SourceFile, Sources};
+use envform::model::{Lineage, Owner};
 use envform::plan::render::{self, DEFAULT_MARKDOWN_MAX_CHARS};
 use envform::plan::{self, Plan, PlanOptions};
 use envform::state::{LocalBackend, State, StateBackend};
@@ -136,8 +137,18 @@ fn valid(files: &[SourceFile]) -> Desired {
     parse(files).unwrap_or_else(|error| panic!("invalid desired state: {error:?}"))
 }
 
+/// The lineage of the state the bench writes, which every environment it makes carries as its
+/// owner, as if envform had created them.
+fn owner() -> Owner {
+    Owner {
+        lineage: Lineage(uuid::Uuid::from_u128(0x5ca1e)),
+        prevent_destroy: false,
+    }
+}
+
 fn create_payload(environment: &DesiredEnvironment) -> CreateEnvironment {
     CreateEnvironment {
+        settings: Some(owner().stamped(None)),
         description: environment.fields.description.clone(),
         configuration: environment.fields.configuration.clone(),
         metadata: environment.fields.metadata.clone(),
@@ -178,7 +189,7 @@ async fn seed(database: &Path, environments: &[DesiredEnvironment]) {
             configuration: environment.fields.configuration.clone(),
             metadata: environment.fields.metadata.clone(),
             tags: None,
-            settings: None,
+            settings: Some(owner().stamped(None)),
             execution_environment: None,
             created_at,
             updated_at: created_at,
@@ -228,9 +239,13 @@ fn forced() -> PlanOptions {
 
 /// The state an apply of `applied` would leave: its adopt plan's steps recorded one by one.
 fn applied_state(applied: &Desired, live: &[Environment], target: &str) -> State {
-    let adopt = plan::diff(applied, live, &State::empty(target), &forced())
+    let fresh = State {
+        lineage: owner().lineage,
+        ..State::empty(target)
+    };
+    let adopt = plan::diff(applied, live, &fresh, &forced())
         .unwrap_or_else(|errors| panic!("adopt plan: {errors:?}"));
-    let mut state = State::empty(target);
+    let mut state = fresh.clone();
     for step in adopt.steps() {
         let id = step
             .environment_id

@@ -669,3 +669,38 @@ fn destroy_of_a_target_takes_what_depends_on_it() {
     assert!(stdout.contains("3 to destroy"), "{stdout}");
     scenario.assert_converged(&["other"]);
 }
+
+#[test]
+fn the_same_configuration_from_another_directory_is_refused_rather_than_re_created() {
+    // Embedded mode keeps its database in the working directory and state beside the file: run
+    // from elsewhere, the same relative database path names another, empty database. The state
+    // records the database by absolute path, so the plan is refused instead of planning every
+    // environment as new.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("day1")).unwrap();
+    crate::support::write_file(
+        &root.path().join("day1"),
+        "envform.yaml",
+        "version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n",
+    );
+    envform(root.path())
+        .args(["apply", "-f", "day1/envform.yaml", "--auto-approve"])
+        .assert()
+        .success();
+    let output = envform(&root.path().join("day1"))
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(['\n', '│'], "");
+    assert!(
+        stderr.contains("envform::state::target_changed"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("to add"));
+    // From where it was applied, the plan is clean.
+    envform(root.path())
+        .args(["plan", "-f", "day1/envform.yaml", "--detailed-exitcode"])
+        .assert()
+        .code(0);
+}
