@@ -41,14 +41,7 @@ pub(crate) enum StateCommand {
 pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
     match command {
         StateCommand::List { location } => {
-            let target = location.target.resolve()?.describe();
-            let backend = location.state_command_backend()?;
-            let state = workspace::load_state(
-                backend.as_ref(),
-                &target,
-                location.state.control_plane_moved,
-            )
-            .await?;
+            let state = read(&location).await?;
             let rows: Vec<Vec<String>> = state
                 .resources
                 .iter()
@@ -57,14 +50,7 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             print_stdout(&output::table(&["NAME", "ID"], &rows))?;
         }
         StateCommand::Show { name, location } => {
-            let target = location.target.resolve()?.describe();
-            let backend = location.state_command_backend()?;
-            let state = workspace::load_state(
-                backend.as_ref(),
-                &target,
-                location.state.control_plane_moved,
-            )
-            .await?;
+            let state = read(&location).await?;
             let resource = state
                 .resources
                 .get(&name)
@@ -105,6 +91,18 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// The state the flags and the file name, read without the lock (`list` and `show` only look).
+async fn read(location: &ConfigurationArgs) -> miette::Result<crate::state::State> {
+    let target = location.target.resolve()?.describe();
+    let backend = location.state_command_backend()?;
+    workspace::load_state(
+        backend.as_ref(),
+        &target,
+        location.state.control_plane_moved,
+    )
+    .await
 }
 
 fn not_managed(name: &str) -> miette::Report {

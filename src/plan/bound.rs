@@ -1,6 +1,6 @@
 //! A plan bound to the world as it is now: its base checked against state, the desired files and
-//! live, its disruptions checked against the workers live has now, and every step's API call
-//! resolved with the real secret values. This is the only thing `apply` executes, so no caller of
+//! live, its safety refusals and its disruptions (against the workers live has now) checked, and
+//! every step's API call resolved with the real secret values and ownership stamp. This is the only thing `apply` executes, so no caller of
 //! the library can execute a stale plan or one whose secrets changed since it was reviewed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,8 +43,9 @@ pub enum BindError {
 
 impl Plan {
     /// Binds the plan to `desired`, `live` (one list call, made now) and `state` (read under the
-    /// lock): refuses it when its base has moved or it would stop workers without
-    /// `allow_disruption` (or the plan's own approval), then resolves every step's call.
+    /// lock): refuses it when its base has moved, it did not pass a safety check, or it would stop
+    /// workers without `allow_disruption` (or the plan's own approval); then resolves every
+    /// step's call.
     pub fn bind(
         self,
         desired: &Desired,
