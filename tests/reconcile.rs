@@ -704,3 +704,20 @@ fn the_same_configuration_from_another_directory_is_refused_rather_than_re_creat
         .assert()
         .code(0);
 }
+
+#[test]
+fn an_apply_with_nothing_to_do_writes_no_state() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n");
+    scenario.apply_ok();
+    let path = scenario.state_path();
+    let bytes = std::fs::read(&path).unwrap();
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let out = scenario.apply_ok();
+    assert!(out.contains("No changes."), "{out}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "state is untouched");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        modified
+    );
+}

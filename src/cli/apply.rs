@@ -171,7 +171,9 @@ async fn locked(
         PlanFormat::Human,
         crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
     )?;
-    if plan.steps().is_empty() {
+    // Nothing to do live nor in state: no state is written, so the serial stays and every saved
+    // plan made against it stays valid.
+    if bound.changes_nothing() {
         return Ok(Exit::Success);
     }
     if plan.has_changes() && !args.auto_approve {

@@ -100,6 +100,22 @@ impl BoundPlan {
         &self.plan
     }
 
+    /// Whether executing would change nothing, live or in state: every step a no-op whose record
+    /// is already what state holds. Then apply takes the lock and writes nothing.
+    pub fn changes_nothing(&self) -> bool {
+        if self.plan.has_changes() {
+            return false;
+        }
+        let mut after = self.state.clone();
+        for step in self.plan.steps() {
+            let Some(id) = step.environment_id else {
+                return false;
+            };
+            step.record_in(&mut after, id);
+        }
+        after == self.state
+    }
+
     /// Splits into the plan, the call of each step and the state to journal into.
     pub fn into_parts(self) -> (Plan, BTreeMap<StepId, Payload>, State) {
         (self.plan, self.payloads, self.state)

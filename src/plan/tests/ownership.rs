@@ -303,3 +303,31 @@ fn a_state_never_written_takes_the_lineage_its_plan_stamped() {
         .into_parts();
     assert_eq!(bound_state.lineage, stamped);
 }
+
+#[test]
+fn a_converged_plan_binds_to_changing_nothing_but_a_record_to_update_is_a_change() {
+    let app = live(1, "app");
+    let mut state = state();
+    manage(&mut state, &app, Default::default());
+    let same = document(vec![desired("app")]);
+    let plan = plan_ok(&same, std::slice::from_ref(&app), &state);
+    assert!(!plan.has_changes());
+    let bound = plan
+        .bind(&same, std::slice::from_ref(&app), state.clone(), false)
+        .expect("binds");
+    assert!(bound.changes_nothing());
+
+    // The file now protects it: nothing changes live, but state records it (and the stamp too).
+    let protected = document(vec![crate::desired::DesiredEnvironment {
+        lifecycle: Lifecycle {
+            prevent_destroy: true,
+            ..Lifecycle::default()
+        },
+        ..desired("app")
+    }]);
+    let plan = plan_ok(&protected, std::slice::from_ref(&app), &state);
+    let bound = plan
+        .bind(&protected, std::slice::from_ref(&app), state, false)
+        .expect("binds");
+    assert!(!bound.changes_nothing());
+}
