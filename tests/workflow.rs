@@ -164,3 +164,37 @@ fn every_subcommand_help_has_a_purpose_and_an_example() {
         }
     }
 }
+
+#[test]
+fn version_and_terraform_habits_work_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = envform(dir.path()).arg("version").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("envform {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("linux") || text.contains("darwin") || text.contains("windows"),
+        "{text}"
+    );
+    std::fs::write(
+        dir.path().join("envform.yaml"),
+        "version: 1\nenvironments:\n  - name: habit\n",
+    )
+    .unwrap();
+    envform(dir.path())
+        .args(["plan", "-out=tfplan", "-detailed-exitcode", "-no-color"])
+        .assert()
+        .code(2);
+    assert!(dir.path().join("tfplan").exists());
+    envform(dir.path())
+        .args(["apply", "-auto-approve", "-lock-timeout=5s", "tfplan"])
+        .assert()
+        .success();
+    envform(dir.path())
+        .args(["plan", "-detailed-exitcode"])
+        .assert()
+        .code(0);
+}

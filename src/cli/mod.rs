@@ -42,6 +42,9 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// No colour, even on a terminal (as NO_COLOR=1).
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +75,8 @@ enum Command {
     /// Join an environment's worker pool (the command `env worker-command` prints).
     #[command(subcommand_required = true)]
     Worker(worker::WorkerArgs),
+    /// Print the version, the commit it was built from and the target.
+    Version,
     /// Print shell completions (bash, zsh, fish, ...).
     #[command(after_help = "Example:\n  envform completions bash > /etc/bash_completion.d/envform")]
     Completions {
@@ -86,7 +91,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(terraform_style(args.into_iter().map(Into::into))) {
         Ok(cli) => cli,
         Err(error) => {
             // Help and version are successes; every usage error is exit 1 (never 2, which
@@ -100,6 +105,9 @@ where
             };
         }
     };
+    if cli.no_color {
+        anstream::ColorChoice::Never.write_global();
+    }
     output::install_report_handler();
     // A server logs each request and a worker what it does, by default; other commands only
     // warnings.
@@ -132,6 +140,13 @@ async fn execute(cli: Cli) -> Exit {
         Command::Init(args) => init::execute(args).await,
         Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
         Command::Worker(args) => worker::execute(args).await,
+        Command::Version => output::print_stdout(&format!(
+            "envform {} (commit {}, {})\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("ENVFORM_COMMIT"),
+            env!("ENVFORM_TARGET")
+        ))
+        .map(|()| Exit::Success),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut buffer = Vec::new();
@@ -143,4 +158,103 @@ async fn execute(cli: Cli) -> Exit {
         output::report(report);
         Exit::Error
     })
+}
+
+/// Terraform's single-dash long flags (`-auto-approve`, `-out=FILE`, `-target=X`) as the
+/// double-dash ones clap knows, so habits carry over. Only names that are long flags of envform
+/// are rewritten, so short flags (`-f`, `-vv`) and values are left alone, and nothing after `--`.
+fn terraform_style(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let longs = long_flags(&<Cli as clap::CommandFactory>::command());
+    let mut positional = false;
+    args.enumerate()
+        .map(|(index, arg)| {
+            let Some(text) = arg.to_str().filter(|_| index > 0 && !positional) else {
+                return arg;
+            };
+            if text == "--" {
+                positional = true;
+                return arg;
+            }
+            let name = text
+                .strip_prefix('-')
+                .filter(|rest| !rest.starts_with('-'))
+                .map(|rest| rest.split('=').next().unwrap_or(rest));
+            match name {
+                Some(name) if name.len() > 1 && longs.contains(name) => format!("-{text}").into(),
+                _ => arg,
+            }
+        })
+        .collect()
+}
+
+/// Every long flag of `command` and its subcommands.
+fn long_flags(command: &clap::Command) -> std::collections::BTreeSet<String> {
+    let mut names: std::collections::BTreeSet<String> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_long)
+        .map(str::to_owned)
+        .collect();
+    for subcommand in command.get_subcommands() {
+        names.extend(long_flags(subcommand));
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(args: &[&str]) -> Vec<String> {
+        terraform_style(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|arg| arg.into_string().expect("utf-8"))
+            .collect()
+    }
+
+    #[test]
+    fn terraform_single_dash_long_flags_are_accepted() {
+        assert_eq!(
+            rewritten(&[
+                "envform",
+                "apply",
+                "-auto-approve",
+                "-lock-timeout=5m",
+                "-no-color"
+            ]),
+            [
+                "envform",
+                "apply",
+                "--auto-approve",
+                "--lock-timeout=5m",
+                "--no-color"
+            ]
+        );
+        assert_eq!(
+            rewritten(&[
+                "envform",
+                "plan",
+                "-out=tfplan",
+                "-detailed-exitcode",
+                "-target=prod"
+            ]),
+            [
+                "envform",
+                "plan",
+                "--out=tfplan",
+                "--detailed-exitcode",
+                "--target=prod"
+            ]
+        );
+        // Short flags, values and whatever follows `--` stay as typed.
+        assert_eq!(
+            rewritten(&["envform", "plan", "-f", "-vv", "--", "-auto-approve"]),
+            ["envform", "plan", "-f", "-vv", "--", "-auto-approve"]
+        );
+        let parsed = Cli::try_parse_from(terraform_style(
+            ["envform", "apply", "-auto-approve", "-parallelism=4"]
+                .into_iter()
+                .map(OsString::from),
+        ));
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
 }
