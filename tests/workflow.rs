@@ -125,6 +125,9 @@ fn completions_for_common_shells() {
 fn every_subcommand_help_has_a_purpose_and_an_example() {
     let dir = tempfile::tempdir().unwrap();
     let subcommands = [
+        vec!["env"],
+        vec!["state"],
+        vec!["serve"],
         vec!["validate"],
         vec!["plan"],
         vec!["apply"],
@@ -187,8 +190,18 @@ fn version_and_terraform_habits_work_from_the_command_line() {
     envform(dir.path())
         .args(["plan", "-out=tfplan", "-detailed-exitcode", "-no-color"])
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains("Apply exactly this plan"));
     assert!(dir.path().join("tfplan").exists());
+    // In automation the "next step" hints are dropped; the facts stay.
+    let quiet = envform(dir.path())
+        .args(["plan", "--out", "tfplan"])
+        .env("ENVFORM_IN_AUTOMATION", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(stderr.contains("Saved the plan to tfplan."), "{stderr}");
+    assert!(!stderr.contains("Apply exactly"), "{stderr}");
     envform(dir.path())
         .args(["apply", "-auto-approve", "-lock-timeout=5s", "tfplan"])
         .assert()

@@ -129,10 +129,10 @@ async fn import(
             "Took over `{}` ({}) from {previous}; its configuration's next plan refuses to touch it.",
             environment.name, environment.id
         ),
-        _ => eprintln!(
-            "Imported `{}` ({}); run `envform plan` to see what the file changes.",
-            environment.name, environment.id
-        ),
+        _ => {
+            eprintln!("Imported `{}` ({}).", environment.name, environment.id);
+            super::output::next_step("Run `envform plan` to see what the file changes.");
+        }
     }
     Ok(Exit::Success)
 }

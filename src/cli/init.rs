@@ -48,7 +48,7 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
     std::fs::write(&args.path, text)
         .map_err(|error| miette::miette!("cannot write {}: {error}", args.path.display()))?;
     eprintln!(
-        "Wrote {} with {} environment(s). Run `envform plan` to see them adopted, then `envform apply`.",
+        "Wrote {} with {} environment(s).",
         args.path.display(),
         live.iter()
             .filter(
@@ -56,6 +56,7 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
             )
             .count()
     );
+    super::output::next_step("Run `envform plan` to see them adopted, then `envform apply`.");
     Ok(Exit::Success)
 }
 

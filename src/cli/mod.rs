@@ -62,15 +62,24 @@ enum Command {
     /// Take a live environment under management.
     Import(import::ImportArgs),
     /// Look at or mend state.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  envform state list -f environments/\n  envform state show production\n  envform state rm legacy --lock-timeout 30s"
+    )]
     State(state::StateCommand),
     /// Break a state lock whose holder is gone.
     ForceUnlock(force_unlock::ForceUnlockArgs),
     /// Manage environments one by one.
+    #[command(
+        after_help = "Examples:\n  envform env list\n  envform env get production -o json\n  envform env update staging --max-workers 20"
+    )]
     Env(env::EnvArgs),
     /// Write a starter envform.yaml from the live environments.
     Init(init::InitArgs),
     /// Run the Environments Service over HTTP.
+    #[command(
+        after_help = "Examples:\n  envform serve --addr 127.0.0.1:8080 --api-key \"$KEY=my-org\"\n  ENVFORM_API_KEYS=\"k1=org-a,k2=org-b\" envform serve --db /var/lib/envform/serve.db"
+    )]
     Serve(serve::ServeArgs),
     /// Join an environment's worker pool (the command `env worker-command` prints).
     #[command(subcommand_required = true)]

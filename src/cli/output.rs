@@ -12,6 +12,19 @@ fn stderr_color() -> bool {
     anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
 }
 
+/// The variable that, set (to anything but `0` or nothing), drops the "next step" hints that
+/// only make sense to a person at a terminal, as Terraform's `TF_IN_AUTOMATION` does.
+pub(crate) const IN_AUTOMATION_VARIABLE: &str = "ENVFORM_IN_AUTOMATION";
+
+/// Prints a "next step" hint on stderr, unless running in automation.
+pub(crate) fn next_step(hint: &str) {
+    let automated =
+        std::env::var(IN_AUTOMATION_VARIABLE).is_ok_and(|value| !value.is_empty() && value != "0");
+    if !automated {
+        eprintln!("{hint}");
+    }
+}
+
 /// Whether stdin and stderr are a terminal a person can answer on.
 pub(crate) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

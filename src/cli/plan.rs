@@ -181,11 +181,11 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
         std::fs::write(out, text).map_err(|error| {
             miette::miette!("cannot write the plan to {}: {error}", out.display())
         })?;
-        eprintln!(
-            "Saved the plan to {}. Apply exactly this plan with `envform apply {}`.",
-            out.display(),
+        eprintln!("Saved the plan to {}.", out.display());
+        super::output::next_step(&format!(
+            "Apply exactly this plan with `envform apply {}`.",
             out.display()
-        );
+        ));
     }
     Ok(if args.detailed_exitcode && planned.plan.has_changes() {
         Exit::Changes

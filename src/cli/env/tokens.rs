@@ -54,7 +54,7 @@ pub(super) async fn worker_command(
                 );
             }
             if !reveal {
-                eprintln!("hint: the token is masked; pass --reveal to show it");
+                output::next_step("hint: the token is masked; pass --reveal to show it");
             }
         }
     }
