@@ -193,7 +193,16 @@ fn saved_plan_applies_exactly_and_is_refused_once_stale() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("`api` changed live"));
-    // The desired file changing also makes it stale.
+    // A comment-only edit of the file keeps a saved plan valid; a change of meaning does not.
+    scenario
+        .plan()
+        .args(["--out", "plan.json"])
+        .assert()
+        .success();
+    scenario.write(
+        "# reviewed in the pull request\nversion: 1\nenvironments:\n  - description: two   # the API\n    name: api\n",
+    );
+    scenario.apply().arg("plan.json").assert().success();
     scenario
         .plan()
         .args(["--out", "plan.json"])

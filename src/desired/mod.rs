@@ -23,6 +23,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use crate::model::NameProblem;
@@ -161,7 +162,11 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
             .collect();
         return Err(SpecError::invalid(diagnostics, &sources));
     }
-    let digest = digest(&sources);
+    let digest = digest(
+        &document.environments,
+        &document.options,
+        document.state.as_ref(),
+    );
     Ok(Desired {
         environments: document.environments,
         options: document.options,
@@ -220,16 +225,89 @@ fn order(problems: Vec<Problem>) -> Vec<Problem> {
     keyed.into_iter().map(|(_, problem)| problem).collect()
 }
 
-/// Hex SHA-256 over each file's path and contents, length-prefixed so no two different sets of
-/// files hash alike.
-fn digest(sources: &Sources) -> String {
-    let mut hasher = Sha256::new();
-    for file in &sources.files {
-        let path = file.path.to_string_lossy();
-        for part in [path.as_bytes(), file.text.as_bytes()] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part);
+/// Hex SHA-256 of what the files mean, not how they are written: comments, whitespace, key
+/// order, the order of environments and which file holds one do not change it, so a saved plan
+/// stays valid across such edits and goes stale on any change of meaning. The encoding is JSON
+/// with every object's keys sorted; secret values enter it only inside the hash.
+fn digest(
+    environments: &[DesiredEnvironment],
+    options: &Options,
+    state: Option<&StateBackendConfig>,
+) -> String {
+    let mut environments: Vec<Value> = environments.iter().map(environment_meaning).collect();
+    environments.sort_by_key(|environment| environment["name"].to_string());
+    let scope = options.scope.as_ref().map(|scope| {
+        json!({"name_prefix": scope.name_prefix, "tags": sorted(scope.tags.iter().cloned())})
+    });
+    let threshold = |threshold: &Threshold| json!({"max_fraction": threshold.max_fraction, "min_existing": threshold.min_existing});
+    let state = state.map(|state| match state {
+        StateBackendConfig::Local { path } => {
+            json!({"backend": "local", "path": path.as_ref().map(|path| path.display().to_string())})
         }
+        StateBackendConfig::Http(config) => json!({
+            "backend": "http",
+            "address": config.address,
+            "lock_address": config.lock_address,
+            "unlock_address": config.unlock_address,
+            "lock_method": config.lock_method,
+            "unlock_method": config.unlock_method,
+            "username": config.username,
+        }),
+    });
+    let meaning = json!({
+        "environments": environments,
+        "options": {
+            "prune": options.prune,
+            "adopt": options.adopt,
+            "scope": scope,
+            "delete_threshold": threshold(&options.delete_threshold),
+            "update_threshold": threshold(&options.update_threshold),
+        },
+        "state": state,
+    });
+    hex::encode(Sha256::digest(canonical(meaning).to_string().as_bytes()))
+}
+
+/// One environment's meaning: its fields as the file sets them, and how it relates to others.
+fn environment_meaning(environment: &DesiredEnvironment) -> Value {
+    let fields = &environment.fields;
+    json!({
+        "name": environment.name,
+        "display_name": fields.display_name,
+        "description": fields.description,
+        "status": fields.status.map(|status| status.as_str()),
+        "configuration": fields.configuration,
+        "metadata": fields.metadata,
+        "tags": fields.tags,
+        "settings": fields.settings,
+        "execution_environment": fields.execution_environment,
+        "depends_on": sorted(environment.depends_on.iter().map(|reference| reference.name.clone())),
+        "prevent_destroy": environment.lifecycle.prevent_destroy,
+        "ignore_changes": sorted(environment.lifecycle.ignore_changes.iter().map(ToString::to_string)),
+        "renamed_from": environment.renamed_from.as_ref().map(|reference| reference.name.clone()),
+    })
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut items: Vec<String> = items.collect();
+    items.sort();
+    items
+}
+
+/// `value` with every object's keys in sorted order.
+fn canonical(value: Value) -> Value {
+    match value {
+        Value::Object(object) => {
+            let mut entries: Vec<(String, Value)> = object.into_iter().collect();
+            entries.sort_by(|(left, _), (right, _)| left.cmp(right));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key, canonical(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
     }
-    hex::encode(hasher.finalize())
 }
