@@ -228,10 +228,12 @@ fn merge_defaults(defaults: &Node, entry: &Node) -> Node {
         .filter(|default| !matches!(default.key.as_str(), Some("name" | "renamed_from")))
         .cloned()
         .collect();
-    merge_entries(&inherited, entry)
+    merge_entries(&inherited, entry, false)
 }
 
-fn merge_entries(defaults: &[Entry], node: &Node) -> Node {
+/// `node`'s mapping over `defaults`, key by key. Inside a field (`nested`), `key: null` drops the
+/// default's key rather than keeping a `null` to send: that is what it says in the file.
+fn merge_entries(defaults: &[Entry], node: &Node, nested: bool) -> Node {
     let Some(entries) = node.entries() else {
         return node.clone();
     };
@@ -248,6 +250,14 @@ fn merge_entries(defaults: &[Entry], node: &Node) -> Node {
         .collect();
     let mut merged: Vec<Entry> = entries
         .iter()
+        .filter(|entry| {
+            let drops_default = entry.value.is_null()
+                && entry
+                    .key
+                    .as_str()
+                    .is_some_and(|key| defaults_by_key.contains_key(key));
+            !(nested && drops_default)
+        })
         .map(|entry| {
             let default = entry
                 .key
@@ -257,7 +267,7 @@ fn merge_entries(defaults: &[Entry], node: &Node) -> Node {
             match default {
                 Some(default_entries) if entry.value.entries().is_some() => Entry {
                     key: entry.key.clone(),
-                    value: merge_entries(default_entries, &entry.value),
+                    value: merge_entries(default_entries, &entry.value, true),
                 },
                 _ => entry.clone(),
             }

@@ -87,6 +87,7 @@ fn defaults_are_deep_merged() {
 defaults:
   description: managed by envform
   configuration: {max_workers: 5, timeout_seconds: 600, nested: {a: 1, b: 2}}
+  metadata: {team: platform, tier: gold}
   tags: [managed, shared]
   lifecycle: {prevent_destroy: true, ignore_changes: [metadata]}
 environments:
@@ -95,6 +96,7 @@ environments:
     tags: [critical]
   - name: scratch
     description: null
+    metadata: {team: null, owner: null}
     lifecycle: {prevent_destroy: false}
 ";
     let desired = parse_text(text).unwrap();
@@ -115,6 +117,11 @@ environments:
     // An explicit null drops the default.
     assert_eq!(scratch.fields.description, None);
     assert!(!scratch.lifecycle.prevent_destroy);
+    // Inside a field, `key: null` drops the default's key; a null of its own is kept as written.
+    assert_eq!(
+        json(&scratch.fields.metadata),
+        serde_json::json!({"owner": null, "tier": "gold"})
+    );
     assert_eq!(scratch.lifecycle.ignore_changes.len(), 1);
     assert_eq!(
         scratch.fields.tags,
