@@ -220,7 +220,10 @@ pub enum StateError {
 
     /// The server answered with an unexpected status.
     #[error("{address} answered {status}: {body}")]
-    #[diagnostic(code(envform::state::http))]
+    #[diagnostic(
+        code(envform::state::http),
+        help("the state server refused the request; its answer is quoted above")
+    )]
     Http {
         /// The address called.
         address: String,
@@ -232,7 +235,12 @@ pub enum StateError {
 
     /// The server could not be reached.
     #[error("cannot reach {address}: {message}")]
-    #[diagnostic(code(envform::state::transport))]
+    #[diagnostic(
+        code(envform::state::transport),
+        help(
+            "check the state address (--state-address, ENVFORM_STATE_ADDRESS or `state.address`) and the network"
+        )
+    )]
     Transport {
         /// The address called.
         address: String,
