@@ -13,6 +13,7 @@ mod document;
 mod limits;
 mod model;
 mod node;
+mod options;
 mod references;
 mod section;
 mod suggestion;

@@ -5,7 +5,8 @@ use foldhash::HashMap;
 
 use super::disruption::{Disruption, DisruptionCause};
 use super::error::{PlanError, PlanErrors};
-use super::model::{Action, Plan, PlanWarning, Step, SwapPart};
+use super::model::{Action, Plan, Step, SwapPart};
+use super::warning::PlanWarning;
 use crate::api::Environment;
 use crate::model::{EnvironmentId, Status};
 

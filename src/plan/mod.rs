@@ -21,6 +21,7 @@ mod payload;
 mod planner;
 pub mod render;
 mod value;
+mod warning;
 
 pub use crate::model::DEFAULT_ENVIRONMENT;
 pub use crate::model::ManagedField;
@@ -32,12 +33,13 @@ pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, secret_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
-    PlanOptions, PlanSettings, PlanWarning, Refusal, Rename, ResourceChange, StateRecord, Step,
-    StepId, StepNote, Summary, SwapPart, Unmanaged,
+    PlanOptions, PlanSettings, Refusal, Rename, ResourceChange, StateRecord, Step, StepId,
+    StepNote, Summary, SwapPart, Unmanaged,
 };
 pub use payload::{Payload, ResolveError};
 pub use planner::{diff, last_applied, swap_temporary_name};
 pub use value::ValuePath;
+pub use warning::PlanWarning;
 
 #[cfg(test)]
 mod tests;

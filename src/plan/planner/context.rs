@@ -9,7 +9,8 @@ use crate::api::Environment;
 use crate::desired::Desired;
 use crate::model::EnvironmentId;
 use crate::plan::error::PlanError;
-use crate::plan::model::{Drift, PlanOptions, PlanWarning, Refusal, Step, Unmanaged};
+use crate::plan::model::{Drift, PlanOptions, Refusal, Step, Unmanaged};
+use crate::plan::warning::PlanWarning;
 use crate::state::State;
 
 /// The inputs, the lookups built from them once, and what the phases have added so far.

@@ -13,9 +13,10 @@ use crate::desired::DesiredEnvironment;
 use crate::model::{EnvironmentId, JsonMap, ManagedField, Owner, Status};
 use crate::plan::error::PlanError;
 use crate::plan::model::{
-    Action, Drift, FieldChange, PlanWarning, Rename, StateRecord, Step, StepNote, SwapPart,
+    Action, Drift, FieldChange, Rename, StateRecord, Step, StepNote, SwapPart,
 };
 use crate::plan::value;
+use crate::plan::warning::PlanWarning;
 
 /// The last-applied document a desired environment records when it is created: its managed
 /// fields in the file, secrets digested. (Steps carry the exact document to record, which also

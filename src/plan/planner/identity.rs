@@ -11,7 +11,8 @@ use crate::api::Environment;
 use crate::desired::{DesiredEnvironment, Reference};
 use crate::model::{DEFAULT_ENVIRONMENT, NAME_MAX_CHARS};
 use crate::plan::error::{DefaultOperation, PlanError, source_of};
-use crate::plan::model::{PlanWarning, StepNote};
+use crate::plan::model::StepNote;
+use crate::plan::warning::PlanWarning;
 use crate::state::ResourceState;
 
 /// The temporary name a rename from `from` to `to` goes through when it is part of a swap:

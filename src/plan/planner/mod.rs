@@ -25,8 +25,9 @@ use crate::desired::Desired;
 use crate::plan::base::PlanBase;
 use crate::plan::disruption::{Disruption, DisruptionPolicy};
 use crate::plan::error::PlanErrors;
-use crate::plan::model::{Action, Plan, PlanContents, PlanOptions, PlanSettings, PlanWarning};
+use crate::plan::model::{Action, Plan, PlanContents, PlanOptions, PlanSettings};
 use crate::plan::order;
+use crate::plan::warning::PlanWarning;
 use crate::state::State;
 
 pub use fields::last_applied;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::context::Planner;
 use super::identity::swap_temporary_name;
 use crate::plan::error::PlanError;
-use crate::plan::model::PlanWarning;
+use crate::plan::warning::PlanWarning;
 
 impl<'a> Planner<'a> {
     /// The names `--target` reaches: the targets, what they depend on, the renames they are part

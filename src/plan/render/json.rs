@@ -9,10 +9,11 @@ use serde_json::{Map, Value, json};
 use super::redact;
 use crate::model::{ManagedField, Owner};
 use crate::plan::model::{
-    Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanWarning,
-    ResourceChange, Step, StepNote, SwapPart, Unmanaged,
+    Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Step,
+    StepNote, SwapPart, Unmanaged,
 };
 use crate::plan::value::leaf_differences;
+use crate::plan::warning::PlanWarning;
 use crate::plan::{Disruption, DisruptionCause};
 
 /// Renders `plan` as the documented JSON document (pretty-printed, with a final newline).
