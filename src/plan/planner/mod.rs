@@ -4,9 +4,10 @@
 //!
 //! [`diff`] runs the phases in order, each in its own file: `scope` (what `--target` reaches),
 //! `identity` (which live environment each desired one is: names, rename claims, swaps),
-//! `fields` (the three-way compare of each managed field, with `ignore_changes`), `drift`,
-//! `leftovers` (deletes and forgotten state entries), `safety` (thresholds, disruptions); then
-//! the order and the base the plan records.
+//! `fields` (the three-way compare of each managed field, with `ignore_changes` and the
+//! ownership stamp; it records each environment's `drift` as it goes), `leftovers` (deletes and
+//! forgotten state entries), `safety` (thresholds, disruptions); then the order and the base the
+//! plan records.
 
 mod context;
 mod drift;
