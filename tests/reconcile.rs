@@ -729,4 +729,19 @@ fn an_apply_with_nothing_to_do_writes_no_state() {
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         modified
     );
+    // What state manages, for scripts.
+    let listed = scenario
+        .envform()
+        .args(["state", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let entries: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
 }

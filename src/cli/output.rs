@@ -25,6 +25,23 @@ pub(crate) fn next_step(hint: &str) {
     }
 }
 
+/// Output format of the commands that show data (`env`, `state list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
+/// Writes `value` as pretty JSON on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|error| miette::miette!("cannot write JSON: {error}"))?;
+    text.push('\n');
+    print_stdout(&text)
+}
+
 /// Whether stdin and stderr are a terminal a person can answer on.
 pub(crate) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

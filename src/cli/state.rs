@@ -12,10 +12,13 @@ use super::workspace;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum StateCommand {
     /// List the environments state manages.
-    #[command(after_help = "Example:\n  envform state list")]
+    #[command(after_help = "Examples:\n  envform state list\n  envform state list -o json")]
     List {
         #[command(flatten)]
         location: ConfigurationArgs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = output::OutputFormat::Table)]
+        output: output::OutputFormat,
     },
     /// Show what state records for one environment.
     #[command(after_help = "Example:\n  envform state show production")]
@@ -40,14 +43,28 @@ pub(crate) enum StateCommand {
 /// Runs a `state` subcommand.
 pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
     match command {
-        StateCommand::List { location } => {
+        StateCommand::List { location, output } => {
             let state = read(&location).await?;
-            let rows: Vec<Vec<String>> = state
-                .resources
-                .iter()
-                .map(|(name, resource)| vec![name.clone(), resource.id.to_string()])
-                .collect();
-            print_stdout(&output::table(&["NAME", "ID"], &rows))?;
+            match output {
+                output::OutputFormat::Json => {
+                    let entries: Vec<serde_json::Value> = state
+                        .resources
+                        .iter()
+                        .map(|(name, resource)| {
+                            serde_json::json!({"name": name, "id": resource.id.to_string()})
+                        })
+                        .collect();
+                    output::print_json(&entries)?;
+                }
+                output::OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = state
+                        .resources
+                        .iter()
+                        .map(|(name, resource)| vec![name.clone(), resource.id.to_string()])
+                        .collect();
+                    print_stdout(&output::table(&["NAME", "ID"], &rows))?;
+                }
+            }
         }
         StateCommand::Show { name, location } => {
             let state = read(&location).await?;

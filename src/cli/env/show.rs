@@ -1,26 +1,11 @@
 //! How `env` commands show what they got: tables and details for people, JSON for scripts, with
 //! `env_vars` values masked unless asked for.
 
-use miette::IntoDiagnostic;
-
 use crate::api::{Environment, JsonMap};
 use crate::cli::output::{self, print_stdout};
 use crate::model::Owner;
 
-/// Output format of `env` commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// Aligned columns for people.
-    Table,
-    /// JSON on stdout, for scripts.
-    Json,
-}
-
-pub(super) fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).into_diagnostic()?;
-    text.push('\n');
-    print_stdout(&text)
-}
+pub(crate) use crate::cli::output::{OutputFormat, print_json};
 
 /// What a masked `env_vars` value shows.
 const MASKED: &str = "(sensitive)";
