@@ -9,30 +9,23 @@ const SECRET_VALUE: &str = "env-var-secret-3f9a1c";
 
 /// Every file below `dir` whose contents include `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(directory) = pending.pop() {
-        for entry in std::fs::read_dir(&directory).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                // The input file holds the values, and the service's database what it must serve.
-                let is_source = path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("serve.db") || name == "envform.yaml");
-                if !is_source
-                    && bytes
+    crate::support::files_below(dir)
+        .into_iter()
+        .filter(|path| {
+            // The input file holds the values, and the service's database what it must serve.
+            let is_source = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("serve.db") || name == "envform.yaml");
+            !is_source
+                && std::fs::read(path).is_ok_and(|bytes| {
+                    bytes
                         .windows(needle.len())
                         .any(|window| window == needle.as_bytes())
-                {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
+                })
+        })
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 #[test]
