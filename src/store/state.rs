@@ -148,18 +148,19 @@ impl LockEventKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [LockEventKind; 6] = [
+        LockEventKind::Granted,
+        LockEventKind::Renewed,
+        LockEventKind::TakenOver,
+        LockEventKind::Unlocked,
+        LockEventKind::Written,
+        LockEventKind::WriteRefused,
+    ];
+
     /// The kind stored as `text`.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            LockEventKind::Granted,
-            LockEventKind::Renewed,
-            LockEventKind::TakenOver,
-            LockEventKind::Unlocked,
-            LockEventKind::Written,
-            LockEventKind::WriteRefused,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 

@@ -516,14 +516,7 @@ fn workspace_names_are_checked() {
 
 #[test]
 fn event_kinds_and_refusals_round_trip_their_names() {
-    for kind in [
-        LockEventKind::Granted,
-        LockEventKind::Renewed,
-        LockEventKind::TakenOver,
-        LockEventKind::Unlocked,
-        LockEventKind::Written,
-        LockEventKind::WriteRefused,
-    ] {
+    for kind in LockEventKind::ALL {
         assert_eq!(LockEventKind::parse(kind.as_str()), Some(kind));
         assert_eq!(
             serde_json::to_value(kind).unwrap(),

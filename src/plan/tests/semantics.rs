@@ -588,11 +588,7 @@ fn secrets_never_appear_in_a_plan_or_any_rendering() {
 fn payloads_carry_real_secret_values_and_debug_hides_them() {
     let (desired, live, state) = snapshots::secrets();
     let plan = plan_ok(&desired, &live, &state);
-    let create = plan
-        .steps()
-        .iter()
-        .find(|step| step.action == Action::Create)
-        .expect("staging is created");
+    let create = create_step(&plan);
     let payload = resolve_payload(create, &desired, &live).expect("resolves");
     let Payload::Create(body) = &payload else {
         panic!("expected a create");
@@ -623,6 +619,14 @@ fn payloads_carry_real_secret_values_and_debug_hides_them() {
     assert_eq!(execution, expected);
 }
 
+/// The create step of the `secrets` fixture's plan (`staging`).
+fn create_step(plan: &crate::plan::Plan) -> &Step {
+    plan.steps()
+        .iter()
+        .find(|step| step.action == Action::Create)
+        .expect("staging is created")
+}
+
 /// Changes the secret of the first desired environment of the `secrets` fixture.
 fn rotate_secret(desired: &mut crate::desired::Desired) {
     if let Some(execution) = desired.environments[0]
@@ -640,11 +644,7 @@ fn rotate_secret(desired: &mut crate::desired::Desired) {
 fn a_secret_changed_since_the_plan_is_refused() {
     let (mut desired, live, state) = snapshots::secrets();
     let plan = plan_ok(&desired, &live, &state);
-    let create = plan
-        .steps()
-        .iter()
-        .find(|step| step.action == Action::Create)
-        .expect("staging is created");
+    let create = create_step(&plan);
     rotate_secret(&mut desired);
     assert_eq!(
         resolve_payload(create, &desired, &live),
