@@ -16,6 +16,9 @@ use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
 /// The organization the embedded control plane serves.
 pub const EMBEDDED_ORGANIZATION: &str = "local";
 
+/// How a state's `target` names an embedded control plane: this, then the database's path.
+const EMBEDDED_PREFIX: &str = "embedded:";
+
 /// The embedded control plane's database when nothing else is configured.
 pub const DEFAULT_EMBEDDED_DB: &str = ".envform/control-plane.db";
 
@@ -113,13 +116,21 @@ impl Target {
         match self {
             // By absolute path: the same relative path from another directory is another database.
             Target::Embedded { db_path } => format!(
-                "embedded:{}",
+                "{EMBEDDED_PREFIX}{}",
                 std::path::absolute(db_path)
                     .unwrap_or_else(|_| db_path.clone())
                     .display()
             ),
             Target::Http { url, .. } => url.clone(),
         }
+    }
+
+    /// The database file of an embedded target's description (the inverse of [`Self::describe`]).
+    pub fn embedded_database(description: &str) -> Option<PathBuf> {
+        description
+            .strip_prefix(EMBEDDED_PREFIX)
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
     }
 
     /// Opens the target; `actor` is recorded as `created_by` by the embedded control plane.
@@ -185,5 +196,22 @@ impl Connection {
         if let Some(control_plane) = self.control_plane {
             control_plane.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_description_gives_back_its_absolute_database() {
+        let target = Target::Embedded {
+            db_path: PathBuf::from("configs/.envform/control-plane.db"),
+        };
+        let database = Target::embedded_database(&target.describe()).expect("embedded");
+        assert!(database.is_absolute(), "{}", database.display());
+        assert!(database.ends_with("configs/.envform/control-plane.db"));
+        assert_eq!(Target::embedded_database("https://cp.example"), None);
+        assert_eq!(Target::embedded_database("embedded:"), None);
     }
 }

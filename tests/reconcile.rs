@@ -304,7 +304,7 @@ fn rename_swap_adopt_delete_and_recreate() {
 fn protections_and_destroy() {
     let scenario = Scenario::new();
     let many: String = (0..10)
-        .map(|index| format!("  - name: env-{index:02}\n"))
+        .map(|index| format!("  - name: env-{index:03}\n"))
         .collect();
     scenario.write(&format!(
         "version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{many}"
@@ -313,7 +313,7 @@ fn protections_and_destroy() {
 
     // Deleting 4 of 11 managed (> 30%) needs --force; nothing happens without it.
     let fewer: String = (4..10)
-        .map(|index| format!("  - name: env-{index:02}\n"))
+        .map(|index| format!("  - name: env-{index:03}\n"))
         .collect();
     scenario.write(&format!(
         "version: 1\nenvironments:\n  - name: keep\n    lifecycle: {{prevent_destroy: true}}\n{fewer}"
@@ -605,13 +605,13 @@ fn a_plan_over_a_threshold_is_shown_in_every_format_then_refused_and_force_trave
     let scenario = Scenario::new();
     let names = |range: std::ops::Range<usize>| -> String {
         range
-            .map(|index| format!("  - name: env-{index:02}\n"))
+            .map(|index| format!("  - name: env-{index:03}\n"))
             .collect()
     };
-    scenario.write(&format!("version: 1\nenvironments:\n{}", names(0..30)));
+    scenario.write(&format!("version: 1\nenvironments:\n{}", names(0..300)));
     scenario.apply_ok();
-    // 10 of 30 deleted is 33%, more than the default 30%.
-    scenario.write(&format!("version: 1\nenvironments:\n{}", names(10..30)));
+    // 100 of 300 deleted is 33%, more than the default 30%.
+    scenario.write(&format!("version: 1\nenvironments:\n{}", names(100..300)));
     for format in ["human", "json", "markdown"] {
         let output = scenario.plan().args(["--format", format]).output().unwrap();
         assert_eq!(output.status.code(), Some(1), "{format}: {output:?}");
@@ -628,25 +628,25 @@ fn a_plan_over_a_threshold_is_shown_in_every_format_then_refused_and_force_trave
                     .iter()
                     .filter(|change| change["change"]["actions"] == serde_json::json!(["delete"]))
                     .count();
-                assert_eq!(deletes, 10, "the whole plan is there");
+                assert_eq!(deletes, 100, "the whole plan is there");
             }
             "markdown" => {
                 assert!(
                     stdout.starts_with("### envform plan\n\n> **Refused:**"),
                     "{stdout}"
                 );
-                assert!(stdout.contains("env-09"), "{stdout}");
+                assert!(stdout.contains("env-099"), "{stdout}");
             }
-            _ => assert!(stdout.contains("10 to destroy"), "{stdout}"),
+            _ => assert!(stdout.contains("100 to destroy"), "{stdout}"),
         }
     }
     scenario
         .apply()
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("10 to destroy"))
+        .stdout(predicate::str::contains("100 to destroy"))
         .stderr(predicate::str::contains("envform::plan::threshold"));
-    assert_eq!(scenario.live().len(), 31, "nothing was deleted");
+    assert_eq!(scenario.live().len(), 301, "nothing was deleted");
     // Approved once at plan time, the saved plan applies on the merge job without --force.
     scenario
         .plan()
@@ -658,7 +658,7 @@ fn a_plan_over_a_threshold_is_shown_in_every_format_then_refused_and_force_trave
         .args(["apply", "approved.json", "--auto-approve"])
         .assert()
         .success();
-    assert_eq!(scenario.live().len(), 21);
+    assert_eq!(scenario.live().len(), 201);
 }
 
 #[test]
@@ -680,38 +680,64 @@ fn destroy_of_a_target_takes_what_depends_on_it() {
 }
 
 #[test]
-fn the_same_configuration_from_another_directory_is_refused_rather_than_re_created() {
-    // Embedded mode keeps its database in the working directory and state beside the file: run
-    // from elsewhere, the same relative database path names another, empty database. The state
-    // records the database by absolute path, so the plan is refused instead of planning every
-    // environment as new.
+fn the_same_configuration_from_any_directory_finds_the_same_database_and_state() {
+    // Applied from the parent directory, the embedded database is the parent's; the state beside
+    // the file records it, so the configuration planned from its own directory or a sibling one
+    // reads the same database and the same state, and creates no other database there.
     let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("day1")).unwrap();
+    std::fs::create_dir_all(root.path().join("day1/environments")).unwrap();
+    std::fs::create_dir_all(root.path().join("elsewhere")).unwrap();
     crate::support::write_file(
-        &root.path().join("day1"),
+        &root.path().join("day1/environments"),
         "envform.yaml",
         "version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n",
     );
     envform(root.path())
-        .args(["apply", "-f", "day1/envform.yaml", "--auto-approve"])
+        .args(["apply", "-f", "day1/environments/", "--auto-approve"])
         .assert()
         .success();
-    let output = envform(&root.path().join("day1"))
-        .args(["plan", "--detailed-exitcode"])
+    let runs: [(&str, &str); 3] = [
+        ("day1/environments", "envform.yaml"),
+        ("elsewhere", "../day1/environments/"),
+        (".", "day1/environments/"),
+    ];
+    for (directory, file) in runs {
+        envform(&root.path().join(directory))
+            .args(["plan", "-f", file, "--detailed-exitcode"])
+            .assert()
+            .code(0);
+        envform(&root.path().join(directory))
+            .args(["state", "list", "-f", file])
+            .assert()
+            .success()
+            .stdout(predicate::str::is_match("(?s)^NAME +ID\nalpha +[0-9a-f-]+\nbeta +").unwrap());
+    }
+    for directory in ["day1/environments", "elsewhere"] {
+        let database = root
+            .path()
+            .join(directory)
+            .join(".envform/control-plane.db");
+        assert!(!database.exists(), "{} was created", database.display());
+    }
+
+    // Another database named on purpose is refused, naming both, until the move is declared.
+    let output = envform(root.path())
+        .args([
+            "plan",
+            "-f",
+            "day1/environments/",
+            "--embedded-db",
+            "other.db",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr).replace(['\n', '│'], "");
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(['\n', '│', ' '], "");
     assert!(
-        stderr.contains("envform::state::target_changed"),
+        stderr.contains("envform::state::target_changed") && stderr.contains("other.db"),
         "{stderr}"
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("to add"));
-    // From where it was applied, the plan is clean.
-    envform(root.path())
-        .args(["plan", "-f", "day1/envform.yaml", "--detailed-exitcode"])
-        .assert()
-        .code(0);
 }
 
 #[test]

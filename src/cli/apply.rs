@@ -78,9 +78,9 @@ pub(super) async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit
     let configuration = &args.reconcile.configuration;
     let desired = configuration.desired.load()?;
     let backend = configuration.backend(Some(&desired))?;
-    let target = configuration.target.resolve()?;
+    let target = configuration.target()?;
     let handle = workspace::lock(backend.as_ref(), "apply", &args.lock).await?;
-    let (_, connection) = match workspace::connect(&configuration.target).await {
+    let connection = match workspace::connect(&target).await {
         Ok(connected) => connected,
         Err(error) => {
             workspace::unlock(backend.as_ref(), handle).await;

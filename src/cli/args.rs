@@ -25,15 +25,10 @@ pub struct TargetArgs {
         value_name = "KEY"
     )]
     pub api_key: Option<String>,
-    /// Database of the embedded control plane.
-    #[arg(
-        long,
-        global = true,
-        env = "ENVFORM_EMBEDDED_DB",
-        default_value = ".envform/control-plane.db",
-        value_name = "PATH"
-    )]
-    pub embedded_db: PathBuf,
+    /// Database of the embedded control plane [default: the one the configuration's state
+    /// recorded, else .envform/control-plane.db].
+    #[arg(long, global = true, env = "ENVFORM_EMBEDDED_DB", value_name = "PATH")]
+    pub embedded_db: Option<PathBuf>,
     /// Request timeout for --api-url, e.g. 30s.
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,

@@ -32,16 +32,16 @@ pub(crate) async fn execute(args: ImportArgs) -> miette::Result<Exit> {
     let configuration = &args.location;
     let desired = configuration.desired.load()?;
     let backend = configuration.backend(Some(&desired))?;
-    let target = configuration.target.resolve()?.describe();
+    let target = configuration.target()?;
     let handle = workspace::lock(backend.as_ref(), "import", &args.lock).await?;
     let result = async {
-        let (_, connection) = workspace::connect(&configuration.target).await?;
+        let connection = workspace::connect(&target).await?;
         let imported = import(
             connection.api.as_ref(),
             backend.as_ref(),
             &handle,
             &desired,
-            &target,
+            &target.describe(),
             &args,
         )
         .await;

@@ -40,7 +40,7 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
             args.path.display()
         ));
     }
-    let (_, connection) = super::workspace::connect(&args.target).await?;
+    let connection = super::workspace::connect(&args.target.resolve()?).await?;
     let live = connection.api.list(None).await.map_err(miette::Report::new);
     connection.close().await;
     let live = live?;

@@ -120,7 +120,8 @@ pub(crate) fn show_plan(
 /// Runs `envform plan`.
 pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let configuration = &args.reconcile.configuration;
-    let (target, connection) = workspace::connect(&configuration.target).await?;
+    let target = configuration.target()?;
+    let connection = workspace::connect(&target).await?;
     // The one list call runs while the files are read and checked: neither needs the other.
     let listing = tokio::spawn({
         let api = std::sync::Arc::clone(&connection.api);

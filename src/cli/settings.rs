@@ -11,7 +11,7 @@ use super::args::{DesiredArgs, PlanningArgs, StateArgs, TargetArgs};
 use crate::desired::StateBackendConfig;
 use crate::plan::{DisruptionPolicy, PlanOptions};
 use crate::state::{HttpBackendSettings, PASSWORD_VARIABLES, STATE_DIRECTORY, STATE_FILE};
-use crate::target::{Target, TargetError};
+use crate::target::{DEFAULT_EMBEDDED_DB, Target, TargetError};
 
 /// The environment variables settings read beyond those clap reads for a flag.
 pub(crate) trait Variables {
@@ -50,10 +50,21 @@ impl StateSettings {
 impl TargetArgs {
     /// The control plane these flags name.
     pub(crate) fn resolve(&self) -> Result<Target, TargetError> {
+        self.resolve_with(None)
+    }
+
+    /// The control plane these flags name; without `--embedded-db`, the embedded database is
+    /// `recorded` (the one the configuration's state last described), else the default.
+    pub(crate) fn resolve_with(&self, recorded: Option<PathBuf>) -> Result<Target, TargetError> {
+        let embedded_db = self
+            .embedded_db
+            .clone()
+            .or(recorded)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_EMBEDDED_DB));
         Target::new(
             self.api_url.clone(),
             self.api_key.clone(),
-            self.embedded_db.clone(),
+            embedded_db,
             self.request_timeout,
         )
     }
@@ -290,7 +301,7 @@ mod tests {
         let args = TargetArgs {
             api_url: Some("https://cp.example/".to_owned()),
             api_key: None,
-            embedded_db: ".envform/control-plane.db".into(),
+            embedded_db: None,
             request_timeout: Duration::from_secs(30),
         };
         assert!(matches!(
@@ -302,6 +313,35 @@ mod tests {
             ..args
         };
         assert!(matches!(embedded.resolve(), Ok(Target::Embedded { .. })));
+    }
+
+    #[test]
+    fn the_embedded_database_is_the_flag_then_the_recorded_one_then_the_default() {
+        let database = |args: &TargetArgs, recorded: Option<&str>| match args
+            .resolve_with(recorded.map(PathBuf::from))
+        {
+            Ok(Target::Embedded { db_path }) => db_path,
+            other => panic!("not embedded: {other:?}"),
+        };
+        let mut args = TargetArgs {
+            api_url: None,
+            api_key: None,
+            embedded_db: None,
+            request_timeout: Duration::from_secs(30),
+        };
+        assert_eq!(
+            database(&args, None),
+            PathBuf::from(".envform/control-plane.db")
+        );
+        assert_eq!(
+            database(&args, Some("/repo/.envform/control-plane.db")),
+            PathBuf::from("/repo/.envform/control-plane.db")
+        );
+        args.embedded_db = Some("other.db".into());
+        assert_eq!(
+            database(&args, Some("/repo/.envform/control-plane.db")),
+            PathBuf::from("other.db")
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
             location,
             lock,
         } => {
-            let target = location.target.resolve()?.describe();
+            let target = location.target()?.describe();
             let backend = location.state_command_backend()?;
             let handle = workspace::lock(backend.as_ref(), "state rm", &lock).await?;
             let result = async {
@@ -112,7 +112,7 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
 
 /// The state the flags and the file name, read without the lock (`list` and `show` only look).
 async fn read(location: &ConfigurationArgs) -> miette::Result<crate::state::State> {
-    let target = location.target.resolve()?.describe();
+    let target = location.target()?.describe();
     let backend = location.state_command_backend()?;
     workspace::load_state(
         backend.as_ref(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use miette::IntoDiagnostic;
 
-use super::args::{ConfigurationArgs, DesiredArgs, LockArgs, TargetArgs};
+use super::args::{ConfigurationArgs, DesiredArgs, LockArgs};
 use super::settings::{ProcessVariables, StateSettings};
 use crate::desired::Desired;
 use crate::local::error_chain;
@@ -45,6 +45,21 @@ impl ConfigurationArgs {
         open_backend(self.state_settings(desired))
     }
 
+    /// The control plane: `--api-url`; else the embedded database `--embedded-db` names, the one
+    /// this configuration's local state last described (so any working directory finds the same
+    /// one), or `.envform/control-plane.db`. The state is looked for where the flags and the
+    /// configuration's directory put it: the files' `state:` block is not read for this.
+    pub(crate) fn target(&self) -> miette::Result<Target> {
+        let recorded = if self.target.api_url.is_none() && self.target.embedded_db.is_none() {
+            self.state_settings(None)
+                .local_path()
+                .and_then(recorded_embedded_database)
+        } else {
+            None
+        };
+        Ok(self.target.resolve_with(recorded)?)
+    }
+
     /// The backend for the state commands: the file is read only for its `state:` block, and a
     /// missing file just means defaults.
     pub(crate) fn state_command_backend(&self) -> miette::Result<Arc<dyn StateBackend>> {
@@ -57,6 +72,18 @@ impl ConfigurationArgs {
     }
 }
 
+/// The embedded database a local state file last described, if it still exists. A state that
+/// cannot be read is reported when it is loaded, not here.
+fn recorded_embedded_database(state_file: &Path) -> Option<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        target: String,
+    }
+    let text = std::fs::read(state_file).ok()?;
+    let recorded: Recorded = serde_json::from_slice(&text).ok()?;
+    Target::embedded_database(&recorded.target).filter(|database| database.exists())
+}
+
 /// Opens the backend `settings` name.
 pub(crate) fn open_backend(settings: StateSettings) -> miette::Result<Arc<dyn StateBackend>> {
     Ok(match settings {
@@ -67,11 +94,9 @@ pub(crate) fn open_backend(settings: StateSettings) -> miette::Result<Arc<dyn St
     })
 }
 
-/// Resolves and opens the control plane the flags name.
-pub(crate) async fn connect(args: &TargetArgs) -> miette::Result<(Target, Connection)> {
-    let target = args.resolve()?;
-    let connection = target.connect(&crate::local::user_and_host()).await?;
-    Ok((target, connection))
+/// Opens the control plane `target` names; `created_by` is this user at this host.
+pub(crate) async fn connect(target: &Target) -> miette::Result<Connection> {
+    Ok(target.connect(&crate::local::user_and_host()).await?)
 }
 
 /// Takes the state lock, printing who holds it while waiting.

@@ -158,7 +158,7 @@ pub(crate) enum EnvCommand {
 
 /// Runs an `env` subcommand.
 pub(crate) async fn execute(args: EnvArgs) -> miette::Result<Exit> {
-    let (_target, connection) = crate::cli::workspace::connect(&args.target).await?;
+    let connection = crate::cli::workspace::connect(&args.target.resolve()?).await?;
     let result = run_command(connection.api.as_ref(), connection.workers(), args.command).await;
     connection.close().await;
     result
