@@ -47,8 +47,10 @@ fn fuzz<S: Strategy>(
 }
 
 fn good_yaml() -> String {
-    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/envform.yaml"))
-        .unwrap()
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/environments/envform.yaml"),
+    )
+    .unwrap()
 }
 
 /// A string from `base` with a few bytes replaced, inserted or removed (kept valid UTF-8).

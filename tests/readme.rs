@@ -63,7 +63,7 @@ fn markdown_files(dir: &Path) -> Vec<PathBuf> {
 
 fn copy_examples(to: &Path) {
     let from = root().join("examples");
-    for directory in ["", "scenarios"] {
+    for directory in ["environments", "scenarios"] {
         std::fs::create_dir_all(to.join("examples").join(directory)).unwrap();
         for entry in std::fs::read_dir(from.join(directory)).unwrap() {
             let path = entry.unwrap().path();
@@ -126,7 +126,7 @@ fn quick_start_and_runnable_blocks_work() {
         .next()
         .expect("a quick start block");
     assert!(
-        quick_start.contains("cargo run -q -- plan -f examples/"),
+        quick_start.contains("cargo run -q -- plan -f examples/environments/"),
         "{quick_start}"
     );
     run_block(
@@ -134,7 +134,11 @@ fn quick_start_and_runnable_blocks_work() {
         &quick_start.replace("cargo run -q --", "envform"),
         "README.md",
     );
-    assert!(dir.path().join("examples/.envform/state.json").exists());
+    assert!(
+        dir.path()
+            .join("examples/environments/.envform/state.json")
+            .exists()
+    );
 
     let runnable = blocks(&readme, "sh runnable");
     assert!(!runnable.is_empty(), "README.md has no runnable block");

@@ -12,7 +12,7 @@ use crate::support::{Scenario, Server, envform, state_ids};
 
 fn examples() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files = vec![root.join("envform.yaml")];
+    let mut files = vec![root.join("environments/envform.yaml")];
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
         .unwrap()
         .map(|entry| entry.unwrap().path())

@@ -211,3 +211,67 @@ fn version_and_terraform_habits_work_from_the_command_line() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn a_configuration_spreads_over_nested_directories_and_repeated_files() {
+    // `environments/` read recursively in path order (hidden `.envform/` skipped), plus a file
+    // named on its own: one configuration, its state beside the first path.
+    let root = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = root.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "environments/prod/eu.yaml",
+        "version: 1\nenvironments:\n  - name: prod-eu\n    depends_on: [dev-eu]\n",
+    );
+    write(
+        "environments/dev/eu.yml",
+        "version: 1\nenvironments:\n  - name: dev-eu\n",
+    );
+    write("environments/.envform/ignored.yaml", "not: [valid");
+    write("environments/README.md", "not yaml, ignored");
+    write(
+        "shared/tools.yaml",
+        "version: 1\nenvironments:\n  - name: tools\n",
+    );
+    let output = envform(root.path())
+        .args(["validate", "-f", "environments/", "-f", "shared/tools.yaml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let files: Vec<&str> = stderr.lines().skip(1).map(str::trim).collect();
+    assert_eq!(
+        files,
+        [
+            "environments/dev/eu.yml",
+            "environments/prod/eu.yaml",
+            "shared/tools.yaml"
+        ],
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 environments in 3 files"), "{stderr}");
+    envform(root.path())
+        .args(["apply", "-f", "environments/", "-f", "shared/tools.yaml"])
+        .arg("--auto-approve")
+        .assert()
+        .success();
+    assert!(
+        root.path()
+            .join("environments/.envform/state.json")
+            .exists()
+    );
+    envform(root.path())
+        .args(["plan", "-f", "environments/", "-f", "shared/tools.yaml"])
+        .arg("--detailed-exitcode")
+        .assert()
+        .code(0);
+    // Without the second file, `tools` is no longer desired: the plan deletes it.
+    envform(root.path())
+        .args(["plan", "-f", "environments/", "--detailed-exitcode"])
+        .assert()
+        .code(2)
+        .stdout(predicates::str::contains("tools will be destroyed"));
+}

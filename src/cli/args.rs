@@ -37,14 +37,10 @@ pub struct TargetArgs {
 /// Where the desired state is.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DesiredArgs {
-    /// A desired-state file, or a directory of *.yaml / *.yml files.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "envform.yaml",
-        value_name = "PATH"
-    )]
-    pub(crate) path: PathBuf,
+    /// A desired-state file, or a directory whose *.yaml / *.yml files (recursively) are read;
+    /// repeat it to form one configuration of several [default: envform.yaml].
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
 }
 
 /// Where state is kept (overrides the file's `state:` block).

@@ -71,13 +71,28 @@ impl TargetArgs {
 }
 
 impl DesiredArgs {
-    /// The directory the configuration's relative paths start from: the directory given, or the
-    /// one the file is in. `is_directory` says which `path` is (the caller looks).
-    pub(crate) fn config_directory(&self, is_directory: bool) -> PathBuf {
-        if is_directory {
-            return self.path.clone();
+    /// The paths `-f` names, else `envform.yaml`.
+    pub(crate) fn paths(&self) -> Vec<PathBuf> {
+        if self.paths.is_empty() {
+            vec![crate::desired::default_path()]
+        } else {
+            self.paths.clone()
         }
-        match self.path.parent() {
+    }
+
+    /// The directory the configuration's relative paths (state, the embedded database) start
+    /// from: the first path's, which is that directory or the one the file is in.
+    /// `is_directory` says which the first path is (the caller looks).
+    pub(crate) fn config_directory(&self, is_directory: bool) -> PathBuf {
+        let first = self
+            .paths
+            .first()
+            .cloned()
+            .unwrap_or_else(crate::desired::default_path);
+        if is_directory {
+            return first;
+        }
+        match first.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
             _ => PathBuf::from("."),
         }
@@ -276,19 +291,17 @@ mod tests {
 
     #[test]
     fn the_configuration_directory_is_the_directory_or_the_files_parent() {
-        let file = DesiredArgs {
-            path: "envform.yaml".into(),
-        };
+        let file = DesiredArgs { paths: Vec::new() };
         assert_eq!(file.config_directory(false), PathBuf::from("."));
         let nested = DesiredArgs {
-            path: "day1/environments/main.yaml".into(),
+            paths: vec!["day1/environments/main.yaml".into(), "shared.yaml".into()],
         };
         assert_eq!(
             nested.config_directory(false),
             PathBuf::from("day1/environments")
         );
         let directory = DesiredArgs {
-            path: "day1/environments".into(),
+            paths: vec!["day1/environments".into()],
         };
         assert_eq!(
             directory.config_directory(true),

@@ -17,9 +17,12 @@ pub(crate) fn execute(args: &ValidateArgs) -> miette::Result<Exit> {
     let count = desired.environments.len();
     let files = desired.sources.files.len();
     eprintln!(
-        "The configuration is valid: {count} environment{} in {files} file{}.",
+        "The configuration is valid: {count} environment{} in {files} file{}:",
         if count == 1 { "" } else { "s" },
         if files == 1 { "" } else { "s" }
     );
+    for file in &desired.sources.files {
+        eprintln!("  {}", file.path.display());
+    }
     Ok(Exit::Success)
 }

@@ -18,12 +18,13 @@ use crate::target::{Connection, Target};
 impl DesiredArgs {
     /// Reads and validates the desired state.
     pub(crate) fn load(&self) -> miette::Result<Desired> {
-        crate::desired::load(&self.path).map_err(miette::Report::new)
+        crate::desired::load_all(&self.paths()).map_err(miette::Report::new)
     }
 
-    /// The configuration's directory, looking at what `path` is.
+    /// The configuration's directory, looking at what the first path is.
     pub(crate) fn directory(&self) -> PathBuf {
-        self.config_directory(self.path.is_dir())
+        let first_is_directory = self.paths.first().is_some_and(|path| path.is_dir());
+        self.config_directory(first_is_directory)
     }
 }
 
@@ -63,7 +64,7 @@ impl ConfigurationArgs {
     /// The backend for the state commands: the file is read only for its `state:` block, and a
     /// missing file just means defaults.
     pub(crate) fn state_command_backend(&self) -> miette::Result<Arc<dyn StateBackend>> {
-        let desired = if self.desired.path.exists() {
+        let desired = if self.desired.paths().iter().all(|path| path.exists()) {
             Some(self.desired.load()?)
         } else {
             None

@@ -22,6 +22,7 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -41,41 +42,37 @@ pub fn default_path() -> PathBuf {
     PathBuf::from("envform.yaml")
 }
 
-/// Reads and validates the desired state at `path`: a file, or a directory whose `*.yaml` and
-/// `*.yml` files (sorted by name) form one configuration.
+/// Reads and validates the desired state at `path`: a file, or a directory (see [`load_all`]).
 pub fn load(path: &Path) -> Result<Desired, SpecError> {
-    let io = |source| SpecError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let metadata = std::fs::metadata(path).map_err(io)?;
-    let paths = if metadata.is_dir() {
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let file_path = entry.path();
-            let is_yaml = file_path
-                .extension()
-                .is_some_and(|extension| extension == "yaml" || extension == "yml");
-            // `is_file` follows symbolic links, so a linked file is read like any other.
-            if is_yaml && file_path.is_file() {
-                paths.push(file_path);
+    load_all(&[path.to_path_buf()])
+}
+
+/// Reads and validates the desired state at `paths`, which form one configuration: each a file,
+/// or a directory whose `*.yaml` and `*.yml` files below it (recursively, in path order, hidden
+/// entries such as `.envform/` skipped) are read. A file named twice is read once.
+pub fn load_all(paths: &[PathBuf]) -> Result<Desired, SpecError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let io = |source| SpecError::Io {
+            path: path.clone(),
+            source,
+        };
+        if std::fs::metadata(path).map_err(io)?.is_dir() {
+            let found = files.len();
+            yaml_files_below(path, &mut files, &mut HashSet::new())?;
+            if files.len() == found {
+                return Err(SpecError::NoFiles { path: path.clone() });
             }
+        } else {
+            files.push(path.clone());
         }
-        paths.sort();
-        if paths.is_empty() {
-            return Err(SpecError::NoFiles {
-                path: path.to_path_buf(),
-            });
-        }
-        paths
-    } else {
-        vec![path.to_path_buf()]
-    };
+    }
+    let mut seen = HashSet::new();
+    files.retain(|file| seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
 
     let mut sources = Sources::default();
     let mut problems = Vec::new();
-    for file_path in paths {
+    for file_path in files {
         let (text, problem) = read_text(&file_path, SourceId(sources.files.len()))?;
         problems.extend(problem);
         sources.files.push(SourceFile {
@@ -84,6 +81,47 @@ pub fn load(path: &Path) -> Result<Desired, SpecError> {
         });
     }
     parse_with(sources, problems)
+}
+
+/// Appends the `*.yaml` and `*.yml` files below `directory`, in path order; `visited` holds the
+/// directories read, so a symbolic link back up the tree is not followed round.
+fn yaml_files_below(
+    directory: &Path,
+    files: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+) -> Result<(), SpecError> {
+    let io = |source| SpecError::Io {
+        path: directory.to_path_buf(),
+        source,
+    };
+    if !visited.insert(std::fs::canonicalize(directory).map_err(io)?) {
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(directory).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let hidden = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'));
+        if !hidden {
+            entries.push(path);
+        }
+    }
+    entries.sort();
+    for path in entries {
+        // `is_file` and `is_dir` follow symbolic links, so linked files and directories are read
+        // like any other.
+        if path.is_dir() {
+            yaml_files_below(&path, files, visited)?;
+        } else if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a file as UTF-8; invalid bytes become U+FFFD and a problem at the first of them.

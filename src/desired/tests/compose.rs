@@ -111,7 +111,7 @@ fn the_fast_path_agrees_on_every_fixture_and_example() {
         "tests/fixtures/spec/good-directory",
         "tests/fixtures/spec/bad",
         "tests/fixtures/spec/bad-directory",
-        "examples",
+        "examples/environments",
         "examples/scenarios",
     ] {
         let mut entries: Vec<_> = std::fs::read_dir(Path::new(directory))
