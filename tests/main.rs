@@ -15,6 +15,7 @@ mod ownership;
 mod races;
 mod readme;
 mod reconcile;
+mod review;
 mod secrets;
 mod support;
 mod workers;

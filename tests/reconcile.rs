@@ -85,7 +85,7 @@ fn plan_formats_and_exit_codes() {
     let json = scenario.plan().args(["--format", "json"]).output().unwrap();
     assert!(json.status.success(), "{json:?}");
     let document: Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(document["format_version"], "1.0");
+    assert_eq!(document["format_version"], "1.1");
     assert_eq!(
         document["resource_changes"][0]["change"]["actions"],
         serde_json::json!(["create"])

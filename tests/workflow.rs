@@ -131,6 +131,7 @@ fn every_subcommand_help_has_a_purpose_and_an_example() {
         vec!["validate"],
         vec!["plan"],
         vec!["apply"],
+        vec!["show"],
         vec!["destroy"],
         vec!["import"],
         vec!["state", "list"],

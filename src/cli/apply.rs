@@ -14,7 +14,7 @@ use super::progress::TerminalProgress;
 use super::workspace;
 use crate::apply::{ApplyOptions, ApplyReport, Journal};
 use crate::desired::Desired;
-use crate::plan::{DisruptionPolicy, Plan, Summary};
+use crate::plan::{DisruptionPolicy, Plan, PlanOptions, Summary};
 use crate::state::StateBackend;
 use crate::target::Connection;
 
@@ -42,7 +42,8 @@ pub(crate) struct ExecutionArgs {
     after_help = "Examples:\n  envform apply\n  envform apply -f environments/ --auto-approve\n  envform plan --out plan.json && envform apply plan.json"
 )]
 pub(crate) struct ApplyArgs {
-    /// A plan saved with `envform plan --out`: apply exactly it (refused if anything moved).
+    /// A plan saved with `envform plan --out`: apply exactly it (refused if anything moved);
+    /// its configuration files are read from where the plan recorded them unless -f is given.
     #[arg(value_name = "PLANFILE")]
     plan_file: Option<PathBuf>,
     #[command(flatten)]
@@ -50,17 +51,40 @@ pub(crate) struct ApplyArgs {
 }
 
 /// Runs `envform apply`.
-pub(crate) async fn execute_apply(args: ApplyArgs) -> miette::Result<Exit> {
+pub(crate) async fn execute_apply(mut args: ApplyArgs) -> miette::Result<Exit> {
     let saved = match &args.plan_file {
         Some(path) => {
-            let text = workspace::read_text(path)?;
-            Some(Box::new(Plan::from_saved(&text).map_err(|error| {
-                miette::Report::new(error).wrap_err(format!("cannot use {}", path.display()))
-            })?))
+            let saved = workspace::read_saved(path)?;
+            let desired = &mut args.execution.reconcile.configuration.desired;
+            if desired.paths.is_empty() {
+                desired.paths = recorded_paths(path, saved.configuration)?;
+            }
+            Some(Box::new(saved.plan))
         }
         None => None,
     };
     run(&args.execution, Mode::Apply { saved }).await
+}
+
+/// The configuration paths a saved plan recorded, when they all still exist.
+fn recorded_paths(
+    plan_file: &std::path::Path,
+    paths: Vec<PathBuf>,
+) -> miette::Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        // Saved without paths: the default file, as before paths were recorded.
+        return Ok(paths);
+    }
+    if let Some(missing) = paths.iter().find(|path| !path.exists()) {
+        return Err(miette::miette!(
+            code = "envform::apply::configuration_moved",
+            help = "pass the configuration with -f (a checkout elsewhere is fine: its meaning is what is checked)",
+            "{} was made from {}, which is not there",
+            plan_file.display(),
+            missing.display()
+        ));
+    }
+    Ok(paths)
 }
 
 /// What `apply` runs: a fresh plan or a saved one, or, for `destroy`, a plan to delete everything.
@@ -119,29 +143,30 @@ async fn locked(
     .await?;
     let api = connection.api.as_ref();
     // Stopping active workers is a plan-time error unless --allow-disruption: nothing is applied.
-    let options = args.reconcile.planning.options(DisruptionPolicy::Refuse);
-    let (planned, is_destroy) = match mode {
-        Mode::Apply { saved: None } => (make_plan(api, desired, state, &options).await?, false),
+    let options = PlanOptions {
+        destroy: matches!(mode, Mode::Destroy),
+        ..args.reconcile.planning.options(DisruptionPolicy::Refuse)
+    };
+    let planned = match mode {
+        Mode::Apply { saved: None } | Mode::Destroy => {
+            make_plan(api, desired, state, &options).await?
+        }
         Mode::Apply { saved: Some(plan) } => {
             let live = api.list(None).await.map_err(miette::Report::new)?;
-            let planned = Planned {
+            let mut desired = desired;
+            // A saved destroy plan is bound as it was planned: against no environments.
+            if plan.settings().destroy {
+                desired.environments.clear();
+            }
+            Planned {
                 desired,
                 state,
                 live,
                 plan: *plan,
-            };
-            (planned, false)
-        }
-        Mode::Destroy => {
-            // Destroy = plan against a file with no environments: every managed one goes. The
-            // plan is bound to the same empty file (deletes carry no secrets to resolve).
-            let empty = Desired {
-                environments: Vec::new(),
-                ..desired
-            };
-            (make_plan(api, empty, state, &options).await?, true)
+            }
         }
     };
+    let is_destroy = planned.plan.settings().destroy;
     // A fresh plan and a saved one take the same checks: base, disruptions, secrets.
     let Planned {
         desired,

@@ -14,6 +14,7 @@ mod plan;
 mod progress;
 pub mod serve;
 mod settings;
+mod show;
 mod state;
 mod validate;
 mod worker;
@@ -57,6 +58,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Make live match the desired state.
     Apply(apply::ApplyArgs),
+    /// Render a saved plan again (human, JSON or markdown).
+    Show(show::ShowArgs),
     /// Delete every environment this configuration manages.
     Destroy(destroy::DestroyArgs),
     /// Take a live environment under management.
@@ -141,6 +144,7 @@ async fn execute(cli: Cli) -> Exit {
         Command::Validate(args) => validate::execute(&args),
         Command::Plan(args) => plan::execute(args).await,
         Command::Apply(args) => apply::execute_apply(args).await,
+        Command::Show(args) => show::execute(&args),
         Command::Destroy(args) => destroy::execute(args).await,
         Command::Import(args) => import::execute(args).await,
         Command::State(command) => state::execute(command).await,

@@ -53,6 +53,9 @@ pub(crate) struct PlanArgs {
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     detailed_exitcode: bool,
+    /// Plan to delete every environment the configuration manages (save it with --out).
+    #[arg(long)]
+    destroy: bool,
     /// Largest markdown output, in characters.
     #[arg(long, default_value_t = DEFAULT_MARKDOWN_MAX_CHARS, value_name = "CHARS")]
     markdown_max_chars: usize,
@@ -82,12 +85,17 @@ pub(crate) async fn make_plan(
 }
 
 /// Plans `desired` against `live` (from the one list call) and `state`.
+/// A destroy plan is planned against the files with no environments, so every managed one goes;
+/// it is bound the same way (deletes carry no secrets to resolve).
 fn plan_against(
-    desired: Desired,
+    mut desired: Desired,
     state: State,
     live: Vec<crate::api::Environment>,
     options: &PlanOptions,
 ) -> miette::Result<Planned> {
+    if options.destroy {
+        desired.environments.clear();
+    }
     let plan = crate::plan::diff(&desired, &live, &state, options).map_err(miette::Report::new)?;
     Ok(Planned {
         desired,
@@ -168,7 +176,10 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
         .map_err(|error| miette::miette!("the list call stopped: {error}"))?
         .map_err(miette::Report::new)?;
     // `plan` shows a plan that stops workers, with a warning; `apply` refuses it without the flag.
-    let options = args.reconcile.planning.options(DisruptionPolicy::Warn);
+    let options = PlanOptions {
+        destroy: args.destroy,
+        ..args.reconcile.planning.options(DisruptionPolicy::Warn)
+    };
     // The process ends right after this command: freeing tens of thousands of environments one
     // allocation at a time would only delay the exit, so the memory goes back with the process.
     let planned = std::mem::ManuallyDrop::new(plan_against(desired, state, live, &options)?);
@@ -178,7 +189,15 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
         return Err(miette::Report::new(refused));
     }
     if let Some(out) = &args.out {
-        let text = planned.plan.to_saved().into_diagnostic()?;
+        // Absolute paths, so `apply PLANFILE` finds the files from any directory.
+        let paths = configuration
+            .desired
+            .paths()
+            .iter()
+            .map(std::path::absolute)
+            .collect::<std::io::Result<Vec<_>>>()
+            .into_diagnostic()?;
+        let text = crate::plan::saved_text(&planned.plan, &paths).into_diagnostic()?;
         std::fs::write(out, text).map_err(|error| {
             miette::miette!("cannot write the plan to {}: {error}", out.display())
         })?;

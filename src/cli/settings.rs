@@ -173,6 +173,7 @@ impl PlanningArgs {
                 otherwise
             },
             adopt: self.adopt,
+            destroy: false,
         }
     }
 }

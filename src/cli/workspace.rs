@@ -145,6 +145,14 @@ pub(crate) async fn load_state(
     State::for_target(stored, target, moved).map_err(miette::Report::new)
 }
 
+/// Reads a plan saved with `envform plan --out`.
+pub(crate) fn read_saved(path: &Path) -> miette::Result<crate::plan::SavedPlan> {
+    let text = read_text(path)?;
+    crate::plan::SavedPlan::from_text(&text).map_err(|error| {
+        miette::Report::new(error).wrap_err(format!("cannot use {}", path.display()))
+    })
+}
+
 /// The path an optional plan file argument names, if it exists as a file.
 pub(crate) fn read_text(path: &Path) -> miette::Result<String> {
     std::fs::read_to_string(path)

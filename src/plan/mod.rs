@@ -20,6 +20,7 @@ mod order;
 mod payload;
 mod planner;
 pub mod render;
+mod saved;
 mod value;
 mod warning;
 
@@ -38,6 +39,7 @@ pub use model::{
 };
 pub use payload::{Payload, ResolveError};
 pub use planner::{diff, last_applied, swap_temporary_name};
+pub use saved::{SavedPlan, saved_text};
 pub use value::ValuePath;
 pub use warning::PlanWarning;
 

@@ -19,7 +19,7 @@ use crate::model::{ManagedField, Owner};
 use crate::state::{ResourceState, State};
 
 /// The version of the saved plan format and of the JSON rendering.
-pub const PLAN_FORMAT_VERSION: &str = "1.0";
+pub const PLAN_FORMAT_VERSION: &str = "1.1";
 
 /// What the caller asks of a plan beyond the desired file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct PlanOptions {
     pub disruption: DisruptionPolicy,
     /// `--adopt`: live environments nothing owns may be adopted by name.
     pub adopt: bool,
+    /// A destroy plan: recorded in the plan (the caller plans against no environments).
+    pub destroy: bool,
 }
 
 /// The options a plan was computed with, kept in the plan.
@@ -49,6 +51,9 @@ pub struct PlanSettings {
     /// `--adopt` or `options.adopt`: live environments nothing owns may be adopted.
     #[serde(default)]
     pub adopt: bool,
+    /// `plan --destroy` or `destroy`: the plan deletes everything the configuration manages.
+    #[serde(default)]
+    pub destroy: bool,
 }
 
 /// An immutable plan. Steps are stored in execution order; each step's `depends_on` are the
@@ -135,6 +140,13 @@ pub enum PlanLoadError {
     #[error("not an envform plan: {0}")]
     #[diagnostic(code(envform::plan::unreadable))]
     Unreadable(#[from] serde_json::Error),
+    /// The JSON rendering (`plan --format json`), which cannot be applied.
+    #[error("this is the JSON rendering of a plan, not a saved plan")]
+    #[diagnostic(
+        code(envform::plan::not_saved),
+        help("save a plan to apply with `envform plan --out PLANFILE`")
+    )]
+    NotSaved,
     /// Written by an incompatible envform.
     #[error("plan format {found} is not supported (expected {PLAN_FORMAT_VERSION})")]
     #[diagnostic(
@@ -162,22 +174,6 @@ impl Plan {
             owned_elsewhere: contents.owned_elsewhere,
             refusals: contents.refusals,
         }
-    }
-
-    /// Reads a plan saved with [`Plan::to_saved`].
-    pub fn from_saved(text: &str) -> Result<Self, PlanLoadError> {
-        let plan: Plan = serde_json::from_str(text)?;
-        if plan.format_version != PLAN_FORMAT_VERSION {
-            return Err(PlanLoadError::FormatVersion {
-                found: plan.format_version,
-            });
-        }
-        Ok(plan)
-    }
-
-    /// The plan as a document to save (`--out`); holds digests, never secret values.
-    pub fn to_saved(&self) -> Result<String, serde_json::Error> {
-        serde_json::to_string_pretty(self)
     }
 
     /// The safety checks the plan does not pass; it is applied only once they are allowed.

@@ -94,6 +94,7 @@ impl<'a> Planner<'a> {
             targets: self.options.targets.clone(),
             allow_disruption: self.options.disruption == DisruptionPolicy::Allow,
             adopt: self.adopts(),
+            destroy: self.options.destroy,
         };
         Ok(Plan::new(
             base,

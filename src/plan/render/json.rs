@@ -2,6 +2,8 @@
 //! (`resource_changes[].change.actions`, `before`, `after`), with the order, drift, unmanaged
 //! environments and warnings. Secret values are `"(sensitive)"`; the schema is in docs/src/reference/plan-json.md.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
@@ -24,17 +26,38 @@ pub fn render_json(plan: &Plan) -> String {
 }
 
 /// Writes the document of [`render_json`] to `out` as it is serialized, without holding it whole.
-pub fn write_json(plan: &Plan, mut out: impl std::io::Write) -> std::io::Result<()> {
+pub fn write_json(plan: &Plan, out: impl std::io::Write) -> std::io::Result<()> {
+    write_document(&Document { plan, saved: None }, out)
+}
+
+/// Writes a saved plan: the document of [`render_json`], then `configuration` (the paths of the
+/// files it was made from) and `plan` (the plan itself, which `apply PLANFILE` binds).
+pub fn write_saved_json(
+    plan: &Plan,
+    configuration: &[PathBuf],
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let document = Document {
+        plan,
+        saved: Some(configuration),
+    };
+    write_document(&document, out)
+}
+
+fn write_document(document: &Document<'_>, mut out: impl std::io::Write) -> std::io::Result<()> {
     let mut serializer =
         serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new());
-    Document(plan).serialize(&mut serializer)?;
+    document.serialize(&mut serializer)?;
     out.write_all(b"\n")
 }
 
 /// The document, written entry by entry: the long lists are serialized one element at a time,
 /// with no JSON tree of the whole plan, so a plan of thousands of environments renders in little
-/// memory.
-struct Document<'a>(&'a Plan);
+/// memory. `saved` holds the configuration's paths when the document is a saved plan.
+struct Document<'a> {
+    plan: &'a Plan,
+    saved: Option<&'a [PathBuf]>,
+}
 
 /// A list serialized from an iterator, one element at a time (the iterator is taken on use, since
 /// `Serialize` only gets `&self`).
@@ -55,7 +78,7 @@ impl<I: Iterator<Item: Serialize>> Serialize for Each<I> {
 
 impl Serialize for Document<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let plan = self.0;
+        let plan = self.plan;
         let base = plan.base();
         let summary = plan.summary();
         let mut map = serializer.serialize_map(None)?;
@@ -93,6 +116,8 @@ impl Serialize for Document<'_> {
                 "force": plan.settings().force,
                 "targets": plan.settings().targets,
                 "allow_disruption": plan.settings().allow_disruption,
+                "adopt": plan.settings().adopt,
+                "destroy": plan.settings().destroy,
             }),
         )?;
         let changes = plan.resource_changes();
@@ -131,6 +156,10 @@ impl Serialize for Document<'_> {
             "disruptions",
             &Each::new(plan.disruptions().iter().map(disruption)),
         )?;
+        if let Some(paths) = self.saved {
+            map.serialize_entry("configuration", &json!({ "paths": paths }))?;
+            map.serialize_entry("plan", plan)?;
+        }
         map.end()
     }
 }

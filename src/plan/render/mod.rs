@@ -9,7 +9,7 @@ mod markdown;
 use serde_json::Value;
 
 pub use human::render_human;
-pub use json::{render_json, write_json};
+pub use json::{render_json, write_json, write_saved_json};
 pub use markdown::{DEFAULT_MARKDOWN_MAX_CHARS, render_markdown};
 
 use super::model::Plan;

@@ -777,13 +777,23 @@ fn a_saved_plan_loads_back_equal_and_refuses_other_versions() {
     let saved = plan.to_saved().expect("saves");
     assert_eq!(crate::plan::Plan::from_saved(&saved).expect("loads"), plan);
     let other = saved.replacen(
-        "\"format_version\": \"1.0\"",
+        "\"format_version\": \"1.1\"",
         "\"format_version\": \"9.0\"",
         1,
     );
     assert!(matches!(
         crate::plan::Plan::from_saved(&other),
         Err(crate::plan::PlanLoadError::FormatVersion { found }) if found == "9.0"
+    ));
+    // The saved file is the JSON rendering plus the plan; the rendering alone is refused.
+    let document: Value = serde_json::from_str(&saved).expect("valid JSON");
+    let rendered: Value = serde_json::from_str(&render_json(&plan)).expect("valid JSON");
+    for (key, value) in rendered.as_object().expect("object") {
+        assert_eq!(&document[key], value, "{key}");
+    }
+    assert!(matches!(
+        crate::plan::Plan::from_saved(&render_json(&plan)),
+        Err(crate::plan::PlanLoadError::NotSaved)
     ));
 }
 
@@ -792,7 +802,7 @@ fn the_json_rendering_is_versioned_and_lists_actions() {
     let (desired, live, state) = snapshots::adopt_rename_recreate();
     let plan = plan_ok(&desired, &live, &state);
     let document: Value = serde_json::from_str(&render_json(&plan)).expect("valid JSON");
-    assert_eq!(document["format_version"], "1.0");
+    assert_eq!(document["format_version"], "1.1");
     let actions: Vec<(String, Value)> = document["resource_changes"]
         .as_array()
         .expect("array")
