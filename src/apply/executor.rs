@@ -256,10 +256,15 @@ impl<'a> Run<'a> {
         let step = self.steps[&id];
         let outcome = match result {
             Ok(success) => {
-                self.state.intents.remove(&step.name);
+                // Only a step that changes state makes a save: a no-op whose record is already
+                // there writes nothing (so a serial, and saved plans made against it, stay).
+                let before = self.state.resources.get(step.final_name()).cloned();
+                let had_intent = self.state.intents.remove(&step.name).is_some();
                 let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
-                self.dirty = true;
+                self.dirty |= had_intent
+                    || step.rename.is_some()
+                    || self.state.resources.get(step.final_name()) != before.as_ref();
                 for dependent in self.dependents.get(&id).cloned().unwrap_or_default() {
                     if let Some(count) = self.waiting_on.get_mut(&dependent) {
                         *count -= 1;
@@ -275,12 +280,12 @@ impl<'a> Run<'a> {
             Err(failure) => {
                 let outcome = match failure {
                     StepFailure::Failed(message) => {
-                        self.state.intents.remove(&step.name);
+                        self.dirty |= self.state.intents.remove(&step.name).is_some();
                         StepOutcome::Failed { message }
                     }
+                    // The intent stays: the next run looks the environment up by name.
                     StepFailure::Unknown(message) => StepOutcome::Unknown { message },
                 };
-                self.dirty = true;
                 self.skip_dependents_of(id);
                 outcome
             }

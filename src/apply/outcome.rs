@@ -82,11 +82,18 @@ impl ApplyReport {
             && self.results.iter().all(|result| result.outcome.is_done())
     }
 
+    /// The results of steps that act on a live environment; a no-op only brings state up to
+    /// date and is neither listed nor counted.
+    fn acting(&self) -> impl Iterator<Item = &StepResult> {
+        self.results
+            .iter()
+            .filter(|result| result.action != Action::NoOp)
+    }
+
     /// Counts of steps by outcome label, in a fixed order.
     pub fn counts(&self) -> [(&'static str, usize); 5] {
         let count = |label: &str| {
-            self.results
-                .iter()
+            self.acting()
                 .filter(|result| result.outcome.label() == label)
                 .count()
         };
@@ -99,15 +106,18 @@ impl ApplyReport {
         ]
     }
 
-    /// The per-environment result table.
+    /// The per-environment result table, empty when no step acted on a live environment.
     pub fn table(&self) -> String {
+        if self.acting().next().is_none() {
+            return String::new();
+        }
         let mut rows: Vec<[String; 4]> = vec![[
             "ENVIRONMENT".into(),
             "ACTION".into(),
             "RESULT".into(),
             "DETAIL".into(),
         ]];
-        for result in &self.results {
+        for result in self.acting() {
             let detail = match &result.outcome {
                 StepOutcome::Done { warnings } => warnings.join("; "),
                 StepOutcome::Failed { message } | StepOutcome::Unknown { message } => {

@@ -332,3 +332,27 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
     );
     fixture.control_plane.shutdown().await;
 }
+
+#[tokio::test]
+async fn steps_that_change_nothing_are_neither_saved_nor_listed() {
+    let fixture = fixture(ControlPlaneConfig::default()).await;
+    let report = fixture.apply(&desired(STAGES), &Recorder::default()).await;
+    assert!(report.succeeded(), "{}", report.table());
+    let serial = fixture.state().await.serial;
+
+    // One environment changes; the other two are no-op steps whose records are current.
+    let changed = desired(&STAGES.replace("max_workers: 5", "max_workers: 6"));
+    let recorder = Recorder::default();
+    let report = fixture.apply(&changed, &recorder).await;
+    assert!(report.succeeded(), "{}", report.table());
+    assert_eq!(fixture.state().await.serial, serial + 1, "one save");
+    let table = report.table();
+    let listed: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["development"], "{table}");
+    assert_eq!(report.counts()[0], ("done", 1));
+    fixture.control_plane.shutdown().await;
+}

@@ -260,8 +260,11 @@ async fn locked(
 
 fn conclusion(report: &ApplyReport, summary: Summary, is_destroy: bool) -> String {
     let mut text = String::from("\n");
-    text.push_str(&report.table());
-    text.push('\n');
+    let table = report.table();
+    if !table.is_empty() {
+        text.push_str(&table);
+        text.push('\n');
+    }
     if let Some(fatal) = &report.fatal {
         text.push_str(&format!("Stopped: {fatal}\n"));
     }
