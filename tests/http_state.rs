@@ -280,6 +280,26 @@ fn apply_plan_and_state_list_keep_state_on_the_served_backend() {
         !server.log().contains("\"resources\""),
         "the state document never reaches the log"
     );
+    // An apply with nothing to do takes the lock and writes no state.
+    let writes = server.requests("POST", "/api/v1/state/ws");
+    assert!(writes > 0, "the first apply wrote state");
+    server
+        .envform(dir.path())
+        .args(["apply", "--auto-approve", "--state-address", &address])
+        .env("ENVFORM_STATE_USERNAME", "x")
+        .env("ENVFORM_STATE_PASSWORD", KEY_A)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("No changes."));
+    assert_eq!(
+        server.requests("POST", "/api/v1/state/ws"),
+        writes,
+        "no state write"
+    );
+    assert!(
+        server.requests("LOCK", "/api/v1/state/ws") >= 2,
+        "the lock was taken"
+    );
 }
 
 #[test]
