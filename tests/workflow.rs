@@ -8,20 +8,29 @@ use predicates::prelude::*;
 
 use crate::support::{Server, envform};
 
-/// Every `envform …` command line in a CI recipe, without shell redirections.
+/// Every `envform …` command line of the CI script, its variables given the defaults, without
+/// shell redirections and line continuations.
 fn envform_command_lines(text: &str) -> Vec<Vec<String>> {
-    text.lines()
+    text.replace("\\\n", " ")
+        .lines()
         .filter_map(|line| {
-            let start = line.find("envform ")?;
-            let command = &line[start..];
-            // Only lines that run it: `envform …`, `- envform …` or `run: envform …` (not prose,
-            // not `cargo install --locked envform`).
-            let prefix = line[..start].trim().trim_start_matches('-').trim();
-            if !(prefix.is_empty() || prefix == "run:") {
-                return None;
-            }
-            let command = command.split(['>', '|', '#']).next().unwrap_or(command);
-            Some(command.split_whitespace().map(str::to_owned).collect())
+            let line = line.trim();
+            let command = line
+                .strip_prefix("envform ")
+                .or_else(|| line.strip_prefix("if ! envform "))?;
+            let command = command.split(" 2>").next().unwrap_or(command);
+            let command = command
+                .split(['>', '|', '#', ';'])
+                .next()
+                .unwrap_or(command);
+            let command = command
+                .replace("\"$config\"", "environments/")
+                .replace("\"$planfile\"", "envform.tfplan");
+            Some(
+                std::iter::once("envform".to_owned())
+                    .chain(command.split_whitespace().map(str::to_owned))
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -29,24 +38,152 @@ fn envform_command_lines(text: &str) -> Vec<Vec<String>> {
 #[test]
 fn ci_recipes_parse_and_their_commands_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
-    let mut checked = 0;
     for name in ["github-actions.yml", "gitlab-ci.yml"] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let document: serde_json::Value = serde_saphyr::from_str(&text)
             .unwrap_or_else(|error| panic!("{name} is not valid YAML: {error}"));
         assert!(document.is_object(), "{name}");
-        let commands = envform_command_lines(&text);
-        assert!(commands.len() >= 3, "{name}: {commands:?}");
-        for command in commands {
-            envform::cli::Cli::try_parse_from(&command).unwrap_or_else(|error| {
-                panic!("{name}: `{}` does not parse: {error}", command.join(" "))
-            });
-            checked += 1;
+        // Installed from envform's repository (there is no crates.io release), and the shared
+        // script does the planning and applying.
+        let installs: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("cargo install"))
+            .collect();
+        assert!(!installs.is_empty(), "{name}");
+        for install in installs {
+            assert!(
+                install.contains("cargo install --locked --git "),
+                "{name}: {install}"
+            );
+        }
+        for step in ["sh ci/envform-ci.sh plan", "sh ci/envform-ci.sh apply"] {
+            assert!(text.contains(step), "{name} does not run `{step}`");
         }
     }
-    assert!(checked >= 6);
+    let script = std::fs::read_to_string(dir.join("envform-ci.sh")).unwrap();
+    let commands = envform_command_lines(&script);
+    assert!(commands.len() >= 4, "{commands:?}");
+    for command in commands {
+        envform::cli::Cli::try_parse_from(&command).unwrap_or_else(|error| {
+            panic!(
+                "envform-ci.sh: `{}` does not parse: {error}",
+                command.join(" ")
+            )
+        });
+    }
     // The checker itself rejects a command the CLI does not know.
     assert!(envform::cli::Cli::try_parse_from(["envform", "plan", "--no-such-flag"]).is_err());
+}
+
+/// Runs the CI script's `step` in `dir` with the built binary on `PATH`, against `server`.
+fn ci_step(server: &Server, dir: &Path, step: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/envform-ci.sh");
+    let bin = crate::support::envform_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg(&script)
+        .arg(step)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("KUBIYA_CONTROL_PLANE_URL", server.url())
+        .env("KUBIYA_API_KEY", crate::support::KEY_A)
+        .env("ENVFORM_COMMIT", "0123abc")
+        .env("ENVFORM_IN_AUTOMATION", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("ENVFORM_STATE_ADDRESS")
+        .env_remove("ENVFORM_EMBEDDED_DB");
+    command.output().unwrap()
+}
+
+#[test]
+fn the_ci_script_comments_the_plan_then_applies_exactly_the_reviewed_one() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::start(&root.path().join("serve.db"), &[]);
+    let pull_request = root.path().join("pull-request");
+    let merge = root.path().join("merge");
+    let write = |dir: &Path, yaml: &str| {
+        std::fs::create_dir_all(dir.join("environments")).unwrap();
+        std::fs::write(dir.join("environments/envform.yaml"), yaml).unwrap();
+    };
+    let yaml = "version: 1\nenvironments:\n  - name: staging\n  - name: production\n    depends_on: [staging]\n";
+    write(&pull_request, yaml);
+
+    // The pull request's job: a comment with a header and the plan; the plan file is kept.
+    let plan = ci_step(&server, &pull_request, "plan");
+    assert!(plan.status.success(), "{plan:?}");
+    let comment = std::fs::read_to_string(pull_request.join("comment.md")).unwrap();
+    assert!(
+        comment.starts_with("<!-- envform-plan -->\n**envform** `envform "),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("configuration `environments/`"),
+        "{comment}"
+    );
+    assert!(comment.contains("commit `0123abc`"), "{comment}");
+    assert!(
+        comment.contains("**Plan: 2 to add, 0 to change"),
+        "{comment}"
+    );
+
+    // The merge job: another checkout with the artifact, applies exactly it.
+    write(&merge, yaml);
+    std::fs::copy(
+        pull_request.join("envform.tfplan"),
+        merge.join("envform.tfplan"),
+    )
+    .unwrap();
+    // Both checkouts share one state, as they would on an HTTP backend.
+    std::fs::create_dir_all(merge.join("environments/.envform")).unwrap();
+    let applied = ci_step(&server, &merge, "apply");
+    assert!(applied.status.success(), "{applied:?}");
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("Apply complete!"));
+    assert!(!merge.join("comment.md").exists());
+
+    // Reviewed, then another change reaches main first: the merged files no longer mean what
+    // was reviewed, so nothing is applied and the plan of what is there now is commented.
+    let reviewed = format!("{yaml}  - name: tools\n");
+    write(&pull_request, &reviewed);
+    std::fs::create_dir_all(pull_request.join("environments/.envform")).unwrap();
+    std::fs::copy(
+        merge.join("environments/.envform/state.json"),
+        pull_request.join("environments/.envform/state.json"),
+    )
+    .unwrap();
+    assert!(ci_step(&server, &pull_request, "plan").status.success());
+    std::fs::copy(
+        pull_request.join("envform.tfplan"),
+        merge.join("envform.tfplan"),
+    )
+    .unwrap();
+    write(&merge, &format!("{reviewed}  - name: extra\n"));
+    let stale = ci_step(&server, &merge, "apply");
+    assert_eq!(stale.status.code(), Some(1), "{stale:?}");
+    let comment = std::fs::read_to_string(merge.join("comment.md")).unwrap();
+    assert!(
+        comment.contains("**Not applied:** the reviewed plan is stale"),
+        "{comment}"
+    );
+    assert!(comment.contains("<code>tools</code>"), "{comment}");
+    assert!(comment.contains("<code>extra</code>"), "{comment}");
+    let live = server.live_environments(&merge);
+    assert!(!live.contains_key("tools") && !live.contains_key("extra"));
+
+    // A configuration that does not validate: the comment shows the error, and the job fails.
+    write(
+        &pull_request,
+        "version: 1\nenvironments:\n  - nme: typo\n",
+    );
+    let failed = ci_step(&server, &pull_request, "plan");
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let comment = std::fs::read_to_string(pull_request.join("comment.md")).unwrap();
+    assert!(comment.contains("### envform validate failed"), "{comment}");
+    assert!(!pull_request.join("envform.tfplan").exists());
 }
 
 #[test]

@@ -224,6 +224,10 @@ fn details(change: &ResourceChange<'_>, disruptions: &[crate::plan::Disruption])
 
 fn environment_section(change: &ResourceChange<'_>, open: bool) -> String {
     let mut lines: Vec<String> = Vec::new();
+    // A create names what it creates, as the human rendering does, so its block is never empty.
+    if change.action == Action::Create {
+        lines.push(format!("+ name = {}", Value::String(change.name.to_owned())));
+    }
     if let Some(previous) = change.previous_name {
         lines.push(format!(
             "! name = {} -> {}",
