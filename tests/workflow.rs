@@ -175,10 +175,7 @@ fn the_ci_script_comments_the_plan_then_applies_exactly_the_reviewed_one() {
     assert!(!live.contains_key("tools") && !live.contains_key("extra"));
 
     // A configuration that does not validate: the comment shows the error, and the job fails.
-    write(
-        &pull_request,
-        "version: 1\nenvironments:\n  - nme: typo\n",
-    );
+    write(&pull_request, "version: 1\nenvironments:\n  - nme: typo\n");
     let failed = ci_step(&server, &pull_request, "plan");
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let comment = std::fs::read_to_string(pull_request.join("comment.md")).unwrap();

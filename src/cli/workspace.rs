@@ -16,9 +16,13 @@ use crate::state::{
 use crate::target::{Connection, Target};
 
 impl DesiredArgs {
-    /// Reads and validates the desired state.
+    /// Reads and validates the desired state; its warnings go to stderr.
     pub(crate) fn load(&self) -> miette::Result<Desired> {
-        crate::desired::load_all(&self.paths()).map_err(miette::Report::new)
+        let desired = crate::desired::load_all(&self.paths()).map_err(miette::Report::new)?;
+        for warning in &desired.warnings {
+            eprintln!("{:?}", miette::Report::new(warning.clone()));
+        }
+        Ok(desired)
     }
 
     /// The configuration's directory, looking at what the first path is.

@@ -8,9 +8,9 @@ use serde_json::Value as Json;
 
 use super::diagnostic::Problem;
 use super::diagnostic_kind::{DiagnosticKind, Range};
-use super::model::Sources;
 use super::node::{Entry, Node, Value};
 use super::section::Section;
+use super::source::Sources;
 use super::suggestion;
 use crate::model::JsonMap;
 use crate::model::NameProblem;

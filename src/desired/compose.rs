@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use serde_saphyr::granit_parser::{self, Event, Parser, ScalarStyle, Span};
 
 use super::limits::{MAX_DEPTH, MAX_NODES};
-use super::model::{Location, SourceId};
 use super::node::{Entry, Node, Value, collection_extent, location};
+use super::source::{Location, SourceId};
 
 /// A collection being composed.
 enum Open {

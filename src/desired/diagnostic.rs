@@ -9,7 +9,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceCode};
 
 use super::diagnostic_kind::DiagnosticKind;
-use super::model::{Location, Sources};
+use super::source::{Location, Sources};
 
 /// Everything that stopped the desired-state files from loading.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -157,6 +157,14 @@ impl fmt::Display for SpecDiagnostic {
 impl std::error::Error for SpecDiagnostic {}
 
 impl Diagnostic for SpecDiagnostic {
+    fn severity(&self) -> Option<Severity> {
+        Some(if self.kind.is_warning() {
+            Severity::Warning
+        } else {
+            Severity::Error
+        })
+    }
+
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.kind.code()))
     }
@@ -274,7 +282,7 @@ impl SourceTexts {
         }
     }
 
-    fn named(&self, source: super::model::SourceId) -> NamedSource<Arc<str>> {
+    fn named(&self, source: super::source::SourceId) -> NamedSource<Arc<str>> {
         match self.files.get(source.0) {
             Some((name, text)) => NamedSource::new(name.clone(), Arc::clone(text)),
             None => NamedSource::new(String::new(), Arc::from("")),

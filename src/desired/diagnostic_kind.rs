@@ -113,6 +113,13 @@ pub enum DiagnosticKind {
         /// The closest valid key, if close enough.
         suggestion: Option<&'static str>,
     },
+    /// A free-form key a few edits from one the service reads (a warning: the key is kept).
+    NearMissKey {
+        /// The key as written.
+        key: String,
+        /// The key the service reads.
+        suggestion: &'static str,
+    },
     /// A required key is absent.
     MissingKey {
         /// The key.
@@ -219,6 +226,11 @@ pub enum DiagnosticKind {
 }
 
 impl DiagnosticKind {
+    /// Whether the file is still valid with it: a warning is shown, and the file is used.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, DiagnosticKind::NearMissKey { .. })
+    }
+
     /// The stable code, e.g. `envform::spec::unknown_key`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -229,6 +241,7 @@ impl DiagnosticKind {
             DiagnosticKind::RecursiveAlias => "envform::spec::recursive_alias",
             DiagnosticKind::DuplicateKey { .. } => "envform::spec::duplicate_key",
             DiagnosticKind::UnknownKey { .. } => "envform::spec::unknown_key",
+            DiagnosticKind::NearMissKey { .. } => "envform::spec::near_miss_key",
             DiagnosticKind::MissingKey { .. } => "envform::spec::missing_key",
             DiagnosticKind::WrongType { .. } => "envform::spec::wrong_type",
             DiagnosticKind::UnsupportedVersion { .. } => "envform::spec::unsupported_version",
@@ -257,6 +270,7 @@ impl DiagnosticKind {
             DiagnosticKind::RecursiveAlias => "refers to its own anchor".to_owned(),
             DiagnosticKind::DuplicateKey { .. } => "written again here".to_owned(),
             DiagnosticKind::UnknownKey { .. } => "unknown key".to_owned(),
+            DiagnosticKind::NearMissKey { suggestion, .. } => format!("not `{suggestion}`"),
             DiagnosticKind::MissingKey { key, .. } => format!("`{key}` missing here"),
             DiagnosticKind::WrongType { expected, .. } => format!("expected {expected}"),
             DiagnosticKind::UnsupportedVersion { .. } => "unsupported version".to_owned(),
@@ -310,6 +324,9 @@ impl DiagnosticKind {
                 section,
                 suggestion,
             } => Some(unknown_key_help(key, *section, *suggestion)),
+            DiagnosticKind::NearMissKey { suggestion, .. } => Some(format!(
+                "did you mean `{suggestion}`? The key is sent as written, and the service does not read it"
+            )),
             DiagnosticKind::MissingKey { key, .. } => Some(match *key {
                 "version" => "add `version: 1`".to_owned(),
                 "name" => "every environment needs a `name`: its identity".to_owned(),
@@ -410,6 +427,13 @@ impl fmt::Display for DiagnosticKind {
             DiagnosticKind::DuplicateKey { key } => write!(f, "duplicate key {}", quote(key)),
             DiagnosticKind::UnknownKey { key, section, .. } => {
                 write!(f, "unknown key {} {}", quote(key), section.description())
+            }
+            DiagnosticKind::NearMissKey { key, .. } => {
+                write!(
+                    f,
+                    "{} in `configuration` is close to a key the service reads",
+                    quote(key)
+                )
             }
             DiagnosticKind::MissingKey { key, section } => {
                 write!(f, "missing key `{key}` {}", section.description())

@@ -10,11 +10,12 @@ use super::check::Checker;
 use super::diagnostic::Problem;
 use super::diagnostic_kind::{DiagnosticKind, Range};
 use super::model::{
-    DesiredEnvironment, DesiredFields, FieldPath, HttpBackendConfig, Lifecycle, Location, Options,
-    Reference, StateBackendConfig,
+    DesiredEnvironment, DesiredFields, FieldPath, HttpBackendConfig, Lifecycle, Options, Reference,
+    StateBackendConfig,
 };
 use super::node::{Entry, Node, Value};
 use super::section::{EXECUTION_ENVIRONMENT_FIELDS, IGNORABLE_FIELDS, Section};
+use super::source::Location;
 use super::suggestion;
 use crate::model::{ExecutionEnvironment, JsonMap, Status};
 
@@ -411,6 +412,9 @@ fn status(checker: &mut Checker<'_>, node: &Node) -> Option<Status> {
     }
 }
 
+/// The `configuration` keys the service reads; the rest is free-form.
+const READ_CONFIGURATION_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
+
 /// `configuration`: free-form, except `max_workers` and `timeout_seconds` are integers ≥ 1.
 fn configuration(checker: &mut Checker<'_>, node: &Node) -> Option<JsonMap> {
     let entries = checker.mapping("configuration", node)?;
@@ -432,7 +436,16 @@ fn configuration(checker: &mut Checker<'_>, node: &Node) -> Option<JsonMap> {
             "max_workers" | "timeout_seconds" => checker
                 .integer(&path, &entry.value, Range::Positive)
                 .map(serde_json::Value::from),
-            _ => checker.json(&path, &entry.value),
+            _ => {
+                if let Some(suggestion) = super::suggestion::closest(key, READ_CONFIGURATION_KEYS) {
+                    let kind = DiagnosticKind::NearMissKey {
+                        key: key.to_owned(),
+                        suggestion,
+                    };
+                    checker.report(kind, &entry.key);
+                }
+                checker.json(&path, &entry.value)
+            }
         };
         match value {
             Some(value) => {

@@ -16,6 +16,7 @@ mod node;
 mod options;
 mod references;
 mod section;
+mod source;
 mod suggestion;
 mod yaml;
 
@@ -33,6 +34,7 @@ pub use diagnostic::{Label, SpecDiagnostic, SpecError};
 pub use diagnostic_kind::{DiagnosticKind, NodeKind, Range, RenameConflict};
 pub use model::*;
 pub use section::Section;
+pub use source::{Location, SourceFile, SourceId, Sources};
 
 use check::Checker;
 use diagnostic::{Problem, SourceTexts};
@@ -192,15 +194,21 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
         document.options.scope.as_ref(),
     );
     problems.extend(checker.problems);
+    let (warnings, problems): (Vec<Problem>, Vec<Problem>) = problems
+        .into_iter()
+        .partition(|problem| problem.kind.is_warning());
 
-    if !problems.is_empty() {
-        let texts = SourceTexts::new(&sources);
-        let diagnostics = order(problems)
+    let texts = SourceTexts::new(&sources);
+    let place = |problems: Vec<Problem>| -> Vec<SpecDiagnostic> {
+        order(problems)
             .into_iter()
             .map(|problem| SpecDiagnostic::new(problem, &texts))
-            .collect();
-        return Err(SpecError::invalid(diagnostics, &sources));
+            .collect()
+    };
+    if !problems.is_empty() {
+        return Err(SpecError::invalid(place(problems), &sources));
     }
+    let warnings = place(warnings);
     let digest = digest(
         &document.environments,
         &document.options,
@@ -210,6 +218,7 @@ fn parse_with(sources: Sources, mut problems: Vec<Problem>) -> Result<Desired, S
         environments: document.environments,
         options: document.options,
         state: document.state,
+        warnings,
         sources,
         digest,
     })

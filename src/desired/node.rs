@@ -16,7 +16,7 @@ use serde_saphyr::{MessageFormatter, Spanned};
 use super::diagnostic::Problem;
 use super::diagnostic_kind::{DiagnosticKind, NodeKind};
 use super::limits::{MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, MAX_REPLAYED_EVENTS};
-use super::model::{Location, SourceId};
+use super::source::{Location, SourceId};
 
 /// One YAML node with its place.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,8 +4,8 @@
 use super::diagnostic::Problem;
 use super::diagnostic_kind::DiagnosticKind;
 use super::limits::MAX_FILE_BYTES;
-use super::model::SourceId;
 use super::node::{Node, deserialize, location};
+use super::source::SourceId;
 
 /// Parses one file's text into a tree.
 pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
+use crate::desired::SourceId;
 use crate::desired::compose::compose;
-use crate::desired::model::SourceId;
 use crate::desired::node::deserialize;
 
 /// Whether the fast path took `text`, after checking it agrees with serde-saphyr.

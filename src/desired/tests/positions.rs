@@ -673,3 +673,36 @@ fn every_problem_is_reported_at_once_in_file_order() {
     );
     assert_eq!(error.to_string(), "found 5 problems in envform.yaml");
 }
+
+#[test]
+fn near_miss_configuration_key_is_a_warning_at_the_key() {
+    let text = format!(
+        "{HEAD}  - name: api\n    configuration: {{max_worker: 2, timeout_second: 5, max_workers: 3, teams: x}}\n"
+    );
+    let desired = parse_text(&text).expect("a near miss keeps the file valid");
+    let warnings: Vec<_> = desired.warnings.iter().collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_at(warnings[0], "envform::spec::near_miss_key", 59, 4, 21, 10);
+    assert_eq!(
+        warnings[0].kind,
+        DiagnosticKind::NearMissKey {
+            key: "max_worker".to_owned(),
+            suggestion: "max_workers"
+        }
+    );
+    assert!(matches!(
+        &warnings[1].kind,
+        DiagnosticKind::NearMissKey { key, suggestion: "timeout_seconds" } if key == "timeout_second"
+    ));
+    assert_eq!(
+        miette::Diagnostic::severity(warnings[0]),
+        Some(miette::Severity::Warning)
+    );
+    // The key is kept as written: the service receives it.
+    let configuration = desired.environments[0]
+        .fields
+        .configuration
+        .as_ref()
+        .unwrap();
+    assert!(configuration.contains_key("max_worker"));
+}

@@ -226,7 +226,10 @@ fn environment_section(change: &ResourceChange<'_>, open: bool) -> String {
     let mut lines: Vec<String> = Vec::new();
     // A create names what it creates, as the human rendering does, so its block is never empty.
     if change.action == Action::Create {
-        lines.push(format!("+ name = {}", Value::String(change.name.to_owned())));
+        lines.push(format!(
+            "+ name = {}",
+            Value::String(change.name.to_owned())
+        ));
     }
     if let Some(previous) = change.previous_name {
         lines.push(format!(
