@@ -283,11 +283,8 @@ fn apply_plan_and_state_list_keep_state_on_the_served_backend() {
     // An apply with nothing to do takes the lock and writes no state.
     let writes = server.requests("POST", "/api/v1/state/ws");
     assert!(writes > 0, "the first apply wrote state");
-    server
-        .envform(dir.path())
-        .args(["apply", "--auto-approve", "--state-address", &address])
-        .env("ENVFORM_STATE_USERNAME", "x")
-        .env("ENVFORM_STATE_PASSWORD", KEY_A)
+    envform_on(&server, dir.path(), "ws")
+        .args(["apply", "--auto-approve"])
         .assert()
         .success()
         .stdout(predicates::str::contains("No changes."));

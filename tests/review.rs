@@ -95,17 +95,20 @@ fn a_saved_plan_is_shown_in_every_format_and_applied_from_elsewhere_without_f() 
     // A comment-only edit keeps a saved plan valid; a change of meaning makes it stale.
     let file = scenario.path().join("environments/envform.yaml");
     std::fs::write(&file, "version: 1\nenvironments:\n  - name: api\n    description: v2\n    configuration: {max_workers: 4}\n    execution_environment:\n      env_vars: {TOKEN: hunter2}\n  - name: batch\n    depends_on: [api]\n").unwrap();
-    scenario
-        .envform()
-        .args([
-            "plan",
-            "-f",
-            "environments/",
-            "--out",
-            "merge-job/next.tfplan",
-        ])
-        .assert()
-        .success();
+    let plan_next = || {
+        scenario
+            .envform()
+            .args([
+                "plan",
+                "-f",
+                "environments/",
+                "--out",
+                "merge-job/next.tfplan",
+            ])
+            .assert()
+            .success();
+    };
+    plan_next();
     let text = std::fs::read_to_string(&file).unwrap();
     let stale_after = |edit: &str| {
         std::fs::write(&file, edit).unwrap();
@@ -118,17 +121,7 @@ fn a_saved_plan_is_shown_in_every_format_and_applied_from_elsewhere_without_f() 
     };
     let commented = stale_after(&format!("# reviewed\n{}", text.replace("v2", "v2   # new")));
     assert!(commented.status.success(), "{commented:?}");
-    scenario
-        .envform()
-        .args([
-            "plan",
-            "-f",
-            "environments/",
-            "--out",
-            "merge-job/next.tfplan",
-        ])
-        .assert()
-        .success();
+    plan_next();
     let changed = stale_after(&text.replace("v2", "v3"));
     assert_eq!(changed.status.code(), Some(1), "{changed:?}");
     assert!(
