@@ -123,3 +123,53 @@ fn no_secret_appears_in_outputs_logs_state_or_plans() {
         assert!(files.is_empty(), "`{secret}` in {files:?}");
     }
 }
+
+#[test]
+fn keys_marked_nonsensitive_are_shown_and_the_rest_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |level: &str| {
+        format!(
+            "version: 1\nenvironments:\n  - name: api\n    nonsensitive: [LOG_LEVEL]\n    execution_environment:\n      env_vars: {{LOG_LEVEL: {level}, API_TOKEN: hunter2-secret}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("envform.yaml"), file("info")).unwrap();
+    crate::support::envform(dir.path())
+        .args(["apply", "--auto-approve"])
+        .assert()
+        .success();
+    std::fs::write(dir.path().join("envform.yaml"), file("debug")).unwrap();
+    let plan = crate::support::envform(dir.path())
+        .args(["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(2), "{plan:?}");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains(r#"LOG_LEVEL = "info" -> "debug""#), "{text}");
+    let json = crate::support::envform(dir.path())
+        .args(["plan", "--format", "json"])
+        .output()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let change = &document["resource_changes"][0]["change"];
+    assert_eq!(
+        change["after"]["execution_environment"]["env_vars"],
+        serde_json::json!({"LOG_LEVEL": "debug", "API_TOKEN": "(sensitive)"})
+    );
+    assert_eq!(change["sensitive_changes"], serde_json::json!([]));
+    crate::support::envform(dir.path())
+        .args(["apply", "--auto-approve"])
+        .assert()
+        .success();
+    // Live and state agree with the file in the same form: nothing to do, no drift.
+    crate::support::envform(dir.path())
+        .args(["plan", "--detailed-exitcode"])
+        .assert()
+        .code(0);
+    let state = std::fs::read_to_string(dir.path().join(".envform/state.json")).unwrap();
+    assert!(state.contains("\"LOG_LEVEL\": \"debug\""), "{state}");
+    let holding = files_containing(dir.path(), "hunter2-secret");
+    assert!(
+        holding.iter().all(|file| file.contains("control-plane.db")),
+        "only the embedded service's database holds the secret: {holding:?}"
+    );
+}

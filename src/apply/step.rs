@@ -182,6 +182,24 @@ async fn wait_for_provisioning(
     }
 }
 
+/// The `env_vars` keys of a sent execution environment whose values the plan holds plain (the
+/// file's `nonsensitive`), so live is compared in the same form.
+fn revealed_keys(sent: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    sent.get("env_vars")
+        .and_then(serde_json::Value::as_object)
+        .map(|vars| {
+            vars.iter()
+                .filter(|(_, value)| {
+                    value
+                        .as_str()
+                        .is_some_and(|text| !text.starts_with(crate::plan::DIGEST_PREFIX))
+                })
+                .map(|(key, _)| key.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Fields the step sent that did not come back (docs/src/concepts/service.md: the production service drops
 /// `configuration` and `metadata`), worded so the user knows why the next plan shows them again.
 fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
@@ -193,7 +211,7 @@ fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
             if change.field == ManagedField::Status {
                 return None;
             }
-            let kept = change.field.live_value(environment);
+            let kept = change.field.live_value(environment, &revealed_keys(sent));
             (kept.as_ref() != Some(sent)).then(|| {
                 format!(
                     "the service did not keep `{}` as sent (it is {})",

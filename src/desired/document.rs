@@ -345,6 +345,11 @@ fn environment(
             "execution_environment" => {
                 fields.execution_environment = execution_environment(checker, value);
             }
+            "nonsensitive" => {
+                if let Some(keys) = checker.strings(key, "a list of `env_vars` keys", value) {
+                    fields.nonsensitive = keys.into_iter().map(|(key, _)| key).collect();
+                }
+            }
             "depends_on" => {
                 if let Some(names) = checker.strings(key, "a list of environment names", value) {
                     depends_on = names

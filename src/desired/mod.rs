@@ -329,6 +329,7 @@ fn environment_meaning(environment: &DesiredEnvironment) -> Value {
         "tags": fields.tags,
         "settings": fields.settings,
         "execution_environment": fields.execution_environment,
+        "nonsensitive": fields.nonsensitive,
         "depends_on": sorted(environment.depends_on.iter().map(|reference| reference.name.clone())),
         "prevent_destroy": environment.lifecycle.prevent_destroy,
         "ignore_changes": sorted(environment.lifecycle.ignore_changes.iter().map(ToString::to_string)),

@@ -1,6 +1,6 @@
 //! The validated desired state: what the file asks for, with where each part was written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::source::{Location, Sources};
@@ -147,6 +147,8 @@ pub struct DesiredFields {
     pub settings: Option<JsonMap>,
     /// `execution_environment`.
     pub execution_environment: Option<ExecutionEnvironment>,
+    /// `nonsensitive`: the `env_vars` keys whose values plans and state show instead of a digest.
+    pub nonsensitive: BTreeSet<String>,
 }
 
 /// A name written in the file, with where.

@@ -44,7 +44,7 @@ pub enum Section {
 static ENVIRONMENT_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut keys = vec!["name"];
     keys.extend(ManagedField::wire_names(|_| true));
-    keys.extend(["depends_on", "lifecycle", "renamed_from"]);
+    keys.extend(["nonsensitive", "depends_on", "lifecycle", "renamed_from"]);
     keys
 });
 

@@ -2,6 +2,8 @@
 //! desired file and from live as a JSON value with every secret replaced by its digest. Plans,
 //! drift and state only ever see these digested values, so no secret can leak through them.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -28,12 +30,17 @@ impl ManagedField {
             ManagedField::ExecutionEnvironment => fields
                 .execution_environment
                 .as_ref()
-                .map(digested_execution_environment),
+                .map(|execution| digested_execution_environment(execution, &fields.nonsensitive)),
         }
     }
 
-    /// The value live has (secrets digested); `None` when absent or null.
-    pub(crate) fn live_value(self, environment: &Environment) -> Option<Value> {
+    /// The value live has (secrets digested, but for the `revealed` `env_vars` keys); `None`
+    /// when absent or null.
+    pub(crate) fn live_value(
+        self,
+        environment: &Environment,
+        revealed: &BTreeSet<String>,
+    ) -> Option<Value> {
         match self {
             ManagedField::DisplayName => environment.display_name.clone().map(Value::String),
             ManagedField::Description => environment.description.clone().map(Value::String),
@@ -48,12 +55,17 @@ impl ManagedField {
             ManagedField::ExecutionEnvironment => environment
                 .execution_environment
                 .as_ref()
-                .map(digested_execution_environment),
+                .map(|execution| digested_execution_environment(execution, revealed)),
         }
     }
 
     /// Whether live's value is `value`: [`Self::live_value`] compared, without copying live.
-    pub(crate) fn live_equals(self, environment: &Environment, value: Option<&Value>) -> bool {
+    pub(crate) fn live_equals(
+        self,
+        environment: &Environment,
+        value: Option<&Value>,
+        revealed: &BTreeSet<String>,
+    ) -> bool {
         match self {
             ManagedField::DisplayName => same_text(environment.display_name.as_deref(), value),
             ManagedField::Description => same_text(environment.description.as_deref(), value),
@@ -62,7 +74,7 @@ impl ManagedField {
             ManagedField::Metadata => same_object(environment.metadata.as_ref(), value),
             ManagedField::Settings => same_settings(environment.settings.as_ref(), value),
             ManagedField::Tags | ManagedField::ExecutionEnvironment => {
-                self.live_value(environment).as_ref() == value
+                self.live_value(environment, revealed).as_ref() == value
             }
         }
     }
@@ -108,15 +120,26 @@ pub fn secret_digest(value: &Value) -> String {
     format!("{DIGEST_PREFIX}{}", hex::encode(hash))
 }
 
-/// An execution environment as a JSON value, each `env_vars` value replaced by its digest. Built by
-/// hand to mirror the wire form (empty parts omitted) without a fallible serialization.
-pub(crate) fn digested_execution_environment(execution: &ExecutionEnvironment) -> Value {
+/// An execution environment as a JSON value, each `env_vars` value replaced by its digest but for
+/// the `revealed` keys (`nonsensitive` in the file). Built by hand to mirror the wire form (empty
+/// parts omitted) without a fallible serialization.
+pub(crate) fn digested_execution_environment(
+    execution: &ExecutionEnvironment,
+    revealed: &BTreeSet<String>,
+) -> Value {
     let mut object = Map::new();
     if !execution.env_vars.is_empty() {
         let vars = execution
             .env_vars
             .iter()
-            .map(|(key, value)| (key.clone(), Value::String(secret_digest(value))))
+            .map(|(key, value)| {
+                let shown = if revealed.contains(key) {
+                    value.clone()
+                } else {
+                    Value::String(secret_digest(value))
+                };
+                (key.clone(), shown)
+            })
             .collect();
         object.insert("env_vars".to_owned(), Value::Object(vars));
     }
@@ -162,12 +185,19 @@ mod tests {
         }))
         .expect("environment");
         let other = json!({"team": "b"});
+        let none = BTreeSet::new();
         for field in ManagedField::ALL {
-            let live = field.live_value(&environment);
-            assert!(field.live_equals(&environment, live.as_ref()), "{field}");
-            assert!(!field.live_equals(&environment, Some(&other)), "{field}");
+            let live = field.live_value(&environment, &none);
+            assert!(
+                field.live_equals(&environment, live.as_ref(), &none),
+                "{field}"
+            );
+            assert!(
+                !field.live_equals(&environment, Some(&other), &none),
+                "{field}"
+            );
             assert_eq!(
-                field.live_equals(&environment, None),
+                field.live_equals(&environment, None, &none),
                 live.is_none(),
                 "{field}"
             );
@@ -181,7 +211,7 @@ mod tests {
             .env_vars
             .insert("API_KEY".to_owned(), json!("hunter2"));
         execution.secrets.push("vault-secret".to_owned());
-        let value = digested_execution_environment(&execution);
+        let value = digested_execution_environment(&execution, &BTreeSet::new());
         let text = value.to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("vault-secret"));

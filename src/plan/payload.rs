@@ -106,6 +106,7 @@ pub fn resolve_payload(
         live_vars: live
             .and_then(|environment| environment.execution_environment.as_ref())
             .map(|execution| &execution.env_vars),
+        revealed: desired.map(|environment| &environment.fields.nonsensitive),
     };
     if step.action == Action::Create {
         let mut body = CreateEnvironment::named(&step.name);
@@ -160,6 +161,8 @@ struct Resolver<'a> {
     step: &'a Step,
     desired_vars: Option<&'a JsonMap>,
     live_vars: Option<&'a JsonMap>,
+    /// The keys the file marks `nonsensitive`: the plan holds their values, not digests.
+    revealed: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 impl Resolver<'_> {
@@ -278,6 +281,12 @@ impl Resolver<'_> {
             name: self.step.name.clone(),
             key: key.to_owned(),
         };
+        let plain = digest
+            .as_str()
+            .is_some_and(|text| !text.starts_with(DIGEST_PREFIX));
+        if plain && self.revealed.is_some_and(|revealed| revealed.contains(key)) {
+            return Ok(digest.clone());
+        }
         let digest = digest
             .as_str()
             .filter(|text| text.starts_with(DIGEST_PREFIX))

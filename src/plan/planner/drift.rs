@@ -1,6 +1,8 @@
 //! Phase: drift, every leaf of a last-applied field that live no longer has, and what the plan
 //! does about it (overwrite, accept, ignore).
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 use crate::api::Environment;
@@ -27,6 +29,7 @@ pub(super) fn record_drift(
     resource: &ResourceState,
     compared: &[Compared],
     ignored: &[Vec<String>],
+    revealed: &BTreeSet<String>,
 ) {
     for (wire_name, applied) in &resource.last_applied {
         let Some(field) = ManagedField::from_wire_name(wire_name) else {
@@ -50,7 +53,7 @@ pub(super) fn record_drift(
             }
             // A field left alone stays as live has it.
             None => {
-                now_owned = field.live_value(live);
+                now_owned = field.live_value(live, revealed);
                 (now_owned.as_ref(), now_owned.as_ref())
             }
         };

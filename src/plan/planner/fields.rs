@@ -156,7 +156,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .any(|path| path.first().is_some_and(|first| first == field.wire_name()));
             let (after, before) = if ignores_field {
-                let before = field.live_value(live);
+                let before = field.live_value(live, &environment.fields.nonsensitive);
                 (
                     apply_ignores(target, before.as_ref(), field, &ignored),
                     Some(before),
@@ -166,7 +166,7 @@ impl<'a> Planner<'a> {
             };
             let unchanged_live = match &before {
                 Some(before) => *before == after,
-                None => field.live_equals(live, after.as_ref()),
+                None => field.live_equals(live, after.as_ref(), &environment.fields.nonsensitive),
             };
             let live_if_different = if unchanged_live {
                 if in_file {
@@ -174,7 +174,8 @@ impl<'a> Planner<'a> {
                 }
                 None
             } else {
-                let before = before.unwrap_or_else(|| field.live_value(live));
+                let before = before
+                    .unwrap_or_else(|| field.live_value(live, &environment.fields.nonsensitive));
                 changes.push(FieldChange {
                     field,
                     before: before.clone(),
@@ -191,7 +192,14 @@ impl<'a> Planner<'a> {
         }
 
         if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
-            record_drift(&mut drift, live, resource, &compared, &ignored);
+            record_drift(
+                &mut drift,
+                live,
+                resource,
+                &compared,
+                &ignored,
+                &environment.fields.nonsensitive,
+            );
         }
         for Compared {
             field,

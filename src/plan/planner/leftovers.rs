@@ -2,6 +2,8 @@
 //! (unmanaged ones only with `options.prune`, and never `default`); state entries whose
 //! environment is gone live are forgotten.
 
+use std::collections::BTreeSet;
+
 use foldhash::HashSet;
 
 use super::context::Planner;
@@ -88,7 +90,7 @@ impl<'a> Planner<'a> {
                 .filter_map(|field| {
                     Some(FieldChange {
                         field,
-                        before: Some(field.live_value(live)?),
+                        before: Some(field.live_value(live, &BTreeSet::new())?),
                         after: None,
                     })
                 })

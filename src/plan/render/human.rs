@@ -9,8 +9,7 @@ use owo_colors::OwoColorize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, inline, key_label, plain_or_quoted};
-use crate::model::ManagedField;
+use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, hides, inline, key_label, plain_or_quoted};
 use crate::plan::Disruption;
 use crate::plan::model::{Action, Drift, Plan, ResourceChange, StateRecord, Step, SwapPart};
 
@@ -186,7 +185,7 @@ impl Writer {
             let path = &entry.path.0;
             let shown = entry.path.to_string();
             let text = match (&entry.last_applied, &entry.live) {
-                (_, _) if ManagedField::is_sensitive_path(path) => {
+                (then, now) if hides(path, &[then.as_ref(), now.as_ref()]) => {
                     format!("{} {shown} = {SENSITIVE_CHANGED}", self.symbol("~"))
                 }
                 (None, Some(now)) => {
@@ -324,7 +323,7 @@ impl Writer {
     ) {
         let at = symbol_indent(depth);
         let label = format!("{key:width$}");
-        if ManagedField::is_sensitive_path(path) {
+        if hides(path, &[before, after]) {
             let text = match (before, after) {
                 (None, Some(_)) => format!("{} {label} = {SENSITIVE}", self.symbol("+")),
                 (Some(_), None) => format!("{} {label} = {SENSITIVE} -> null", self.symbol("-")),

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::redact;
-use crate::model::{ManagedField, Owner};
+use super::{hides, redact};
+use crate::model::Owner;
 use crate::plan::model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Step,
     StepNote, SwapPart, Unmanaged,
@@ -264,7 +264,7 @@ fn sensitive_paths(change: &FieldChange) -> Vec<Value> {
 }
 
 fn collect_secrets(path: &mut Vec<String>, value: Option<&Value>, found: &mut Vec<Vec<String>>) {
-    if ManagedField::is_sensitive_path(path) {
+    if hides(path, &[value]) {
         found.push(path.clone());
         return;
     }

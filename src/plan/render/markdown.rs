@@ -8,8 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, inline, key_label, plain_or_quoted};
-use crate::model::ManagedField;
+use super::{SENSITIVE, SENSITIVE_CHANGED, escape_line, hides, inline, key_label, plain_or_quoted};
 use crate::plan::model::{Action, Plan, ResourceChange, StateRecord};
 use crate::plan::value::leaf_differences;
 
@@ -283,7 +282,7 @@ fn leaf_lines(
     after: Option<&Value>,
 ) {
     let shown = path_label(path);
-    if ManagedField::is_sensitive_path(path) {
+    if hides(path, &[before, after]) {
         match (before, after) {
             (None, Some(_)) => lines.push(format!("+ {shown} = {SENSITIVE}")),
             (Some(_), None) => lines.push(format!("- {shown} = {SENSITIVE}")),
@@ -362,7 +361,7 @@ fn drift_section(plan: &Plan) -> String {
         );
         let path = &entry.path.0;
         let line = match (&entry.last_applied, &entry.live) {
-            _ if ManagedField::is_sensitive_path(path) => {
+            (then, now) if hides(path, &[then.as_ref(), now.as_ref()]) => {
                 format!("! {shown} = {SENSITIVE_CHANGED}")
             }
             (None, Some(now)) => format!("+ {shown} = {}", inline(path, now)),

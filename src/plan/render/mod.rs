@@ -12,6 +12,7 @@ pub use human::render_human;
 pub use json::{render_json, write_json, write_saved_json};
 pub use markdown::{DEFAULT_MARKDOWN_MAX_CHARS, render_markdown};
 
+use super::field::DIGEST_PREFIX;
 use super::model::Plan;
 use crate::model::ManagedField;
 
@@ -59,11 +60,23 @@ const SENSITIVE: &str = "(sensitive)";
 /// What the displays print for a changed secret.
 const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
 
+/// Whether the values at `path` are shown as `(sensitive)`: at a secret's path, unless every value
+/// there is plain. The planner leaves a value plain only for a key the file marks `nonsensitive`;
+/// a secret is always its `sha256:` digest in a plan.
+fn hides(path: &[String], values: &[Option<&Value>]) -> bool {
+    let is_plain =
+        |value: &&Value| matches!(value, Value::String(text) if !text.starts_with(DIGEST_PREFIX));
+    ManagedField::is_sensitive_path(path)
+        && (values.iter().all(Option::is_none) || !values.iter().flatten().all(is_plain))
+}
+
 /// A value on one line: JSON text, or `(sensitive)` where secrets are.
 fn inline(path: &[String], value: &Value) -> String {
-    if ManagedField::is_sensitive_path(path)
-        || (ManagedField::contains_sensitive(path) && !is_empty_container(value))
-    {
+    // A whole map above the secrets is never printed inline; a secret itself unless revealed.
+    let above_secrets = ManagedField::contains_sensitive(path)
+        && !ManagedField::is_sensitive_path(path)
+        && !is_empty_container(value);
+    if above_secrets || hides(path, &[Some(value)]) {
         SENSITIVE.to_owned()
     } else {
         value.to_string()
@@ -80,7 +93,7 @@ fn is_empty_container(value: &Value) -> bool {
 
 /// `value` (found at `path`) with every secret replaced by `(sensitive)`.
 fn redact(path: &mut Vec<String>, value: &Value) -> Value {
-    if ManagedField::is_sensitive_path(path) {
+    if hides(path, &[Some(value)]) {
         return Value::String(SENSITIVE.to_owned());
     }
     match value {
