@@ -5,7 +5,7 @@ use super::args::{ConfigurationArgs, LockArgs};
 use super::env::resolve;
 use super::exit::Exit;
 use super::workspace;
-use crate::api::{EnvironmentsApi, JsonMap, Patch, UpdateEnvironment};
+use crate::api::{Environment, EnvironmentsApi, JsonMap, Patch, UpdateEnvironment};
 use crate::desired::Desired;
 use crate::model::Owner;
 use crate::plan::PlanError;
@@ -115,15 +115,7 @@ async fn import(
         lineage: state.lineage,
         prevent_destroy: wanted.lifecycle.prevent_destroy,
     };
-    if current != Some(ours) {
-        let patch = UpdateEnvironment {
-            settings: Patch::Set(ours.stamped(Owner::unstamped(environment.settings.as_ref()))),
-            ..UpdateEnvironment::default()
-        };
-        api.update(environment.id, &patch)
-            .await
-            .map_err(miette::Report::new)?;
-    }
+    stamp(api, &environment, ours).await?;
     match current {
         Some(previous) if previous.lineage != state.lineage => eprintln!(
             "Took over `{}` ({}) from {previous}; its configuration's next plan refuses to touch it.",
@@ -135,4 +127,24 @@ async fn import(
         }
     }
     Ok(Exit::Success)
+}
+
+/// Stamps `environment` as managed by `owner`, unless it already carries that very stamp. Called
+/// after state records it: should the stamp fail, the next plan stamps what state manages.
+pub(super) async fn stamp(
+    api: &dyn EnvironmentsApi,
+    environment: &Environment,
+    owner: Owner,
+) -> miette::Result<()> {
+    if Owner::of(environment.settings.as_ref()) == Some(owner) {
+        return Ok(());
+    }
+    let patch = UpdateEnvironment {
+        settings: Patch::Set(owner.stamped(Owner::unstamped(environment.settings.as_ref()))),
+        ..UpdateEnvironment::default()
+    };
+    api.update(environment.id, &patch)
+        .await
+        .map(|_| ())
+        .map_err(miette::Report::new)
 }

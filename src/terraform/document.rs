@@ -2,6 +2,8 @@
 //! header and `resources[]`, each with `mode`, `type`, `name`, `module` and `instances[]` (with
 //! `index_key`, `attributes` and `dependencies`). Everything else in it is ignored.
 
+use std::sync::Arc;
+
 use miette::{NamedSource, SourceSpan};
 use serde::Deserialize;
 use serde_json::Value;
@@ -90,7 +92,7 @@ impl TerraformState {
             TerraformError::InvalidDocument {
                 file: file.to_owned(),
                 message: error.to_string(),
-                source_code: span.map(|_| NamedSource::new(file, text.to_owned())),
+                source_code: span.map(|_| Arc::new(NamedSource::new(file, text.to_owned()))),
                 span,
             }
         };

@@ -1,6 +1,8 @@
 //! Why a Terraform state cannot be migrated. Every message names the state it read (a path, or a
 //! backend address without its password); none quotes an attribute's value, which may be secret.
 
+use std::sync::Arc;
+
 use miette::{NamedSource, SourceSpan};
 
 /// A Terraform state that cannot be read or migrated.
@@ -19,7 +21,7 @@ pub enum TerraformError {
         message: String,
         /// The document, when it is text.
         #[source_code]
-        source_code: Option<NamedSource<String>>,
+        source_code: Option<Arc<NamedSource<String>>>,
         /// Where the parser stopped.
         #[label("here")]
         span: Option<SourceSpan>,

@@ -13,7 +13,7 @@ fn migration() -> Migration {
     Migration::from_state(&state, "kubiya.tfstate").expect("maps")
 }
 
-fn field<'a>(environment: &'a TerraformEnvironment, field: ManagedField) -> Option<&'a Value> {
+fn field(environment: &TerraformEnvironment, field: ManagedField) -> Option<&Value> {
     environment
         .fields
         .iter()

@@ -1,0 +1,556 @@
+//! `envform init --from-terraform`: a Terraform configuration of the Kubiya control-plane
+//! provider migrated in one step. Its state (a file or a Terraform HTTP backend) is read, never
+//! written; every `controlplane_environment` instance becomes an entry of the desired-state file
+//! with what Terraform's state claims, and the ones still live are imported into envform's state
+//! with that claim as their last-applied document, stamped as this configuration's. So the first
+//! plan shows, as drift, every field where live differs from what Terraform's state said: what the
+//! provider reported as applied and never sent.
+//!
+//! The reading and the mapping are [`crate::terraform`]'s; this file does the I/O around them and
+//! the decisions that need live: what is gone, what another configuration owns.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::InitArgs;
+use super::entry::Entry;
+use crate::api::{Environment, EnvironmentsApi, JsonMap};
+use crate::cli::args::{DesiredArgs, StateArgs};
+use crate::cli::exit::Exit;
+use crate::cli::settings::{ProcessVariables, StateSettings, Variables};
+use crate::cli::workspace;
+use crate::desired::{Desired, DesiredEnvironment, SourceFile, Sources};
+use crate::model::{ManagedField, Owner};
+use crate::plan::{DriftResolution, PlanOptions};
+use crate::state::{
+    HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES, ResourceState, State, StateBackend,
+};
+use crate::terraform::{
+    Migration, SkipReason, SkippedResource, TerraformEnvironment, TerraformState,
+};
+
+/// The variable Terraform's HTTP backend reads its user name from, used when no
+/// `--state-username` is given.
+const TERRAFORM_USERNAME_VARIABLE: &str = "TF_HTTP_USERNAME";
+
+/// A Terraform state document as read.
+struct Source {
+    /// Its path, or its address without a password.
+    name: String,
+    /// The document.
+    text: String,
+}
+
+/// Runs `envform init --from-terraform SOURCE`.
+pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exit> {
+    let source = read_source(source, &args.state, &ProcessVariables).await?;
+    let terraform = TerraformState::parse(&source.text, &source.name)?;
+    let migration = Migration::from_state(&terraform, &source.name)?;
+
+    let directory = DesiredArgs {
+        path: args.path.clone(),
+    }
+    .config_directory(false);
+    let settings = args.state.resolve(&directory, None, &ProcessVariables);
+    let state_name = describe_state(&settings);
+    let backend = workspace::open_backend(settings)?;
+    let (target, connection) = workspace::connect(&args.target).await?;
+    let handle = match workspace::lock(backend.as_ref(), "init", &args.lock).await {
+        Ok(handle) => handle,
+        Err(error) => {
+            connection.close().await;
+            return Err(error);
+        }
+    };
+    let migrated = migrate(
+        args,
+        &Inputs {
+            source: &source,
+            terraform: &terraform,
+            migration: &migration,
+            target: &target.describe(),
+        },
+        connection.api.as_ref(),
+        backend.as_ref(),
+        &handle,
+    )
+    .await;
+    workspace::unlock(backend.as_ref(), handle).await;
+    let summary = match migrated {
+        Ok(migrated) => {
+            let disagreements = first_drift(connection.api.as_ref(), &migrated).await;
+            Ok((migrated, disagreements))
+        }
+        Err(error) => Err(error),
+    };
+    connection.close().await;
+    let (migrated, disagreements) = summary?;
+    eprint!(
+        "{}",
+        summary_text(
+            &Inputs {
+                source: &source,
+                terraform: &terraform,
+                migration: &migration,
+                target: "",
+            },
+            &migrated,
+            &disagreements,
+            &args.path,
+            &state_name,
+        )
+    );
+    super::super::output::next_step(&finish_hint(&migration, &args.state));
+    Ok(Exit::Success)
+}
+
+/// What the migration starts from.
+struct Inputs<'a> {
+    source: &'a Source,
+    terraform: &'a TerraformState,
+    migration: &'a Migration,
+    /// The control plane, as state records it.
+    target: &'a str,
+}
+
+/// What the migration did, for the summary and the first plan.
+struct Migrated {
+    /// The desired state as written.
+    desired: Desired,
+    /// envform's state as saved.
+    state: State,
+    /// The environments imported, by name.
+    imported: BTreeSet<String>,
+    /// The environments whose id is no longer live, by name.
+    gone: BTreeSet<String>,
+}
+
+/// Under the state lock: the checks against live, then the file, then state, then the stamps.
+async fn migrate(
+    args: &InitArgs,
+    inputs: &Inputs<'_>,
+    api: &dyn EnvironmentsApi,
+    backend: &dyn StateBackend,
+    handle: &crate::state::LockHandle,
+) -> miette::Result<Migrated> {
+    let live = api.list(None).await.map_err(miette::Report::new)?;
+    let mut state =
+        workspace::load_state(backend, inputs.target, args.state.control_plane_moved).await?;
+    let matched = match_live(inputs.migration, &live, &state)?;
+
+    let text = file_text(inputs, &matched);
+    // Checked before it is written: a file envform cannot read is never left behind.
+    let desired = crate::desired::parse(Sources {
+        files: vec![SourceFile {
+            path: args.path.clone(),
+            text: text.clone(),
+        }],
+    })
+    .map_err(miette::Report::new)?;
+    super::write_file(&args.path, &text)?;
+
+    let mut imported = BTreeSet::new();
+    for (environment, live) in &matched.live {
+        let Some(wanted) = desired.environment(&environment.name) else {
+            continue;
+        };
+        state.resources.insert(
+            environment.name.clone(),
+            ResourceState {
+                id: environment.id,
+                last_applied: claimed(wanted, live),
+                prevent_destroy: false,
+                depends_on: environment.depends_on.clone(),
+                renamed_from: None,
+            },
+        );
+        imported.insert(environment.name.clone());
+    }
+    state.serial += 1;
+    // State first: should a stamp fail after it, the next plan stamps what state manages.
+    backend
+        .save(&state, Some(handle))
+        .await
+        .map_err(miette::Report::new)?;
+    let owner = Owner {
+        lineage: state.lineage,
+        prevent_destroy: false,
+    };
+    for (_, live) in &matched.live {
+        crate::cli::import::stamp(api, live, owner).await?;
+    }
+    Ok(Migrated {
+        desired,
+        state,
+        imported,
+        gone: matched
+            .gone
+            .iter()
+            .map(|environment| environment.name.clone())
+            .collect(),
+    })
+}
+
+/// Reads the Terraform state at `source`: an http(s) address is a Terraform HTTP backend, read
+/// with the HTTP state's user name and password; anything else is a file.
+async fn read_source(
+    source: &str,
+    state: &StateArgs,
+    variables: &dyn Variables,
+) -> miette::Result<Source> {
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        let text = workspace::read_text(Path::new(source))?;
+        return Ok(Source {
+            name: source.to_owned(),
+            text,
+        });
+    }
+    let mut settings = HttpBackendSettings::new(source);
+    settings.username = state
+        .state_username
+        .clone()
+        .or_else(|| variables.get(TERRAFORM_USERNAME_VARIABLE));
+    settings.password = PASSWORD_VARIABLES
+        .iter()
+        .find_map(|name| variables.get(name))
+        .map(secrecy::SecretString::from);
+    let backend = HttpBackend::new(settings).map_err(miette::Report::new)?;
+    let name = backend.address();
+    let Some(body) = backend.load_document().await.map_err(miette::Report::new)? else {
+        return Err(miette::miette!(
+            code = "envform::terraform::no_state",
+            "there is no Terraform state at {name}"
+        ));
+    };
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| miette::miette!("the Terraform state at {name} is not UTF-8 text"))?;
+    Ok(Source { name, text })
+}
+
+/// The instances set beside live.
+struct Matched<'a> {
+    /// Instances whose environment is live, with it.
+    live: Vec<(&'a TerraformEnvironment, &'a Environment)>,
+    /// Instances whose id is no longer live: in the file, so the next plan creates them.
+    gone: Vec<&'a TerraformEnvironment>,
+}
+
+/// Finds each instance's live environment by id, and refuses, all at once, instances that another
+/// envform configuration owns (by id, or by name when the id is gone) or that this state already
+/// manages under another id.
+fn match_live<'a>(
+    migration: &'a Migration,
+    live: &'a [Environment],
+    state: &State,
+) -> miette::Result<Matched<'a>> {
+    let mut matched = Matched {
+        live: Vec::new(),
+        gone: Vec::new(),
+    };
+    let mut refusals = Vec::new();
+    for environment in &migration.environments {
+        let by_id = live.iter().find(|live| live.id == environment.id);
+        let by_name = live.iter().find(|live| live.name == environment.name);
+        for candidate in by_id.into_iter().chain(by_name) {
+            if let Some(owner) = Owner::of(candidate.settings.as_ref())
+                && owner.lineage != state.lineage
+            {
+                refusals.push(format!(
+                    "`{}` ({}, id {}) is owned by another envform configuration ({owner})",
+                    candidate.name, environment.address, candidate.id
+                ));
+                break;
+            }
+        }
+        if let Some(managed) = state.resources.get(&environment.name)
+            && managed.id != environment.id
+        {
+            refusals.push(format!(
+                "`{}` ({}) is already in this configuration's state with id {}",
+                environment.name, environment.address, managed.id
+            ));
+        }
+        match by_id {
+            Some(live) => matched.live.push((environment, live)),
+            None => matched.gone.push(environment),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(miette::miette!(
+            code = "envform::init::owned_elsewhere",
+            help = "leave them to their configuration: `terraform state rm` them before migrating \
+                    (or, to move one here on purpose, migrate the rest, add it to the file and run \
+                    `envform import NAME --take-over`)",
+            "cannot migrate {} environment(s); nothing was written:\n  {}",
+            refusals.len(),
+            refusals.join("\n  ")
+        ));
+    }
+    Ok(matched)
+}
+
+/// The desired-state file: a header naming the Terraform state, then one entry per instance.
+fn file_text(inputs: &Inputs<'_>, matched: &Matched<'_>) -> String {
+    let terraform = inputs.terraform;
+    let mut text = format!(
+        "# Desired state migrated by `envform init --from-terraform` from {}\n\
+         # (Terraform state lineage {}, serial {}). Terraform's state was only read.\n\
+         # Each environment below that is still live is in envform's state with what Terraform's\n\
+         # state claimed: `envform plan` shows, as drift, every field where live differs.\n\
+         version: 1\n\
+         environments:\n",
+        inputs.source.name,
+        if terraform.lineage.is_empty() {
+            "unknown"
+        } else {
+            &terraform.lineage
+        },
+        terraform.serial,
+    );
+    if inputs.migration.environments.is_empty() {
+        text.push_str("  []\n");
+    }
+    for environment in &inputs.migration.environments {
+        let live = matched
+            .live
+            .iter()
+            .find(|(candidate, _)| candidate.name == environment.name)
+            .map(|(_, live)| *live);
+        for line in entry(environment, live).lines() {
+            let _ = writeln!(text, "  {line}");
+        }
+    }
+    text
+}
+
+/// One instance as a file entry.
+fn entry(environment: &TerraformEnvironment, live: Option<&Environment>) -> Entry {
+    let mut comments = vec![environment.address.clone()];
+    if live.is_none() {
+        comments.push(format!(
+            "Its id {} no longer exists live: the next plan creates it.",
+            environment.id
+        ));
+    }
+    let writes_execution = environment
+        .fields
+        .iter()
+        .any(|(field, _)| *field == ManagedField::ExecutionEnvironment);
+    let live_has_env_vars = live
+        .and_then(|live| live.execution_environment.as_ref())
+        .is_some_and(|execution| !execution.env_vars.is_empty());
+    let env_vars_kept_live =
+        writes_execution && (!environment.env_var_names.is_empty() || live_has_env_vars);
+    if !environment.env_var_names.is_empty() {
+        comments.push(format!(
+            "env_vars {}: values not written here (secrets); to manage them in this file, add",
+            environment.env_var_names.join(", ")
+        ));
+        comments.push(
+            "them under execution_environment.env_vars and drop `ignore_changes` below.".to_owned(),
+        );
+    }
+    Entry {
+        comments,
+        name: environment.name.clone(),
+        fields: environment
+            .fields
+            .iter()
+            .map(|(field, value)| (field.wire_name(), value.clone()))
+            .collect(),
+        depends_on: environment.depends_on.clone(),
+        env_vars_kept_live,
+    }
+}
+
+/// The last-applied document of an imported environment: what Terraform's state claimed, as
+/// the file now says it, with live's `env_vars` where the file leaves them to live (as an apply
+/// would record them), so that only real disagreements show as drift.
+fn claimed(wanted: &DesiredEnvironment, live: &Environment) -> JsonMap {
+    let mut document = crate::plan::last_applied(wanted);
+    let ignores_env_vars = wanted
+        .lifecycle
+        .ignore_changes
+        .iter()
+        .any(|path| path.0 == ["execution_environment", "env_vars"]);
+    if ignores_env_vars
+        && let Some(Value::Object(execution)) = document.get_mut("execution_environment")
+        && let Some(Value::Object(live_execution)) =
+            ManagedField::ExecutionEnvironment.live_value(live)
+        && let Some(env_vars) = live_execution.get("env_vars")
+    {
+        execution.insert("env_vars".to_owned(), env_vars.clone());
+    }
+    document
+}
+
+/// One field of one environment where Terraform's state and live disagree.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Disagreement {
+    name: String,
+    field: String,
+}
+
+/// The fields the first plan shows as drift (what the summary counts), or why it cannot say.
+async fn first_drift(
+    api: &dyn EnvironmentsApi,
+    migrated: &Migrated,
+) -> Result<Vec<Disagreement>, String> {
+    // Listed again: the stamps are live now, as the next plan will see them.
+    let live = api
+        .list(None)
+        .await
+        .map_err(|error| crate::local::error_chain(&error))?;
+    let plan = crate::plan::diff(
+        &migrated.desired,
+        &live,
+        &migrated.state,
+        &PlanOptions::default(),
+    )
+    .map_err(|errors| errors.to_string())?;
+    let fields: BTreeSet<Disagreement> = plan
+        .drift()
+        .iter()
+        .filter(|drift| drift.resolution != DriftResolution::Ignored)
+        .filter_map(|drift| {
+            Some(Disagreement {
+                name: drift.name.clone(),
+                field: drift.path.0.first()?.clone(),
+            })
+        })
+        .collect();
+    Ok(fields.into_iter().collect())
+}
+
+/// Where the migrated configuration's state is, for the summary.
+fn describe_state(settings: &StateSettings) -> String {
+    match settings {
+        StateSettings::Local(path) => path.display().to_string(),
+        StateSettings::Http(settings) => HttpBackend::new((**settings).clone())
+            .map_or_else(|_| "the HTTP state".to_owned(), |backend| backend.address()),
+    }
+}
+
+/// The summary: what was read, migrated, skipped, and where Terraform's state and live disagree.
+fn summary_text(
+    inputs: &Inputs<'_>,
+    migrated: &Migrated,
+    disagreements: &Result<Vec<Disagreement>, String>,
+    path: &Path,
+    state_name: &str,
+) -> String {
+    let migration = inputs.migration;
+    let mut text = format!(
+        "Read {} (Terraform state lineage {}, serial {}).\n\
+         Wrote {} with {} environment(s); imported {} into {state_name}.\n",
+        inputs.source.name,
+        inputs.terraform.lineage,
+        inputs.terraform.serial,
+        path.display(),
+        migration.environments.len(),
+        migrated.imported.len(),
+    );
+    let width = migration
+        .environments
+        .iter()
+        .map(|environment| environment.address.len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        text,
+        "\n{} environment(s) migrated:",
+        migrated.imported.len()
+    );
+    for environment in &migration.environments {
+        if migrated.imported.contains(&environment.name) {
+            let _ = writeln!(
+                text,
+                "  {:width$}  -> {} ({})",
+                environment.address, environment.name, environment.id
+            );
+        }
+    }
+    let skipped = skipped_lines(migration, migrated);
+    let _ = writeln!(text, "{} skipped:", skipped.len());
+    for line in skipped {
+        let _ = writeln!(text, "  {line}");
+    }
+    match disagreements {
+        Ok(fields) => {
+            let _ = writeln!(
+                text,
+                "{} field(s) where Terraform's state and live disagree{}",
+                fields.len(),
+                if fields.is_empty() {
+                    "."
+                } else {
+                    " (the next plan shows them as drift and sets them as Terraform's state says):"
+                }
+            );
+            for field in fields {
+                let _ = writeln!(text, "  {}: {}", field.name, field.field);
+            }
+        }
+        Err(problem) => {
+            let _ = writeln!(
+                text,
+                "The fields where Terraform's state and live disagree are not known: the first plan \
+                 fails ({problem}); run `envform plan` to see why."
+            );
+        }
+    }
+    text
+}
+
+/// The skipped instances: gone environments first, then the other resources.
+fn skipped_lines(migration: &Migration, migrated: &Migrated) -> Vec<String> {
+    let mut lines: Vec<String> = migration
+        .environments
+        .iter()
+        .filter(|environment| migrated.gone.contains(&environment.name))
+        .map(|environment| {
+            format!(
+                "{} (controlplane_environment): id {} no longer exists live; `{}` is in the file, \
+                 so the next plan creates it",
+                environment.address, environment.id, environment.name
+            )
+        })
+        .collect();
+    lines.extend(migration.skipped.iter().map(
+        |SkippedResource {
+             address,
+             resource_type,
+             reason,
+         }| {
+            let why = match reason {
+                SkipReason::OtherType => "not an environment",
+                SkipReason::DataSource => "a data source",
+            };
+            format!("{address} ({resource_type}): {why}")
+        },
+    ));
+    lines
+}
+
+/// How to finish: the plan, then Terraform letting go of what envform now manages.
+fn finish_hint(migration: &Migration, state: &StateArgs) -> String {
+    let addresses: Vec<String> = migration
+        .environments
+        .iter()
+        .map(|environment| format!("'{}'", environment.address.replace('\'', r"'\''")))
+        .collect();
+    let flags = if state.state_address.is_some() {
+        " (with the same --state-address)"
+    } else {
+        ""
+    };
+    format!(
+        "Run `envform plan`{flags} to see the drift, then `envform apply`.\n\
+         Then let Terraform forget them (its state was only read), or drop its workspace:\n  \
+         terraform state rm {}",
+        addresses.join(" ")
+    )
+}
