@@ -428,7 +428,8 @@ async fn first_drift(
 /// Where the migrated configuration's state is, for the summary.
 fn describe_state(settings: &StateSettings) -> String {
     match settings {
-        StateSettings::Local(path) => path.display().to_string(),
+        // `./` is how a bare file name's directory comes back; it only adds noise.
+        StateSettings::Local(path) => path.strip_prefix(".").unwrap_or(path).display().to_string(),
         StateSettings::Http(settings) => HttpBackend::new((**settings).clone())
             .map_or_else(|_| "the HTTP state".to_owned(), |backend| backend.address()),
     }
