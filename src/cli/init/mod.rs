@@ -84,10 +84,17 @@ fn refuse_to_overwrite(path: &Path, force: bool) -> miette::Result<()> {
     Ok(())
 }
 
-/// Writes the file, naming it in the error.
+/// Writes the file (and the directories it is in), naming it in the error.
 fn write_file(path: &Path, text: &str) -> miette::Result<()> {
-    std::fs::write(path, text)
-        .map_err(|error| miette::miette!("cannot write {}: {error}", path.display()))
+    let cannot =
+        |error: std::io::Error| miette::miette!("cannot write {}: {error}", path.display());
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(cannot)?;
+    }
+    std::fs::write(path, text).map_err(cannot)
 }
 
 /// The starter file for `live`: every environment no other configuration owns, with its managed

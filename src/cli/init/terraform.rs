@@ -103,7 +103,7 @@ pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exi
             &state_name,
         )
     );
-    super::super::output::next_step(&finish_hint(&migration, &args.state));
+    super::super::output::next_step(&finish_hint(&migration, &args.path, &args.state));
     Ok(Exit::Success)
 }
 
@@ -537,21 +537,196 @@ fn skipped_lines(migration: &Migration, migrated: &Migrated) -> Vec<String> {
 }
 
 /// How to finish: the plan, then Terraform letting go of what envform now manages.
-fn finish_hint(migration: &Migration, state: &StateArgs) -> String {
+fn finish_hint(migration: &Migration, path: &Path, state: &StateArgs) -> String {
     let addresses: Vec<String> = migration
         .environments
         .iter()
         .map(|environment| format!("'{}'", environment.address.replace('\'', r"'\''")))
         .collect();
+    let file = if path == Path::new("envform.yaml") {
+        String::new()
+    } else {
+        format!(" -f {}", path.display())
+    };
     let flags = if state.state_address.is_some() {
         " (with the same --state-address)"
     } else {
         ""
     };
     format!(
-        "Run `envform plan`{flags} to see the drift, then `envform apply`.\n\
+        "Run `envform plan{file}`{flags} to see the drift, then `envform apply{file}`.\n\
          Then let Terraform forget them (its state was only read), or drop its workspace:\n  \
          terraform state rm {}",
         addresses.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Lineage;
+
+    const ONE: &str = "00000000-0000-4000-8000-000000000001";
+    const TWO: &str = "00000000-0000-4000-8000-000000000002";
+
+    fn live(id: &str, name: &str, settings: Value) -> Environment {
+        serde_json::from_value(json!({
+            "id": id, "name": name, "status": "ready", "settings": settings,
+            "execution_environment": {"env_vars": {"TOKEN": "live-secret"}},
+        }))
+        .expect("an environment")
+    }
+
+    fn migration(environments: &[(&str, &str)]) -> Migration {
+        Migration {
+            environments: environments
+                .iter()
+                .map(|(id, name)| TerraformEnvironment {
+                    address: format!("controlplane_environment.{name}"),
+                    id: id.parse().expect("an id"),
+                    name: (*name).to_owned(),
+                    fields: vec![(ManagedField::Tags, json!(["a"]))],
+                    env_var_names: Vec::new(),
+                    depends_on: Vec::new(),
+                })
+                .collect(),
+            skipped: Vec::new(),
+        }
+    }
+
+    fn stamp_of(lineage: Lineage) -> Value {
+        json!({"envform_owner": {"lineage": lineage.to_string()}})
+    }
+
+    #[test]
+    fn live_ids_are_imported_and_gone_ones_are_listed() {
+        let migration = migration(&[(ONE, "kept"), (TWO, "gone")]);
+        let live = [live(ONE, "kept", Value::Null)];
+        let state = State::empty("t");
+        let matched = match_live(&migration, &live, &state).expect("nothing owned");
+        assert_eq!(matched.live.len(), 1);
+        assert_eq!(matched.live[0].1.name, "kept");
+        assert_eq!(
+            matched
+                .gone
+                .iter()
+                .map(|environment| environment.name.as_str())
+                .collect::<Vec<_>>(),
+            ["gone"]
+        );
+    }
+
+    #[test]
+    fn environments_owned_elsewhere_are_refused_all_at_once_by_id_or_by_name() {
+        let other = Lineage::new_random();
+        let migration = migration(&[(ONE, "by-id"), (TWO, "by-name")]);
+        // `by-name`'s id is gone, and another configuration made one of that name since.
+        let live = [
+            live(ONE, "by-id", stamp_of(other)),
+            live(
+                "00000000-0000-4000-8000-000000000003",
+                "by-name",
+                stamp_of(other),
+            ),
+        ];
+        let refused = match_live(&migration, &live, &State::empty("t"))
+            .err()
+            .expect("refused");
+        let message = refused.to_string();
+        assert!(
+            message.contains("cannot migrate 2 environment(s)"),
+            "{message}"
+        );
+        assert!(message.contains(&format!(
+            "`by-id` (controlplane_environment.by-id, id {ONE})"
+        )));
+        assert!(message.contains(
+            "`by-name` (controlplane_environment.by-name, id 00000000-0000-4000-8000-000000000003)"
+        ));
+        assert!(message.contains(&other.to_string()), "{message}");
+    }
+
+    #[test]
+    fn this_configurations_own_stamp_and_state_entry_are_no_refusal() {
+        let mut state = State::empty("t");
+        state.resources.insert(
+            "mine".to_owned(),
+            ResourceState {
+                id: ONE.parse().expect("an id"),
+                last_applied: JsonMap::new(),
+                prevent_destroy: false,
+                depends_on: Vec::new(),
+                renamed_from: None,
+            },
+        );
+        let live = [live(ONE, "mine", stamp_of(state.lineage))];
+        assert!(match_live(&migration(&[(ONE, "mine")]), &live, &state).is_ok());
+        // The same name under another id is another environment.
+        let refused = match_live(&migration(&[(TWO, "mine")]), &[], &state)
+            .err()
+            .expect("refused");
+        assert!(
+            refused.to_string().contains(&format!(
+                "is already in this configuration's state with id {ONE}"
+            )),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn the_claim_keeps_lives_env_var_digests_where_the_file_leaves_them_live() {
+        let desired = crate::desired::parse(Sources {
+            files: vec![SourceFile {
+                path: "envform.yaml".into(),
+                text: "version: 1\nenvironments:\n  - name: app\n    tags: [x]\n    \
+                       execution_environment: {secrets: [S]}\n    \
+                       lifecycle: {ignore_changes: [execution_environment.env_vars]}\n"
+                    .to_owned(),
+            }],
+        })
+        .expect("a valid file");
+        let wanted = desired.environment("app").expect("app");
+        let claim = claimed(wanted, &live(ONE, "app", Value::Null));
+        assert_eq!(claim["tags"], json!(["x"]));
+        assert_eq!(claim["execution_environment"]["secrets"], json!(["S"]));
+        let digest = claim["execution_environment"]["env_vars"]["TOKEN"]
+            .as_str()
+            .expect("a digest");
+        assert!(digest.starts_with("sha256:"), "{digest}");
+        assert!(
+            !Value::Object(claim.clone())
+                .to_string()
+                .contains("live-secret")
+        );
+    }
+
+    #[test]
+    fn the_finishing_hint_names_the_file_and_quotes_every_address_for_the_shell() {
+        let mut migration = migration(&[(ONE, "a")]);
+        migration.environments[0].address =
+            r#"module.m["it's"].controlplane_environment.a"#.to_owned();
+        let state = StateArgs {
+            state_path: None,
+            state_address: None,
+            state_lock_address: None,
+            state_unlock_address: None,
+            state_lock_method: None,
+            state_unlock_method: None,
+            control_plane_moved: false,
+            state_username: None,
+        };
+        let hint = finish_hint(&migration, Path::new("envs/main.yaml"), &state);
+        assert!(
+            hint.starts_with("Run `envform plan -f envs/main.yaml`"),
+            "{hint}"
+        );
+        assert!(
+            hint.ends_with(
+                r#"terraform state rm 'module.m["it'\''s"].controlplane_environment.a'"#
+            ),
+            "{hint}"
+        );
+    }
 }
