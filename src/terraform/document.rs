@@ -73,6 +73,9 @@ pub struct Instance {
     /// The resources it depends on, by configuration address (no instance keys).
     #[serde(default)]
     pub dependencies: Vec<String>,
+    /// Set on an object `create_before_destroy` replaced and Terraform still has to destroy.
+    #[serde(default)]
+    pub deposed: Option<String>,
 }
 
 /// Only the version, read first: other formats have other shapes, and deserve a clear refusal

@@ -32,6 +32,8 @@ pub struct Migration {
 pub struct TerraformEnvironment {
     /// Its Terraform address, e.g. `module.regions["eu"].controlplane_environment.this`.
     pub address: String,
+    /// Its resource type, one of [`ENVIRONMENT_TYPES`].
+    pub resource_type: String,
     /// The live environment Terraform created.
     pub id: EnvironmentId,
     /// Its name: envform's identity.
@@ -63,6 +65,8 @@ pub enum SkipReason {
     OtherType,
     /// A data source: Terraform only reads it, so there is nothing to take over.
     DataSource,
+    /// A deposed object: replaced already, and left for Terraform to destroy.
+    Deposed,
 }
 
 impl Migration {
@@ -80,6 +84,9 @@ impl Migration {
                 let reason = match resource.mode {
                     ResourceMode::Data => Some(SkipReason::DataSource),
                     ResourceMode::Managed if !is_environment => Some(SkipReason::OtherType),
+                    ResourceMode::Managed if instance.deposed.is_some() => {
+                        Some(SkipReason::Deposed)
+                    }
                     ResourceMode::Managed => None,
                 };
                 if let Some(reason) = reason {
@@ -90,7 +97,10 @@ impl Migration {
                     });
                     continue;
                 }
-                let environment = environment(instance, address, file)?;
+                let mut environment = environment(instance, address, file)?;
+                environment
+                    .resource_type
+                    .clone_from(&resource.resource_type);
                 by_resource
                     .entry(address_without_keys(&resource.address()))
                     .or_default()
@@ -184,6 +194,7 @@ fn environment(
     }
     Ok(TerraformEnvironment {
         address,
+        resource_type: String::new(),
         id,
         name,
         fields,

@@ -325,3 +325,32 @@ fn module_instance_keys_are_removed_as_dependencies_name_resources() {
         "controlplane_environment.staging"
     );
 }
+
+#[test]
+fn deposed_objects_are_skipped_and_the_earlier_type_name_is_read() {
+    let text = json!({
+        "version": 4, "serial": 1, "lineage": "l",
+        "resources": [{
+            "mode": "managed", "type": "kubiya_control_plane_environment", "name": "app",
+            "instances": [
+                {"attributes": {"id": "00000000-0000-4000-8000-000000000001", "name": "app"}},
+                {"deposed": "5e1f3a2b", "attributes": {"id": "00000000-0000-4000-8000-000000000002", "name": "app"}}
+            ]
+        }]
+    })
+    .to_string();
+    let migration = map(&text).expect("one current object");
+    assert_eq!(migration.environments.len(), 1);
+    assert_eq!(
+        migration.environments[0].resource_type,
+        "kubiya_control_plane_environment"
+    );
+    assert_eq!(
+        migration.skipped,
+        [SkippedResource {
+            address: "kubiya_control_plane_environment.app".to_owned(),
+            resource_type: "kubiya_control_plane_environment".to_owned(),
+            reason: SkipReason::Deposed,
+        }]
+    );
+}

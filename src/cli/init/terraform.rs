@@ -20,14 +20,13 @@ use super::entry::Entry;
 use crate::api::{Environment, EnvironmentsApi, JsonMap};
 use crate::cli::args::{DesiredArgs, StateArgs};
 use crate::cli::exit::Exit;
+use crate::cli::import::{Imported, record};
 use crate::cli::settings::{ProcessVariables, StateSettings, Variables};
 use crate::cli::workspace;
 use crate::desired::{Desired, DesiredEnvironment, SourceFile, Sources};
 use crate::model::{ManagedField, Owner};
 use crate::plan::{DriftResolution, PlanOptions};
-use crate::state::{
-    HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES, ResourceState, State, StateBackend,
-};
+use crate::state::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES, State, StateBackend};
 use crate::terraform::{
     Migration, SkipReason, SkippedResource, TerraformEnvironment, TerraformState,
 };
@@ -65,14 +64,15 @@ pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exi
             return Err(error);
         }
     };
+    let inputs = Inputs {
+        source: &source,
+        terraform: &terraform,
+        migration: &migration,
+    };
     let migrated = migrate(
         args,
-        &Inputs {
-            source: &source,
-            terraform: &terraform,
-            migration: &migration,
-            target: &target.describe(),
-        },
+        &inputs,
+        &target.describe(),
         connection.api.as_ref(),
         backend.as_ref(),
         &handle,
@@ -90,18 +90,7 @@ pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exi
     let (migrated, disagreements) = summary?;
     eprint!(
         "{}",
-        summary_text(
-            &Inputs {
-                source: &source,
-                terraform: &terraform,
-                migration: &migration,
-                target: "",
-            },
-            &migrated,
-            &disagreements,
-            &args.path,
-            &state_name,
-        )
+        summary_text(&inputs, &migrated, &disagreements, &args.path, &state_name,)
     );
     super::super::output::next_step(&finish_hint(&migration, &args.path, &args.state));
     Ok(Exit::Success)
@@ -112,8 +101,6 @@ struct Inputs<'a> {
     source: &'a Source,
     terraform: &'a TerraformState,
     migration: &'a Migration,
-    /// The control plane, as state records it.
-    target: &'a str,
 }
 
 /// What the migration did, for the summary and the first plan.
@@ -126,19 +113,21 @@ struct Migrated {
     imported: BTreeSet<String>,
     /// The environments whose id is no longer live, by name.
     gone: BTreeSet<String>,
+    /// The environments live under another name than Terraform's state says, by that name.
+    renamed: BTreeSet<String>,
 }
 
 /// Under the state lock: the checks against live, then the file, then state, then the stamps.
 async fn migrate(
     args: &InitArgs,
     inputs: &Inputs<'_>,
+    target: &str,
     api: &dyn EnvironmentsApi,
     backend: &dyn StateBackend,
     handle: &crate::state::LockHandle,
 ) -> miette::Result<Migrated> {
     let live = api.list(None).await.map_err(miette::Report::new)?;
-    let mut state =
-        workspace::load_state(backend, inputs.target, args.state.control_plane_moved).await?;
+    let mut state = workspace::load_state(backend, target, args.state.control_plane_moved).await?;
     let matched = match_live(inputs.migration, &live, &state)?;
 
     let text = file_text(inputs, &matched);
@@ -152,36 +141,26 @@ async fn migrate(
     .map_err(miette::Report::new)?;
     super::write_file(&args.path, &text)?;
 
-    let mut imported = BTreeSet::new();
-    for (environment, live) in &matched.live {
-        let Some(wanted) = desired.environment(&environment.name) else {
-            continue;
-        };
-        state.resources.insert(
-            environment.name.clone(),
-            ResourceState {
-                id: environment.id,
+    // Terraform's claim is what was last applied: live differing from it is drift.
+    let imported: Vec<Imported<'_>> = matched
+        .live
+        .iter()
+        .filter_map(|(environment, live)| {
+            let wanted = desired.environment(&environment.name)?;
+            Some(Imported {
+                name: environment.name.clone(),
+                live,
                 last_applied: claimed(wanted, live),
-                prevent_destroy: false,
                 depends_on: environment.depends_on.clone(),
-                renamed_from: None,
-            },
-        );
-        imported.insert(environment.name.clone());
-    }
-    state.serial += 1;
-    // State first: should a stamp fail after it, the next plan stamps what state manages.
-    backend
-        .save(&state, Some(handle))
-        .await
-        .map_err(miette::Report::new)?;
-    let owner = Owner {
-        lineage: state.lineage,
-        prevent_destroy: false,
-    };
-    for (_, live) in &matched.live {
-        crate::cli::import::stamp(api, live, owner).await?;
-    }
+                prevent_destroy: false,
+            })
+        })
+        .collect();
+    record(api, backend, handle, &mut state, &imported).await?;
+    let imported = imported
+        .iter()
+        .map(|environment| environment.name.clone())
+        .collect();
     Ok(Migrated {
         desired,
         state,
@@ -190,6 +169,12 @@ async fn migrate(
             .gone
             .iter()
             .map(|environment| environment.name.clone())
+            .collect(),
+        renamed: matched
+            .live
+            .iter()
+            .filter(|(environment, live)| environment.name != live.name)
+            .map(|(environment, _)| environment.name.clone())
             .collect(),
     })
 }
@@ -411,7 +396,7 @@ async fn first_drift(
         &PlanOptions::default(),
     )
     .map_err(|errors| errors.to_string())?;
-    let fields: BTreeSet<Disagreement> = plan
+    let mut fields: BTreeSet<Disagreement> = plan
         .drift()
         .iter()
         .filter(|drift| drift.resolution != DriftResolution::Ignored)
@@ -422,6 +407,12 @@ async fn first_drift(
             })
         })
         .collect();
+    // A name is not drift (it is the identity), but Terraform's state claiming another one is a
+    // disagreement all the same; the plan renames it.
+    fields.extend(migrated.renamed.iter().map(|name| Disagreement {
+        name: name.clone(),
+        field: "name".to_owned(),
+    }));
     Ok(fields.into_iter().collect())
 }
 
@@ -514,9 +505,9 @@ fn skipped_lines(migration: &Migration, migrated: &Migrated) -> Vec<String> {
         .filter(|environment| migrated.gone.contains(&environment.name))
         .map(|environment| {
             format!(
-                "{} (controlplane_environment): id {} no longer exists live; `{}` is in the file, \
-                 so the next plan creates it",
-                environment.address, environment.id, environment.name
+                "{} ({}): id {} no longer exists live; `{}` is in the file, so the next plan \
+                 creates it",
+                environment.address, environment.resource_type, environment.id, environment.name
             )
         })
         .collect();
@@ -529,6 +520,7 @@ fn skipped_lines(migration: &Migration, migrated: &Migrated) -> Vec<String> {
             let why = match reason {
                 SkipReason::OtherType => "not an environment",
                 SkipReason::DataSource => "a data source",
+                SkipReason::Deposed => "a deposed object, left for Terraform to destroy",
             };
             format!("{address} ({resource_type}): {why}")
         },
@@ -567,6 +559,7 @@ mod tests {
 
     use super::*;
     use crate::model::Lineage;
+    use crate::state::ResourceState;
 
     const ONE: &str = "00000000-0000-4000-8000-000000000001";
     const TWO: &str = "00000000-0000-4000-8000-000000000002";
@@ -585,6 +578,7 @@ mod tests {
                 .iter()
                 .map(|(id, name)| TerraformEnvironment {
                     address: format!("controlplane_environment.{name}"),
+                    resource_type: "controlplane_environment".to_owned(),
                     id: id.parse().expect("an id"),
                     name: (*name).to_owned(),
                     fields: vec![(ManagedField::Tags, json!(["a"]))],
@@ -707,17 +701,11 @@ mod tests {
         let mut migration = migration(&[(ONE, "a")]);
         migration.environments[0].address =
             r#"module.m["it's"].controlplane_environment.a"#.to_owned();
-        let state = StateArgs {
-            state_path: None,
-            state_address: None,
-            state_lock_address: None,
-            state_unlock_address: None,
-            state_lock_method: None,
-            state_unlock_method: None,
-            control_plane_moved: false,
-            state_username: None,
-        };
-        let hint = finish_hint(&migration, Path::new("envs/main.yaml"), &state);
+        let hint = finish_hint(
+            &migration,
+            Path::new("envs/main.yaml"),
+            &StateArgs::default(),
+        );
         assert!(
             hint.starts_with("Run `envform plan -f envs/main.yaml`"),
             "{hint}"
