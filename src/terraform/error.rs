@@ -70,4 +70,20 @@ pub enum TerraformError {
         /// The second instance's address.
         second: String,
     },
+    /// Two instances with one id: Terraform imported one environment twice.
+    #[error("{file}: {first} and {second} are both environment {id}")]
+    #[diagnostic(
+        code(envform::terraform::duplicate_id),
+        help("`terraform state rm` the stale one first")
+    )]
+    DuplicateId {
+        /// The state's path or address.
+        file: String,
+        /// The shared id.
+        id: String,
+        /// The first instance's address.
+        first: String,
+        /// The second instance's address.
+        second: String,
+    },
 }

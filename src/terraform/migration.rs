@@ -118,6 +118,17 @@ impl Migration {
                 .collect();
             environment.depends_on = names.into_iter().cloned().collect();
         }
+        let mut by_id: BTreeMap<EnvironmentId, &str> = BTreeMap::new();
+        for environment in &environments {
+            if let Some(first) = by_id.insert(environment.id, &environment.address) {
+                return Err(TerraformError::DuplicateId {
+                    file: file.to_owned(),
+                    id: environment.id.to_string(),
+                    first: first.to_owned(),
+                    second: environment.address.clone(),
+                });
+            }
+        }
         environments.sort_by(|left, right| left.name.cmp(&right.name));
         for pair in environments.windows(2) {
             if pair[0].name == pair[1].name {

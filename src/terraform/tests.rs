@@ -354,3 +354,23 @@ fn deposed_objects_are_skipped_and_the_earlier_type_name_is_read() {
         }]
     );
 }
+
+#[test]
+fn two_instances_of_one_environment_are_refused() {
+    let text = json!({
+        "version": 4, "serial": 1, "lineage": "l",
+        "resources": [
+            {"mode": "managed", "type": "controlplane_environment", "name": "old",
+             "instances": [{"attributes": {"id": "00000000-0000-4000-8000-000000000001", "name": "one"}}]},
+            {"mode": "managed", "type": "controlplane_environment", "name": "new",
+             "instances": [{"attributes": {"id": "00000000-0000-4000-8000-000000000001", "name": "two"}}]}
+        ]
+    })
+    .to_string();
+    let refused = map(&text).expect_err("one environment twice");
+    assert_eq!(
+        refused.to_string(),
+        "t.tfstate: controlplane_environment.old and controlplane_environment.new are both \
+         environment 00000000-0000-4000-8000-000000000001"
+    );
+}

@@ -9,7 +9,7 @@
 //! The reading and the mapping are [`crate::terraform`]'s; this file does the I/O around them and
 //! the decisions that need live: what is gone, what another configuration owns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -24,7 +24,7 @@ use crate::cli::import::{Imported, record};
 use crate::cli::settings::{ProcessVariables, StateSettings, Variables};
 use crate::cli::workspace;
 use crate::desired::{Desired, DesiredEnvironment, SourceFile, Sources};
-use crate::model::{ManagedField, Owner};
+use crate::model::{EnvironmentId, ManagedField, Owner};
 use crate::plan::{DriftResolution, PlanOptions};
 use crate::state::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES, State, StateBackend};
 use crate::terraform::{
@@ -111,8 +111,8 @@ struct Migrated {
     state: State,
     /// The environments imported, by name.
     imported: BTreeSet<String>,
-    /// The environments whose id is no longer live, by name.
-    gone: BTreeSet<String>,
+    /// The environments whose id is no longer live, by name, with the id of a live namesake.
+    gone: BTreeMap<String, Option<EnvironmentId>>,
     /// The environments live under another name than Terraform's state says, by that name.
     renamed: BTreeSet<String>,
 }
@@ -138,7 +138,12 @@ async fn migrate(
             text: text.clone(),
         }],
     })
-    .map_err(miette::Report::new)?;
+    .map_err(|error| {
+        miette::Report::new(error).wrap_err(format!(
+            "the file migrated from {} would not be valid, so nothing was written",
+            inputs.source.name
+        ))
+    })?;
     super::write_file(&args.path, &text)?;
 
     // Terraform's claim is what was last applied: live differing from it is drift.
@@ -168,7 +173,7 @@ async fn migrate(
         gone: matched
             .gone
             .iter()
-            .map(|environment| environment.name.clone())
+            .map(|(environment, namesake)| (environment.name.clone(), namesake.map(|live| live.id)))
             .collect(),
         renamed: matched
             .live
@@ -219,8 +224,9 @@ async fn read_source(
 struct Matched<'a> {
     /// Instances whose environment is live, with it.
     live: Vec<(&'a TerraformEnvironment, &'a Environment)>,
-    /// Instances whose id is no longer live: in the file, so the next plan creates them.
-    gone: Vec<&'a TerraformEnvironment>,
+    /// Instances whose id is no longer live (in the file, so the next plan creates them), with a
+    /// live environment of their name, if one was made since.
+    gone: Vec<(&'a TerraformEnvironment, Option<&'a Environment>)>,
 }
 
 /// Finds each instance's live environment by id, and refuses, all at once, instances that another
@@ -260,7 +266,7 @@ fn match_live<'a>(
         }
         match by_id {
             Some(live) => matched.live.push((environment, live)),
-            None => matched.gone.push(environment),
+            None => matched.gone.push((environment, by_name)),
         }
     }
     if !refusals.is_empty() {
@@ -304,7 +310,12 @@ fn file_text(inputs: &Inputs<'_>, matched: &Matched<'_>) -> String {
             .iter()
             .find(|(candidate, _)| candidate.name == environment.name)
             .map(|(_, live)| *live);
-        for line in entry(environment, live).lines() {
+        let namesake = matched
+            .gone
+            .iter()
+            .find(|(candidate, _)| candidate.name == environment.name)
+            .and_then(|(_, namesake)| namesake.map(|live| live.id));
+        for line in entry(environment, live, namesake).lines() {
             let _ = writeln!(text, "  {line}");
         }
     }
@@ -312,13 +323,14 @@ fn file_text(inputs: &Inputs<'_>, matched: &Matched<'_>) -> String {
 }
 
 /// One instance as a file entry.
-fn entry(environment: &TerraformEnvironment, live: Option<&Environment>) -> Entry {
+fn entry(
+    environment: &TerraformEnvironment,
+    live: Option<&Environment>,
+    namesake: Option<EnvironmentId>,
+) -> Entry {
     let mut comments = vec![environment.address.clone()];
     if live.is_none() {
-        comments.push(format!(
-            "Its id {} no longer exists live: the next plan creates it.",
-            environment.id
-        ));
+        comments.push(format!("Gone: {}.", gone_note(environment, namesake)));
     }
     let writes_execution = environment
         .fields
@@ -395,7 +407,10 @@ async fn first_drift(
         &migrated.state,
         &PlanOptions::default(),
     )
-    .map_err(|errors| errors.to_string())?;
+    .map_err(|errors| {
+        let problems: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
+        problems.join("; ")
+    })?;
     let mut fields: BTreeSet<Disagreement> = plan
         .drift()
         .iter()
@@ -497,18 +512,35 @@ fn summary_text(
     text
 }
 
+/// What becomes of an instance whose id is no longer live (`namesake`: a live environment of its
+/// name, made since).
+fn gone_note(environment: &TerraformEnvironment, namesake: Option<EnvironmentId>) -> String {
+    match namesake {
+        None => format!(
+            "id {} no longer exists live; `{}` is in the file, so the next plan creates it",
+            environment.id, environment.name
+        ),
+        Some(id) => format!(
+            "id {} no longer exists live, and `{}` is another environment now (id {id}), owned by \
+             no configuration: `envform import {}` takes it under management",
+            environment.id, environment.name, environment.name
+        ),
+    }
+}
+
 /// The skipped instances: gone environments first, then the other resources.
 fn skipped_lines(migration: &Migration, migrated: &Migrated) -> Vec<String> {
     let mut lines: Vec<String> = migration
         .environments
         .iter()
-        .filter(|environment| migrated.gone.contains(&environment.name))
-        .map(|environment| {
-            format!(
-                "{} ({}): id {} no longer exists live; `{}` is in the file, so the next plan \
-                 creates it",
-                environment.address, environment.resource_type, environment.id, environment.name
-            )
+        .filter_map(|environment| {
+            let namesake = migrated.gone.get(&environment.name)?;
+            Some(format!(
+                "{} ({}): {}",
+                environment.address,
+                environment.resource_type,
+                gone_note(environment, *namesake)
+            ))
         })
         .collect();
     lines.extend(migration.skipped.iter().map(
@@ -606,9 +638,26 @@ mod tests {
             matched
                 .gone
                 .iter()
-                .map(|environment| environment.name.as_str())
+                .map(|(environment, namesake)| (environment.name.as_str(), namesake.is_some()))
                 .collect::<Vec<_>>(),
-            ["gone"]
+            [("gone", false)]
+        );
+    }
+
+    #[test]
+    fn a_gone_id_whose_name_was_made_again_is_told_to_import_it() {
+        let migration = migration(&[(ONE, "again")]);
+        let live = [live(TWO, "again", Value::Null)];
+        let matched = match_live(&migration, &live, &State::empty("t")).expect("nothing owned");
+        let namesake = matched.gone[0].1.map(|live| live.id);
+        assert_eq!(namesake, Some(TWO.parse().expect("an id")));
+        let note = gone_note(matched.gone[0].0, namesake);
+        assert_eq!(
+            note,
+            format!(
+                "id {ONE} no longer exists live, and `again` is another environment now (id {TWO}), \
+                 owned by no configuration: `envform import again` takes it under management"
+            )
         );
     }
 
