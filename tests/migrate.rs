@@ -371,3 +371,57 @@ fn an_environment_another_configuration_owns_is_refused_and_left_alone() {
         "{production:?}"
     );
 }
+
+#[test]
+fn an_environment_renamed_outside_terraform_is_renamed_back_in_place() {
+    let scenario = Scenario::new();
+    let client = scenario.server.client(KEY_A);
+    let live = runtime()
+        .block_on(
+            client
+                .environments()
+                .create(&CreateEnvironment::named("renamed-by-hand")),
+        )
+        .expect("create a live environment");
+    let tfstate = json!({
+        "version": 4, "terraform_version": "1.9.8", "serial": 5, "lineage": "3a0e",
+        "resources": [{
+            "mode": "managed", "type": "controlplane_environment", "name": "api",
+            "provider": "provider[\"registry.terraform.io/kubiya/control-plane\"]",
+            "instances": [{"schema_version": 0, "attributes": {
+                "id": live.id.to_string(), "name": "api", "description": null,
+                "configuration": "", "settings": null, "execution_environment": null,
+                "status": "ready", "tags": null
+            }}]
+        }]
+    });
+    scenario.write_file("terraform.tfstate", &tfstate.to_string());
+    let output = scenario
+        .envform()
+        .args(["init", "--from-terraform", "terraform.tfstate"])
+        .output()
+        .expect("run envform init");
+    assert!(output.status.success(), "{output:?}");
+    let summary = String::from_utf8(output.stderr).expect("UTF-8");
+    assert!(
+        summary.contains("1 field(s) where Terraform's state and live disagree")
+            && summary.contains("  api: name"),
+        "{summary}"
+    );
+    let plan = plan_json(&scenario);
+    let renames: Vec<&Value> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|step| step["action"] != "no-op")
+        .collect();
+    assert_eq!(renames.len(), 1, "{plan:#}");
+    assert_eq!(renames[0]["action"], "rename", "{plan:#}");
+    assert_eq!(
+        renames[0]["rename"],
+        json!({"from": "renamed-by-hand", "to": "api"})
+    );
+    scenario.apply_ok();
+    assert_eq!(scenario.plan_exit_code(), 0);
+    assert_eq!(scenario.live()["api"], live.id.to_string());
+}

@@ -16,6 +16,8 @@ pub(super) struct Entry {
     pub(super) fields: Vec<(&'static str, Value)>,
     /// `depends_on`.
     pub(super) depends_on: Vec<String>,
+    /// `renamed_from`.
+    pub(super) renamed_from: Option<String>,
     /// Whether `execution_environment.env_vars` is left out of the file (its values are
     /// secrets), so live's stay, outside the file's control.
     pub(super) env_vars_kept_live: bool,
@@ -40,6 +42,12 @@ impl Entry {
                 .map(|name| json(&Value::from(name.clone())))
                 .collect();
             lines.push(format!("  depends_on: [{}]", names.join(", ")));
+        }
+        if let Some(previous) = &self.renamed_from {
+            lines.push(format!(
+                "  renamed_from: {}",
+                json(&Value::from(previous.clone()))
+            ));
         }
         if self.env_vars_kept_live {
             lines.push(
@@ -71,6 +79,7 @@ mod tests {
                 ("tags", json!(["x"])),
             ],
             depends_on: vec!["staging".to_owned()],
+            renamed_from: Some("prod".to_owned()),
             env_vars_kept_live: true,
         };
         assert_eq!(
@@ -81,6 +90,7 @@ mod tests {
                 r#"  description: "a # not a comment""#,
                 r#"  tags: ["x"]"#,
                 r#"  depends_on: ["staging"]"#,
+                r#"  renamed_from: "prod""#,
                 "  lifecycle: {ignore_changes: [execution_environment.env_vars]}  # values kept live, not written here",
             ]
         );

@@ -113,8 +113,9 @@ struct Migrated {
     imported: BTreeSet<String>,
     /// The environments whose id is no longer live, by name, with the id of a live namesake.
     gone: BTreeMap<String, Option<EnvironmentId>>,
-    /// The environments live under another name than Terraform's state says, by that name.
-    renamed: BTreeSet<String>,
+    /// The environments live under another name than Terraform's state says: live's name →
+    /// Terraform's.
+    renamed: BTreeMap<String, String>,
 }
 
 /// Under the state lock: the checks against live, then the file, then state, then the stamps.
@@ -152,8 +153,9 @@ async fn migrate(
         .iter()
         .filter_map(|(environment, live)| {
             let wanted = desired.environment(&environment.name)?;
+            // Under its live name: the file renames it from there, in place.
             Some(Imported {
-                name: environment.name.clone(),
+                name: live.name.clone(),
                 live,
                 last_applied: claimed(wanted, live),
                 depends_on: environment.depends_on.clone(),
@@ -162,9 +164,10 @@ async fn migrate(
         })
         .collect();
     record(api, backend, handle, &mut state, &imported).await?;
-    let imported = imported
+    let imported = matched
+        .live
         .iter()
-        .map(|environment| environment.name.clone())
+        .map(|(environment, _)| environment.name.clone())
         .collect();
     Ok(Migrated {
         desired,
@@ -179,7 +182,7 @@ async fn migrate(
             .live
             .iter()
             .filter(|(environment, live)| environment.name != live.name)
-            .map(|(environment, _)| environment.name.clone())
+            .map(|(environment, live)| (live.name.clone(), environment.name.clone()))
             .collect(),
     })
 }
@@ -332,6 +335,14 @@ fn entry(
     if live.is_none() {
         comments.push(format!("Gone: {}.", gone_note(environment, namesake)));
     }
+    let renamed_from = live
+        .filter(|live| live.name != environment.name)
+        .map(|live| live.name.clone());
+    if let Some(previous) = &renamed_from {
+        comments.push(format!(
+            "Live, it is still named `{previous}`: the plan renames it as Terraform's state says."
+        ));
+    }
     let writes_execution = environment
         .fields
         .iter()
@@ -359,6 +370,7 @@ fn entry(
             .map(|(field, value)| (field.wire_name(), value.clone()))
             .collect(),
         depends_on: environment.depends_on.clone(),
+        renamed_from,
         env_vars_kept_live,
     }
 }
@@ -416,15 +428,17 @@ async fn first_drift(
         .iter()
         .filter(|drift| drift.resolution != DriftResolution::Ignored)
         .filter_map(|drift| {
+            // Drift names live's name; the summary speaks of Terraform's.
+            let name = migrated.renamed.get(&drift.name).unwrap_or(&drift.name);
             Some(Disagreement {
-                name: drift.name.clone(),
+                name: name.clone(),
                 field: drift.path.0.first()?.clone(),
             })
         })
         .collect();
     // A name is not drift (it is the identity), but Terraform's state claiming another one is a
     // disagreement all the same; the plan renames it.
-    fields.extend(migrated.renamed.iter().map(|name| Disagreement {
+    fields.extend(migrated.renamed.values().map(|name| Disagreement {
         name: name.clone(),
         field: "name".to_owned(),
     }));
