@@ -62,7 +62,7 @@ pub struct Resource {
 }
 
 /// One instance of a resource.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct Instance {
     /// The `count` index or `for_each` key; `None` for a single instance.
     #[serde(default)]
@@ -76,6 +76,18 @@ pub struct Instance {
     /// Set on an object `create_before_destroy` replaced and Terraform still has to destroy.
     #[serde(default)]
     pub deposed: Option<String>,
+}
+
+impl std::fmt::Debug for Instance {
+    // Attribute values can be secrets (`execution_environment`'s `env_vars`): names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("index_key", &self.index_key)
+            .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
+            .field("dependencies", &self.dependencies)
+            .field("deposed", &self.deposed)
+            .finish()
+    }
 }
 
 /// Only the version, read first: other formats have other shapes, and deserve a clear refusal

@@ -38,11 +38,11 @@ pub(crate) struct InitArgs {
     /// terraform.tfstate file or a Terraform HTTP backend address (read only, never written).
     #[arg(long, value_name = "PATH_OR_URL")]
     from_terraform: Option<String>,
-    /// Where the migrated configuration keeps its state (with --from-terraform; an HTTP
-    /// backend's user and password also serve to read --from-terraform's address).
-    #[command(flatten)]
+    /// Where the migrated configuration keeps its state (an HTTP backend's user and password
+    /// also serve to read --from-terraform's address).
+    #[command(flatten, next_help_heading = "With --from-terraform")]
     state: StateArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "With --from-terraform")]
     lock: LockArgs,
 }
 

@@ -90,7 +90,7 @@ pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exi
     let (migrated, disagreements) = summary?;
     eprint!(
         "{}",
-        summary_text(&inputs, &migrated, &disagreements, &args.path, &state_name,)
+        summary_text(&inputs, &migrated, &disagreements, &args.path, &state_name)
     );
     super::super::output::next_step(&finish_hint(&migration, &args.path, &args.state));
     Ok(Exit::Success)
