@@ -110,8 +110,12 @@ fn live_with_their_terraform_state(scenario: &Scenario) -> (String, BTreeMap<Str
 
 /// The plan as JSON.
 fn plan_json(scenario: &Scenario) -> Value {
-    let output = scenario
-        .plan()
+    plan_json_of(scenario.plan())
+}
+
+/// The JSON plan `plan` (an `envform plan` command) prints.
+fn plan_json_of(mut plan: assert_cmd::Command) -> Value {
+    let output = plan
         .args(["--format", "json"])
         .output()
         .expect("run envform plan");
@@ -122,7 +126,11 @@ fn plan_json(scenario: &Scenario) -> Value {
 /// Asserts the first plan after a migration: exactly the drift Terraform's state hid (staging's
 /// tags, set back to Terraform's claim) and the create of the environment gone outside it.
 fn assert_first_plan(scenario: &Scenario) {
-    let plan = plan_json(scenario);
+    assert_first_plan_is(&plan_json(scenario));
+}
+
+/// [`assert_first_plan`] of a plan already printed.
+fn assert_first_plan_is(plan: &Value) {
     assert_eq!(
         plan["drift"],
         json!([{
@@ -424,4 +432,57 @@ fn an_environment_renamed_outside_terraform_is_renamed_back_in_place() {
     scenario.apply_ok();
     assert_eq!(scenario.plan_exit_code(), 0);
     assert_eq!(scenario.live()["api"], live.id.to_string());
+}
+
+#[test]
+fn terraform_state_and_envform_state_both_on_a_served_http_backend() {
+    let scenario = Scenario::new();
+    let (tfstate, ids) = live_with_their_terraform_state(&scenario);
+    let workspace = |name: &str| format!("{}/api/v1/state/{name}", scenario.server.url());
+    let terraform = workspace("terraform-prod");
+    let runtime = runtime();
+    let uploaded = runtime
+        .block_on(
+            reqwest::Client::new()
+                .post(&terraform)
+                .bearer_auth(KEY_A)
+                .body(tfstate)
+                .send(),
+        )
+        .expect("upload the Terraform state");
+    assert!(uploaded.status().is_success(), "{uploaded:?}");
+    // Every command keeps envform's state in another workspace of the same server.
+    let on_http = |mut command: assert_cmd::Command| {
+        command
+            .env("ENVFORM_STATE_ADDRESS", workspace("envform-prod"))
+            .env("ENVFORM_STATE_USERNAME", "ci")
+            .env("ENVFORM_STATE_PASSWORD", KEY_A);
+        command
+    };
+    let mut init = on_http(scenario.envform());
+    init.args(["init", "--from-terraform", &terraform])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "imported 4 into {}",
+            workspace("envform-prod")
+        )));
+    assert!(!scenario.state_path().exists());
+    let mut list = on_http(scenario.envform());
+    let listed = list
+        .args(["state", "list", "-o", "json"])
+        .output()
+        .expect("run envform state list");
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8(listed.stdout).expect("UTF-8");
+    for id in ids.values() {
+        assert!(listed.contains(id.as_str()), "{id} not in state:\n{listed}");
+    }
+
+    assert_first_plan_is(&plan_json_of(on_http(scenario.plan())));
+    on_http(scenario.apply()).assert().success();
+    on_http(scenario.plan())
+        .arg("--detailed-exitcode")
+        .assert()
+        .code(0);
 }
