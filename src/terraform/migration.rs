@@ -191,9 +191,12 @@ fn environment(
                     })?;
                 env_var_names = execution.env_vars.keys().cloned().collect();
                 execution.env_vars.clear();
-                serde_json::to_value(&execution)
-                    .ok()
-                    .filter(|value| value.as_object().is_some_and(|object| !object.is_empty()))
+                // Kept even when only `env_vars` were set (as `{}`): Terraform manages the field,
+                // and the file then leaves the variables' values live.
+                serde_json::to_value(&execution).ok().filter(|value| {
+                    !env_var_names.is_empty()
+                        || value.as_object().is_some_and(|object| !object.is_empty())
+                })
             }
             // The provider's `status` is read-only: the service's own (and, as Terraform never
             // waits for provisioning, often stale), never something the configuration set.

@@ -378,3 +378,19 @@ fn two_instances_of_one_environment_are_refused() {
          environment 00000000-0000-4000-8000-000000000001"
     );
 }
+
+#[test]
+fn an_execution_environment_of_env_vars_only_stays_a_managed_field() {
+    let migration = map(&state_with(json!({
+        "id": "00000000-0000-4000-8000-000000000001", "name": "vars-only",
+        "execution_environment": "{\"env_vars\": {\"API_TOKEN\": \"s3cr3t\"}}"
+    })))
+    .expect("maps");
+    let environment = &migration.environments[0];
+    assert_eq!(
+        field(environment, ManagedField::ExecutionEnvironment),
+        Some(&json!({}))
+    );
+    assert_eq!(environment.env_var_names, ["API_TOKEN"]);
+    assert!(!format!("{migration:?}").contains("s3cr3t"));
+}
