@@ -5,6 +5,7 @@
 //!   executes a plan; [`state`] keeps what was applied.
 //! - [`api`] is the Environments API SDK; [`control_plane`] is the service's rules over a
 //!   [`store`]; [`server`] serves them over HTTP.
+//! - [`terraform`] reads a Terraform state for `envform init --from-terraform`.
 //! - [`model`] is the vocabulary every layer shares: ids, statuses, the field registry.
 //! - [`cli`] is the command line.
 
@@ -21,5 +22,6 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod target;
+pub mod terraform;
 
 pub use cli::run;

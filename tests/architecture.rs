@@ -28,6 +28,22 @@ const RULES: &[(&str, &[&str])] = &[
     ("control_plane", &["server", "cli"]),
     ("store", &["server", "cli"]),
     ("apply", &["desired"]),
+    // Reading a Terraform state is pure and needs only the domain types.
+    (
+        "terraform",
+        &[
+            "api",
+            "apply",
+            "cli",
+            "control_plane",
+            "desired",
+            "plan",
+            "server",
+            "state",
+            "store",
+            "target",
+        ],
+    ),
     // The domain types are a leaf: they import no other module of the crate.
     ("model", &[ANY_OTHER_MODULE]),
 ];

@@ -11,6 +11,7 @@ mod fuzz;
 mod http_state;
 mod isolation;
 mod load;
+mod migrate;
 mod ownership;
 mod races;
 mod readme;

@@ -43,8 +43,8 @@ pub(crate) struct DesiredArgs {
     pub(crate) paths: Vec<PathBuf>,
 }
 
-/// Where state is kept (overrides the file's `state:` block).
-#[derive(Debug, Clone, clap::Args)]
+/// Where state is kept (overrides the file's `state:` block). The default is no flag given.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct StateArgs {
     /// Local state file (default: .envform/state.json beside the desired-state file).
     #[arg(

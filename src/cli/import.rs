@@ -5,11 +5,11 @@ use super::args::{ConfigurationArgs, LockArgs};
 use super::env::resolve;
 use super::exit::Exit;
 use super::workspace;
-use crate::api::{EnvironmentsApi, JsonMap, Patch, UpdateEnvironment};
+use crate::api::{Environment, EnvironmentsApi, JsonMap, Patch, UpdateEnvironment};
 use crate::desired::Desired;
 use crate::model::Owner;
 use crate::plan::PlanError;
-use crate::state::{LockHandle, ResourceState, StateBackend};
+use crate::state::{LockHandle, ResourceState, State, StateBackend};
 
 /// `envform import` flags.
 #[derive(Debug, clap::Args)]
@@ -95,35 +95,14 @@ async fn import(
         }));
     }
     // Nothing applied yet: the next plan enforces what the file says and leaves the rest.
-    state.resources.insert(
-        environment.name.clone(),
-        ResourceState {
-            id: environment.id,
-            last_applied: JsonMap::new(),
-            prevent_destroy: false,
-            depends_on: Vec::new(),
-            renamed_from: None,
-        },
-    );
-    state.serial += 1;
-    // State first: should the stamp fail after it, the next plan stamps what state manages.
-    backend
-        .save(&state, Some(handle))
-        .await
-        .map_err(miette::Report::new)?;
-    let ours = Owner {
-        lineage: state.lineage,
+    let imported = Imported {
+        name: environment.name.clone(),
+        live: &environment,
+        last_applied: JsonMap::new(),
+        depends_on: Vec::new(),
         prevent_destroy: wanted.lifecycle.prevent_destroy,
     };
-    if current != Some(ours) {
-        let patch = UpdateEnvironment {
-            settings: Patch::Set(ours.stamped(Owner::unstamped(environment.settings.as_ref()))),
-            ..UpdateEnvironment::default()
-        };
-        api.update(environment.id, &patch)
-            .await
-            .map_err(miette::Report::new)?;
-    }
+    record(api, backend, handle, &mut state, &[imported]).await?;
     match current {
         Some(previous) if previous.lineage != state.lineage => eprintln!(
             "Took over `{}` ({}) from {previous}; its configuration's next plan refuses to touch it.",
@@ -135,4 +114,74 @@ async fn import(
         }
     }
     Ok(Exit::Success)
+}
+
+/// A live environment an import takes into state.
+pub(super) struct Imported<'a> {
+    /// Its name in state: the configuration's name for it.
+    pub(super) name: String,
+    /// The environment as listed.
+    pub(super) live: &'a Environment,
+    /// What state records as last applied.
+    pub(super) last_applied: JsonMap,
+    /// The names it depends on.
+    pub(super) depends_on: Vec<String>,
+    /// Whether its configuration protects it (recorded in the stamp).
+    pub(super) prevent_destroy: bool,
+}
+
+/// Records `imported` in `state` and saves it under `handle`, then stamps each environment as
+/// this state's. State first: should a stamp fail after it, the next plan stamps what state
+/// manages.
+pub(super) async fn record(
+    api: &dyn EnvironmentsApi,
+    backend: &dyn StateBackend,
+    handle: &LockHandle,
+    state: &mut State,
+    imported: &[Imported<'_>],
+) -> miette::Result<()> {
+    for environment in imported {
+        state.resources.insert(
+            environment.name.clone(),
+            ResourceState {
+                id: environment.live.id,
+                last_applied: environment.last_applied.clone(),
+                prevent_destroy: false,
+                depends_on: environment.depends_on.clone(),
+                renamed_from: None,
+            },
+        );
+    }
+    state.serial += 1;
+    backend
+        .save(state, Some(handle))
+        .await
+        .map_err(miette::Report::new)?;
+    for environment in imported {
+        let owner = Owner {
+            lineage: state.lineage,
+            prevent_destroy: environment.prevent_destroy,
+        };
+        stamp(api, environment.live, owner).await?;
+    }
+    Ok(())
+}
+
+/// Stamps `environment` as managed by `owner`, unless it already carries that very stamp.
+async fn stamp(
+    api: &dyn EnvironmentsApi,
+    environment: &Environment,
+    owner: Owner,
+) -> miette::Result<()> {
+    if Owner::of(environment.settings.as_ref()) == Some(owner) {
+        return Ok(());
+    }
+    let patch = UpdateEnvironment {
+        settings: Patch::Set(owner.stamped(Owner::unstamped(environment.settings.as_ref()))),
+        ..UpdateEnvironment::default()
+    };
+    api.update(environment.id, &patch)
+        .await
+        .map(|_| ())
+        .map_err(miette::Report::new)
 }

@@ -195,16 +195,7 @@ mod tests {
     }
 
     fn state_args() -> StateArgs {
-        StateArgs {
-            state_path: None,
-            state_address: None,
-            state_lock_address: None,
-            state_unlock_address: None,
-            state_lock_method: None,
-            state_unlock_method: None,
-            state_username: None,
-            control_plane_moved: false,
-        }
+        StateArgs::default()
     }
 
     fn http_block() -> StateBackendConfig {

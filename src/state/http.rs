@@ -237,6 +237,17 @@ impl HttpBackend {
         })
     }
 
+    /// The document stored at the address, as stored (its checksum checked); `None` when there
+    /// is none. For a document that is not envform's state: a Terraform state being migrated.
+    pub async fn load_document(&self) -> Result<Option<Bytes>, StateError> {
+        self.client.load_document().await
+    }
+
+    /// The state's address without its password, for messages.
+    pub fn address(&self) -> String {
+        redact(&self.client.address)
+    }
+
     /// Renews the lease of the lock described by `body` every third of `lease` until dropped.
     fn renew_lease(&self, lock_id: String, body: Bytes, lease: Duration) -> LeaseRenewal {
         let lost = Arc::new(AtomicBool::new(false));
@@ -410,19 +421,28 @@ impl StateBackend for HttpBackend {
 
 impl Client {
     async fn load(&self) -> Result<Option<State>, StateError> {
+        let Some(body) = self.load_document().await? else {
+            return Ok(None);
+        };
+        decode_state(&body, &redact(&self.address)).map(Some)
+    }
+
+    /// The stored document, its checksum checked; `None` when there is none.
+    async fn load_document(&self) -> Result<Option<Bytes>, StateError> {
         let answer = self.send(&Method::GET, &self.address, None, None).await?;
         match answer.status {
             StatusCode::OK if answer.body.is_empty() => Ok(None),
             StatusCode::OK => {
-                let address = redact(&self.address);
                 if let Some(expected) = answer.headers.get("content-md5") {
                     let expected = BASE64.decode(expected.as_bytes()).ok();
                     let actual = Md5::digest(&answer.body);
                     if expected.as_deref() != Some(actual.as_slice()) {
-                        return Err(StateError::ChecksumMismatch { address });
+                        return Err(StateError::ChecksumMismatch {
+                            address: redact(&self.address),
+                        });
                     }
                 }
-                decode_state(&answer.body, &address).map(Some)
+                Ok(Some(answer.body))
             }
             StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.unexpected(&self.address, &answer)),

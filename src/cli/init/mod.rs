@@ -1,19 +1,25 @@
 //! `envform init`: a starter desired-state file written from what is live, so an organization that
 //! already has environments starts by adopting them (the next plan adopts, never creates or deletes).
 
+mod entry;
+mod terraform;
+
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::args::TargetArgs;
+use super::args::{LockArgs, StateArgs, TargetArgs};
 use super::exit::Exit;
 use crate::api::{Environment, Status};
 use crate::model::{DEFAULT_ENVIRONMENT, Owner};
+use entry::Entry;
 
 /// `envform init` flags.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  envform init && envform plan")]
+#[command(
+    after_help = "Examples:\n  envform init && envform plan\n  envform init --from-terraform terraform.tfstate && envform plan"
+)]
 pub(crate) struct InitArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -28,25 +34,30 @@ pub(crate) struct InitArgs {
     /// Replace an existing file.
     #[arg(long)]
     force: bool,
+    /// Migrate a Terraform configuration of the Kubiya provider: its state (format 4), a
+    /// terraform.tfstate file or a Terraform HTTP backend address (read only, never written).
+    #[arg(long, value_name = "PATH_OR_URL")]
+    from_terraform: Option<String>,
+    /// Where the migrated configuration keeps its state (an HTTP backend's user and password
+    /// also serve to read --from-terraform's address).
+    #[command(flatten, next_help_heading = "With --from-terraform")]
+    state: StateArgs,
+    #[command(flatten, next_help_heading = "With --from-terraform")]
+    lock: LockArgs,
 }
 
 /// Runs `envform init`.
 pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
-    if args.path.exists() && !args.force {
-        return Err(miette::miette!(
-            code = "envform::init::exists",
-            help = "pass --force to replace it",
-            "{} already exists",
-            args.path.display()
-        ));
+    refuse_to_overwrite(&args.path, args.force)?;
+    if let Some(source) = &args.from_terraform {
+        return terraform::execute(&args, source).await;
     }
     let connection = super::workspace::connect(&args.target.resolve()?).await?;
     let live = connection.api.list(None).await.map_err(miette::Report::new);
     connection.close().await;
     let live = live?;
     let text = starter(&live);
-    std::fs::write(&args.path, text)
-        .map_err(|error| miette::miette!("cannot write {}: {error}", args.path.display()))?;
+    write_file(&args.path, &text)?;
     eprintln!(
         "Wrote {} with {} environment(s).",
         args.path.display(),
@@ -58,6 +69,32 @@ pub(crate) async fn execute(args: InitArgs) -> miette::Result<Exit> {
     );
     super::output::next_step("Run `envform plan` to see them adopted, then `envform apply`.");
     Ok(Exit::Success)
+}
+
+/// Refuses to replace the file at `path` unless `force`.
+fn refuse_to_overwrite(path: &Path, force: bool) -> miette::Result<()> {
+    if path.exists() && !force {
+        return Err(miette::miette!(
+            code = "envform::init::exists",
+            help = "pass --force to replace it",
+            "{} already exists",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the file (and the directories it is in), naming it in the error.
+fn write_file(path: &Path, text: &str) -> miette::Result<()> {
+    let cannot =
+        |error: std::io::Error| miette::miette!("cannot write {}: {error}", path.display());
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(cannot)?;
+    }
+    std::fs::write(path, text).map_err(cannot)
 }
 
 /// The starter file for `live`: every environment no other configuration owns, with its managed
@@ -113,12 +150,14 @@ fn starter(live: &[Environment]) -> String {
     text
 }
 
+/// A live environment as a file entry: its managed fields, without the ownership stamp and the
+/// `env_vars` values.
 fn entry(environment: &Environment) -> String {
-    let mut lines = vec![format!(
-        "- name: {}",
-        json(&Value::from(environment.name.clone()))
-    )];
-    let mut field = |key: &str, value: Value| lines.push(format!("  {key}: {}", json(&value)));
+    let mut entry = Entry {
+        name: environment.name.clone(),
+        ..Entry::default()
+    };
+    let mut field = |key: &'static str, value: Value| entry.fields.push((key, value));
     if let Some(display_name) = environment
         .display_name
         .as_ref()
@@ -146,29 +185,18 @@ fn entry(environment: &Environment) -> String {
     if let Some(tags) = environment.tags.as_ref().filter(|tags| !tags.is_empty()) {
         field("tags", tags.clone().into());
     }
-    let mut ignore = Vec::new();
     if let Some(execution) = &environment.execution_environment {
         // Secret values never go into a file: the variables stay live, outside the file's control.
         let mut public = execution.clone();
         if !public.env_vars.is_empty() {
             public.env_vars.clear();
-            ignore.push("execution_environment.env_vars");
+            entry.env_vars_kept_live = true;
         }
         if let Ok(value) = serde_json::to_value(&public)
             && value.as_object().is_some_and(|object| !object.is_empty())
         {
-            field("execution_environment", value);
+            entry.fields.push(("execution_environment", value));
         }
     }
-    if !ignore.is_empty() {
-        lines.push(format!(
-            "  lifecycle: {{ignore_changes: [{}]}}  # values kept live, not written here",
-            ignore.join(", ")
-        ));
-    }
-    lines.join("\n")
-}
-
-fn json(value: &Value) -> String {
-    value.to_string()
+    entry.lines().join("\n")
 }
