@@ -50,13 +50,14 @@ pub(super) async fn execute(args: &InitArgs, source: &str) -> miette::Result<Exi
     let migration = Migration::from_state(&terraform, &source.name)?;
 
     let directory = DesiredArgs {
-        path: args.path.clone(),
+        paths: vec![args.path.clone()],
     }
     .config_directory(false);
     let settings = args.state.resolve(&directory, None, &ProcessVariables);
     let state_name = describe_state(&settings);
     let backend = workspace::open_backend(settings)?;
-    let (target, connection) = workspace::connect(&args.target).await?;
+    let target = args.target.resolve()?;
+    let connection = workspace::connect(&target).await?;
     let handle = match workspace::lock(backend.as_ref(), "init", &args.lock).await {
         Ok(handle) => handle,
         Err(error) => {
@@ -388,7 +389,7 @@ fn claimed(wanted: &DesiredEnvironment, live: &Environment) -> JsonMap {
     if ignores_env_vars
         && let Some(Value::Object(execution)) = document.get_mut("execution_environment")
         && let Some(Value::Object(live_execution)) =
-            ManagedField::ExecutionEnvironment.live_value(live)
+            ManagedField::ExecutionEnvironment.live_value(live, &wanted.fields.nonsensitive)
         && let Some(env_vars) = live_execution.get("env_vars")
     {
         execution.insert("env_vars".to_owned(), env_vars.clone());
