@@ -59,6 +59,14 @@ impl Progress for Recorder {
             .unwrap()
             .push(format!("start {}", step.name));
     }
+    fn waiting(&self, step: &Step, elapsed: std::time::Duration, waiting: Waiting) {
+        self.events.lock().unwrap().push(format!(
+            "waiting {} {:?} {}ms",
+            step.name,
+            waiting,
+            elapsed.as_millis()
+        ));
+    }
     fn finished(&self, step: &Step, outcome: &StepOutcome) {
         self.events
             .lock()
@@ -329,6 +337,61 @@ async fn an_interrupt_before_start_runs_nothing_and_saves_nothing() {
         report.state.intents.is_empty(),
         "{:?}",
         report.state.intents
+    );
+    fixture.control_plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_step_that_waits_is_reported_at_each_interval_with_what_it_waits_for() {
+    let mut config = ControlPlaneConfig::default();
+    config.provisioner.delay = std::time::Duration::from_millis(400);
+    let fixture = fixture(config).await;
+    let desired = desired("version: 1\nenvironments:\n  - name: slow\n");
+    let state = fixture.state().await;
+    let live = fixture.api.list(None).await.unwrap();
+    let plan = diff(&desired, &live, &state, &PlanOptions::default()).unwrap();
+    let bound = plan.bind(&desired, &live, state, false).unwrap();
+    let recorder = Recorder::default();
+    let report = execute(
+        bound,
+        fixture.api.clone(),
+        Journal {
+            backend: &fixture.backend,
+            lock: None,
+        },
+        &ApplyOptions {
+            wait_report_interval: std::time::Duration::from_millis(100),
+            ..ApplyOptions::default()
+        },
+        CancellationToken::new(),
+        &recorder,
+    )
+    .await;
+    assert!(report.succeeded(), "{}", report.table());
+    let events = recorder.events.lock().unwrap().clone();
+    let waits: Vec<&String> = events
+        .iter()
+        .filter(|event| event.starts_with("waiting slow Provisioning"))
+        .collect();
+    assert!(waits.len() >= 2, "{events:?}");
+    // Reports come between the start and the end, with growing elapsed times.
+    let start = events.iter().position(|event| event == "start slow");
+    let end = events.iter().position(|event| event == "done slow");
+    let first = events.iter().position(|event| event.starts_with("waiting"));
+    assert!(start < first && first < end, "{events:?}");
+    fixture.control_plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quick_apply_reports_no_wait() {
+    let fixture = fixture(ControlPlaneConfig::default()).await;
+    let recorder = Recorder::default();
+    let report = fixture.apply(&desired(STAGES), &recorder).await;
+    assert!(report.succeeded(), "{}", report.table());
+    let events = recorder.events.lock().unwrap().clone();
+    assert!(
+        !events.iter().any(|event| event.starts_with("waiting")),
+        "{events:?}"
     );
     fixture.control_plane.shutdown().await;
 }

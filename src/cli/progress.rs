@@ -1,11 +1,15 @@
 //! Apply progress on stderr: an indicatif bar on a terminal, plain lines elsewhere (CI logs).
+//! A long wait is never silent: off a terminal a step still running gets a line every
+//! [`WAIT_REPORT_INTERVAL`](crate::apply::WAIT_REPORT_INTERVAL) saying what it waits for; on a
+//! terminal the bar shows the time elapsed, what the slowest step waits for and, once a step has
+//! finished, an estimate of the time left.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::{Progress, StepOutcome};
+use crate::apply::{Progress, StepOutcome, Waiting};
 use crate::plan::{Action, Step};
 
 /// Progress for the terminal.
@@ -18,8 +22,10 @@ impl TerminalProgress {
     /// A bar over `steps` steps (hidden when stderr is not a terminal).
     pub(crate) fn new(steps: usize) -> Self {
         let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}") {
-            bar.set_style(style.progress_chars("=> "));
+        set_template(&bar, WITHOUT_ETA);
+        if !bar.is_hidden() {
+            // Redraws the spinner and the elapsed time while every step waits.
+            bar.enable_steady_tick(Duration::from_millis(250));
         }
         Self {
             bar,
@@ -38,6 +44,17 @@ impl TerminalProgress {
     /// Removes the bar.
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// The bar until a step has finished: no rate to estimate from yet.
+const WITHOUT_ETA: &str = "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} {wide_msg}";
+/// The bar once steps finish: the time left, estimated from their pace.
+const WITH_ETA: &str = "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} ~{eta} left {wide_msg}";
+
+fn set_template(bar: &ProgressBar, template: &str) {
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
     }
 }
 
@@ -60,6 +77,25 @@ impl Progress for TerminalProgress {
         let (doing, _) = verb(step.action);
         self.bar.set_message(format!("{doing} {}", step.name));
         self.line(&format!("{}: {doing}...", step.name));
+    }
+
+    fn waiting(&self, step: &Step, elapsed: Duration, waiting: Waiting) {
+        let (doing, _) = verb(step.action);
+        let seconds = elapsed.as_secs();
+        if self.bar.is_hidden() {
+            eprintln!(
+                "{}: Still {}... [{seconds}s elapsed] {}",
+                step.name,
+                doing.to_lowercase(),
+                waiting.describe()
+            );
+        } else {
+            self.bar.set_message(format!(
+                "{doing} {}: {} ({seconds}s)",
+                step.name,
+                waiting.describe()
+            ));
+        }
     }
 
     fn finished(&self, step: &Step, outcome: &StepOutcome) {
@@ -91,6 +127,9 @@ impl Progress for TerminalProgress {
             StepOutcome::Interrupted => format!("{}: not started", step.name),
         };
         self.bar.inc(1);
+        if self.bar.position() == 1 && self.bar.length() > Some(1) {
+            set_template(&self.bar, WITH_ETA);
+        }
         self.line(&line);
     }
 
