@@ -1,7 +1,9 @@
 //! Running envform from automation: long waits are visible in a CI log, and `apply`, `destroy`
 //! and `validate` speak JSON for scripts.
 
-use crate::support::{Scenario, Server};
+use serde_json::Value;
+
+use crate::support::{Scenario, Server, envform, write_file};
 
 /// A provisioning delay longer than the interval between still-waiting reports (10 s), as the
 /// service's namespace provisioning can be.
@@ -28,4 +30,212 @@ fn a_long_wait_is_reported_every_interval_off_a_terminal() {
         .position(|line| line.starts_with("alpha: Created after "))
         .unwrap_or_else(|| panic!("no end line:\n{stderr}"));
     assert!(created < waiting && waiting < done, "{stderr}");
+}
+
+/// Snapshots `text` under `name` in `snapshots/automation/`, with times, durations and ids
+/// replaced by placeholders.
+#[track_caller]
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/automation"),
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        filters => vec![
+            (r#""time":"[^"]+""#, r#""time":"[time]""#),
+            (r#""elapsed_seconds":[0-9.]+"#, r#""elapsed_seconds":"[seconds]""#),
+            (r#""id":"[0-9a-f-]{36}""#, r#""id":"[id]""#),
+        ],
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+/// Parses a JSON Lines stream, checking every line is one object with a `type` and a `time`.
+fn events(stdout: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(stdout).expect("UTF-8");
+    text.lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not one JSON object ({error}): {line}"));
+            assert!(event["type"].is_string(), "{line}");
+            assert!(event["time"].is_string(), "{line}");
+            event
+        })
+        .collect()
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn apply_and_destroy_json_stream_events_on_stdout_and_nothing_on_stderr() {
+    let scenario = Scenario::with(Server::options().args(["--provision-delay", PROVISION_DELAY]));
+    scenario.write(
+        "version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n    depends_on: [alpha]\n",
+    );
+    let output = scenario
+        .apply()
+        .args(["--format", "json", "--parallelism", "1"])
+        .output()
+        .expect("run envform apply");
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let apply_stream = String::from_utf8(output.stdout.clone()).expect("UTF-8");
+    let applied = events(&output.stdout);
+    assert_eq!(
+        types(&applied),
+        [
+            "plan",
+            "step_started",
+            "waiting",
+            "step_finished",
+            "step_started",
+            "step_finished",
+            "summary"
+        ]
+    );
+    assert_eq!(applied[2]["name"], "alpha");
+    assert_eq!(applied[2]["waiting_for"], "provisioning");
+    assert_eq!(applied[2]["elapsed_seconds"], 10);
+    let summary = &applied[6];
+    assert_eq!(summary["result"], "succeeded");
+    assert_eq!(summary["added"], 2);
+    let live = scenario.live();
+    assert_eq!(summary["results"][0]["id"], live["alpha"].as_str());
+
+    let output = scenario
+        .envform()
+        .args(["destroy", "--auto-approve", "-o", "json"])
+        .output()
+        .expect("run envform destroy");
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let destroyed = events(&output.stdout);
+    assert_eq!(
+        destroyed.last().map(|event| &event["destroyed"]),
+        Some(&Value::from(2))
+    );
+
+    let destroy_stream = String::from_utf8(output.stdout).expect("UTF-8");
+    snapshot(
+        "apply_destroy_json_stream",
+        &format!("# apply\n{apply_stream}# destroy\n{destroy_stream}"),
+    );
+}
+
+#[test]
+fn a_json_apply_that_stops_early_ends_its_stream_with_an_error_event() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    // Without --auto-approve and without a terminal, nothing is applied.
+    let output = scenario
+        .envform()
+        .args(["apply", "--format", "json"])
+        .output()
+        .expect("run envform apply");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stream = events(&output.stdout);
+    assert_eq!(types(&stream), ["plan", "error"]);
+    assert_eq!(stream[1]["code"], "envform::apply::approval_required");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("envform::apply::approval_required"),
+        "{stderr}"
+    );
+    assert_eq!(scenario.live().len(), 1, "only `default` is live");
+}
+
+#[test]
+fn validate_json_lists_every_problem_with_its_place_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_file(
+        dir.path(),
+        "envform.yaml",
+        "version: 1\nenvironments:\n  - name: alpha\n    descripton: typo\n  - name: alpha\n  - name: beta\n    status: sleeping\n    depends_on: [gamma]\n",
+    );
+    let output = envform(dir.path())
+        .args(["validate", "--format", "json"])
+        .output()
+        .expect("run envform validate");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+    let verdict: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["diagnostics"].as_array().map(Vec::len), Some(4));
+    snapshot("validate_json_invalid", &stdout);
+}
+
+#[test]
+fn validate_json_of_a_valid_directory_names_its_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_file(
+        dir.path(),
+        "b.yaml",
+        "version: 1\nenvironments:\n  - name: beta\n",
+    );
+    write_file(
+        dir.path(),
+        "a.yml",
+        "version: 1\nenvironments:\n  - name: alpha\n",
+    );
+    // `-o` and `--output` are the other spellings of `--format`.
+    for flag in ["--format", "-o", "--output"] {
+        let output = envform(dir.path())
+            .args(["validate", "-f", ".", flag, "json"])
+            .output()
+            .expect("run envform validate");
+        assert!(output.status.success(), "{output:?}");
+        assert!(output.stderr.is_empty(), "{output:?}");
+        let verdict: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(verdict["valid"], true, "{verdict}");
+        assert_eq!(verdict["files"], serde_json::json!(["./a.yml", "./b.yaml"]));
+        assert_eq!(verdict["diagnostics"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn every_command_with_selectable_output_takes_format_o_and_output() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    scenario.apply_ok();
+    let commands: [&[&str]; 5] = [
+        &["env", "list"],
+        &["env", "get", "alpha"],
+        &["state", "list"],
+        &["state", "show", "alpha"],
+        &["plan"],
+    ];
+    for command in commands {
+        for flag in ["--format", "-o", "--output"] {
+            let output = scenario
+                .envform()
+                .args(command)
+                .args([flag, "json"])
+                .output()
+                .expect("run envform");
+            assert!(output.status.success(), "{command:?} {flag}: {output:?}");
+            let parsed: Result<Value, _> = serde_json::from_slice(&output.stdout);
+            assert!(parsed.is_ok(), "{command:?} {flag} is not JSON: {output:?}");
+        }
+    }
+    // `state show` also has a table for people.
+    let output = scenario
+        .envform()
+        .args(["state", "show", "alpha", "--format", "table"])
+        .output()
+        .expect("run envform state show");
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let id = &scenario.state_ids()["alpha"];
+    assert!(
+        table
+            .lines()
+            .any(|line| line.starts_with("id") && line.ends_with(id.as_str())),
+        "{table}"
+    );
 }

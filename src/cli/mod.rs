@@ -5,6 +5,7 @@ mod apply;
 mod args;
 mod destroy;
 mod env;
+mod events;
 mod exit;
 mod force_unlock;
 mod import;

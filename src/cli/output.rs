@@ -34,6 +34,16 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// Output format of the commands that report on what they did (`validate`, `apply`,
+/// `destroy`): text for people, or JSON on stdout for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Text for people.
+    Human,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
 /// Writes `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
     let mut text = serde_json::to_string_pretty(value)

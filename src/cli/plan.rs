@@ -44,8 +44,8 @@ impl From<PlanFormat> for Format {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     reconcile: ReconcileArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    /// Output format (also spelt --output).
+    #[arg(short = 'o', long, visible_alias = "output", value_enum, default_value_t = PlanFormat::Human)]
     format: PlanFormat,
     /// Save the plan, with what it was computed against, for `envform apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]

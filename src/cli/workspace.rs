@@ -18,7 +18,12 @@ use crate::target::{Connection, Target};
 impl DesiredArgs {
     /// Reads and validates the desired state.
     pub(crate) fn load(&self) -> miette::Result<Desired> {
-        crate::desired::load(&self.path).map_err(miette::Report::new)
+        self.load_spec().map_err(miette::Report::new)
+    }
+
+    /// Reads and checks the files, keeping the error's structure (for `validate --format json`).
+    pub(crate) fn load_spec(&self) -> Result<Desired, crate::desired::SpecError> {
+        crate::desired::load(&self.path)
     }
 
     /// The configuration's directory, looking at what `path` is.
