@@ -239,3 +239,135 @@ fn every_command_with_selectable_output_takes_format_o_and_output() {
         "{table}"
     );
 }
+
+/// The lines of `stderr` that are log events of a target starting with `prefix`.
+fn log_lines<'a>(stderr: &'a str, prefix: &str) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(2)
+                .is_some_and(|target| target.starts_with(prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn verbose_logs_show_envform_events_and_keep_library_noise_for_trace() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    let verbose = scenario
+        .plan()
+        .arg("-v")
+        .output()
+        .expect("run envform plan");
+    let by_variable = scenario
+        .plan()
+        .env("ENVFORM_LOG", "debug")
+        .output()
+        .expect("run envform plan");
+    for output in [verbose, by_variable] {
+        assert!(output.status.success(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let calls = log_lines(&stderr, "envform::api");
+        assert!(
+            calls.iter().any(|line| line.contains("API call")
+                && line.contains("method=GET")
+                && line.contains("path=\"/api/v1/environments\"")
+                && line.contains("status=200")
+                && line.contains("latency_ms=")),
+            "no API call logged:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("phase=\"plan\"") && stderr.contains("duration_ms="),
+            "{stderr}"
+        );
+        for library in ["hyper", "reqwest", "rustls", "h2", "sqlx"] {
+            assert!(
+                log_lines(&stderr, library).is_empty(),
+                "{library}:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains(crate::support::KEY_A),
+            "the key leaked:\n{stderr}"
+        );
+    }
+    // Without -v, nothing is logged.
+    let quiet = scenario.plan().output().expect("run envform plan");
+    assert!(log_lines(&String::from_utf8_lossy(&quiet.stderr), "envform").is_empty());
+}
+
+/// The `help:` of a rendered report, its wrapped lines joined.
+fn help_of(stderr: &str) -> String {
+    let start = stderr
+        .find("help:")
+        .unwrap_or_else(|| panic!("no help:\n{stderr}"));
+    stderr[start..]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn refused_state_credentials_say_which_variable_to_set() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    let address = format!("{}/api/v1/state/ws", scenario.server.url);
+    let wrong_password = "not-the-key-1234";
+    let output = scenario
+        .apply()
+        .args(["--state-address", &address, "--state-username", "ci", "-v"])
+        .env("ENVFORM_STATE_PASSWORD", wrong_password)
+        .output()
+        .expect("run envform apply");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("envform::state::unauthorized"), "{stderr}");
+    assert!(stderr.contains("answered 401"), "{stderr}");
+    let help = help_of(&stderr);
+    assert!(help.contains("ENVFORM_STATE_PASSWORD"), "{stderr}");
+    assert!(stderr.contains("--state-username"), "{stderr}");
+    assert!(!stderr.contains("above"), "{stderr}");
+    assert!(
+        !stderr.contains(wrong_password),
+        "the password leaked:\n{stderr}"
+    );
+    // The lock request is logged with its status, not its credentials.
+    assert!(
+        log_lines(&stderr, "envform::state")
+            .iter()
+            .any(|line| line.contains("method=LOCK") && line.contains("status=401")),
+        "{stderr}"
+    );
+
+    // A password without a user sends nothing: the help says so.
+    let output = scenario
+        .apply()
+        .args(["--state-address", &address])
+        .env("ENVFORM_STATE_PASSWORD", crate::support::KEY_A)
+        .output()
+        .expect("run envform apply");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let help = help_of(&stderr);
+    assert!(help.contains("no credentials were sent"), "{stderr}");
+    assert!(help.contains("--state-username"), "{stderr}");
+    assert_eq!(scenario.live().len(), 1, "nothing was applied");
+}
+
+#[test]
+fn a_refused_api_key_names_the_variable() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    let output = scenario
+        .plan()
+        .env("KUBIYA_API_KEY", "wrong-key-5678")
+        .output()
+        .expect("run envform plan");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("envform::api::unauthorized"), "{stderr}");
+    assert!(help_of(&stderr).contains("KUBIYA_API_KEY"), "{stderr}");
+    assert!(!stderr.contains("wrong-key-5678"), "{stderr}");
+}

@@ -193,6 +193,7 @@ async fn locked(
             crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
         )?;
     }
+    let binding = std::time::Instant::now();
     let bound = plan
         .bind(
             &desired,
@@ -201,6 +202,7 @@ async fn locked(
             args.reconcile.planning.allow_disruption,
         )
         .map_err(miette::Report::new)?;
+    output::phase_done("bind", binding);
     let plan = bound.plan();
     match events {
         Some(events) => events.plan(plan),
@@ -263,6 +265,7 @@ async fn locked(
         wait_timeout: args.wait_timeout,
         ..ApplyOptions::default()
     };
+    let applying = std::time::Instant::now();
     let report = crate::apply::execute(
         bound,
         Arc::clone(&connection.api),
@@ -275,6 +278,7 @@ async fn locked(
         progress,
     )
     .await;
+    output::phase_done("apply", applying);
     watcher.abort();
     if let Some(terminal) = &terminal {
         terminal.finish();

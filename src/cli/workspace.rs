@@ -23,7 +23,10 @@ impl DesiredArgs {
 
     /// Reads and checks the files, keeping the error's structure (for `validate --format json`).
     pub(crate) fn load_spec(&self) -> Result<Desired, crate::desired::SpecError> {
-        crate::desired::load(&self.path)
+        let started = std::time::Instant::now();
+        let loaded = crate::desired::load(&self.path);
+        super::output::phase_done("read files", started);
+        loaded
     }
 
     /// The configuration's directory, looking at what `path` is.
@@ -112,21 +115,34 @@ pub(crate) async fn lock(
 ) -> miette::Result<LockHandle> {
     let info = LockInfo::new(operation, backend.describe());
     let mut last_holder: Option<String> = None;
-    lock_with_timeout(backend, info, args.lock_timeout, |holder| {
+    let started = std::time::Instant::now();
+    tracing::debug!(backend = %backend.describe(), operation, "taking the state lock");
+    let handle = lock_with_timeout(backend, info, args.lock_timeout, |holder| {
         let holder = holder.map_or_else(|| "another process".to_owned(), ToString::to_string);
         if last_holder.as_ref() != Some(&holder) {
+            tracing::debug!(%holder, "the state lock is held; waiting");
             eprintln!("Waiting for the state lock held by {holder}...");
             last_holder = Some(holder);
         }
     })
     .await
-    .map_err(miette::Report::new)
+    .map_err(miette::Report::new)?;
+    tracing::debug!(
+        lock_id = %handle.info().id,
+        waited_ms = started.elapsed().as_millis() as u64,
+        "state lock taken"
+    );
+    Ok(handle)
 }
 
 /// Releases the lock; a failure is reported but does not change the command's outcome.
 pub(crate) async fn unlock(backend: &dyn StateBackend, handle: LockHandle) {
     let id = handle_id(&handle);
-    if let Err(error) = backend.unlock(handle).await {
+    let result = backend.unlock(handle).await;
+    if result.is_ok() {
+        tracing::debug!(lock_id = %id, "state lock released");
+    }
+    if let Err(error) = result {
         eprintln!(
             "warning: could not release the state lock: {}\nhint: `envform force-unlock {id}` releases it",
             error_chain(&error)
@@ -145,7 +161,9 @@ pub(crate) async fn load_state(
     target: &str,
     moved: bool,
 ) -> miette::Result<State> {
+    let started = std::time::Instant::now();
     let stored = backend.load().await.map_err(miette::Report::new)?;
+    super::output::phase_done("read state", started);
     State::for_target(stored, target, moved).map_err(miette::Report::new)
 }
 
