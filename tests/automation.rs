@@ -50,6 +50,15 @@ fn snapshot(name: &str, text: &str) {
     });
 }
 
+/// Runs `command`, checks that it succeeded and wrote nothing on stderr, and returns its stdout.
+#[track_caller]
+fn quiet_success(command: &mut assert_cmd::Command) -> String {
+    let output = command.output().expect("run envform");
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
 /// Parses a JSON Lines stream, checking every line is one object with a `type` and a `time`.
 fn events(stdout: &[u8]) -> Vec<Value> {
     let text = std::str::from_utf8(stdout).expect("UTF-8");
@@ -77,15 +86,13 @@ fn apply_and_destroy_json_stream_events_on_stdout_and_nothing_on_stderr() {
     scenario.write(
         "version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n    depends_on: [alpha]\n",
     );
-    let output = scenario
-        .apply()
-        .args(["--format", "json", "--parallelism", "1"])
-        .output()
-        .expect("run envform apply");
-    assert!(output.status.success(), "{output:?}");
-    assert!(output.stderr.is_empty(), "{output:?}");
-    let apply_stream = String::from_utf8(output.stdout.clone()).expect("UTF-8");
-    let applied = events(&output.stdout);
+    let apply_stream =
+        quiet_success(
+            scenario
+                .apply()
+                .args(["--format", "json", "--parallelism", "1"]),
+        );
+    let applied = events(apply_stream.as_bytes());
     assert_eq!(
         types(&applied),
         [
@@ -107,20 +114,18 @@ fn apply_and_destroy_json_stream_events_on_stdout_and_nothing_on_stderr() {
     let live = scenario.live();
     assert_eq!(summary["results"][0]["id"], live["alpha"].as_str());
 
-    let output = scenario
-        .envform()
-        .args(["destroy", "--auto-approve", "-o", "json"])
-        .output()
-        .expect("run envform destroy");
-    assert!(output.status.success(), "{output:?}");
-    assert!(output.stderr.is_empty(), "{output:?}");
-    let destroyed = events(&output.stdout);
+    let destroy_stream =
+        quiet_success(
+            scenario
+                .envform()
+                .args(["destroy", "--auto-approve", "-o", "json"]),
+        );
+    let destroyed = events(destroy_stream.as_bytes());
     assert_eq!(
         destroyed.last().map(|event| &event["destroyed"]),
         Some(&Value::from(2))
     );
 
-    let destroy_stream = String::from_utf8(output.stdout).expect("UTF-8");
     snapshot(
         "apply_destroy_json_stream",
         &format!("# apply\n{apply_stream}# destroy\n{destroy_stream}"),
@@ -185,13 +190,8 @@ fn validate_json_of_a_valid_directory_names_its_files() {
     );
     // `-o` and `--output` are the other spellings of `--format`.
     for flag in ["--format", "-o", "--output"] {
-        let output = envform(dir.path())
-            .args(["validate", "-f", ".", flag, "json"])
-            .output()
-            .expect("run envform validate");
-        assert!(output.status.success(), "{output:?}");
-        assert!(output.stderr.is_empty(), "{output:?}");
-        let verdict: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let stdout = quiet_success(envform(dir.path()).args(["validate", "-f", ".", flag, "json"]));
+        let verdict: Value = serde_json::from_str(&stdout).expect("JSON");
         assert_eq!(verdict["valid"], true, "{verdict}");
         assert_eq!(verdict["files"], serde_json::json!(["./a.yml", "./b.yaml"]));
         assert_eq!(verdict["diagnostics"], serde_json::json!([]));
@@ -370,4 +370,43 @@ fn a_refused_api_key_names_the_variable() {
     assert!(stderr.contains("envform::api::unauthorized"), "{stderr}");
     assert!(help_of(&stderr).contains("KUBIYA_API_KEY"), "{stderr}");
     assert!(!stderr.contains("wrong-key-5678"), "{stderr}");
+}
+
+#[test]
+fn a_json_apply_waiting_for_the_lock_says_so_in_its_stream() {
+    use std::io::{BufRead, BufReader};
+
+    let scenario = Scenario::with(Server::options().args(["--provision-delay", PROVISION_DELAY]));
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    // A first apply holds the lock while it waits for provisioning.
+    let mut first = scenario
+        .apply_process()
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn envform apply");
+    let stderr = first.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let started = lines.any(|line| line.is_ok_and(|line| line == "alpha: Creating..."));
+    assert!(started, "the first apply did not start its create");
+
+    let output = scenario
+        .apply()
+        .args(["--format", "json", "--lock-timeout", "1s"])
+        .output()
+        .expect("run envform apply");
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stream = events(&output.stdout);
+    assert_eq!(types(&stream), ["lock_waiting", "error"], "{stream:?}");
+    assert!(
+        stream[0]["holder"]
+            .as_str()
+            .is_some_and(|holder| holder.contains("apply")),
+        "{stream:?}"
+    );
+    assert_eq!(stream[1]["code"], "envform::state::lock_timeout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Waiting for the state lock"), "{stderr}");
 }

@@ -88,6 +88,16 @@ impl Fixture {
     }
 
     async fn apply(&self, desired: &Desired, progress: &dyn Progress) -> ApplyReport {
+        self.apply_with(desired, &ApplyOptions::default(), progress)
+            .await
+    }
+
+    async fn apply_with(
+        &self,
+        desired: &Desired,
+        options: &ApplyOptions,
+        progress: &dyn Progress,
+    ) -> ApplyReport {
         let state = self.state().await;
         let live = self.api.list(None).await.unwrap();
         let plan = diff(desired, &live, &state, &PlanOptions::default()).unwrap();
@@ -99,7 +109,7 @@ impl Fixture {
                 backend: &self.backend,
                 lock: None,
             },
-            &ApplyOptions::default(),
+            options,
             CancellationToken::new(),
             progress,
         )
@@ -347,26 +357,12 @@ async fn a_step_that_waits_is_reported_at_each_interval_with_what_it_waits_for()
     config.provisioner.delay = std::time::Duration::from_millis(400);
     let fixture = fixture(config).await;
     let desired = desired("version: 1\nenvironments:\n  - name: slow\n");
-    let state = fixture.state().await;
-    let live = fixture.api.list(None).await.unwrap();
-    let plan = diff(&desired, &live, &state, &PlanOptions::default()).unwrap();
-    let bound = plan.bind(&desired, &live, state, false).unwrap();
     let recorder = Recorder::default();
-    let report = execute(
-        bound,
-        fixture.api.clone(),
-        Journal {
-            backend: &fixture.backend,
-            lock: None,
-        },
-        &ApplyOptions {
-            wait_report_interval: std::time::Duration::from_millis(100),
-            ..ApplyOptions::default()
-        },
-        CancellationToken::new(),
-        &recorder,
-    )
-    .await;
+    let options = ApplyOptions {
+        wait_report_interval: std::time::Duration::from_millis(100),
+        ..ApplyOptions::default()
+    };
+    let report = fixture.apply_with(&desired, &options, &recorder).await;
     assert!(report.succeeded(), "{}", report.table());
     let events = recorder.events.lock().unwrap().clone();
     let waits: Vec<&String> = events

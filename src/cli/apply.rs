@@ -103,7 +103,15 @@ async fn run_reporting(
     let desired = configuration.desired.load()?;
     let backend = configuration.backend(Some(&desired))?;
     let target = configuration.target()?;
-    let handle = workspace::lock(backend.as_ref(), "apply", &args.lock).await?;
+    let handle = match events {
+        Some(events) => {
+            workspace::lock_telling_waits(backend.as_ref(), "apply", &args.lock, &mut |holder| {
+                events.lock_waiting(holder);
+            })
+            .await?
+        }
+        None => workspace::lock(backend.as_ref(), "apply", &args.lock).await?,
+    };
     let connection = match workspace::connect(&target).await {
         Ok(connected) => connected,
         Err(error) => {

@@ -41,6 +41,14 @@ impl JsonEvents {
         }
     }
 
+    /// The state lock is held by `holder`; the command waits for it (`--lock-timeout`).
+    pub(crate) fn lock_waiting(&self, holder: &str) {
+        self.emit(
+            "lock_waiting",
+            json!({ "operation": self.operation, "holder": holder }),
+        );
+    }
+
     /// The plan about to run: its counts and its steps in order.
     pub(crate) fn plan(&self, plan: &Plan) {
         let summary = plan.summary();

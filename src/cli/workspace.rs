@@ -113,6 +113,20 @@ pub(crate) async fn lock(
     operation: &str,
     args: &LockArgs,
 ) -> miette::Result<LockHandle> {
+    lock_telling_waits(backend, operation, args, &mut |holder| {
+        eprintln!("Waiting for the state lock held by {holder}...");
+    })
+    .await
+}
+
+/// Takes the state lock, calling `waiting` with the holder each time a new one is seen while
+/// waiting.
+pub(crate) async fn lock_telling_waits(
+    backend: &dyn StateBackend,
+    operation: &str,
+    args: &LockArgs,
+    waiting: &mut (dyn FnMut(&str) + Send),
+) -> miette::Result<LockHandle> {
     let info = LockInfo::new(operation, backend.describe());
     let mut last_holder: Option<String> = None;
     let started = std::time::Instant::now();
@@ -121,7 +135,7 @@ pub(crate) async fn lock(
         let holder = holder.map_or_else(|| "another process".to_owned(), ToString::to_string);
         if last_holder.as_ref() != Some(&holder) {
             tracing::debug!(%holder, "the state lock is held; waiting");
-            eprintln!("Waiting for the state lock held by {holder}...");
+            waiting(&holder);
             last_holder = Some(holder);
         }
     })
