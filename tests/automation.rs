@@ -410,3 +410,54 @@ fn a_json_apply_waiting_for_the_lock_says_so_in_its_stream() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("Waiting for the state lock"), "{stderr}");
 }
+
+#[test]
+fn a_json_apply_with_nothing_to_do_is_a_plan_and_a_summary() {
+    let scenario = Scenario::new();
+    scenario.write("version: 1\nenvironments:\n  - name: alpha\n");
+    scenario.apply_ok();
+    let stream = quiet_success(scenario.apply().args(["--format", "json"]));
+    let stream = events(stream.as_bytes());
+    assert_eq!(types(&stream), ["plan", "summary"]);
+    assert_eq!(stream[0]["add"], 0);
+    let summary = &stream[1];
+    assert_eq!(summary["result"], "succeeded");
+    assert_eq!(summary["counts"]["done"], 0);
+    assert_eq!(summary["results"], serde_json::json!([]));
+}
+
+#[test]
+fn a_failed_step_and_its_skipped_dependents_are_events_and_the_summary_says_failed() {
+    let scenario = Scenario::with(Server::options().args([
+        "--faults",
+        "status=400,method=POST,path=/api/v1/environments",
+    ]));
+    scenario.write(
+        "version: 1\nenvironments:\n  - name: alpha\n  - name: beta\n    depends_on: [alpha]\n",
+    );
+    let output = scenario
+        .apply()
+        .args(["--format", "json"])
+        .output()
+        .expect("run envform apply");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let stream = events(&output.stdout);
+    assert_eq!(
+        types(&stream),
+        [
+            "plan",
+            "step_started",
+            "step_failed",
+            "step_skipped",
+            "summary"
+        ]
+    );
+    assert_eq!(stream[2]["result"], "failed");
+    assert_eq!(stream[3]["because"], 1);
+    assert_eq!(stream[4]["result"], "failed");
+    snapshot(
+        "apply_json_failure_stream",
+        &String::from_utf8_lossy(&output.stdout),
+    );
+}

@@ -71,6 +71,7 @@ pub async fn execute(
         waits: WaitBoard::default(),
     };
     let mut run = Run::new(&plan, state, journal, progress);
+    // A zero interval would report in a busy loop.
     run.wait_report_interval = options.wait_report_interval.max(Duration::from_millis(10));
     run.drive(payloads, &context, options.parallelism.max(1), cancel)
         .await;
@@ -314,12 +315,16 @@ impl<'a> Run<'a> {
                     StepFailure::Unknown(message) => StepOutcome::Unknown { message },
                 };
                 self.dirty = true;
-                self.skip_dependents_of(id);
                 outcome
             }
         };
+        let failed = !outcome.is_done();
+        // The failure is told before the skips it causes, so a reader sees the cause first.
         self.progress.finished(step, &outcome);
         self.outcomes.insert(id, outcome);
+        if failed {
+            self.skip_dependents_of(id);
+        }
     }
 
     /// Marks every step that transitively depends on `failed` as skipped.

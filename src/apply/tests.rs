@@ -239,7 +239,13 @@ async fn dependents_of_a_failed_step_are_skipped_and_others_continue() {
     let desired = desired(
         "version: 1\nenvironments:\n  - name: refused\n  - name: child\n    depends_on: [refused]\n  - name: grandchild\n    depends_on: [child]\n  - name: independent\n",
     );
-    let report = fixture.apply(&desired, &SilentProgress).await;
+    let recorder = Recorder::default();
+    let report = fixture.apply(&desired, &recorder).await;
+    // The failure is reported before the skips it causes.
+    let events = recorder.events.lock().unwrap().clone();
+    let failed = events.iter().position(|event| event == "failed refused");
+    let skipped = events.iter().position(|event| event == "skipped child");
+    assert!(failed.is_some() && failed < skipped, "{events:?}");
     assert!(!report.succeeded());
     let labels: Vec<(String, &str)> = report
         .results

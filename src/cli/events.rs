@@ -79,21 +79,7 @@ impl JsonEvents {
 
     /// The end of a run that changed nothing: no step ran.
     pub(crate) fn nothing_to_do(&self) {
-        self.emit(
-            "summary",
-            json!({
-                "operation": self.operation,
-                "result": "succeeded",
-                "added": 0,
-                "changed": 0,
-                "destroyed": 0,
-                "adopted": 0,
-                "counts": counts(&[]),
-                "stopped": null,
-                "elapsed_seconds": seconds(self.begun.elapsed()),
-                "results": [],
-            }),
-        );
+        self.finish("succeeded", [0; 4], &[], None, Vec::new());
     }
 
     /// The end of a run: what each step did, the counts, and why it stopped early if it did.
@@ -130,17 +116,36 @@ impl JsonEvents {
             .iter()
             .map(|result| result.outcome.label())
             .collect();
+        let changed = [
+            done(&[Action::Create]),
+            done(&[Action::Update, Action::Rename]),
+            done(&[Action::Delete]),
+            done(&[Action::Adopt]),
+        ];
+        self.finish(result, changed, &labels, report.fatal.as_deref(), results);
+    }
+
+    /// Writes the `summary` event; `changed` counts added, changed, destroyed and adopted.
+    fn finish(
+        &self,
+        result: &str,
+        changed: [usize; 4],
+        labels: &[&str],
+        stopped: Option<&str>,
+        results: Vec<Value>,
+    ) {
+        let [added, changed, destroyed, adopted] = changed;
         self.emit(
             "summary",
             json!({
                 "operation": self.operation,
                 "result": result,
-                "added": done(&[Action::Create]),
-                "changed": done(&[Action::Update, Action::Rename]),
-                "destroyed": done(&[Action::Delete]),
-                "adopted": done(&[Action::Adopt]),
-                "counts": counts(&labels),
-                "stopped": report.fatal,
+                "added": added,
+                "changed": changed,
+                "destroyed": destroyed,
+                "adopted": adopted,
+                "counts": counts(labels),
+                "stopped": stopped,
                 "elapsed_seconds": seconds(self.begun.elapsed()),
                 "results": results,
             }),
