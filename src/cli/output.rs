@@ -115,7 +115,9 @@ fn log_directive(value: &str) -> String {
 
 /// Logs at debug that a phase of a command ended, with its duration: where the time went.
 pub(crate) fn phase_done(phase: &'static str, started: std::time::Instant) {
+    // A target of its own, so `ENVFORM_LOG=envform::phase=debug` shows the timings alone.
     tracing::debug!(
+        target: "envform::phase",
         phase,
         duration_ms = started.elapsed().as_millis() as u64,
         "phase done"
