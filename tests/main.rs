@@ -2,6 +2,7 @@
 //! executable against a real `envform serve` on 127.0.0.1 with temporary SQLite files.
 
 mod architecture;
+mod automation;
 mod bad_input;
 mod cli_env;
 mod client_retry;

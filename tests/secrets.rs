@@ -75,9 +75,16 @@ fn no_secret_appears_in_outputs_logs_state_or_plans() {
         "{}",
         transcript.borrow()
     );
-    assert!(run(&["apply", "--auto-approve"]).status.success());
+    // The machine forms too: validate's verdict, apply's event stream, state show's table.
+    assert!(run(&["validate", "--format", "json"]).status.success());
+    assert!(
+        run(&["apply", "--auto-approve", "--format", "json"])
+            .status
+            .success()
+    );
     run(&["env", "get", "api", "-o", "json"]);
     run(&["state", "show", "api"]);
+    run(&["state", "show", "api", "-o", "table"]);
     let masked = run(&["env", "worker-command", "api"]);
     assert!(masked.status.success());
     // Error paths: a bad key and a missing environment.

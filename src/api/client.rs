@@ -338,7 +338,7 @@ impl ControlPlaneClient {
         query: Option<(&str, &str)>,
         body: Option<Bytes>,
     ) -> Result<Bytes, Failure> {
-        let mut request = self.http.request(method, url);
+        let mut request = self.http.request(method.clone(), url);
         if let Some(pair) = query {
             request = request.query(&[pair]);
         }
@@ -347,11 +347,28 @@ impl ControlPlaneClient {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Failure::transport(error, self.request_timeout))?;
+        // Only the method, the path and the answer's status are logged: never the host's user
+        // information, a query value, a header or a body, which may hold secrets.
+        let path = log_path(url);
+        let started = std::time::Instant::now();
+        let response = request.send().await.map_err(|error| {
+            tracing::debug!(
+                %method,
+                path,
+                latency_ms = started.elapsed().as_millis() as u64,
+                error = %crate::local::error_chain(&error),
+                "API call failed"
+            );
+            Failure::transport(error, self.request_timeout)
+        })?;
         let status = response.status();
+        tracing::debug!(
+            %method,
+            path,
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "API call"
+        );
         let retry_after = retry_after(response.headers());
         let body = response
             .bytes()
@@ -397,6 +414,14 @@ impl Failure {
             retryable: true,
         }
     }
+}
+
+/// The path of `url`, for a log line (the whole text if it does not parse).
+fn log_path(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "(unparsable URL)".to_owned(),
+        |url| url.path().to_owned(),
+    )
 }
 
 /// `Retry-After` in seconds; the HTTP-date form is not used by the control plane.

@@ -79,7 +79,9 @@ pub enum EnvironmentError {
     #[error("unauthorized: {detail}")]
     #[diagnostic(
         code(envform::api::unauthorized),
-        help("check KUBIYA_API_KEY / --api-key")
+        help(
+            "set KUBIYA_API_KEY (or --api-key) to a key the service at --api-url (KUBIYA_CONTROL_PLANE_URL) accepts"
+        )
     )]
     Unauthorized {
         /// The service's message.

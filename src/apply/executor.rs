@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::outcome::{ApplyReport, StepOutcome, StepResult};
-use super::progress::Progress;
-use super::step::{self, StepContext, StepFailure, StepSuccess};
+use super::progress::{Progress, WAIT_REPORT_INTERVAL};
+use super::step::{self, StepContext, StepFailure, StepSuccess, WaitBoard};
 use crate::api::{EnvironmentId, EnvironmentsApi};
 use crate::plan::{Action, BoundPlan, Payload, Plan, Step, StepId};
 use crate::state::{CreateIntent, LockHandle, State, StateBackend};
@@ -29,6 +30,8 @@ pub struct ApplyOptions {
     pub wait_timeout: Duration,
     /// First pause between provisioning polls.
     pub poll_interval: Duration,
+    /// How often a step still running is reported ([`WAIT_REPORT_INTERVAL`]).
+    pub wait_report_interval: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -37,6 +40,7 @@ impl Default for ApplyOptions {
             parallelism: 10,
             wait_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_millis(100),
+            wait_report_interval: WAIT_REPORT_INTERVAL,
         }
     }
 }
@@ -64,8 +68,11 @@ pub async fn execute(
         api,
         wait_timeout: options.wait_timeout,
         poll_interval: options.poll_interval,
+        waits: WaitBoard::default(),
     };
     let mut run = Run::new(&plan, state, journal, progress);
+    // A zero interval would report in a busy loop.
+    run.wait_report_interval = options.wait_report_interval.max(Duration::from_millis(10));
     run.drive(payloads, &context, options.parallelism.max(1), cancel)
         .await;
     run.into_report()
@@ -90,6 +97,9 @@ struct Run<'a> {
     durable_intents: BTreeSet<StepId>,
     /// Steps whose call was started.
     started: BTreeSet<StepId>,
+    /// Steps in flight: when each started and when it is next reported as still running.
+    running: BTreeMap<StepId, (Instant, Instant)>,
+    wait_report_interval: Duration,
 }
 
 impl<'a> Run<'a> {
@@ -129,6 +139,8 @@ impl<'a> Run<'a> {
             noted_intents: BTreeSet::new(),
             durable_intents: BTreeSet::new(),
             started: BTreeSet::new(),
+            running: BTreeMap::new(),
+            wait_report_interval: WAIT_REPORT_INTERVAL,
         }
     }
 
@@ -170,6 +182,9 @@ impl<'a> Run<'a> {
                     let payload = payloads.remove(&id).unwrap_or(Payload::StateOnly);
                     self.progress.started(step);
                     self.started.insert(id);
+                    let now = Instant::now();
+                    self.running
+                        .insert(id, (now, now + self.wait_report_interval));
                     let owned = step.clone();
                     let context = context.clone();
                     in_flight.spawn(async move {
@@ -184,6 +199,7 @@ impl<'a> Run<'a> {
             if in_flight.is_empty() {
                 break;
             }
+            let next_report = self.running.values().map(|(_, next)| *next).min();
             tokio::select! {
                 biased;
                 () = cancel.cancelled(), if !self.interrupted => {
@@ -198,7 +214,11 @@ impl<'a> Run<'a> {
                     // Take every step that has finished meanwhile, so one save covers them all.
                     while let Some(result) = joined {
                         match result {
-                            Ok((id, result)) => self.finish(id, result),
+                            Ok((id, result)) => {
+                                self.running.remove(&id);
+                                context.waits.remove(id);
+                                self.finish(id, result);
+                            }
                             Err(error) => {
                                 let message = format!("a step's task ended abnormally: {error}");
                                 self.progress.note(&message);
@@ -208,6 +228,7 @@ impl<'a> Run<'a> {
                         joined = in_flight.try_join_next();
                     }
                 }
+                () = sleep_until_next(next_report) => self.report_waits(&context.waits),
             }
         }
         // Intents written ahead for creates that never started would claim a create that was
@@ -226,6 +247,19 @@ impl<'a> Run<'a> {
         }
         if cancel.is_cancelled() {
             self.interrupted = true;
+        }
+    }
+
+    /// Reports every step whose next still-running report is due, and schedules its next one.
+    fn report_waits(&mut self, waits: &WaitBoard) {
+        let now = Instant::now();
+        for (id, (started, next)) in &mut self.running {
+            if *next > now {
+                continue;
+            }
+            *next += self.wait_report_interval;
+            self.progress
+                .waiting(self.steps[id], now - *started, waits.get(*id));
         }
     }
 
@@ -277,21 +311,22 @@ impl<'a> Run<'a> {
                     warnings: success.warnings,
                 }
             }
-            Err(failure) => {
-                let outcome = match failure {
-                    StepFailure::Failed(message) => {
-                        self.dirty |= self.state.intents.remove(&step.name).is_some();
-                        StepOutcome::Failed { message }
-                    }
-                    // The intent stays: the next run looks the environment up by name.
-                    StepFailure::Unknown(message) => StepOutcome::Unknown { message },
-                };
-                self.skip_dependents_of(id);
-                outcome
-            }
+            Err(failure) => match failure {
+                StepFailure::Failed(message) => {
+                    self.dirty |= self.state.intents.remove(&step.name).is_some();
+                    StepOutcome::Failed { message }
+                }
+                // The intent stays: the next run looks the environment up by name.
+                StepFailure::Unknown(message) => StepOutcome::Unknown { message },
+            },
         };
+        let failed = !outcome.is_done();
+        // The failure is told before the skips it causes, so a reader sees the cause first.
         self.progress.finished(step, &outcome);
         self.outcomes.insert(id, outcome);
+        if failed {
+            self.skip_dependents_of(id);
+        }
     }
 
     /// Marks every step that transitively depends on `failed` as skipped.
@@ -352,5 +387,13 @@ impl<'a> Run<'a> {
             state: self.state,
             fatal: self.fatal,
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when nothing is running.
+async fn sleep_until_next(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

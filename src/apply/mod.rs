@@ -10,7 +10,7 @@ mod step;
 
 pub use executor::{ApplyOptions, Journal, execute};
 pub use outcome::{ApplyReport, StepOutcome, StepResult};
-pub use progress::{Progress, SilentProgress};
+pub use progress::{Progress, SilentProgress, WAIT_REPORT_INTERVAL, Waiting};
 
 #[cfg(test)]
 mod tests;

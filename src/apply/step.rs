@@ -2,15 +2,17 @@
 //! name before anything else is tried), waiting for provisioning, and checking what the service
 //! kept (the environment its answer returns) against what was sent.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::progress::Waiting;
 use crate::api::{
     CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, Status,
 };
-use crate::plan::{ManagedField, Payload, Step};
+use crate::plan::{ManagedField, Payload, Step, StepId};
 
 /// What a step needs besides itself.
 #[derive(Clone)]
@@ -21,6 +23,37 @@ pub(crate) struct StepContext {
     pub(crate) wait_timeout: Duration,
     /// First delay between provisioning polls (doubles up to 2 s).
     pub(crate) poll_interval: Duration,
+    /// What each running step waits for, read by the executor when it reports a long wait.
+    pub(crate) waits: WaitBoard,
+}
+
+/// What each running step is waiting for; a step absent from it waits for the API's answer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WaitBoard(Arc<Mutex<BTreeMap<StepId, Waiting>>>);
+
+impl WaitBoard {
+    /// Notes that `step` now waits for `waiting`.
+    fn set(&self, step: StepId, waiting: Waiting) {
+        if let Ok(mut waits) = self.0.lock() {
+            waits.insert(step, waiting);
+        }
+    }
+
+    /// What `step` waits for.
+    pub(crate) fn get(&self, step: StepId) -> Waiting {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|waits| waits.get(&step).copied())
+            .unwrap_or(Waiting::Answer)
+    }
+
+    /// Forgets a finished step.
+    pub(crate) fn remove(&self, step: StepId) {
+        if let Ok(mut waits) = self.0.lock() {
+            waits.remove(&step);
+        }
+    }
 }
 
 /// A finished step.
@@ -55,8 +88,9 @@ pub(crate) async fn run(
         Payload::Create(body) => create(step, &body, context).await,
         Payload::Update { id, patch } => {
             if step.wait_for_provisioning {
-                wait_for_provisioning(id, context).await?;
+                wait_for_provisioning(step.id, id, context).await?;
             }
+            context.waits.set(step.id, Waiting::Answer);
             // The answer is the environment as the service kept it: what the check below reads.
             let environment = match context.api.update(id, &patch).await {
                 Ok(environment) => environment,
@@ -120,7 +154,9 @@ async fn create(
     let environment = match created.status {
         // Read again until provisioning ends; `error` (also answered at once, when the namespace
         // failed before) fails the step.
-        Status::Provisioning | Status::Error => wait_for_provisioning(created.id, context).await?,
+        Status::Provisioning | Status::Error => {
+            wait_for_provisioning(step.id, created.id, context).await?
+        }
         _ => created,
     };
     warnings.extend(dropped_fields(step, &environment));
@@ -151,9 +187,11 @@ async fn read_back(id: EnvironmentId, context: &StepContext) -> Result<Environme
 /// Polls until the environment has left `provisioning`, with growing pauses; `error` fails the
 /// step with the service's message.
 async fn wait_for_provisioning(
+    step: StepId,
     id: EnvironmentId,
     context: &StepContext,
 ) -> Result<Environment, StepFailure> {
+    context.waits.set(step, Waiting::Provisioning);
     let deadline = Instant::now() + context.wait_timeout;
     let mut delay = context.poll_interval;
     loop {

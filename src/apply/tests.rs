@@ -59,6 +59,14 @@ impl Progress for Recorder {
             .unwrap()
             .push(format!("start {}", step.name));
     }
+    fn waiting(&self, step: &Step, elapsed: std::time::Duration, waiting: Waiting) {
+        self.events.lock().unwrap().push(format!(
+            "waiting {} {:?} {}ms",
+            step.name,
+            waiting,
+            elapsed.as_millis()
+        ));
+    }
     fn finished(&self, step: &Step, outcome: &StepOutcome) {
         self.events
             .lock()
@@ -80,6 +88,16 @@ impl Fixture {
     }
 
     async fn apply(&self, desired: &Desired, progress: &dyn Progress) -> ApplyReport {
+        self.apply_with(desired, &ApplyOptions::default(), progress)
+            .await
+    }
+
+    async fn apply_with(
+        &self,
+        desired: &Desired,
+        options: &ApplyOptions,
+        progress: &dyn Progress,
+    ) -> ApplyReport {
         let state = self.state().await;
         let live = self.api.list(None).await.unwrap();
         let plan = diff(desired, &live, &state, &PlanOptions::default()).unwrap();
@@ -91,7 +109,7 @@ impl Fixture {
                 backend: &self.backend,
                 lock: None,
             },
-            &ApplyOptions::default(),
+            options,
             CancellationToken::new(),
             progress,
         )
@@ -221,7 +239,13 @@ async fn dependents_of_a_failed_step_are_skipped_and_others_continue() {
     let desired = desired(
         "version: 1\nenvironments:\n  - name: refused\n  - name: child\n    depends_on: [refused]\n  - name: grandchild\n    depends_on: [child]\n  - name: independent\n",
     );
-    let report = fixture.apply(&desired, &SilentProgress).await;
+    let recorder = Recorder::default();
+    let report = fixture.apply(&desired, &recorder).await;
+    // The failure is reported before the skips it causes.
+    let events = recorder.events.lock().unwrap().clone();
+    let failed = events.iter().position(|event| event == "failed refused");
+    let skipped = events.iter().position(|event| event == "skipped child");
+    assert!(failed.is_some() && failed < skipped, "{events:?}");
     assert!(!report.succeeded());
     let labels: Vec<(String, &str)> = report
         .results
@@ -354,5 +378,46 @@ async fn steps_that_change_nothing_are_neither_saved_nor_listed() {
         .collect();
     assert_eq!(listed, ["development"], "{table}");
     assert_eq!(report.counts()[0], ("done", 1));
+    fixture.control_plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_step_that_waits_is_reported_at_each_interval_with_what_it_waits_for() {
+    let mut config = ControlPlaneConfig::default();
+    config.provisioner.delay = std::time::Duration::from_millis(400);
+    let fixture = fixture(config).await;
+    let desired = desired("version: 1\nenvironments:\n  - name: slow\n");
+    let recorder = Recorder::default();
+    let options = ApplyOptions {
+        wait_report_interval: std::time::Duration::from_millis(100),
+        ..ApplyOptions::default()
+    };
+    let report = fixture.apply_with(&desired, &options, &recorder).await;
+    assert!(report.succeeded(), "{}", report.table());
+    let events = recorder.events.lock().unwrap().clone();
+    let waits: Vec<&String> = events
+        .iter()
+        .filter(|event| event.starts_with("waiting slow Provisioning"))
+        .collect();
+    assert!(waits.len() >= 2, "{events:?}");
+    // Reports come between the start and the end, with growing elapsed times.
+    let start = events.iter().position(|event| event == "start slow");
+    let end = events.iter().position(|event| event == "done slow");
+    let first = events.iter().position(|event| event.starts_with("waiting"));
+    assert!(start < first && first < end, "{events:?}");
+    fixture.control_plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quick_apply_reports_no_wait() {
+    let fixture = fixture(ControlPlaneConfig::default()).await;
+    let recorder = Recorder::default();
+    let report = fixture.apply(&desired(STAGES), &recorder).await;
+    assert!(report.succeeded(), "{}", report.table());
+    let events = recorder.events.lock().unwrap().clone();
+    assert!(
+        !events.iter().any(|event| event.starts_with("waiting")),
+        "{events:?}"
+    );
     fixture.control_plane.shutdown().await;
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{LockArgs, ReconcileArgs, parse_duration};
+use super::events::JsonEvents;
 use super::exit::Exit;
-use super::output::{self, print_stdout};
+use super::output::{self, ReportFormat, print_stdout};
 use super::plan::{PlanFormat, Planned, make_plan, show_plan};
 use super::progress::TerminalProgress;
 use super::workspace;
-use crate::apply::{ApplyOptions, ApplyReport, Journal};
+use crate::apply::{ApplyOptions, ApplyReport, Journal, Progress};
 use crate::desired::Desired;
 use crate::plan::{DisruptionPolicy, Plan, PlanOptions, Summary};
 use crate::state::StateBackend;
@@ -34,6 +35,10 @@ pub(crate) struct ExecutionArgs {
     /// How long a create may wait for provisioning, e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     wait_timeout: std::time::Duration,
+    /// Output format (also spelt --output): `json` writes a JSON Lines event stream on stdout
+    /// instead of the plan, progress and result table.
+    #[arg(short = 'o', long, visible_alias = "output", value_enum, default_value_t = ReportFormat::Human)]
+    format: ReportFormat,
 }
 
 /// `envform apply` flags.
@@ -99,11 +104,38 @@ pub(super) enum Mode {
 }
 
 pub(super) async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit> {
+    let events = (args.format == ReportFormat::Json).then(|| {
+        JsonEvents::new(match mode {
+            Mode::Apply { .. } => "apply",
+            Mode::Destroy => "destroy",
+        })
+    });
+    let result = run_reporting(args, mode, events.as_ref()).await;
+    // A script reading the stream learns why it ended without a summary; stderr has the report.
+    if let (Err(report), Some(events)) = (&result, &events) {
+        events.error(report);
+    }
+    result
+}
+
+async fn run_reporting(
+    args: &ExecutionArgs,
+    mode: Mode,
+    events: Option<&JsonEvents>,
+) -> miette::Result<Exit> {
     let configuration = &args.reconcile.configuration;
     let desired = configuration.desired.load()?;
     let backend = configuration.backend(Some(&desired))?;
     let target = configuration.target()?;
-    let handle = workspace::lock(backend.as_ref(), "apply", &args.lock).await?;
+    let handle = match events {
+        Some(events) => {
+            workspace::lock_telling_waits(backend.as_ref(), "apply", &args.lock, &mut |holder| {
+                events.lock_waiting(holder);
+            })
+            .await?
+        }
+        None => workspace::lock(backend.as_ref(), "apply", &args.lock).await?,
+    };
     let connection = match workspace::connect(&target).await {
         Ok(connected) => connected,
         Err(error) => {
@@ -111,30 +143,40 @@ pub(super) async fn run(args: &ExecutionArgs, mode: Mode) -> miette::Result<Exit
             return Err(error);
         }
     };
-    let result = locked(
-        &connection,
-        backend.as_ref(),
-        &handle,
-        &target.describe(),
-        desired,
-        args,
-        mode,
-    )
-    .await;
+    let held = Held {
+        connection: &connection,
+        backend: backend.as_ref(),
+        handle: &handle,
+        target: &target.describe(),
+    };
+    let result = locked(&held, desired, args, mode, events).await;
     connection.close().await;
     workspace::unlock(backend.as_ref(), handle).await;
     result
 }
 
+/// What `apply` holds once it has the lock: the connection, the state backend, the lock and the
+/// control plane's description.
+struct Held<'a> {
+    connection: &'a Connection,
+    backend: &'a dyn StateBackend,
+    handle: &'a crate::state::LockHandle,
+    target: &'a str,
+}
+
 async fn locked(
-    connection: &Connection,
-    backend: &dyn StateBackend,
-    handle: &crate::state::LockHandle,
-    target: &str,
+    held: &Held<'_>,
     desired: Desired,
     args: &ExecutionArgs,
     mode: Mode,
+    events: Option<&JsonEvents>,
 ) -> miette::Result<Exit> {
+    let Held {
+        connection,
+        backend,
+        handle,
+        target,
+    } = *held;
     let state = workspace::load_state(
         backend,
         target,
@@ -175,13 +217,16 @@ async fn locked(
         plan,
     } = planned;
     // A plan refused by a safety check is still shown, so what was refused can be reviewed.
-    if plan.refused().is_some() {
+    if let (Some(_), Some(events)) = (plan.refused(), events) {
+        events.plan(&plan);
+    } else if plan.refused().is_some() {
         show_plan(
             &plan,
             PlanFormat::Human,
             crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
         )?;
     }
+    let binding = std::time::Instant::now();
     let bound = plan
         .bind(
             &desired,
@@ -190,22 +235,33 @@ async fn locked(
             args.reconcile.planning.allow_disruption,
         )
         .map_err(miette::Report::new)?;
+    output::phase_done("bind", binding);
     let plan = bound.plan();
-    show_plan(
-        plan,
-        PlanFormat::Human,
-        crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
-    )?;
+    match events {
+        Some(events) => events.plan(plan),
+        None => show_plan(
+            plan,
+            PlanFormat::Human,
+            crate::plan::render::DEFAULT_MARKDOWN_MAX_CHARS,
+        )?,
+    }
     // Nothing to do live nor in state: no state is written, so the serial stays and every saved
     // plan made against it stays valid.
     if bound.changes_nothing() {
+        if let Some(events) = events {
+            events.nothing_to_do();
+        }
         return Ok(Exit::Success);
     }
     if plan.has_changes() && !args.auto_approve {
         if !output::interactive() {
             return Err(miette::miette!(
                 code = "envform::apply::approval_required",
-                help = "review the plan above, then run again with --auto-approve",
+                help = if events.is_some() {
+                    "the plan is the stream's `plan` event; run again with --auto-approve to apply it"
+                } else {
+                    "review the plan above, then run again with --auto-approve"
+                },
                 "refusing to apply without --auto-approve: stdin is not a terminal, nothing was applied"
             ));
         }
@@ -227,13 +283,22 @@ async fn locked(
             cancel.cancel();
         }
     });
-    let progress = TerminalProgress::new(plan.steps().len());
+    // The bar is made only for people: with JSON, stderr stays quiet.
+    let terminal = events
+        .is_none()
+        .then(|| TerminalProgress::new(plan.steps().len()));
+    let progress: &dyn Progress = match (events, &terminal) {
+        (Some(events), _) => events,
+        (None, Some(terminal)) => terminal,
+        (None, None) => &crate::apply::SilentProgress,
+    };
     let summary = plan.summary();
     let options = ApplyOptions {
         parallelism: usize::from(args.parallelism),
         wait_timeout: args.wait_timeout,
         ..ApplyOptions::default()
     };
+    let applying = std::time::Instant::now();
     let report = crate::apply::execute(
         bound,
         Arc::clone(&connection.api),
@@ -243,12 +308,18 @@ async fn locked(
         },
         &options,
         cancel,
-        &progress,
+        progress,
     )
     .await;
+    output::phase_done("apply", applying);
     watcher.abort();
-    progress.finish();
-    print_stdout(&conclusion(&report, summary, is_destroy))?;
+    if let Some(terminal) = &terminal {
+        terminal.finish();
+    }
+    match events {
+        Some(events) => events.summary(&report),
+        None => print_stdout(&conclusion(&report, summary, is_destroy))?,
+    }
     Ok(if report.interrupted {
         Exit::Interrupted
     } else if report.succeeded() {

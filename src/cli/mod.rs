@@ -5,6 +5,7 @@ mod apply;
 mod args;
 mod destroy;
 mod env;
+mod events;
 mod exit;
 mod force_unlock;
 mod import;
@@ -40,7 +41,8 @@ pub use exit::Exit;
     max_term_width = 80
 )]
 pub struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace); ENVFORM_LOG overrides.
+    /// More logging on stderr: -v envform's events (API calls, phases, the lock), -vv more of
+    /// them, -vvv also the libraries'; ENVFORM_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// No colour, even on a terminal (as NO_COLOR=1).
@@ -124,7 +126,7 @@ where
     // A server logs each request and a worker what it does, by default; other commands only
     // warnings.
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
-    output::install_tracing(cli.verbose + u8::from(is_server));
+    output::install_tracing(cli.verbose, is_server);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,16 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// Output format of the commands that report on what they did (`validate`, `apply`,
+/// `destroy`): text for people, or JSON on stdout for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Text for people.
+    Human,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
 /// Writes `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
     let mut text = serde_json::to_string_pretty(value)
@@ -60,21 +70,58 @@ pub(crate) fn install_report_handler() {
     }));
 }
 
-/// Logs to stderr; `ENVFORM_LOG` (an env-filter) overrides the `-v` count.
-pub(crate) fn install_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+/// The variable that sets what is logged, overriding `-v`: a level, or an env-filter directive.
+pub(crate) const LOG_VARIABLE: &str = "ENVFORM_LOG";
+
+/// Logs to stderr. `-v` shows envform's own events (phases with their durations, each API call
+/// and state request, the state lock) at debug, `-vv` at trace; the libraries underneath (hyper,
+/// reqwest, rustls, h2, sqlx) stay at warnings until `-vvv`, so their chatter never hides
+/// envform's. A server or a worker logs envform's events at info by default. `ENVFORM_LOG`
+/// overrides the count: a bare level (`debug`) means envform's events at that level, `trace`
+/// everything, and anything else is an env-filter directive used as written.
+pub(crate) fn install_tracing(verbose: u8, is_server: bool) {
+    let directive = match std::env::var(LOG_VARIABLE) {
+        Ok(value) if !value.trim().is_empty() => log_directive(value.trim()),
+        _ => default_directive(verbose, is_server).to_owned(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ENVFORM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(default_directive(verbose, is_server))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(stderr_color())
         .try_init();
+}
+
+/// What `-v` counts to.
+fn default_directive(verbose: u8, is_server: bool) -> &'static str {
+    match (verbose, is_server) {
+        (0, false) => "warn",
+        (0, true) => "warn,envform=info",
+        (1, _) => "warn,envform=debug",
+        (2, _) => "warn,envform=trace",
+        _ => "trace",
+    }
+}
+
+/// `ENVFORM_LOG` as a directive: a bare level below `trace` applies to envform only.
+fn log_directive(value: &str) -> String {
+    match value.to_ascii_lowercase().as_str() {
+        level @ ("error" | "warn" | "info" | "debug") => format!("warn,envform={level}"),
+        _ => value.to_owned(),
+    }
+}
+
+/// Logs at debug that a phase of a command ended, with its duration: where the time went.
+pub(crate) fn phase_done(phase: &'static str, started: std::time::Instant) {
+    // A target of its own, so `ENVFORM_LOG=envform::phase=debug` shows the timings alone.
+    tracing::debug!(
+        target: "envform::phase",
+        phase,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "phase done"
+    );
 }
 
 /// Prints a report on stderr.
@@ -201,6 +248,19 @@ pub(crate) fn confirm(question: &str, accept_short: bool) -> miette::Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbosity_shows_envform_before_its_libraries() {
+        assert_eq!(default_directive(0, false), "warn");
+        assert_eq!(default_directive(0, true), "warn,envform=info");
+        assert_eq!(default_directive(1, false), "warn,envform=debug");
+        assert_eq!(default_directive(2, true), "warn,envform=trace");
+        assert_eq!(default_directive(3, false), "trace");
+        assert_eq!(log_directive("debug"), "warn,envform=debug");
+        assert_eq!(log_directive("INFO"), "warn,envform=info");
+        assert_eq!(log_directive("trace"), "trace");
+        assert_eq!(log_directive("envform::api=debug"), "envform::api=debug");
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -44,8 +44,8 @@ impl From<PlanFormat> for Format {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     reconcile: ReconcileArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    /// Output format (also spelt --output).
+    #[arg(short = 'o', long, visible_alias = "output", value_enum, default_value_t = PlanFormat::Human)]
     format: PlanFormat,
     /// Save the plan, with what it was computed against, for `envform apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
@@ -80,7 +80,9 @@ pub(crate) async fn make_plan(
     state: State,
     options: &PlanOptions,
 ) -> miette::Result<Planned> {
+    let started = std::time::Instant::now();
     let live = api.list(None).await.map_err(miette::Report::new)?;
+    super::output::phase_done("list", started);
     plan_against(desired, state, live, options)
 }
 
@@ -93,10 +95,12 @@ fn plan_against(
     live: Vec<crate::api::Environment>,
     options: &PlanOptions,
 ) -> miette::Result<Planned> {
+    let started = std::time::Instant::now();
     if options.destroy {
         desired.environments.clear();
     }
     let plan = crate::plan::diff(&desired, &live, &state, options).map_err(miette::Report::new)?;
+    super::output::phase_done("plan", started);
     Ok(Planned {
         desired,
         state,
@@ -133,7 +137,12 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     // The one list call runs while the files are read and checked: neither needs the other.
     let listing = tokio::spawn({
         let api = std::sync::Arc::clone(&connection.api);
-        async move { api.list(None).await }
+        async move {
+            let started = std::time::Instant::now();
+            let listed = api.list(None).await;
+            super::output::phase_done("list", started);
+            listed
+        }
     });
     // So does reading local state, from where it is unless the files' `state:` block says
     // otherwise (then it is read again from there).

@@ -16,8 +16,8 @@ pub(crate) enum StateCommand {
     List {
         #[command(flatten)]
         location: ConfigurationArgs,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = output::OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = output::OutputFormat::Table)]
         output: output::OutputFormat,
     },
     /// Show what state records for one environment.
@@ -27,6 +27,9 @@ pub(crate) enum StateCommand {
         name: String,
         #[command(flatten)]
         location: ConfigurationArgs,
+        /// Output format (also spelt --output); the entry is a JSON document unless `table`.
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = output::OutputFormat::Json)]
+        output: output::OutputFormat,
     },
     /// Forget an environment (it stays live, unmanaged).
     #[command(after_help = "Example:\n  envform state rm legacy")]
@@ -66,15 +69,24 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
                 }
             }
         }
-        StateCommand::Show { name, location } => {
+        StateCommand::Show {
+            name,
+            location,
+            output,
+        } => {
             let state = read(&location).await?;
             let resource = state
                 .resources
                 .get(&name)
                 .ok_or_else(|| not_managed(&name))?;
-            let mut text = serde_json::to_string_pretty(resource).into_diagnostic()?;
-            text.push('\n');
-            print_stdout(&text)?;
+            match output {
+                output::OutputFormat::Json => {
+                    let mut text = serde_json::to_string_pretty(resource).into_diagnostic()?;
+                    text.push('\n');
+                    print_stdout(&text)?;
+                }
+                output::OutputFormat::Table => print_stdout(&resource_table(&name, resource))?,
+            }
         }
         StateCommand::Rm {
             name,
@@ -108,6 +120,26 @@ pub(crate) async fn execute(command: StateCommand) -> miette::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// One state entry as `FIELD  VALUE` lines, the fields last applied as compact JSON.
+fn resource_table(name: &str, resource: &crate::state::ResourceState) -> String {
+    let mut rows = vec![
+        vec!["name".to_owned(), name.to_owned()],
+        vec!["id".to_owned(), resource.id.to_string()],
+        vec![
+            "prevent_destroy".to_owned(),
+            resource.prevent_destroy.to_string(),
+        ],
+        vec!["depends_on".to_owned(), resource.depends_on.join(", ")],
+    ];
+    if let Some(renamed_from) = &resource.renamed_from {
+        rows.push(vec!["renamed_from".to_owned(), renamed_from.clone()]);
+    }
+    for (field, value) in &resource.last_applied {
+        rows.push(vec![format!("last_applied.{field}"), value.to_string()]);
+    }
+    output::table(&["FIELD", "VALUE"], &rows)
 }
 
 /// The state the flags and the file name, read without the lock (`list` and `show` only look).

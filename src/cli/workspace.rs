@@ -18,11 +18,19 @@ use crate::target::{Connection, Target};
 impl DesiredArgs {
     /// Reads and validates the desired state; its warnings go to stderr.
     pub(crate) fn load(&self) -> miette::Result<Desired> {
-        let desired = crate::desired::load_all(&self.paths()).map_err(miette::Report::new)?;
+        let desired = self.load_spec().map_err(miette::Report::new)?;
         for warning in &desired.warnings {
             eprintln!("{:?}", miette::Report::new(warning.clone()));
         }
         Ok(desired)
+    }
+
+    /// Reads and checks the files, keeping the error's structure (for `validate --format json`).
+    pub(crate) fn load_spec(&self) -> Result<Desired, crate::desired::SpecError> {
+        let started = std::time::Instant::now();
+        let loaded = crate::desired::load_all(&self.paths());
+        super::output::phase_done("read files", started);
+        loaded
     }
 
     /// The configuration's directory, looking at what the first path is.
@@ -110,23 +118,50 @@ pub(crate) async fn lock(
     operation: &str,
     args: &LockArgs,
 ) -> miette::Result<LockHandle> {
+    lock_telling_waits(backend, operation, args, &mut |holder| {
+        eprintln!("Waiting for the state lock held by {holder}...");
+    })
+    .await
+}
+
+/// Takes the state lock, calling `waiting` with the holder each time a new one is seen while
+/// waiting.
+pub(crate) async fn lock_telling_waits(
+    backend: &dyn StateBackend,
+    operation: &str,
+    args: &LockArgs,
+    waiting: &mut (dyn FnMut(&str) + Send),
+) -> miette::Result<LockHandle> {
     let info = LockInfo::new(operation, backend.describe());
     let mut last_holder: Option<String> = None;
-    lock_with_timeout(backend, info, args.lock_timeout, |holder| {
+    let started = std::time::Instant::now();
+    tracing::debug!(backend = %backend.describe(), operation, "taking the state lock");
+    let handle = lock_with_timeout(backend, info, args.lock_timeout, |holder| {
         let holder = holder.map_or_else(|| "another process".to_owned(), ToString::to_string);
         if last_holder.as_ref() != Some(&holder) {
-            eprintln!("Waiting for the state lock held by {holder}...");
+            tracing::debug!(%holder, "the state lock is held; waiting");
+            waiting(&holder);
             last_holder = Some(holder);
         }
     })
     .await
-    .map_err(miette::Report::new)
+    .map_err(miette::Report::new)?;
+    tracing::debug!(
+        lock_id = %handle.info().id,
+        waited_ms = started.elapsed().as_millis() as u64,
+        "state lock taken"
+    );
+    Ok(handle)
 }
 
 /// Releases the lock; a failure is reported but does not change the command's outcome.
 pub(crate) async fn unlock(backend: &dyn StateBackend, handle: LockHandle) {
     let id = handle_id(&handle);
-    if let Err(error) = backend.unlock(handle).await {
+    let result = backend.unlock(handle).await;
+    if result.is_ok() {
+        tracing::debug!(lock_id = %id, "state lock released");
+    }
+    if let Err(error) = result {
         eprintln!(
             "warning: could not release the state lock: {}\nhint: `envform force-unlock {id}` releases it",
             error_chain(&error)
@@ -145,7 +180,9 @@ pub(crate) async fn load_state(
     target: &str,
     moved: bool,
 ) -> miette::Result<State> {
+    let started = std::time::Instant::now();
     let stored = backend.load().await.map_err(miette::Report::new)?;
+    super::output::phase_done("read state", started);
     State::for_target(stored, target, moved).map_err(miette::Report::new)
 }
 

@@ -40,6 +40,8 @@ pub enum SpecError {
     Invalid {
         /// "found 3 problems in envform.yaml".
         summary: String,
+        /// Every file read, in the order read.
+        files: Vec<PathBuf>,
         /// Each problem, pointing into its file.
         #[related]
         diagnostics: Vec<SpecDiagnostic>,
@@ -51,6 +53,14 @@ impl SpecError {
     pub fn diagnostics(&self) -> &[SpecDiagnostic] {
         match self {
             SpecError::Invalid { diagnostics, .. } => diagnostics,
+            SpecError::Io { .. } | SpecError::NoFiles { .. } => &[],
+        }
+    }
+
+    /// The files read before the problems were found (none when reading failed).
+    pub fn files(&self) -> &[PathBuf] {
+        match self {
+            SpecError::Invalid { files, .. } => files,
             SpecError::Io { .. } | SpecError::NoFiles { .. } => &[],
         }
     }
@@ -71,6 +81,7 @@ impl SpecError {
         };
         SpecError::Invalid {
             summary: format!("found {count} {problems} in {place}"),
+            files: sources.files.iter().map(|file| file.path.clone()).collect(),
             diagnostics,
         }
     }
@@ -117,6 +128,16 @@ impl SpecDiagnostic {
     /// The stable code, e.g. `envform::spec::unknown_key`.
     pub fn code(&self) -> &'static str {
         self.kind.code()
+    }
+
+    /// The file the problem is in, as it was named when read.
+    pub fn file(&self) -> &str {
+        self.source_code.name()
+    }
+
+    /// What to do about it, when there is something to say.
+    pub fn help_text(&self) -> Option<String> {
+        self.kind.help()
     }
 
     /// Places the problem in `sources`, computing line and column.

@@ -205,24 +205,24 @@ pub enum StateError {
 
     /// The server refused the credentials (401 or 403).
     #[error("{address} answered {status}: the credentials are missing or refused")]
-    #[diagnostic(
-        code(envform::state::unauthorized),
-        help(
-            "set `state.username` and the password in ENVFORM_STATE_PASSWORD (or TF_HTTP_PASSWORD)"
-        )
-    )]
+    #[diagnostic(code(envform::state::unauthorized))]
     Unauthorized {
         /// The address called.
         address: String,
         /// The status.
         status: u16,
+        /// What to set, from what was sent: no user, no password, or both refused.
+        #[help]
+        help: String,
     },
 
     /// The server answered with an unexpected status.
     #[error("{address} answered {status}: {body}")]
     #[diagnostic(
         code(envform::state::http),
-        help("the state server refused the request; its answer is quoted above")
+        help(
+            "the state server refused the request (its answer ends the message); check the state address and the server's log"
+        )
     )]
     Http {
         /// The address called.

@@ -502,11 +502,27 @@ impl Client {
         if let Some(token) = fencing_token {
             request = request.header(FENCING_TOKEN_HEADER, token.to_string());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| Failure::Transport(self.transport(url, error)))?;
+        let started = std::time::Instant::now();
+        let response = request.send().await.map_err(|error| {
+            let error = self.transport(url, error);
+            tracing::debug!(
+                %method,
+                path = url.path(),
+                latency_ms = started.elapsed().as_millis() as u64,
+                %error,
+                "state request failed"
+            );
+            Failure::Transport(error)
+        })?;
         let status = response.status();
+        // The path only: the address's user information and query may hold credentials.
+        tracing::debug!(
+            %method,
+            path = url.path(),
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "state request"
+        );
         let headers = response.headers().clone();
         let body = response
             .bytes()
@@ -533,6 +549,25 @@ impl Client {
         }
     }
 
+    /// What to do about a 401 or 403, from the credentials that were sent. Basic auth is sent
+    /// only with a user, so a password alone is the likeliest slip.
+    fn credentials_help(&self, status: StatusCode) -> String {
+        let password = format!("{} or {}", PASSWORD_VARIABLES[0], PASSWORD_VARIABLES[1]);
+        let user = "--state-username, ENVFORM_STATE_USERNAME or `state.username` in the file";
+        match (&self.username, &self.password) {
+            (None, _) => format!(
+                "no credentials were sent: set the user ({user}) and the password ({password}); the password is sent only with a user"
+            ),
+            (Some(_), None) => format!("no password was sent: set {password}"),
+            (Some(_), Some(_)) if status == StatusCode::FORBIDDEN => format!(
+                "these credentials may not use this state: check the user ({user}), the password ({password}) and the state address"
+            ),
+            (Some(_), Some(_)) => format!(
+                "the user or the password was refused: check the user ({user}) and the password ({password})"
+            ),
+        }
+    }
+
     /// The error for an answer the protocol does not expect.
     fn unexpected(&self, url: &Url, answer: &Answer) -> StateError {
         let address = redact(url);
@@ -540,6 +575,7 @@ impl Client {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StateError::Unauthorized {
                 address,
                 status: answer.status.as_u16(),
+                help: self.credentials_help(answer.status),
             },
             status => StateError::Http {
                 address,

@@ -39,8 +39,8 @@ pub(crate) enum EnvCommand {
         /// Only environments with this status.
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
         /// Show `execution_environment.env_vars` values instead of masking them.
         #[arg(long)]
@@ -51,8 +51,8 @@ pub(crate) enum EnvCommand {
     Get {
         /// Environment id or name.
         environment: String,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
         /// Show `execution_environment.env_vars` values instead of masking them.
         #[arg(long)]
@@ -71,8 +71,8 @@ pub(crate) enum EnvCommand {
         name: Option<String>,
         #[command(flatten)]
         fields: FieldFlags,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// Update fields of an environment (each field given replaces the stored one).
@@ -93,8 +93,8 @@ pub(crate) enum EnvCommand {
         /// Clear a field (repeatable).
         #[arg(long, value_name = "FIELD", value_parser = clearable_field())]
         clear: Vec<ManagedField>,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// Delete an environment (asks first on a terminal; --yes otherwise).
@@ -117,8 +117,8 @@ pub(crate) enum EnvCommand {
         /// Show the worker token instead of masking it.
         #[arg(long)]
         reveal: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// Revoke every worker token of an environment and issue one new one (its workers stop).
@@ -132,8 +132,8 @@ pub(crate) enum EnvCommand {
         /// Show the new token instead of masking it (it is returned only this once).
         #[arg(long)]
         reveal: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// List the workers registered with an environment.
@@ -141,8 +141,8 @@ pub(crate) enum EnvCommand {
     Workers {
         /// Environment id or name.
         environment: String,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// Show the audit log of an environment (also of a deleted one, by name or id).
@@ -150,8 +150,8 @@ pub(crate) enum EnvCommand {
     History {
         /// Environment id or name.
         environment: String,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
 }
