@@ -23,6 +23,13 @@ use crate::store::{
 /// start of the service to resume.
 const RECORD_ATTEMPTS: u32 = 5;
 
+/// How long a claim on an organization's provisioning holds unless renewed: a process that
+/// died mid-provisioning delays another's takeover by at most this.
+pub(crate) const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a running provisioning renews its claim.
+const CLAIM_RENEWAL: Duration = Duration::from_secs(10);
+
 /// A fresh provisioning workflow identifier.
 pub(crate) fn new_workflow_id() -> String {
     format!("namespace-provisioning-{}", Uuid::new_v4())
@@ -123,6 +130,24 @@ pub(crate) async fn run(
     workflow_id: String,
     first_step: oneshot::Sender<()>,
 ) {
+    // Processes sharing a database (replicas on PostgreSQL) all resume the same organizations:
+    // only the one that holds the claim provisions.
+    match claim(inner, &organization).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(organization = %organization, "another process provisions this namespace");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(
+                organization = %organization,
+                error = %crate::local::error_chain(&error),
+                "cannot claim the namespace provisioning; it is resumed later"
+            );
+            return;
+        }
+    }
+    tracing::info!(organization = %organization, %workflow_id, "provisioning the namespace");
     let mut provision = inner.provisioner.provision(&organization);
     let first_poll =
         std::future::poll_fn(|context| Poll::Ready(provision.as_mut().poll(context))).await;
@@ -130,10 +155,26 @@ pub(crate) async fn run(
         Poll::Ready(outcome) => outcome,
         Poll::Pending => {
             drop(first_step);
-            tokio::select! {
-                biased;
-                () = inner.shutdown.cancelled() => return,
-                outcome = &mut provision => outcome,
+            let mut renewal = tokio::time::interval(CLAIM_RENEWAL);
+            renewal.tick().await;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = inner.shutdown.cancelled() => {
+                        release(inner, &organization).await;
+                        return;
+                    }
+                    outcome = &mut provision => break outcome,
+                    _ = renewal.tick() => {
+                        if let Err(error) = claim(inner, &organization).await {
+                            tracing::warn!(
+                                organization = %organization,
+                                error = %crate::local::error_chain(&error),
+                                "cannot renew the claim on the namespace provisioning"
+                            );
+                        }
+                    }
+                }
             }
         }
     };
@@ -154,6 +195,31 @@ pub(crate) async fn run(
             () = inner.shutdown.cancelled() => return,
             () = tokio::time::sleep(backoff) => {}
         }
+    }
+}
+
+/// Claims (or renews this process's claim on) the organization's provisioning.
+async fn claim(inner: &super::Inner, organization: &OrganizationId) -> Result<bool, StoreError> {
+    let mut transaction = inner.store.begin().await?;
+    let claimed = transaction
+        .claim_provisioning(organization, &inner.claimant, CLAIM_LEASE)
+        .await?;
+    transaction.commit().await?;
+    Ok(claimed)
+}
+
+/// Gives up this process's claim, so that the next process to start resumes at once; on failure
+/// the claim simply runs out.
+async fn release(inner: &super::Inner, organization: &OrganizationId) {
+    let released = async {
+        let mut transaction = inner.store.begin().await?;
+        transaction
+            .release_provisioning(organization, &inner.claimant)
+            .await?;
+        transaction.commit().await
+    };
+    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), released).await {
+        tracing::debug!(error = %crate::local::error_chain(&error), "cannot release a provisioning claim");
     }
 }
 
@@ -178,6 +244,9 @@ async fn record_outcome(
     let now = clock::now();
     let namespace = finished(workflow_id, outcome, now);
     transition(transaction.as_mut(), organization, &namespace, now).await?;
+    transaction
+        .release_provisioning(organization, &inner.claimant)
+        .await?;
     transaction.commit().await?;
     match outcome {
         Ok(_) => tracing::info!(organization = %organization, "namespace provisioned"),

@@ -8,13 +8,20 @@
 //! these operations inside one transaction per API call.
 
 mod audit;
+mod failure;
+mod postgres;
+mod postgres_state;
+mod postgres_workers;
 mod record;
+mod row;
 mod sqlite;
 mod sqlite_state;
 mod state;
 mod workers;
 
 pub use audit::{AuditEntry, AuditRecord, AuditStore, AuditTransaction};
+pub use failure::StorageFailure;
+pub use postgres::{PgPoolSettings, PgStore};
 pub use record::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, UnknownNamespaceState,
     WorkerTokenHash, WorkerTokenRecord,
@@ -62,6 +69,9 @@ pub enum StoreError {
     /// Bringing the schema up to date failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database accepts no writes (a read-only standby).
+    #[error("the database is read-only")]
+    ReadOnly,
     /// A stored value could not be read back (edited by hand, or written by a newer version).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -75,6 +85,8 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
     fn write_generation(&self) -> u64;
     /// Starts a write transaction; writers are serialized, so reads inside it are current.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
+    /// Checks that the database answers and that a write could start now (readiness).
+    async fn check_ready(&self) -> Result<(), StoreError>;
     /// One organization.
     async fn organization(
         &self,
@@ -120,6 +132,21 @@ pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
         &mut self,
         organization: &OrganizationId,
         namespace: &NamespaceRecord,
+    ) -> Result<(), StoreError>;
+    /// Claims the running of the organization's provisioning for `claimant` during `lease`
+    /// (judged by the database's clock): true if it was unclaimed, already `claimant`'s (then
+    /// renewed), or its claim had run out.
+    async fn claim_provisioning(
+        &mut self,
+        organization: &OrganizationId,
+        claimant: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `claimant`'s claim on the organization's provisioning, if it holds it.
+    async fn release_provisioning(
+        &mut self,
+        organization: &OrganizationId,
+        claimant: &str,
     ) -> Result<(), StoreError>;
     /// The environments of an organization, ordered as [`Store::environments`].
     async fn environments(
