@@ -102,6 +102,7 @@ pub struct ServerOptions {
     keys: Vec<(String, String)>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    database_url: Option<String>,
 }
 
 impl ServerOptions {
@@ -121,6 +122,13 @@ impl ServerOptions {
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args
             .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Serves from this PostgreSQL database (`--database-url`) instead of the SQLite file; the
+    /// path given to [`ServerOptions::start`] then only places the server's log.
+    pub fn postgres(mut self, database: &crate::postgres::Database) -> Self {
+        self.database_url = Some(database.url.clone());
         self
     }
 
@@ -159,20 +167,18 @@ impl ServerOptions {
 
     fn command(&self, db: &Path) -> Command {
         let mut command = Command::new(envform_bin());
-        command.args([
-            "-v",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            &db.display().to_string(),
-        ]);
+        command.args(["-v", "serve", "--addr", "127.0.0.1:0"]);
+        match &self.database_url {
+            Some(url) => command.args(["--database-url", url]),
+            None => command.args(["--db", &db.display().to_string()]),
+        };
         for (key, org) in &self.keys {
             command.arg("--api-key").arg(format!("{key}={org}"));
         }
         command
             .args(&self.args)
             .env_remove("ENVFORM_API_KEYS")
+            .env_remove("ENVFORM_DATABASE_URL")
             .env_remove("ENVFORM_LOG")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -248,6 +254,7 @@ impl Server {
             keys: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
+            database_url: None,
         }
         .key(KEY_A, "org-a")
         .key(KEY_B, "org-b")
