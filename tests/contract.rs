@@ -133,7 +133,7 @@ struct Target {
 
 enum Backend {
     Embedded(ControlPlane),
-    Http(Server),
+    Http(Box<Server>),
 }
 
 impl Target {
@@ -185,7 +185,7 @@ impl Target {
             a: Arc::new(server.client(KEY_A)),
             b: Arc::new(server.client(KEY_B)),
             failing: Arc::new(server.client(KEY_FAIL)),
-            backend: Backend::Http(server),
+            backend: Backend::Http(Box::new(server)),
             _dir: dir,
         }
     }

@@ -18,6 +18,7 @@ mod readme;
 mod reconcile;
 mod replicas;
 mod secrets;
+mod storage_faults;
 mod support;
 mod workers;
 mod workflow;

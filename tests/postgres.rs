@@ -14,50 +14,111 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// The running cluster.
+/// A running cluster.
 pub struct Cluster {
     port: u16,
+    bin: PathBuf,
+    root: PathBuf,
+    as_postgres: bool,
 }
 
-/// A database of its own for one test, in the shared cluster.
+/// A database of its own for one test.
 pub struct Database {
     /// `postgres://postgres@127.0.0.1:PORT/NAME`.
     pub url: String,
     /// Its name.
     pub name: String,
+    port: u16,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
+static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(0);
 
-/// A fresh, empty database (the cluster is started on the first call).
+/// A fresh, empty database of the run's shared cluster (started on the first call).
 pub fn database() -> Database {
-    let cluster = CLUSTER.get_or_init(Cluster::start);
-    let name = format!(
-        "test_{}_{}",
-        std::process::id(),
-        NEXT_DATABASE.fetch_add(1, Ordering::SeqCst)
-    );
-    cluster.sql("postgres", &format!("CREATE DATABASE {name}"));
-    Database {
-        url: format!("postgres://postgres@127.0.0.1:{}/{name}", cluster.port),
-        name,
-    }
+    CLUSTER.get_or_init(|| Cluster::start("shared")).database()
+}
+
+/// A cluster of its own, for a test that stops and starts PostgreSQL; stopped and removed when
+/// the test binary exits, like the shared one.
+pub fn private_cluster() -> Cluster {
+    Cluster::start(&format!(
+        "private-{}",
+        NEXT_CLUSTER.fetch_add(1, Ordering::SeqCst)
+    ))
 }
 
 impl Database {
     /// Runs `sql` in this database, e.g. to look at what the servers wrote; returns the rows as
     /// text, one line each, columns separated by `|`.
     pub fn query(&self, sql: &str) -> Vec<String> {
-        let cluster = CLUSTER.get().expect("the cluster of an existing database");
-        cluster.sql(&self.name, sql)
+        let url = format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name);
+        run_sql_on_a_thread(url, sql)
     }
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// A fresh, empty database in this cluster.
+    pub fn database(&self) -> Database {
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::SeqCst)
+        );
+        self.sql("postgres", &format!("CREATE DATABASE {name}"));
+        Database {
+            url: format!("postgres://postgres@127.0.0.1:{}/{name}", self.port),
+            name,
+            port: self.port,
+        }
+    }
+
+    /// Stops PostgreSQL at once (connections are cut, as in a crash or a restart).
+    pub fn stop(&self) {
+        let data = self.root.join("data").display().to_string();
+        run(
+            self.as_postgres,
+            &self.bin.join("pg_ctl"),
+            &["-D", &data, "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts the stopped PostgreSQL again, on the same port.
+    pub fn start_again(&self) {
+        assert!(
+            self.pg_ctl_start(self.port),
+            "PostgreSQL did not start again; its log:\n{}",
+            std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
+        );
+    }
+
+    fn pg_ctl_start(&self, port: u16) -> bool {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.root.display()
+        );
+        command(self.as_postgres, &self.bin.join("pg_ctl"))
+            .args([
+                "-D",
+                &self.root.join("data").display().to_string(),
+                "-o",
+                &options,
+            ])
+            .args(["-l", &self.root.join("postgres.log").display().to_string()])
+            .args(["-w", "-t", "60", "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_ctl start")
+            .success()
+    }
+
+    fn start(label: &str) -> Cluster {
         let bin = binaries();
-        let root = std::env::temp_dir().join(format!("envform-pg-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("envform-pg-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("create the cluster's directory");
         let as_postgres = running_as_root();
@@ -89,42 +150,40 @@ impl Cluster {
             ],
         );
         watch_and_clean_up(as_postgres, &bin, &root);
+        let mut cluster = Cluster {
+            port: 0,
+            bin,
+            root,
+            as_postgres,
+        };
         // A port free now may be taken before PostgreSQL binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                root.display()
-            );
-            let started = command(as_postgres, &bin.join("pg_ctl"))
-                .args(["-D", &data.display().to_string(), "-o", &options])
-                .args(["-l", &root.join("postgres.log").display().to_string()])
-                .args(["-w", "-t", "60", "start"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run pg_ctl start");
-            if started.success() {
-                return Cluster { port };
+            if cluster.pg_ctl_start(port) {
+                cluster.port = port;
+                return cluster;
             }
         }
         panic!(
             "PostgreSQL did not start; its log:\n{}",
-            std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()
+            std::fs::read_to_string(cluster.root.join("postgres.log")).unwrap_or_default()
         );
     }
 
-    /// Runs `sql` in `database` through sqlx (no `psql` needed), on a thread of its own so that
-    /// async tests can call it too.
+    /// Runs `sql` in `database` of this cluster.
     fn sql(&self, database: &str, sql: &str) -> Vec<String> {
         let url = format!("postgres://postgres@127.0.0.1:{}/{database}", self.port);
-        let sql = sql.to_owned();
-        std::thread::spawn(move || run_sql(&url, &sql))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        run_sql_on_a_thread(url, sql)
     }
+}
+
+/// Runs `sql` through sqlx (no `psql` needed), on a thread of its own so that async tests can
+/// call it too.
+fn run_sql_on_a_thread(url: String, sql: &str) -> Vec<String> {
+    let sql = sql.to_owned();
+    std::thread::spawn(move || run_sql(&url, &sql))
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn run_sql(url: &str, sql: &str) -> Vec<String> {

@@ -103,6 +103,7 @@ pub struct ServerOptions {
     args: Vec<String>,
     env: Vec<(String, String)>,
     database_url: Option<String>,
+    log: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -132,6 +133,13 @@ impl ServerOptions {
         self
     }
 
+    /// Writes the server's log to `path` instead of beside the database (for a database on a
+    /// disk the test fills).
+    pub fn log_file(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_owned());
+        self
+    }
+
     /// Sets an environment variable of the server process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
@@ -143,7 +151,7 @@ impl ServerOptions {
         let (child, url) = self.spawn(db);
         Server {
             child,
-            log_path: log_path(db),
+            log_path: self.log_path(db),
             url,
             db: db.to_owned(),
             options: self,
@@ -188,7 +196,7 @@ impl ServerOptions {
 
     /// Spawns the server and waits for it to announce its URL.
     fn spawn(&self, db: &Path) -> (Child, String) {
-        let log_path = log_path(db);
+        let log_path = self.log_path(db);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -230,10 +238,14 @@ impl ServerOptions {
     }
 }
 
-/// The server's log file: beside the database, one per test process (appended to across
-/// restarts).
-fn log_path(db: &Path) -> PathBuf {
-    db.with_extension(format!("{}.log", std::process::id()))
+impl ServerOptions {
+    /// The server's log file: the one given to [`ServerOptions::log_file`], else beside the
+    /// database, one per test process (appended to across restarts).
+    fn log_path(&self, db: &Path) -> PathBuf {
+        self.log
+            .clone()
+            .unwrap_or_else(|| db.with_extension(format!("{}.log", std::process::id())))
+    }
 }
 
 /// A running `envform serve` on 127.0.0.1 with a SQLite file; killed when dropped.
@@ -255,6 +267,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             database_url: None,
+            log: None,
         }
         .key(KEY_A, "org-a")
         .key(KEY_B, "org-b")
