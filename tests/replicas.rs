@@ -13,6 +13,7 @@ use envform::control_plane::state_service::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::http_state::chain;
 use crate::postgres::{Database, SETTLE};
 use crate::support::{KEY_A, KEY_B, Server, ServerOptions};
 
@@ -288,25 +289,10 @@ async fn twenty_locks_over_three_replicas_have_one_holder_and_growing_tokens() {
     assert_eq!(grants, 3, "{events:#?}");
 }
 
-/// A chain of `count` environments, so an apply takes a while and its steps go one by one.
-fn chain(dir: &Path, count: usize) -> Vec<String> {
-    let names: Vec<String> = (0..count).map(|index| format!("link-{index:02}")).collect();
-    let mut yaml = String::from("version: 1\nenvironments:\n");
-    for (index, name) in names.iter().enumerate() {
-        yaml.push_str(&format!("  - name: {name}\n"));
-        if index > 0 {
-            yaml.push_str(&format!("    depends_on: [{}]\n", names[index - 1]));
-        }
-    }
-    crate::support::write_file(dir, "envform.yaml", &yaml);
-    names
-}
-
 /// A TCP load balancer in front of the replicas, as a deployment has: each connection goes to
-/// the next replica in turn. Runs until the test process ends.
-fn load_balancer(replicas: &Replicas) -> String {
-    let backends: Vec<String> = replicas
-        .servers
+/// the next replica in turn that accepts it. Runs until the test process ends.
+pub(crate) fn load_balancer(servers: &[Server]) -> String {
+    let backends: Vec<String> = servers
         .iter()
         .map(|server| server.url.trim_start_matches("http://").to_owned())
         .collect();
@@ -327,11 +313,17 @@ fn load_balancer(replicas: &Replicas) -> String {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
-                let backend = backends[next % backends.len()].clone();
+                let start = next;
                 next += 1;
+                let backends = backends.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&backend).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    // A replica that is down is skipped, as a balancer's health check would.
+                    for offset in 0..backends.len() {
+                        let backend = &backends[(start + offset) % backends.len()];
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(backend).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            return;
+                        }
                     }
                 });
             }
@@ -343,7 +335,7 @@ fn load_balancer(replicas: &Replicas) -> String {
 #[test]
 fn concurrent_applies_through_different_replicas_converge_without_duplicates() {
     let replicas = Replicas::start(Server::options());
-    let balancer = load_balancer(&replicas);
+    let balancer = load_balancer(&replicas.servers);
     let work = tempfile::tempdir().expect("temp dir");
     let names = chain(work.path(), 6);
     let children: Vec<_> = (0..6)
@@ -468,4 +460,107 @@ fn replicas_started_together_provision_each_organization_once() {
     let claimed =
         database.query("SELECT id FROM organizations WHERE provisioning_claimed_by IS NOT NULL");
     assert!(claimed.is_empty(), "claims are released: {claimed:?}");
+}
+
+/// `envform apply` in `dir` through `url`, keeping state in the served workspace `shared`.
+pub(crate) fn apply_through(server: &Server, url: &str, dir: &Path) -> std::process::Command {
+    let mut command = server.envform_process(dir);
+    command
+        .env("KUBIYA_CONTROL_PLANE_URL", url)
+        .env(
+            "ENVFORM_STATE_ADDRESS",
+            format!("{url}/api/v1/state/shared"),
+        )
+        .env("ENVFORM_STATE_USERNAME", "envform")
+        .env("ENVFORM_STATE_PASSWORD", KEY_A)
+        .args(["apply", "--auto-approve", "--lock-timeout", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `apply` until it succeeds (at most `attempts` times); how many runs it took.
+pub(crate) fn apply_until_it_succeeds(
+    mut apply: impl FnMut() -> std::process::Command,
+    attempts: usize,
+) -> usize {
+    for attempt in 1..=attempts {
+        let output = apply().output().expect("envform apply");
+        if output.status.success() {
+            return attempt;
+        }
+        assert!(attempt < attempts, "apply never succeeded: {output:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    attempts
+}
+
+/// Asserts that live (through `server`) holds exactly `names` beside `default`, that the served
+/// state names each with its live id, and that no name is stored twice.
+pub(crate) fn assert_converged(server: &Server, database: &Database, dir: &Path, names: &[String]) {
+    let mut live = server.live_environments(dir);
+    live.remove("default");
+    assert_eq!(
+        live.keys().cloned().collect::<Vec<_>>(),
+        names,
+        "live environments"
+    );
+    let state = database.query("SELECT document FROM state_documents WHERE workspace = 'shared'");
+    let state: Value =
+        serde_json::from_str(state.first().expect("a state document")).expect("the state is JSON");
+    let state: std::collections::BTreeMap<String, String> = state["resources"]
+        .as_object()
+        .expect("resources")
+        .iter()
+        .map(|(name, resource)| {
+            (
+                name.clone(),
+                resource["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(state, live, "state equals live");
+    let duplicates = database
+        .query("SELECT name FROM environments GROUP BY organization_id, name HAVING count(*) > 1");
+    assert!(duplicates.is_empty(), "duplicates: {duplicates:?}");
+}
+
+#[test]
+fn a_replica_killed_mid_apply_leaves_a_rerun_through_the_others_to_converge() {
+    // Creates take 100 ms each, so the apply is well under way, not over, when a replica dies.
+    let mut replicas = Replicas::start(Server::options().args([
+        "--state-lease",
+        "3s",
+        "--faults",
+        "latency_ms=100,method=POST,path=/api/v1/environments",
+    ]));
+    let balancer = load_balancer(&replicas.servers);
+    let work = tempfile::tempdir().expect("temp dir");
+    let names = chain(work.path(), 12);
+    let mut first = apply_through(replicas.replica(0), &balancer, work.path())
+        .spawn()
+        .expect("spawn envform apply");
+    let deadline = Instant::now() + SETTLE;
+    while replicas
+        .database
+        .query("SELECT id FROM environments WHERE name LIKE 'link-%'")
+        .len()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        first.try_wait().expect("poll the apply").is_none(),
+        "the apply is still running when the replica dies"
+    );
+    replicas.servers[1].kill();
+    let _ = first.wait();
+    let runs = apply_until_it_succeeds(
+        || apply_through(replicas.replica(0), &balancer, work.path()),
+        3,
+    );
+    assert!(runs >= 1);
+    assert_converged(replicas.replica(0), &replicas.database, work.path(), &names);
+    assert_converged(replicas.replica(2), &replicas.database, work.path(), &names);
 }

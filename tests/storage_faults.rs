@@ -1,7 +1,8 @@
 //! Storage faults survived without a restart: a full disk under SQLite (a 2 MiB tmpfs) is
 //! answered 507 with a `detail` that says so, and writes work again as soon as space is freed;
 //! PostgreSQL stopped under a running replica is answered 503 with `Retry-After` quickly, and the
-//! replica serves again by itself once PostgreSQL is back.
+//! replica serves again by itself once PostgreSQL is back; an apply cut by a PostgreSQL restart
+//! loses no acknowledged write, and a rerun converges.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,4 +214,63 @@ async fn postgres_stopped_is_a_quick_503_and_the_replica_recovers_by_itself() {
     assert_eq!(create(&http, &server, "after").await.0, 201);
     let (status, _, _) = answer(http.get(format!("{}/ready", server.url))).await;
     assert_eq!(status, 200);
+}
+
+#[test]
+fn postgres_restarted_mid_apply_loses_no_acknowledged_write_and_a_rerun_converges() {
+    let cluster = crate::postgres::private_cluster();
+    let database = cluster.database();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Creates take 100 ms each, so PostgreSQL goes away in the middle of the apply.
+    let server = Server::options()
+        .postgres(&database)
+        .args(["--database-connect-timeout", "1s", "--state-lease", "3s"])
+        .args([
+            "--faults",
+            "latency_ms=100,method=POST,path=/api/v1/environments",
+        ])
+        .start(&dir.path().join("replica.db"));
+    let work = tempfile::tempdir().expect("temp dir");
+    let names = crate::http_state::chain(work.path(), 12);
+    let url = server.url.clone();
+    let mut first = crate::replicas::apply_through(&server, &url, work.path())
+        .spawn()
+        .expect("spawn envform apply");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while database
+        .query("SELECT id FROM environments WHERE name LIKE 'link-%'")
+        .len()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.stop();
+    // Longer than the connect timeout: requests meanwhile are answered 503.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_again();
+    let _ = first.wait();
+    crate::replicas::apply_until_it_succeeds(
+        || crate::replicas::apply_through(&server, &url, work.path()),
+        5,
+    );
+    crate::replicas::assert_converged(&server, &database, work.path(), &names);
+    // Every create the server acknowledged is one of the live environments: none was lost, and
+    // none was made twice.
+    let log = server.log();
+    assert!(
+        log.contains("status=503"),
+        "the apply met the outage (503 answers)"
+    );
+    let acknowledged = log
+        .lines()
+        .filter(|line| {
+            line.contains("method=POST path=/api/v1/environments ") && line.contains("status=201")
+        })
+        .count();
+    assert!(
+        acknowledged <= names.len(),
+        "{acknowledged} creates acknowledged for {} environments",
+        names.len()
+    );
 }

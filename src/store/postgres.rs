@@ -24,8 +24,8 @@ use sqlx::{Connection, Executor, SqlStr};
 
 use super::failure::is_transient;
 use super::sqlite::{
-    environment_from_row, is_unique_violation, optional_timestamp, organization_from_row, to_json,
-    worker_token_from_row,
+    CHANGEABLE_COLUMNS, environment_from_row, is_unique_violation, optional_timestamp,
+    organization_from_row, to_json, worker_token_from_row,
 };
 use super::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
@@ -521,28 +521,6 @@ where
     .map(worker_token_from_row)
     .transpose()
 }
-
-/// The columns of an environment that an update writes, in the order [`bind_changeable`] binds
-/// them (the same list as the SQLite store's).
-const CHANGEABLE_COLUMNS: [&str; 17] = [
-    "name",
-    "display_name",
-    "description",
-    "status",
-    "requested_status",
-    "configuration",
-    "metadata",
-    "tags",
-    "settings",
-    "execution_environment",
-    "temporal_namespace",
-    "temporal_namespace_id",
-    "provisioning_workflow_id",
-    "provisioned_at",
-    "error_message",
-    "updated_at",
-    "created_by",
-];
 
 /// Inserts an environment: `id, organization_id, created_at`, then [`CHANGEABLE_COLUMNS`].
 static INSERT_ENVIRONMENT: LazyLock<String> = LazyLock::new(|| {

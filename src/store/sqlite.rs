@@ -531,8 +531,9 @@ where
 }
 
 /// The columns of an environment that an update writes, in the order [`bind_changeable`] binds
-/// them; the rest (`id`, `organization_id`, `created_at`) never change.
-const CHANGEABLE_COLUMNS: [&str; 17] = [
+/// them (both stores' `bind_changeable`); the rest (`id`, `organization_id`, `created_at`) never
+/// change.
+pub(super) const CHANGEABLE_COLUMNS: [&str; 17] = [
     "name",
     "display_name",
     "description",
