@@ -25,10 +25,10 @@ const RECORD_ATTEMPTS: u32 = 5;
 
 /// How long a claim on an organization's provisioning holds unless renewed: a process that
 /// died mid-provisioning delays another's takeover by at most this.
-pub(crate) const CLAIM_LEASE: Duration = Duration::from_secs(30);
+pub(crate) const CLAIM_LEASE: Duration = Duration::from_secs(15);
 
 /// How often a running provisioning renews its claim.
-const CLAIM_RENEWAL: Duration = Duration::from_secs(10);
+const CLAIM_RENEWAL: Duration = Duration::from_secs(5);
 
 /// A fresh provisioning workflow identifier.
 pub(crate) fn new_workflow_id() -> String {

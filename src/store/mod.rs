@@ -135,7 +135,7 @@ pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
     ) -> Result<(), StoreError>;
     /// Claims the running of the organization's provisioning for `claimant` during `lease`
     /// (judged by the database's clock): true if it was unclaimed, already `claimant`'s (then
-    /// renewed), or its claim had run out.
+    /// renewed), or its claim had run out. SQLite, with one server per file, always grants it.
     async fn claim_provisioning(
         &mut self,
         organization: &OrganizationId,

@@ -39,16 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "workers_audit",
         include_str!("migrations/0003_workers_audit.sql"),
     ),
-    (
-        4,
-        "provisioning_claim",
-        include_str!("migrations/0004_provisioning_claim.sql"),
-    ),
 ];
-
-/// SQLite's clock in microseconds since the Unix epoch (`julianday` has sub-second precision).
-const SQLITE_NOW_MICROSECONDS: &str =
-    "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)";
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -338,39 +329,21 @@ impl StoreTransaction for SqliteTransaction {
 
     async fn claim_provisioning(
         &mut self,
-        organization: &OrganizationId,
-        claimant: &str,
-        lease: Duration,
+        _organization: &OrganizationId,
+        _claimant: &str,
+        _lease: Duration,
     ) -> Result<bool, StoreError> {
-        let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
-        let sql = format!(
-            "UPDATE organizations SET provisioning_claimed_by = ?2, \
-             provisioning_claim_expires_at = {SQLITE_NOW_MICROSECONDS} + ?3 \
-             WHERE id = ?1 AND (provisioning_claimed_by IS NULL OR provisioning_claimed_by = ?2 \
-             OR provisioning_claim_expires_at <= {SQLITE_NOW_MICROSECONDS})"
-        );
-        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization.0.as_str())
-            .bind(claimant)
-            .bind(lease)
-            .execute(&mut *self.transaction)
-            .await?;
-        Ok(result.rows_affected() > 0)
+        // Always granted: a SQLite file has one server, which must resume at once after a crash
+        // rather than wait out a dead process's claim. An embedded control plane sharing the
+        // file may provision the same organization too; the first outcome recorded wins.
+        Ok(true)
     }
 
     async fn release_provisioning(
         &mut self,
-        organization: &OrganizationId,
-        claimant: &str,
+        _organization: &OrganizationId,
+        _claimant: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE organizations SET provisioning_claimed_by = NULL, \
-             provisioning_claim_expires_at = NULL WHERE id = ? AND provisioning_claimed_by = ?",
-        )
-        .bind(organization.0.as_str())
-        .bind(claimant)
-        .execute(&mut *self.transaction)
-        .await?;
         Ok(())
     }
 
