@@ -102,6 +102,23 @@ async fn a_full_disk_is_507_and_writes_resume_once_space_is_freed_without_a_rest
         let detail = body["detail"].as_str().expect("a string detail");
         assert!(detail.contains("Storage is full"), "{detail}");
     }
+    let ready = http
+        .get(format!("{}/ready", server.url))
+        .send()
+        .await
+        .expect("/ready");
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "not ready while the disk is full"
+    );
+    let ready: Value = ready.json().await.expect("a JSON body");
+    assert!(
+        ready["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("Storage is full")),
+        "{ready}"
+    );
     // Reads still work while the disk is full.
     let listed = http
         .get(format!("{}/api/v1/environments", server.url))

@@ -144,7 +144,7 @@ impl ControlPlane {
         Ok(control_plane)
     }
 
-    /// Whether the store answers and a write could start now (the `/ready` probe).
+    /// Whether a write to the store commits now (the `/ready` probe).
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         self.inner.store.check_ready().await
     }

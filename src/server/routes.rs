@@ -68,7 +68,7 @@ async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness, unlike `/health` (liveness): the database answers and a write could start now.
+/// Readiness, unlike `/health` (liveness): a write to the database commits now.
 async fn ready(State(control_plane): State<ControlPlane>) -> Response {
     match control_plane.check_ready().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),

@@ -85,7 +85,7 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
     fn write_generation(&self) -> u64;
     /// Starts a write transaction; writers are serialized, so reads inside it are current.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
-    /// Checks that the database answers and that a write could start now (readiness).
+    /// Checks that a write to the database commits now, by rewriting one row (readiness).
     async fn check_ready(&self) -> Result<(), StoreError>;
     /// One organization.
     async fn organization(

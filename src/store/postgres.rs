@@ -155,7 +155,8 @@ impl PgStore {
         Ok(transaction)
     }
 
-    /// Checks that the database answers and accepts writes (not a read-only standby).
+    /// Checks that the database answers and that a write commits now: one row rewritten (a
+    /// read-only standby, a full disk or an exhausted pool fails it).
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         let read_only: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
             .fetch_one(&self.pool)
@@ -163,6 +164,13 @@ impl PgStore {
         if read_only {
             return Err(StoreError::ReadOnly);
         }
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(Timestamp::now().as_microsecond())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

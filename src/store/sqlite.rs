@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "workers_audit",
         include_str!("migrations/0003_workers_audit.sql"),
     ),
+    (
+        4,
+        "readiness",
+        include_str!("migrations/0004_readiness.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.
@@ -184,10 +189,17 @@ impl Store for SqliteStore {
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        // Taking the write lock proves a write could start; nothing is written.
+        // A committed write of one row: a full disk or a lock held too long fails it, where a
+        // read or an uncommitted write would not notice.
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("SELECT 1").execute(&mut *transaction).await?;
-        transaction.rollback().await?;
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(Timestamp::now().as_microsecond())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
         Ok(())
     }
 

@@ -129,3 +129,10 @@ CREATE TABLE state_lock_events (
 );
 
 CREATE INDEX state_lock_events_by_workspace ON state_lock_events (organization_id, workspace, sequence);
+
+-- One row that the readiness probe (`GET /ready`) rewrites and commits: proof that a write
+-- commits now (a full disk, a read-only standby or a stuck lock fails it).
+CREATE TABLE readiness (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at BIGINT NOT NULL
+);
