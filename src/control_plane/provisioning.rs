@@ -180,7 +180,10 @@ pub(crate) async fn run(
     };
     for attempt in 1..=RECORD_ATTEMPTS {
         match record_outcome(inner, &organization, &workflow_id, &outcome).await {
-            Ok(()) => return,
+            // Released with the outcome; when the outcome was not recorded (another workflow
+            // moved on), the claim must not keep that workflow's process waiting.
+            Ok(Recorded::Yes) => return,
+            Ok(Recorded::NotWaitedFor) => break,
             Err(error) => {
                 tracing::warn!(
                     organization = %organization,
@@ -192,10 +195,19 @@ pub(crate) async fn run(
         }
         let backoff = Duration::from_millis(100 * 2u64.pow(attempt));
         tokio::select! {
-            () = inner.shutdown.cancelled() => return,
+            () = inner.shutdown.cancelled() => break,
             () = tokio::time::sleep(backoff) => {}
         }
     }
+    release(inner, &organization).await;
+}
+
+/// Whether [`record_outcome`] recorded the outcome.
+enum Recorded {
+    /// Recorded, and the claim released with it.
+    Yes,
+    /// The organization no longer waits for this workflow: nothing was written.
+    NotWaitedFor,
 }
 
 /// Claims (or renews this process's claim on) the organization's provisioning.
@@ -230,16 +242,16 @@ async fn record_outcome(
     organization: &OrganizationId,
     workflow_id: &str,
     outcome: &Result<ProvisionedNamespace, String>,
-) -> Result<(), StoreError> {
+) -> Result<Recorded, StoreError> {
     let mut transaction = inner.store.begin().await?;
     let Some(record) = transaction.organization(organization).await? else {
-        return Ok(());
+        return Ok(Recorded::NotWaitedFor);
     };
     let current = &record.namespace;
     if current.state != NamespaceState::Provisioning
         || current.provisioning_workflow_id.as_deref() != Some(workflow_id)
     {
-        return Ok(());
+        return Ok(Recorded::NotWaitedFor);
     }
     let now = clock::now();
     let namespace = finished(workflow_id, outcome, now);
@@ -254,5 +266,5 @@ async fn record_outcome(
             tracing::warn!(organization = %organization, %message, "namespace provisioning failed");
         }
     }
-    Ok(())
+    Ok(Recorded::Yes)
 }
