@@ -564,3 +564,29 @@ fn a_replica_killed_mid_apply_leaves_a_rerun_through_the_others_to_converge() {
     assert_converged(replicas.replica(0), &replicas.database, work.path(), &names);
     assert_converged(replicas.replica(2), &replicas.database, work.path(), &names);
 }
+
+#[test]
+fn migrate_only_creates_the_schema_and_exits_without_keys() {
+    let database = crate::postgres::database();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let output = crate::support::envform(dir.path())
+            .args(["serve", "--migrate-only"])
+            .env("ENVFORM_DATABASE_URL", &database.url)
+            .output()
+            .expect("envform serve --migrate-only");
+        assert!(output.status.success(), "{output:?}");
+        assert!(output.stdout.is_empty(), "no listening line: {output:?}");
+    }
+    let applied = database.query("SELECT version FROM _sqlx_migrations ORDER BY version");
+    assert_eq!(applied, ["1"]);
+    assert_eq!(database.query("SELECT count(*) FROM environments"), ["0"]);
+    let sqlite = dir.path().join("nested/serve.db");
+    let output = crate::support::envform(dir.path())
+        .args(["serve", "--migrate-only", "--db"])
+        .arg(&sqlite)
+        .output()
+        .expect("envform serve --migrate-only --db");
+    assert!(output.status.success(), "{output:?}");
+    assert!(sqlite.is_file());
+}

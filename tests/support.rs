@@ -29,6 +29,7 @@ pub fn envform_process(dir: &Path) -> Command {
         .env_remove("KUBIYA_CONTROL_PLANE_URL")
         .env_remove("ENVFORM_API_KEYS")
         .env_remove("ENVFORM_EMBEDDED_DB")
+        .env_remove("ENVFORM_DATABASE_URL")
         .env_remove("ENVFORM_LOG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());

@@ -450,6 +450,19 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_are_postgres_and_never_shown() {
+        let url: DatabaseUrl = "postgres://envform:hunter2@db:5432/envform"
+            .parse()
+            .expect("a PostgreSQL URL");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!("postgresql://db/envform".parse::<DatabaseUrl>().is_ok());
+        let refused = "mysql://root:hunter2@db/envform"
+            .parse::<DatabaseUrl>()
+            .expect_err("not PostgreSQL");
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+
+    #[test]
     fn debug_hides_keys() {
         let binding: ApiKeyBinding = "sk-live-123=org".parse().expect("infallible");
         assert!(!format!("{binding:?}").contains("sk-live-123"));
