@@ -87,6 +87,11 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
     /// Checks that a write to the database commits now, by rewriting one row (readiness).
     async fn check_ready(&self) -> Result<(), StoreError>;
+    /// The database's clock, for a store several processes share (their clocks may differ);
+    /// `None` when the process's own clock is to be used.
+    async fn database_now(&self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        Ok(None)
+    }
     /// One organization.
     async fn organization(
         &self,
@@ -120,6 +125,10 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
 /// dropped without [`StoreTransaction::commit`].
 #[async_trait::async_trait]
 pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
+    /// The database's clock, as [`Store::database_now`].
+    async fn database_now(&mut self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        Ok(None)
+    }
     /// One organization.
     async fn organization(
         &mut self,

@@ -25,7 +25,7 @@ use sqlx::{Connection, Executor, SqlStr};
 use super::failure::is_transient;
 use super::sqlite::{
     CHANGEABLE_COLUMNS, environment_from_row, is_unique_violation, optional_timestamp,
-    organization_from_row, to_json, worker_token_from_row,
+    organization_from_row, timestamp, to_json, worker_token_from_row,
 };
 use super::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// The advisory lock every write transaction takes first ("envform" in ASCII).
 const WRITE_LOCK_KEY: i64 = 0x0065_6e76_666f_726d;
+
+/// The database's clock in microseconds since the Unix epoch; `clock_timestamp()`, not `now()`,
+/// which would be the time the transaction began (before it waited for the write lock).
+pub(super) const DATABASE_NOW: &str =
+    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 /// How many times starting a write transaction is tried when the connection fails at once.
 const BEGIN_ATTEMPTS: u32 = 3;
@@ -211,6 +216,13 @@ impl Store for PgStore {
         PgStore::check_ready(self).await
     }
 
+    async fn database_now(&self) -> Result<Option<Timestamp>, StoreError> {
+        let value: i64 = sqlx::query_scalar(DATABASE_NOW)
+            .fetch_one(&self.pool)
+            .await?;
+        timestamp(value).map(Some)
+    }
+
     async fn organization(
         &self,
         organization: &OrganizationId,
@@ -279,6 +291,13 @@ pub(super) struct PgTransaction {
 
 #[async_trait::async_trait]
 impl StoreTransaction for PgTransaction {
+    async fn database_now(&mut self) -> Result<Option<Timestamp>, StoreError> {
+        let value: i64 = sqlx::query_scalar(DATABASE_NOW)
+            .fetch_one(&mut *self.transaction)
+            .await?;
+        timestamp(value).map(Some)
+    }
+
     async fn organization(
         &mut self,
         organization: &OrganizationId,

@@ -82,13 +82,10 @@ struct PgStateTransaction {
 #[async_trait::async_trait]
 impl StateTransaction for PgStateTransaction {
     async fn database_now(&mut self) -> Result<Option<Timestamp>, StateStoreError> {
-        // clock_timestamp(), not now(): the time after the write lock was granted, not when the
-        // transaction began waiting for it.
-        let value: i64 =
-            sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
-                .fetch_one(&mut *self.transaction)
-                .await
-                .map_err(database("read the database clock"))?;
+        let value: i64 = sqlx::query_scalar(super::postgres::DATABASE_NOW)
+            .fetch_one(&mut *self.transaction)
+            .await
+            .map_err(database("read the database clock"))?;
         microseconds(value).map(Some)
     }
 
