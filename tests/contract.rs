@@ -1,6 +1,7 @@
 //! The contract of docs/src/concepts/service.md, written once and run against two implementations of
 //! `EnvironmentsApi`: the embedded control plane on a temporary SQLite file, and the SDK
-//! (`ControlPlaneClient`) talking to a real `envform serve` process on 127.0.0.1:0. A third part
+//! (`ControlPlaneClient`) talking to a real `envform serve` process on 127.0.0.1:0, itself run
+//! on each store (a SQLite file, and a database of the run's PostgreSQL cluster). A third part
 //! checks what only the wire shows: exact status codes, the three error body shapes, auth, body
 //! limits, malformed ids, and that a restart keeps everything.
 
@@ -111,6 +112,15 @@ struct Options {
     provision_delay: Option<Duration>,
 }
 
+/// The database behind a served target.
+#[derive(Clone, Copy)]
+enum Database {
+    /// A SQLite file, the default.
+    Sqlite,
+    /// A fresh database of the test run's PostgreSQL cluster.
+    Postgres,
+}
+
 /// The API of three organizations on one service: two ordinary ones and one whose namespace
 /// provisioning fails.
 struct Target {
@@ -123,7 +133,7 @@ struct Target {
 
 enum Backend {
     Embedded(ControlPlane),
-    Http(Server),
+    Http(Box<Server>),
 }
 
 impl Target {
@@ -161,9 +171,12 @@ impl Target {
         }
     }
 
-    async fn http(options: Options) -> Self {
+    async fn http(options: Options, database: Database) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let mut serve = serve_options();
+        if let Database::Postgres = database {
+            serve = serve.postgres(&crate::postgres::database());
+        }
         if let Some(delay) = options.provision_delay {
             serve = serve.args(["--provision-delay", &format!("{}ms", delay.as_millis())]);
         }
@@ -172,7 +185,7 @@ impl Target {
             a: Arc::new(server.client(KEY_A)),
             b: Arc::new(server.client(KEY_B)),
             failing: Arc::new(server.client(KEY_FAIL)),
-            backend: Backend::Http(server),
+            backend: Backend::Http(Box::new(server)),
             _dir: dir,
         }
     }
@@ -207,7 +220,20 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $check() {
-                    let target = Target::http(contract!(@options $($options)?)).await;
+                    let options = contract!(@options $($options)?);
+                    let target = Target::http(options, Database::Sqlite).await;
+                    checks::$check(&target).await;
+                    target.finish().await;
+                }
+            )*
+        }
+        mod http_postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let options = contract!(@options $($options)?);
+                    let target = Target::http(options, Database::Postgres).await;
                     checks::$check(&target).await;
                     target.finish().await;
                 }

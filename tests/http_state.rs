@@ -136,7 +136,7 @@ fn write_file(dir: &Path, name: &str, text: &str) {
 }
 
 /// A chain of `count` environments, so an apply takes a while and its steps go one by one.
-fn chain(dir: &Path, count: usize) -> Vec<String> {
+pub(crate) fn chain(dir: &Path, count: usize) -> Vec<String> {
     let names: Vec<String> = (0..count).map(|index| format!("link-{index:02}")).collect();
     let mut yaml = String::from("version: 1\nenvironments:\n");
     for (index, name) in names.iter().enumerate() {

@@ -29,6 +29,7 @@ pub fn envform_process(dir: &Path) -> Command {
         .env_remove("KUBIYA_CONTROL_PLANE_URL")
         .env_remove("ENVFORM_API_KEYS")
         .env_remove("ENVFORM_EMBEDDED_DB")
+        .env_remove("ENVFORM_DATABASE_URL")
         .env_remove("ENVFORM_LOG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
@@ -102,6 +103,8 @@ pub struct ServerOptions {
     keys: Vec<(String, String)>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    database_url: Option<String>,
+    log: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -124,6 +127,20 @@ impl ServerOptions {
         self
     }
 
+    /// Serves from this PostgreSQL database (`--database-url`) instead of the SQLite file; the
+    /// path given to [`ServerOptions::start`] then only places the server's log.
+    pub fn postgres(mut self, database: &crate::postgres::Database) -> Self {
+        self.database_url = Some(database.url.clone());
+        self
+    }
+
+    /// Writes the server's log to `path` instead of beside the database (for a database on a
+    /// disk the test fills).
+    pub fn log_file(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_owned());
+        self
+    }
+
     /// Sets an environment variable of the server process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
@@ -135,7 +152,7 @@ impl ServerOptions {
         let (child, url) = self.spawn(db);
         Server {
             child,
-            log_path: log_path(db),
+            log_path: self.log_path(db),
             url,
             db: db.to_owned(),
             options: self,
@@ -159,20 +176,18 @@ impl ServerOptions {
 
     fn command(&self, db: &Path) -> Command {
         let mut command = Command::new(envform_bin());
-        command.args([
-            "-v",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            &db.display().to_string(),
-        ]);
+        command.args(["-v", "serve", "--addr", "127.0.0.1:0"]);
+        match &self.database_url {
+            Some(url) => command.args(["--database-url", url]),
+            None => command.args(["--db", &db.display().to_string()]),
+        };
         for (key, org) in &self.keys {
             command.arg("--api-key").arg(format!("{key}={org}"));
         }
         command
             .args(&self.args)
             .env_remove("ENVFORM_API_KEYS")
+            .env_remove("ENVFORM_DATABASE_URL")
             .env_remove("ENVFORM_LOG")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -182,7 +197,7 @@ impl ServerOptions {
 
     /// Spawns the server and waits for it to announce its URL.
     fn spawn(&self, db: &Path) -> (Child, String) {
-        let log_path = log_path(db);
+        let log_path = self.log_path(db);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -224,10 +239,14 @@ impl ServerOptions {
     }
 }
 
-/// The server's log file: beside the database, one per test process (appended to across
-/// restarts).
-fn log_path(db: &Path) -> PathBuf {
-    db.with_extension(format!("{}.log", std::process::id()))
+impl ServerOptions {
+    /// The server's log file: the one given to [`ServerOptions::log_file`], else beside the
+    /// database, one per test process (appended to across restarts).
+    fn log_path(&self, db: &Path) -> PathBuf {
+        self.log
+            .clone()
+            .unwrap_or_else(|| db.with_extension(format!("{}.log", std::process::id())))
+    }
 }
 
 /// A running `envform serve` on 127.0.0.1 with a SQLite file; killed when dropped.
@@ -248,6 +267,8 @@ impl Server {
             keys: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
+            database_url: None,
+            log: None,
         }
         .key(KEY_A, "org-a")
         .key(KEY_B, "org-b")

@@ -18,8 +18,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::api::OrganizationId;
 use crate::server::{ApiKey, FaultConfig, ServeConfig, Server};
+use crate::store::PgPoolSettings;
 
-/// Serve the Environments API over HTTP, backed by a local SQLite database.
+/// Serve the Environments API over HTTP, backed by a local SQLite database or by PostgreSQL
+/// (then as one of several replicas).
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
@@ -29,6 +31,34 @@ pub struct ServeArgs {
     /// SQLite database file (created if missing).
     #[arg(long = "db", default_value = ".envform/serve.db", value_name = "PATH")]
     pub db: PathBuf,
+
+    /// PostgreSQL database instead of the SQLite file, e.g. `postgres://user:pass@host/envform`;
+    /// several servers may share it.
+    #[arg(
+        long,
+        env = "ENVFORM_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "db"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Most connections to PostgreSQL this server keeps open.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_pool_size: u32,
+
+    /// How long a request waits for a PostgreSQL connection before it is answered 503.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub database_connect_timeout: Duration,
+
+    /// Longest a PostgreSQL statement may run (waiting for the write lock included).
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
+
+    /// Create or update the database schema, then exit without serving (for deployments that
+    /// migrate before starting replicas). Needs no API key.
+    #[arg(long)]
+    pub migrate_only: bool,
 
     /// An accepted API key and the organization it acts for; repeatable. At least one is required.
     #[arg(
@@ -85,6 +115,29 @@ impl FromStr for ApiKeyBinding {
 impl fmt::Debug for ApiKeyBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKeyBinding(<redacted>)")
+    }
+}
+
+/// A database URL, which may hold a password: never shown in `Debug` output or errors.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Self(SecretString::from(text.to_owned())))
+        } else {
+            // Not echoed: it may hold a password.
+            Err("the database URL must start with postgres:// or postgresql://".to_owned())
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
     }
 }
 
@@ -186,6 +239,12 @@ impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig, ServeArgsError> {
         let api_keys = resolve_api_keys(&self.api_keys)?;
         let mut config = ServeConfig::new(self.db);
+        config.database_url = self.database_url.map(|url| url.0);
+        config.postgres_pool = PgPoolSettings {
+            max_connections: self.database_pool_size,
+            acquire_timeout: self.database_connect_timeout,
+            statement_timeout: self.database_statement_timeout,
+        };
         config.addr = self.addr;
         config.api_keys = api_keys;
         config.body_limit_bytes = self.body_limit.0;
@@ -249,9 +308,12 @@ fn resolve_api_keys(
     Ok(keys)
 }
 
-/// Runs `envform serve` until SIGTERM or Ctrl-C.
+/// Runs `envform serve` until SIGTERM or Ctrl-C (or, with `--migrate-only`, migrates and exits).
 pub async fn execute(args: ServeArgs) -> miette::Result<()> {
     init_logging();
+    if args.migrate_only {
+        return migrate_only(args).await;
+    }
     let config = args.resolve()?;
     if let Some(parent) = config.db_path.parent()
         && !parent.as_os_str().is_empty()
@@ -264,6 +326,34 @@ pub async fn execute(args: ServeArgs) -> miette::Result<()> {
     let server = Server::bind(config).await.into_diagnostic()?;
     announce(server.local_addr())?;
     server.run(shutdown_signal()).await.into_diagnostic()
+}
+
+/// `--migrate-only`: brings the database's schema up to date and says so on stderr.
+async fn migrate_only(args: ServeArgs) -> miette::Result<()> {
+    match args.database_url {
+        Some(url) => {
+            let pool = PgPoolSettings {
+                max_connections: 1,
+                acquire_timeout: args.database_connect_timeout,
+                statement_timeout: args.database_statement_timeout,
+            };
+            let store = crate::server::open_postgres(&url.0, pool)
+                .await
+                .into_diagnostic()
+                .wrap_err("cannot migrate the PostgreSQL database")?;
+            store.close().await;
+            tracing::info!("the PostgreSQL database schema is up to date");
+        }
+        None => {
+            let store = crate::store::SqliteStore::open(&args.db)
+                .await
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot migrate {}", args.db.display()))?;
+            store.close().await;
+            tracing::info!(db = %args.db.display(), "the SQLite database schema is up to date");
+        }
+    }
+    Ok(())
 }
 
 /// The one stdout line scripts wait for.
@@ -357,6 +447,19 @@ mod tests {
             resolve_api_keys(&[]),
             Err(ServeArgsError::NoApiKeys)
         ));
+    }
+
+    #[test]
+    fn database_urls_are_postgres_and_never_shown() {
+        let url: DatabaseUrl = "postgres://envform:hunter2@db:5432/envform"
+            .parse()
+            .expect("a PostgreSQL URL");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!("postgresql://db/envform".parse::<DatabaseUrl>().is_ok());
+        let refused = "mysql://root:hunter2@db/envform"
+            .parse::<DatabaseUrl>()
+            .expect_err("not PostgreSQL");
+        assert!(!refused.contains("hunter2"), "{refused}");
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub use workers::{
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};
 use crate::model::DEFAULT_ENVIRONMENT;
 use crate::store::{
-    EnvironmentRecord, NamespaceState, OrganizationRecord, SqliteStore, Store, StoreError,
+    EnvironmentRecord, NamespaceState, OrganizationRecord, SqliteStore, StorageFailure, Store,
+    StoreError,
 };
 
 /// Why a control plane could not be opened or resumed.
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     running: Mutex<HashSet<String>>,
     /// Cancelled by [`ControlPlane::shutdown`].
     shutdown: CancellationToken,
+    /// Who this process is when it claims an organization's provisioning (unique per process).
+    claimant: String,
     /// Recent list answers, when `config.list_cache` is set.
     pub(crate) list_cache: Option<list_cache::ListCache>,
 }
@@ -116,6 +119,36 @@ impl ControlPlane {
         Ok(control_plane)
     }
 
+    /// The control plane on a store that other processes may share (PostgreSQL replicas), with
+    /// the built-in provisioner: organizations left provisioning are resumed now, and again every
+    /// [`provisioning::CLAIM_LEASE`] so that one whose claimer died is finished by another.
+    pub async fn open_shared(
+        store: Arc<dyn Store>,
+        config: ControlPlaneConfig,
+    ) -> Result<Self, ControlPlaneError> {
+        let provisioner = BuiltinProvisioner::new(config.provisioner.clone());
+        let control_plane = Self::new(store, Arc::new(provisioner), config);
+        control_plane.resume_provisioning().await?;
+        let sweeper = control_plane.clone();
+        lock(&control_plane.inner.tasks).spawn(async move {
+            loop {
+                tokio::select! {
+                    () = sweeper.inner.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(provisioning::CLAIM_LEASE) => {}
+                }
+                if let Err(error) = sweeper.resume_provisioning().await {
+                    tracing::warn!(error = %crate::local::error_chain(&error), "cannot resume namespace provisioning");
+                }
+            }
+        });
+        Ok(control_plane)
+    }
+
+    /// Whether a write to the store commits now (the `/ready` probe).
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        self.inner.store.check_ready().await
+    }
+
     /// The control plane on a private in-memory database, with the built-in provisioner.
     pub async fn open_in_memory(config: ControlPlaneConfig) -> Result<Self, ControlPlaneError> {
         let store = SqliteStore::in_memory().await?;
@@ -134,6 +167,7 @@ impl ControlPlane {
             inner: Arc::new(Inner {
                 store,
                 provisioner,
+                claimant: format!("envform-{}-{}", std::process::id(), uuid::Uuid::new_v4()),
                 list_cache: config.list_cache.map(list_cache::ListCache::new),
                 config,
                 tasks: Mutex::new(JoinSet::new()),
@@ -155,7 +189,7 @@ impl ControlPlane {
         let mut first_steps = Vec::with_capacity(count);
         for organization in organizations {
             if let Some(workflow_id) = organization.namespace.provisioning_workflow_id {
-                tracing::info!(organization = %organization.id, "resuming namespace provisioning");
+                tracing::debug!(organization = %organization.id, "resuming namespace provisioning");
                 first_steps.push(self.spawn_provisioning(organization.id, workflow_id));
             }
         }
@@ -284,12 +318,19 @@ impl ControlPlane {
     }
 }
 
-/// A store failure as the API reports it: a 500 that does not leak internals (they are logged).
-fn internal(error: impl std::error::Error) -> EnvironmentError {
+/// A store failure as the API reports it, without leaking internals (they are logged): `507`
+/// when storage is full, `503` when the database is unavailable for now, else `500`.
+fn internal(error: impl std::error::Error + 'static) -> EnvironmentError {
     tracing::error!(error = %crate::local::error_chain(&error), "environments service internal error");
-    EnvironmentError::Api {
-        status: 500,
-        detail: "Internal error in the environments service".to_owned(),
+    match StorageFailure::of(&error) {
+        Some(failure) => EnvironmentError::Api {
+            status: failure.status(),
+            detail: failure.detail().to_owned(),
+        },
+        None => EnvironmentError::Api {
+            status: 500,
+            detail: "Internal error in the environments service".to_owned(),
+        },
     }
 }
 

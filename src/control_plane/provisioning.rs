@@ -23,6 +23,13 @@ use crate::store::{
 /// start of the service to resume.
 const RECORD_ATTEMPTS: u32 = 5;
 
+/// How long a claim on an organization's provisioning holds unless renewed: a process that
+/// died mid-provisioning delays another's takeover by at most this.
+pub(crate) const CLAIM_LEASE: Duration = Duration::from_secs(15);
+
+/// How often a running provisioning renews its claim.
+const CLAIM_RENEWAL: Duration = Duration::from_secs(5);
+
 /// A fresh provisioning workflow identifier.
 pub(crate) fn new_workflow_id() -> String {
     format!("namespace-provisioning-{}", Uuid::new_v4())
@@ -123,6 +130,24 @@ pub(crate) async fn run(
     workflow_id: String,
     first_step: oneshot::Sender<()>,
 ) {
+    // Processes sharing a database (replicas on PostgreSQL) all resume the same organizations:
+    // only the one that holds the claim provisions.
+    match claim(inner, &organization).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(organization = %organization, "another process provisions this namespace");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(
+                organization = %organization,
+                error = %crate::local::error_chain(&error),
+                "cannot claim the namespace provisioning; it is resumed later"
+            );
+            return;
+        }
+    }
+    tracing::info!(organization = %organization, %workflow_id, "provisioning the namespace");
     let mut provision = inner.provisioner.provision(&organization);
     let first_poll =
         std::future::poll_fn(|context| Poll::Ready(provision.as_mut().poll(context))).await;
@@ -130,16 +155,35 @@ pub(crate) async fn run(
         Poll::Ready(outcome) => outcome,
         Poll::Pending => {
             drop(first_step);
-            tokio::select! {
-                biased;
-                () = inner.shutdown.cancelled() => return,
-                outcome = &mut provision => outcome,
+            let mut renewal = tokio::time::interval(CLAIM_RENEWAL);
+            renewal.tick().await;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = inner.shutdown.cancelled() => {
+                        release(inner, &organization).await;
+                        return;
+                    }
+                    outcome = &mut provision => break outcome,
+                    _ = renewal.tick() => {
+                        if let Err(error) = claim(inner, &organization).await {
+                            tracing::warn!(
+                                organization = %organization,
+                                error = %crate::local::error_chain(&error),
+                                "cannot renew the claim on the namespace provisioning"
+                            );
+                        }
+                    }
+                }
             }
         }
     };
     for attempt in 1..=RECORD_ATTEMPTS {
         match record_outcome(inner, &organization, &workflow_id, &outcome).await {
-            Ok(()) => return,
+            // Released with the outcome; when the outcome was not recorded (another workflow
+            // moved on), the claim must not keep that workflow's process waiting.
+            Ok(Recorded::Yes) => return,
+            Ok(Recorded::NotWaitedFor) => break,
             Err(error) => {
                 tracing::warn!(
                     organization = %organization,
@@ -151,9 +195,43 @@ pub(crate) async fn run(
         }
         let backoff = Duration::from_millis(100 * 2u64.pow(attempt));
         tokio::select! {
-            () = inner.shutdown.cancelled() => return,
+            () = inner.shutdown.cancelled() => break,
             () = tokio::time::sleep(backoff) => {}
         }
+    }
+    release(inner, &organization).await;
+}
+
+/// Whether [`record_outcome`] recorded the outcome.
+enum Recorded {
+    /// Recorded, and the claim released with it.
+    Yes,
+    /// The organization no longer waits for this workflow: nothing was written.
+    NotWaitedFor,
+}
+
+/// Claims (or renews this process's claim on) the organization's provisioning.
+async fn claim(inner: &super::Inner, organization: &OrganizationId) -> Result<bool, StoreError> {
+    let mut transaction = inner.store.begin().await?;
+    let claimed = transaction
+        .claim_provisioning(organization, &inner.claimant, CLAIM_LEASE)
+        .await?;
+    transaction.commit().await?;
+    Ok(claimed)
+}
+
+/// Gives up this process's claim, so that the next process to start resumes at once; on failure
+/// the claim simply runs out.
+async fn release(inner: &super::Inner, organization: &OrganizationId) {
+    let released = async {
+        let mut transaction = inner.store.begin().await?;
+        transaction
+            .release_provisioning(organization, &inner.claimant)
+            .await?;
+        transaction.commit().await
+    };
+    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), released).await {
+        tracing::debug!(error = %crate::local::error_chain(&error), "cannot release a provisioning claim");
     }
 }
 
@@ -164,20 +242,23 @@ async fn record_outcome(
     organization: &OrganizationId,
     workflow_id: &str,
     outcome: &Result<ProvisionedNamespace, String>,
-) -> Result<(), StoreError> {
+) -> Result<Recorded, StoreError> {
     let mut transaction = inner.store.begin().await?;
     let Some(record) = transaction.organization(organization).await? else {
-        return Ok(());
+        return Ok(Recorded::NotWaitedFor);
     };
     let current = &record.namespace;
     if current.state != NamespaceState::Provisioning
         || current.provisioning_workflow_id.as_deref() != Some(workflow_id)
     {
-        return Ok(());
+        return Ok(Recorded::NotWaitedFor);
     }
     let now = clock::now();
     let namespace = finished(workflow_id, outcome, now);
     transition(transaction.as_mut(), organization, &namespace, now).await?;
+    transaction
+        .release_provisioning(organization, &inner.claimant)
+        .await?;
     transaction.commit().await?;
     match outcome {
         Ok(_) => tracing::info!(organization = %organization, "namespace provisioned"),
@@ -185,5 +266,5 @@ async fn record_outcome(
             tracing::warn!(organization = %organization, %message, "namespace provisioning failed");
         }
     }
-    Ok(())
+    Ok(Recorded::Yes)
 }

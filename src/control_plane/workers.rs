@@ -134,10 +134,31 @@ fn plural(count: u64, noun: &str) -> String {
     }
 }
 
+/// [`ControlPlane::now`] inside a transaction.
+async fn now_in(transaction: &mut dyn StoreTransaction) -> Result<Timestamp, EnvironmentError> {
+    Ok(transaction
+        .database_now()
+        .await
+        .map_err(internal)?
+        .unwrap_or_else(clock::now))
+}
+
 impl ControlPlane {
     /// How often workers must send heartbeats.
     pub fn heartbeat_interval(&self) -> HeartbeatInterval {
         self.inner().config.heartbeat_interval
+    }
+
+    /// The time heartbeats are stored at and judged by: the database's clock when the store is
+    /// shared by replicas (so every replica counts expiry alike), else this process's.
+    pub(crate) async fn now(&self) -> Result<Timestamp, EnvironmentError> {
+        Ok(self
+            .inner()
+            .store
+            .database_now()
+            .await
+            .map_err(internal)?
+            .unwrap_or_else(clock::now))
     }
 
     /// The oldest last heartbeat of a worker that is still active, seen from `now`.
@@ -153,7 +174,11 @@ impl ControlPlane {
     ) -> Result<BTreeMap<EnvironmentId, WorkerCounts>, EnvironmentError> {
         self.inner()
             .store
-            .worker_counts(organization, environment, self.alive_since(clock::now()))
+            .worker_counts(
+                organization,
+                environment,
+                self.alive_since(self.now().await?),
+            )
             .await
             .map_err(internal)
     }
@@ -198,7 +223,7 @@ impl ControlPlane {
                 ),
             });
         }
-        let now = clock::now();
+        let now = now_in(transaction.as_mut()).await?;
         let interval = self.heartbeat_interval();
         transaction
             .delete_silent_workers(
@@ -278,7 +303,7 @@ impl ControlPlane {
         let hash = token::hash(token.expose());
         let mut transaction = self.inner().store.begin().await.map_err(internal)?;
         let record = registered(transaction.as_mut(), worker, &hash).await?;
-        let now = clock::now();
+        let now = now_in(transaction.as_mut()).await?;
         let stop = self.stop_reason(transaction.as_mut(), &record, now).await?;
         if let Some(stop) = stop {
             // The worker is told to go: it no longer counts, whether or not it hears the answer.
@@ -486,7 +511,7 @@ impl WorkersApi for OrganizationScope {
             .await
             .map_err(internal)?
             .ok_or_else(super::scope::not_found)?;
-        let alive_since = control_plane.alive_since(clock::now());
+        let alive_since = control_plane.alive_since(control_plane.now().await?);
         let records = store
             .workers(self.organization_id(), environment)
             .await

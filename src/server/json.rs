@@ -31,6 +31,12 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self.0, "request failed");
         }
         let mut response = (status, axum::Json(self.0.to_body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The database is away for a moment: well-behaved clients wait this long and retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -22,10 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::api::OrganizationId;
+use crate::control_plane::state_service::StateStore;
 use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
+use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
 pub use auth::{ApiKey, ApiKeyError};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
@@ -43,8 +46,13 @@ pub const LIST_CACHE_TTL: Duration = Duration::from_millis(250);
 pub struct ServeConfig {
     /// Where to listen; port 0 picks a free port (see [`Server::local_addr`]).
     pub addr: SocketAddr,
-    /// The SQLite database file of the control plane.
+    /// The SQLite database file of the control plane, unless `database_url` is set.
     pub db_path: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) instead of the SQLite file: several servers may
+    /// share it.
+    pub database_url: Option<SecretString>,
+    /// The PostgreSQL connection pool's size and timeouts.
+    pub postgres_pool: PgPoolSettings,
     /// The accepted API keys and the organization each one acts for.
     pub api_keys: BTreeMap<ApiKey, OrganizationId>,
     /// Requests with a larger body are refused with 413.
@@ -63,6 +71,8 @@ impl ServeConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db_path: db_path.into(),
+            database_url: None,
+            postgres_pool: PgPoolSettings::default(),
             api_keys: BTreeMap::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             // The server is its database's one writer: repeated lists come from memory for a
@@ -88,6 +98,10 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("addr", &self.addr)
             .field("db_path", &self.db_path)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("api_keys", &api_keys)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("faults", &self.faults)
@@ -119,6 +133,9 @@ pub enum ServerError {
         #[source]
         source: crate::store::StoreError,
     },
+    /// The PostgreSQL database could not be reached or migrated.
+    #[error("cannot open the PostgreSQL database")]
+    Postgres(#[source] ControlPlaneError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -139,7 +156,34 @@ pub struct Server {
     local_addr: SocketAddr,
     router: axum::Router,
     control_plane: ControlPlane,
-    state_store: crate::store::SqliteStore,
+    store: OpenStore,
+}
+
+/// The database a server runs on, closed when it stops.
+enum OpenStore {
+    /// A SQLite file (the state backend's pool; the control plane keeps its own).
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database, shared by the control plane and the state backend.
+    Postgres(PgStore),
+}
+
+impl OpenStore {
+    async fn close(&self) {
+        match self {
+            OpenStore::Sqlite(store) => store.close().await,
+            OpenStore::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens and migrates the PostgreSQL database at `url`.
+pub async fn open_postgres(
+    url: &SecretString,
+    pool: PgPoolSettings,
+) -> Result<PgStore, StoreError> {
+    let store = PgStore::connect(url.expose_secret(), pool)?;
+    store.migrate().await?;
+    Ok(store)
 }
 
 impl Server {
@@ -148,21 +192,23 @@ impl Server {
         if config.api_keys.is_empty() {
             return Err(ServerError::NoApiKeys);
         }
-        let control_plane = ControlPlane::open_sqlite(&config.db_path, config.control_plane)
-            .await
-            .map_err(|source| ServerError::ControlPlane {
-                path: config.db_path.clone(),
-                source,
-            })?;
-        // A second pool on the same file: the control plane keeps its store to itself.
-        let state_store = match crate::store::SqliteStore::open(&config.db_path).await {
-            Ok(store) => store,
-            Err(source) => {
-                control_plane.shutdown().await;
-                return Err(ServerError::StateStore {
-                    path: config.db_path.clone(),
-                    source,
-                });
+        let (control_plane, state_store, store) = match &config.database_url {
+            None => Self::open_sqlite(&config.db_path, config.control_plane).await?,
+            Some(url) => {
+                let store = open_postgres(url, config.postgres_pool)
+                    .await
+                    .map_err(|source| ServerError::Postgres(source.into()))?;
+                // Other replicas write to the same database: a list must always be read afresh.
+                let control_plane_config = ControlPlaneConfig {
+                    list_cache: None,
+                    ..config.control_plane
+                };
+                let control_plane =
+                    ControlPlane::open_shared(Arc::new(store.clone()), control_plane_config)
+                        .await
+                        .map_err(ServerError::Postgres)?;
+                let state_store: Arc<dyn StateStore> = Arc::new(store.clone());
+                (control_plane, state_store, OpenStore::Postgres(store))
             }
         };
         let listener = match TcpListener::bind(config.addr).await {
@@ -183,7 +229,7 @@ impl Server {
             control_plane: control_plane.clone(),
             keys: Arc::new(auth::KeyRing::new(config.api_keys)),
             state_service: crate::control_plane::state_service::StateService::new(
-                Arc::new(state_store.clone()),
+                state_store,
                 Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
@@ -194,8 +240,36 @@ impl Server {
             local_addr,
             router,
             control_plane,
-            state_store,
+            store,
         })
+    }
+
+    /// The control plane on a SQLite file, and a second pool on it for the state backend.
+    async fn open_sqlite(
+        path: &std::path::Path,
+        config: ControlPlaneConfig,
+    ) -> Result<(ControlPlane, Arc<dyn StateStore>, OpenStore), ServerError> {
+        let control_plane = ControlPlane::open_sqlite(path, config)
+            .await
+            .map_err(|source| ServerError::ControlPlane {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // A second pool on the same file: the control plane keeps its store to itself.
+        match SqliteStore::open(path).await {
+            Ok(store) => Ok((
+                control_plane,
+                Arc::new(store.clone()),
+                OpenStore::Sqlite(store),
+            )),
+            Err(source) => {
+                control_plane.shutdown().await;
+                Err(ServerError::StateStore {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
     }
 
     /// The address the server listens on (the actual port when port 0 was asked for).
@@ -219,7 +293,7 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.control_plane.shutdown().await;
-        self.state_store.close().await;
+        self.store.close().await;
         tracing::info!("envform serve stopped");
         served.map_err(ServerError::Serve)
     }

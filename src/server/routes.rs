@@ -1,11 +1,11 @@
-//! The routes of docs/src/concepts/service.md and `GET /health`, each a thin call into the caller's organization
+//! The routes of docs/src/concepts/service.md, `GET /health` and `GET /ready`, each a thin call into the caller's organization
 //! scope of the control plane.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,8 @@ use super::request_log::log_request;
 use crate::api::{
     CreateEnvironment, EnvironmentError, EnvironmentsApi, FieldError, Status, UpdateEnvironment,
 };
+use crate::control_plane::ControlPlane;
+use crate::store::StorageFailure;
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.
 pub(crate) fn router(
@@ -29,6 +31,7 @@ pub(crate) fn router(
 ) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/api/v1/environments", get(list).post(create))
         .route(
             "/api/v1/environments/{id}",
@@ -63,6 +66,25 @@ struct ListQuery {
 
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness, unlike `/health` (liveness): a write to the database commits now.
+async fn ready(State(control_plane): State<ControlPlane>) -> Response {
+    match control_plane.check_ready().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(error) => {
+            tracing::warn!(error = %crate::local::error_chain(&error), "not ready");
+            let detail = StorageFailure::of(&error).map_or(
+                "The service's database is not ready",
+                StorageFailure::detail,
+            );
+            ApiError(EnvironmentError::Api {
+                status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+                detail: detail.to_owned(),
+            })
+            .into_response()
+        }
+    }
 }
 
 async fn list(

@@ -32,6 +32,7 @@ use crate::control_plane::state_service::{
     GrantKind, StateService, StateServiceError, StateWrite, Unlocked, Workspace, WorkspaceName,
 };
 use crate::state::{FENCING_TOKEN_HEADER, FencingToken, LockInfo};
+use crate::store::StorageFailure;
 
 /// The routes of the state backend, merged into the application's router.
 pub(crate) fn router() -> Router<AppState> {
@@ -420,7 +421,14 @@ fn refusal(error: StateServiceError) -> Refusal {
                 error = %crate::local::error_chain(&source),
                 "state store failed"
             );
-            internal()
+            match StorageFailure::of(&source) {
+                Some(failure) => detail(
+                    StatusCode::from_u16(failure.status())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    failure.detail(),
+                ),
+                None => internal(),
+            }
         }
     }
 }

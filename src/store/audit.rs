@@ -4,14 +4,13 @@
 
 use jiff::Timestamp;
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::StoreError;
+use super::row::ReadRow;
 use super::sqlite::{SqliteStore, SqliteTransaction, parse_environment_id, timestamp};
 use crate::api::{AuditAction, EnvironmentId, OrganizationId};
 
-const AUDIT_COLUMNS: &str =
+pub(super) const AUDIT_COLUMNS: &str =
     "id, organization_id, environment_id, environment_name, actor, action, at, before, after";
 
 /// One change to record.
@@ -106,34 +105,34 @@ impl AuditTransaction for SqliteTransaction {
     }
 }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+pub(super) fn audit_from_row(row: &impl ReadRow) -> Result<AuditRecord, StoreError> {
     let document = |column: &'static str| -> Result<Option<Value>, StoreError> {
-        row.try_get::<Option<String>, _>(column)?
+        row.optional_text(column)?
             .map(|text| {
                 serde_json::from_str(&text)
                     .map_err(|error| StoreError::Corrupt(format!("column `{column}`: {error}")))
             })
             .transpose()
     };
-    let action: String = row.try_get("action")?;
-    let id: i64 = row.try_get("id")?;
+    let action = row.text("action")?;
+    let id = row.integer("id")?;
     Ok(AuditRecord {
         id: u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("audit event id {id}")))?,
         entry: AuditEntry {
-            organization_id: OrganizationId(row.try_get("organization_id")?),
+            organization_id: OrganizationId(row.text("organization_id")?),
             environment_id: row
-                .try_get::<Option<String>, _>("environment_id")?
+                .optional_text("environment_id")?
                 .as_deref()
                 .map(parse_environment_id)
                 .transpose()?,
-            environment_name: row.try_get("environment_name")?,
-            actor: row.try_get("actor")?,
+            environment_name: row.optional_text("environment_name")?,
+            actor: row.text("actor")?,
             action: action
                 .parse()
                 .map_err(|error: crate::api::UnknownAuditAction| {
                     StoreError::Corrupt(error.to_string())
                 })?,
-            at: timestamp(row.try_get("at")?)?,
+            at: timestamp(row.integer("at")?)?,
             before: document("before")?,
             after: document("after")?,
         },

@@ -8,13 +8,20 @@
 //! these operations inside one transaction per API call.
 
 mod audit;
+mod failure;
+mod postgres;
+mod postgres_state;
+mod postgres_workers;
 mod record;
+mod row;
 mod sqlite;
 mod sqlite_state;
 mod state;
 mod workers;
 
 pub use audit::{AuditEntry, AuditRecord, AuditStore, AuditTransaction};
+pub use failure::StorageFailure;
+pub use postgres::{PgPoolSettings, PgStore};
 pub use record::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, UnknownNamespaceState,
     WorkerTokenHash, WorkerTokenRecord,
@@ -62,6 +69,9 @@ pub enum StoreError {
     /// Bringing the schema up to date failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database accepts no writes (a read-only standby).
+    #[error("the database is read-only")]
+    ReadOnly,
     /// A stored value could not be read back (edited by hand, or written by a newer version).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -75,6 +85,13 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
     fn write_generation(&self) -> u64;
     /// Starts a write transaction; writers are serialized, so reads inside it are current.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>, StoreError>;
+    /// Checks that a write to the database commits now, by rewriting one row (readiness).
+    async fn check_ready(&self) -> Result<(), StoreError>;
+    /// The database's clock, for a store several processes share (their clocks may differ);
+    /// `None` when the process's own clock is to be used.
+    async fn database_now(&self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        Ok(None)
+    }
     /// One organization.
     async fn organization(
         &self,
@@ -108,6 +125,10 @@ pub trait Store: WorkerStore + AuditStore + Send + Sync {
 /// dropped without [`StoreTransaction::commit`].
 #[async_trait::async_trait]
 pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
+    /// The database's clock, as [`Store::database_now`].
+    async fn database_now(&mut self) -> Result<Option<jiff::Timestamp>, StoreError> {
+        Ok(None)
+    }
     /// One organization.
     async fn organization(
         &mut self,
@@ -120,6 +141,21 @@ pub trait StoreTransaction: WorkerTransaction + AuditTransaction + Send {
         &mut self,
         organization: &OrganizationId,
         namespace: &NamespaceRecord,
+    ) -> Result<(), StoreError>;
+    /// Claims the running of the organization's provisioning for `claimant` during `lease`
+    /// (judged by the database's clock): true if it was unclaimed, already `claimant`'s (then
+    /// renewed), or its claim had run out. SQLite, with one server per file, always grants it.
+    async fn claim_provisioning(
+        &mut self,
+        organization: &OrganizationId,
+        claimant: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `claimant`'s claim on the organization's provisioning, if it holds it.
+    async fn release_provisioning(
+        &mut self,
+        organization: &OrganizationId,
+        claimant: &str,
     ) -> Result<(), StoreError>;
     /// The environments of an organization, ordered as [`Store::environments`].
     async fn environments(

@@ -16,12 +16,13 @@ use serde::de::DeserializeOwned;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Executor, Row, SqlStr, SqlitePool};
+use sqlx::{Connection, Executor, SqlStr, SqlitePool};
 use uuid::Uuid;
 
+use super::row::ReadRow;
 use super::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
     StoreTransaction, WorkerTokenHash, WorkerTokenRecord,
@@ -37,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "workers_audit",
         include_str!("migrations/0003_workers_audit.sql"),
+    ),
+    (
+        4,
+        "readiness",
+        include_str!("migrations/0004_readiness.sql"),
     ),
 ];
 
@@ -86,6 +92,13 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_FILE_CONNECTIONS)
+            .before_acquire(|connection, _| {
+                // A commit that failed (a full disk) can leave the connection inside a
+                // transaction that SQLite already rolled back, so the rollback fails too; handed
+                // out again, every later BEGIN on it would fail. The pool closes such a
+                // connection instead and opens a fresh one.
+                Box::pin(async move { Ok(!connection.is_in_transaction()) })
+            })
             .connect_with(options)
             .await?;
         Self::migrated(pool).await
@@ -173,6 +186,21 @@ impl Store for SqliteStore {
             transaction,
             generation: Arc::clone(&self.generation),
         }))
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        // A committed write of one row: a full disk or a lock held too long fails it, where a
+        // read or an uncommitted write would not notice.
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(Timestamp::now().as_microsecond())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     async fn organization(
@@ -308,6 +336,26 @@ impl StoreTransaction for SqliteTransaction {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        Ok(())
+    }
+
+    async fn claim_provisioning(
+        &mut self,
+        _organization: &OrganizationId,
+        _claimant: &str,
+        _lease: Duration,
+    ) -> Result<bool, StoreError> {
+        // Always granted: a SQLite file has one server, which must resume at once after a crash
+        // rather than wait out a dead process's claim. An embedded control plane sharing the
+        // file may provision the same organization too; the first outcome recorded wins.
+        Ok(true)
+    }
+
+    async fn release_provisioning(
+        &mut self,
+        _organization: &OrganizationId,
+        _claimant: &str,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -464,20 +512,13 @@ where
     .bind(hash.0.as_str())
     .fetch_optional(executor)
     .await?;
-    row.map(|row| {
-        Ok(WorkerTokenRecord {
-            hash: WorkerTokenHash(row.try_get("token_hash")?),
-            organization_id: OrganizationId(row.try_get("organization_id")?),
-            environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
-            created_at: timestamp(row.try_get("created_at")?)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(worker_token_from_row).transpose()
 }
 
 /// The columns of an environment that an update writes, in the order [`bind_changeable`] binds
-/// them; the rest (`id`, `organization_id`, `created_at`) never change.
-const CHANGEABLE_COLUMNS: [&str; 17] = [
+/// them (both stores' `bind_changeable`); the rest (`id`, `organization_id`, `created_at`) never
+/// change.
+pub(super) const CHANGEABLE_COLUMNS: [&str; 17] = [
     "name",
     "display_name",
     "description",
@@ -554,7 +595,7 @@ fn name_taken_or(error: sqlx::Error, record: &EnvironmentRecord) -> StoreError {
     }
 }
 
-fn to_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError> {
+pub(super) fn to_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError> {
     value
         .map(|value| {
             serde_json::to_string(value)
@@ -564,10 +605,10 @@ fn to_json<T: Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError
 }
 
 fn from_json<T: DeserializeOwned>(
-    row: &SqliteRow,
+    row: &impl ReadRow,
     column: &'static str,
 ) -> Result<Option<T>, StoreError> {
-    row.try_get::<Option<String>, _>(column)?
+    row.optional_text(column)?
         .map(|text| {
             serde_json::from_str(&text)
                 .map_err(|error| StoreError::Corrupt(format!("column `{column}`: {error}")))
@@ -575,45 +616,55 @@ fn from_json<T: DeserializeOwned>(
         .transpose()
 }
 
-fn organization_from_row(row: &SqliteRow) -> Result<OrganizationRecord, StoreError> {
-    let state: String = row.try_get("namespace_state")?;
+pub(super) fn organization_from_row(row: &impl ReadRow) -> Result<OrganizationRecord, StoreError> {
+    let state = row.text("namespace_state")?;
     Ok(OrganizationRecord {
-        id: OrganizationId(row.try_get("id")?),
+        id: OrganizationId(row.text("id")?),
         namespace: NamespaceRecord {
             state: NamespaceState::from_str(&state)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-            provisioning_workflow_id: row.try_get("provisioning_workflow_id")?,
-            temporal_namespace: row.try_get("temporal_namespace")?,
-            temporal_namespace_id: row.try_get("temporal_namespace_id")?,
-            provisioned_at: optional_timestamp(row.try_get("provisioned_at")?)?,
-            error_message: row.try_get("error_message")?,
+            provisioning_workflow_id: row.optional_text("provisioning_workflow_id")?,
+            temporal_namespace: row.optional_text("temporal_namespace")?,
+            temporal_namespace_id: row.optional_text("temporal_namespace_id")?,
+            provisioned_at: optional_timestamp(row.optional_integer("provisioned_at")?)?,
+            error_message: row.optional_text("error_message")?,
         },
-        created_at: timestamp(row.try_get("created_at")?)?,
+        created_at: timestamp(row.integer("created_at")?)?,
     })
 }
 
-fn environment_from_row(row: &SqliteRow) -> Result<EnvironmentRecord, StoreError> {
+pub(super) fn environment_from_row(row: &impl ReadRow) -> Result<EnvironmentRecord, StoreError> {
     Ok(EnvironmentRecord {
-        id: parse_environment_id(&row.try_get::<String, _>("id")?)?,
-        organization_id: OrganizationId(row.try_get("organization_id")?),
-        name: row.try_get("name")?,
-        display_name: row.try_get("display_name")?,
-        description: row.try_get("description")?,
-        status: parse_status(&row.try_get::<String, _>("status")?)?,
-        requested_status: parse_status(&row.try_get::<String, _>("requested_status")?)?,
+        id: parse_environment_id(&row.text("id")?)?,
+        organization_id: OrganizationId(row.text("organization_id")?),
+        name: row.text("name")?,
+        display_name: row.optional_text("display_name")?,
+        description: row.optional_text("description")?,
+        status: parse_status(&row.text("status")?)?,
+        requested_status: parse_status(&row.text("requested_status")?)?,
         configuration: from_json(row, "configuration")?,
         metadata: from_json(row, "metadata")?,
         tags: from_json(row, "tags")?,
         settings: from_json(row, "settings")?,
         execution_environment: from_json(row, "execution_environment")?,
-        temporal_namespace: row.try_get("temporal_namespace")?,
-        temporal_namespace_id: row.try_get("temporal_namespace_id")?,
-        provisioning_workflow_id: row.try_get("provisioning_workflow_id")?,
-        provisioned_at: optional_timestamp(row.try_get("provisioned_at")?)?,
-        error_message: row.try_get("error_message")?,
-        created_at: timestamp(row.try_get("created_at")?)?,
-        updated_at: timestamp(row.try_get("updated_at")?)?,
-        created_by: row.try_get("created_by")?,
+        temporal_namespace: row.optional_text("temporal_namespace")?,
+        temporal_namespace_id: row.optional_text("temporal_namespace_id")?,
+        provisioning_workflow_id: row.optional_text("provisioning_workflow_id")?,
+        provisioned_at: optional_timestamp(row.optional_integer("provisioned_at")?)?,
+        error_message: row.optional_text("error_message")?,
+        created_at: timestamp(row.integer("created_at")?)?,
+        updated_at: timestamp(row.integer("updated_at")?)?,
+        created_by: row.optional_text("created_by")?,
+    })
+}
+
+/// A worker token record.
+pub(super) fn worker_token_from_row(row: &impl ReadRow) -> Result<WorkerTokenRecord, StoreError> {
+    Ok(WorkerTokenRecord {
+        hash: WorkerTokenHash(row.text("token_hash")?),
+        organization_id: OrganizationId(row.text("organization_id")?),
+        environment_id: parse_environment_id(&row.text("environment_id")?)?,
+        created_at: timestamp(row.integer("created_at")?)?,
     })
 }
 
@@ -632,11 +683,13 @@ pub(super) fn timestamp(microseconds: i64) -> Result<Timestamp, StoreError> {
         .map_err(|error| StoreError::Corrupt(format!("timestamp {microseconds}: {error}")))
 }
 
-fn optional_timestamp(microseconds: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+pub(super) fn optional_timestamp(
+    microseconds: Option<i64>,
+) -> Result<Option<Timestamp>, StoreError> {
     microseconds.map(timestamp).transpose()
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
+pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 

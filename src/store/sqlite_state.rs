@@ -7,9 +7,10 @@
 
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::sqlite::Sqlite;
 
 use super::SqliteStore;
+use super::row::ReadRow;
 use super::state::{
     LockEvent, LockEventKind, LockRecord, RecordedLockEvent, StateStore, StateStoreError,
     StateTransaction, StoredDocument, Workspace, WriteRefusal,
@@ -90,21 +91,7 @@ impl StateTransaction for SqliteStateTransaction {
         .fetch_optional(&mut *self.transaction)
         .await
         .map_err(database("read the state lock"))?;
-        row.map(|row| {
-            let info: String = row
-                .try_get("info")
-                .map_err(database("read the state lock"))?;
-            let info: LockInfo = serde_json::from_str(&info).map_err(|error| {
-                StateStoreError::corrupt(format!("stored lock information: {error}"))
-            })?;
-            Ok(LockRecord {
-                info,
-                fencing_token: token(row.try_get("fencing_token"))?,
-                lease_expires_at: timestamp(&row, "lease_expires_at")?,
-                acquired_at: timestamp(&row, "acquired_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(lock_from_row).transpose()
     }
 
     async fn put_lock(
@@ -233,13 +220,27 @@ impl StateTransaction for SqliteStateTransaction {
     }
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<RecordedLockEvent, StateStoreError> {
+/// A lock record from a `state_locks` row.
+pub(super) fn lock_from_row(row: &impl ReadRow) -> Result<LockRecord, StateStoreError> {
+    let info = row.text("info").map_err(database("read the state lock"))?;
+    let info: LockInfo = serde_json::from_str(&info)
+        .map_err(|error| StateStoreError::corrupt(format!("stored lock information: {error}")))?;
+    Ok(LockRecord {
+        info,
+        fencing_token: token(row.integer("fencing_token"))?,
+        lease_expires_at: timestamp(row, "lease_expires_at")?,
+        acquired_at: timestamp(row, "acquired_at")?,
+    })
+}
+
+/// A lock event from a `state_lock_events` row.
+pub(super) fn event_from_row(row: &impl ReadRow) -> Result<RecordedLockEvent, StateStoreError> {
     let read = database("read the lock event log");
-    let kind: String = row.try_get("kind").map_err(&read)?;
+    let kind = row.text("kind").map_err(&read)?;
     let kind = LockEventKind::parse(&kind)
         .ok_or_else(|| StateStoreError::corrupt(format!("unknown lock event kind `{kind}`")))?;
     let refusal = row
-        .try_get::<Option<String>, _>("refusal")
+        .optional_text("refusal")
         .map_err(&read)?
         .map(|text| {
             WriteRefusal::parse(&text)
@@ -247,54 +248,57 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedLockEvent, StateStoreError>
         })
         .transpose()?;
     let fencing_token = row
-        .try_get::<Option<i64>, _>("fencing_token")
+        .optional_integer("fencing_token")
         .map_err(&read)?
         .map(|value| token(Ok(value)))
         .transpose()?;
     let lease_expires_at = row
-        .try_get::<Option<i64>, _>("lease_expires_at")
+        .optional_integer("lease_expires_at")
         .map_err(&read)?
         .map(microseconds)
         .transpose()?;
     Ok(RecordedLockEvent {
-        sequence: row.try_get("sequence").map_err(&read)?,
+        sequence: row.integer("sequence").map_err(&read)?,
         event: LockEvent {
             at: timestamp(row, "at")?,
             kind,
-            lock_id: row.try_get("lock_id").map_err(&read)?,
-            who: row.try_get("who").map_err(&read)?,
-            operation: row.try_get("operation").map_err(&read)?,
+            lock_id: row.optional_text("lock_id").map_err(&read)?,
+            who: row.optional_text("who").map_err(&read)?,
+            operation: row.optional_text("operation").map_err(&read)?,
             fencing_token,
             lease_expires_at,
-            holder_lock_id: row.try_get("holder_lock_id").map_err(&read)?,
+            holder_lock_id: row.optional_text("holder_lock_id").map_err(&read)?,
             refusal,
         },
     })
 }
 
 /// Maps a database error to a store error saying what was being done.
-fn database(action: &'static str) -> impl Fn(sqlx::Error) -> StateStoreError {
+pub(super) fn database(action: &'static str) -> impl Fn(sqlx::Error) -> StateStoreError {
     move |error| StateStoreError::new(format!("cannot {action}"), error)
 }
 
-fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Timestamp, StateStoreError> {
-    let value: i64 = row.try_get(column).map_err(database("read a timestamp"))?;
+pub(super) fn timestamp(
+    row: &impl ReadRow,
+    column: &'static str,
+) -> Result<Timestamp, StateStoreError> {
+    let value = row.integer(column).map_err(database("read a timestamp"))?;
     microseconds(value)
 }
 
-fn microseconds(value: i64) -> Result<Timestamp, StateStoreError> {
+pub(super) fn microseconds(value: i64) -> Result<Timestamp, StateStoreError> {
     Timestamp::from_microsecond(value)
         .map_err(|error| StateStoreError::corrupt(format!("timestamp {value}: {error}")))
 }
 
-fn token(value: Result<i64, sqlx::Error>) -> Result<FencingToken, StateStoreError> {
+pub(super) fn token(value: Result<i64, sqlx::Error>) -> Result<FencingToken, StateStoreError> {
     let value = value.map_err(database("read a fencing token"))?;
     u64::try_from(value)
         .map(FencingToken)
         .map_err(|_| StateStoreError::corrupt(format!("fencing token {value} is negative")))
 }
 
-fn token_column(token: FencingToken) -> Result<i64, StateStoreError> {
+pub(super) fn token_column(token: FencingToken) -> Result<i64, StateStoreError> {
     i64::try_from(token.0).map_err(|_| {
         StateStoreError::corrupt(format!("fencing token {token} is too large to store"))
     })

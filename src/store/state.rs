@@ -315,6 +315,11 @@ pub trait StateStore: Send + Sync {
 /// not at all when it is dropped without [`StateTransaction::commit`].
 #[async_trait::async_trait]
 pub trait StateTransaction: Send {
+    /// The database's clock, for stores shared by several processes whose clocks may differ;
+    /// `None` when the service's own clock is to be used.
+    async fn database_now(&mut self) -> Result<Option<Timestamp>, StateStoreError> {
+        Ok(None)
+    }
     /// The workspace's lock record, expired or not.
     async fn lock(&mut self, workspace: &Workspace) -> Result<Option<LockRecord>, StateStoreError>;
     /// Replaces the workspace's lock record.

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use super::row::ReadRow;
 use super::sqlite::{
     SqliteStore, SqliteTransaction, parse_environment_id, select_worker_token, timestamp,
 };
 use super::{StoreError, WorkerTokenHash, WorkerTokenRecord};
 use crate::api::{EnvironmentId, OrganizationId, WorkerId};
 
-const WORKER_COLUMNS: &str = "id, organization_id, environment_id, token_hash, hostname, \
+pub(super) const WORKER_COLUMNS: &str = "id, organization_id, environment_id, token_hash, hostname, \
      version, busy, registered_at, last_heartbeat_at";
 
 /// A worker registered with an environment.
@@ -275,24 +275,24 @@ impl WorkerTransaction for SqliteTransaction {
     }
 }
 
-fn worker_from_row(row: &SqliteRow) -> Result<WorkerRecord, StoreError> {
-    let id: String = row.try_get("id")?;
+pub(super) fn worker_from_row(row: &impl ReadRow) -> Result<WorkerRecord, StoreError> {
+    let id = row.text("id")?;
     Ok(WorkerRecord {
         id: id
             .parse()
             .map_err(|error| StoreError::Corrupt(format!("worker id `{id}`: {error}")))?,
-        organization_id: OrganizationId(row.try_get("organization_id")?),
-        environment_id: parse_environment_id(&row.try_get::<String, _>("environment_id")?)?,
-        token_hash: WorkerTokenHash(row.try_get("token_hash")?),
-        hostname: row.try_get("hostname")?,
-        version: row.try_get("version")?,
-        busy: row.try_get::<i64, _>("busy")? != 0,
-        registered_at: timestamp(row.try_get("registered_at")?)?,
-        last_heartbeat_at: timestamp(row.try_get("last_heartbeat_at")?)?,
+        organization_id: OrganizationId(row.text("organization_id")?),
+        environment_id: parse_environment_id(&row.text("environment_id")?)?,
+        token_hash: WorkerTokenHash(row.text("token_hash")?),
+        hostname: row.text("hostname")?,
+        version: row.text("version")?,
+        busy: row.flag("busy")?,
+        registered_at: timestamp(row.integer("registered_at")?)?,
+        last_heartbeat_at: timestamp(row.integer("last_heartbeat_at")?)?,
     })
 }
 
-fn count(value: i64) -> Result<u32, StoreError> {
+pub(super) fn count(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("worker count {value}")))
 }
 

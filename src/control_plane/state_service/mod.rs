@@ -12,7 +12,8 @@
 //!
 //! Each operation is one store transaction (read, decide, write), so two servers on one
 //! database, or two requests at once, cannot both win a lock. The clock is injected
-//! ([`Clock`]) so expiry can be tested without waiting.
+//! ([`Clock`]) so expiry can be tested without waiting; a store that several replicas share
+//! (PostgreSQL) supplies its own clock instead, so every replica judges a lease alike.
 
 mod holder_check;
 #[cfg(test)]
@@ -175,8 +176,8 @@ impl StateService {
         if write.document.is_empty() {
             return Err(StateServiceError::EmptyDocument);
         }
-        let now = self.clock.now();
         let mut transaction = self.store.begin_state().await?;
+        let now = self.now(transaction.as_mut()).await?;
         let lock = transaction.lock(workspace).await?;
         let last_issued = transaction.fencing_token(workspace).await?;
         let active = lock.as_ref().filter(|lock| !lock.is_expired(now));
@@ -213,9 +214,9 @@ impl StateService {
         if info.id.is_empty() {
             return Err(StateServiceError::MissingLockId);
         }
-        let now = self.clock.now();
-        let lease_expires_at = self.lease_end(now);
         let mut transaction = self.store.begin_state().await?;
+        let now = self.now(transaction.as_mut()).await?;
+        let lease_expires_at = self.lease_end(now);
         let held = transaction.lock(workspace).await?;
         let (kind, record, previous_holder) = match held {
             // The holder again: a renewal, or a retried LOCK whose answer was lost. Even after
@@ -274,8 +275,8 @@ impl StateService {
         if info.id.is_empty() {
             return Err(StateServiceError::MissingLockId);
         }
-        let now = self.clock.now();
         let mut transaction = self.store.begin_state().await?;
+        let now = self.now(transaction.as_mut()).await?;
         match transaction.lock(workspace).await? {
             Some(held) if held.info.id == info.id => {
                 transaction.delete_lock(workspace).await?;
@@ -300,6 +301,19 @@ impl StateService {
         workspace: &Workspace,
     ) -> Result<Vec<RecordedLockEvent>, StateServiceError> {
         Ok(self.store.lock_events(workspace).await?)
+    }
+
+    /// The time a decision in `transaction` is made at: the database's clock when the store has
+    /// one every replica shares (leases then mean the same on all of them), else the service's.
+    /// Read after the transaction began, so time spent waiting for the write lock counts.
+    async fn now(
+        &self,
+        transaction: &mut dyn StateTransaction,
+    ) -> Result<Timestamp, StateServiceError> {
+        Ok(transaction
+            .database_now()
+            .await?
+            .unwrap_or_else(|| self.clock.now()))
     }
 
     fn lease_end(&self, now: Timestamp) -> Timestamp {
