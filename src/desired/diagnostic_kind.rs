@@ -309,9 +309,10 @@ impl DiagnosticKind {
                     .to_owned(),
             ),
             DiagnosticKind::TooComplex { .. } => Some(format!(
-                "files are limited to {} levels of nesting and {} nodes after expanding aliases",
+                "files are limited to {} levels of nesting and {} nodes, and aliases may add at most {} more",
                 super::limits::MAX_DEPTH,
-                super::limits::MAX_NODES
+                super::limits::MAX_NODES,
+                super::limits::MAX_REPLAYED_EVENTS
             )),
             DiagnosticKind::RecursiveAlias => {
                 Some("an alias cannot refer to a node that contains it".to_owned())

@@ -287,14 +287,13 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     use serde_saphyr::budget::BudgetBreach;
     match breach {
         BudgetBreach::Depth { .. } => format!("nested deeper than {MAX_DEPTH} levels"),
-        BudgetBreach::Nodes { .. }
-        | BudgetBreach::Events { .. }
-        | BudgetBreach::Aliases { .. }
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => {
+            format!("more than {MAX_NODES} nodes")
+        }
+        BudgetBreach::Aliases { .. }
         | BudgetBreach::AliasAnchorRatio { .. }
         | BudgetBreach::RecordedAnchorEvents { .. }
-        | BudgetBreach::RecordedAnchorBytes { .. } => {
-            format!("more than {MAX_NODES} nodes once aliases are expanded")
-        }
+        | BudgetBreach::RecordedAnchorBytes { .. } => "aliases expand to too many nodes".to_owned(),
         BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
             format!("more than {MAX_FILE_BYTES} bytes of text")
         }

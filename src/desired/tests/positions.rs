@@ -706,3 +706,14 @@ fn near_miss_configuration_key_is_a_warning_at_the_key() {
         .unwrap();
     assert!(configuration.contains_key("max_worker"));
 }
+
+#[test]
+fn a_large_plain_file_is_not_a_bomb() {
+    // 100,000 environments are 300,000 nodes: more than an alias budget allows, and plain.
+    let mut text = String::from(HEAD);
+    for index in 0..100_000 {
+        text.push_str(&format!("  - name: env-{index:06}\n"));
+    }
+    let desired = parse_text(&text).expect("a plain file of any size within the byte limit");
+    assert_eq!(desired.environments.len(), 100_000);
+}
