@@ -2,7 +2,7 @@
 //! errors, before anything is read or written.
 
 use crate::api::{CreateEnvironment, FieldError, JsonMap, Patch, Status, UpdateEnvironment};
-use crate::model::{NAME_MAX_CHARS, NAME_MIN_CHARS};
+use crate::model::{NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, text_problem};
 
 /// `configuration` keys that must be integers ≥ 1 when present.
 const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
@@ -11,6 +11,9 @@ const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
 pub(crate) fn validate_create(data: &CreateEnvironment) -> Vec<FieldError> {
     let mut errors = Vec::new();
     check_name(&data.name, &mut errors);
+    if let Some(display_name) = &data.display_name {
+        check_text("display_name", display_name, &mut errors);
+    }
     if let Some(status) = data.status {
         check_status(status, &mut errors);
     }
@@ -31,6 +34,9 @@ pub(crate) fn validate_update(patch: &UpdateEnvironment) -> Vec<FieldError> {
             "string_type",
         )),
         Patch::Set(name) => check_name(name, &mut errors),
+    }
+    if let Patch::Set(display_name) = &patch.display_name {
+        check_text("display_name", display_name, &mut errors);
     }
     match patch.status {
         Patch::Unchanged => {}
@@ -61,7 +67,27 @@ fn check_name(name: &str, errors: &mut Vec<FieldError>) {
             format!("name must be at most {NAME_MAX_CHARS} characters long (got {length})"),
             "string_too_long",
         ));
+    } else {
+        check_text("name", name, errors);
     }
+}
+
+/// Control and invisible characters forge log lines and terminal output, and outer whitespace
+/// makes names that look alike: refused as the desired-file checker refuses them.
+fn check_text(field: &str, text: &str, errors: &mut Vec<FieldError>) {
+    let why = match text_problem(text) {
+        None => return,
+        Some(NameProblem::ControlCharacter) => "control characters (newlines, escapes, …)",
+        Some(NameProblem::InvisibleCharacter) => {
+            "invisible characters (zero-width spaces, bidirectional overrides, …)"
+        }
+        Some(_) => "leading or trailing whitespace",
+    };
+    errors.push(FieldError::body(
+        &[field],
+        format!("{field} cannot hold {why}"),
+        "string_pattern_mismatch",
+    ));
 }
 
 fn check_status(status: Status, errors: &mut Vec<FieldError>) {
@@ -248,5 +274,37 @@ mod tests {
             ..UpdateEnvironment::default()
         };
         assert!(validate_update(&clear).is_empty());
+    }
+
+    #[test]
+    fn control_and_invisible_characters_and_outer_whitespace_are_refused() {
+        let corpus = [
+            "nul\u{0}name",
+            "line\nbreak",
+            "\u{1b}[31mred",
+            "zero\u{200B}width",
+            "rtl\u{202E}override",
+            " leading",
+            "trailing ",
+        ];
+        for name in corpus {
+            let errors = validate_create(&CreateEnvironment {
+                name: name.to_owned(),
+                ..CreateEnvironment::default()
+            });
+            assert_eq!(errors.len(), 1, "{name:?}: {errors:?}");
+            let patch = UpdateEnvironment {
+                display_name: Patch::Set(name.to_owned()),
+                ..UpdateEnvironment::default()
+            };
+            assert_eq!(validate_update(&patch).len(), 1, "{name:?}");
+        }
+        assert!(
+            validate_create(&CreateEnvironment {
+                name: "Production (EU)".to_owned(),
+                ..CreateEnvironment::default()
+            })
+            .is_empty()
+        );
     }
 }

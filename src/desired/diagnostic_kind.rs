@@ -353,6 +353,9 @@ impl DiagnosticKind {
                     NameProblem::ControlCharacter => {
                         "names cannot hold control characters such as newlines or tabs"
                     }
+                    NameProblem::InvisibleCharacter => {
+                        "names cannot hold invisible characters such as zero-width spaces or bidirectional overrides"
+                    }
                 }
                 .to_owned(),
             ),
@@ -461,6 +464,7 @@ impl fmt::Display for DiagnosticKind {
                     NameProblem::TooLong => format!("{count} characters, more than 100"),
                     NameProblem::OuterWhitespace => "leading or trailing whitespace".to_owned(),
                     NameProblem::ControlCharacter => "a control character".to_owned(),
+                    NameProblem::InvisibleCharacter => "an invisible character".to_owned(),
                 };
                 write!(f, "invalid environment name {}: {why}", quote(name))
             }

@@ -13,7 +13,9 @@ mod status;
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId};
-pub use name::{DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem};
+pub use name::{
+    DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, is_invisible, text_problem,
+};
 pub use owner::{Lineage, OWNER_KEY, Owner};
 pub use state_backend::HttpBackendConfig;
 pub use status::{Status, UnknownStatus};

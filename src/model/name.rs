@@ -22,6 +22,33 @@ pub enum NameProblem {
     OuterWhitespace,
     /// Holds a control character (newline, tab, …).
     ControlCharacter,
+    /// Holds an invisible formatting character (zero-width space, a bidirectional override, …),
+    /// which would make two names look alike or reorder what a terminal shows.
+    InvisibleCharacter,
+}
+
+/// Whether `character` is an invisible formatting character: zero-width characters, the
+/// bidirectional marks, embeddings, overrides and isolates, and the byte-order mark.
+pub fn is_invisible(character: char) -> bool {
+    matches!(
+        character,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}' | '\u{00AD}'
+    )
+}
+
+/// Why a free-text value (a display name, a lock's owner, a hostname) would be refused: the
+/// name rules without the length bounds.
+pub fn text_problem(text: &str) -> Option<NameProblem> {
+    if text.chars().any(char::is_control) {
+        Some(NameProblem::ControlCharacter)
+    } else if text.chars().any(is_invisible) {
+        Some(NameProblem::InvisibleCharacter)
+    } else if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        Some(NameProblem::OuterWhitespace)
+    } else {
+        None
+    }
 }
 
 impl NameProblem {
@@ -32,12 +59,8 @@ impl NameProblem {
             Some(Self::TooShort)
         } else if count > NAME_MAX_CHARS {
             Some(Self::TooLong)
-        } else if name.chars().any(char::is_control) {
-            Some(Self::ControlCharacter)
-        } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
-            Some(Self::OuterWhitespace)
         } else {
-            None
+            text_problem(name)
         }
     }
 }
@@ -66,6 +89,24 @@ mod tests {
         );
         assert_eq!(
             NameProblem::of("pr\u{7}od"),
+            Some(NameProblem::ControlCharacter)
+        );
+        for invisible in [
+            "pro\u{200B}d",
+            "prod\u{202E}",
+            "\u{FEFF}prod",
+            "pr\u{2066}od",
+        ] {
+            assert_eq!(
+                NameProblem::of(invisible),
+                Some(NameProblem::InvisibleCharacter),
+                "{invisible:?}"
+            );
+        }
+        assert_eq!(text_problem("Production (EU)"), None);
+        assert_eq!(text_problem("x"), None);
+        assert_eq!(
+            text_problem("eve\n2026 INFO"),
             Some(NameProblem::ControlCharacter)
         );
     }
