@@ -138,6 +138,18 @@ async fn request_corpus_is_refused_without_changing_data() {
             .status()
             .is_success()
     );
+    // Two Authorization headers: refused, rather than one picked by order.
+    let twice = client
+        .post(format!("{}/api/v1/environments", server.url))
+        .header("Authorization", format!("Bearer {KEY_B}"))
+        .header("Authorization", format!("Bearer {KEY_A}"))
+        .json(&serde_json::json!({"name": "twice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status().as_u16(), 400);
+    assert_eq!(list(&client, &server, KEY_A).await, before_a);
+    assert_eq!(list(&client, &server, KEY_B).await, before_b);
 }
 
 #[test]

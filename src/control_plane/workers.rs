@@ -193,6 +193,7 @@ impl ControlPlane {
         token: &WorkerToken,
         request: &RegisterWorker,
     ) -> Result<WorkerRegistration, EnvironmentError> {
+        check_hostname(&request.hostname)?;
         let hash = token::hash(token.expose());
         let mut transaction = self.inner().store.begin().await.map_err(internal)?;
         let issued = transaction
@@ -475,6 +476,32 @@ async fn issued_environment(
 }
 
 /// The registered worker `id`, if `hash` is the digest of the token it registered with.
+/// Most characters in a worker's hostname (a DNS name is at most 253).
+const MAX_HOSTNAME_CHARS: usize = 255;
+
+/// A hostname is logged and shown in tables: no control or invisible characters, and bounded.
+fn check_hostname(hostname: &str) -> Result<(), EnvironmentError> {
+    let problem = if hostname.chars().count() > MAX_HOSTNAME_CHARS {
+        Some(format!(
+            "hostname is longer than {MAX_HOSTNAME_CHARS} characters"
+        ))
+    } else {
+        crate::model::text_problem(hostname).map(|_| {
+            "hostname cannot hold control or invisible characters or outer whitespace".to_owned()
+        })
+    };
+    match problem {
+        None => Ok(()),
+        Some(message) => Err(EnvironmentError::Validation {
+            errors: vec![crate::api::FieldError::body(
+                &["hostname"],
+                message,
+                "string_pattern_mismatch",
+            )],
+        }),
+    }
+}
+
 async fn registered(
     transaction: &mut dyn StoreTransaction,
     id: WorkerId,
@@ -714,6 +741,29 @@ mod tests {
             .unwrap();
         assert_eq!(registration.environment_id, id);
         assert_eq!(registration.heartbeat_interval(), INTERVAL);
+        control_plane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_hostname_that_would_forge_a_log_line_is_refused() {
+        let control_plane = control_plane(Duration::ZERO).await;
+        let scope = scope(&control_plane).await;
+        let id = pool(&scope, "pool", 5).await;
+        let token = scope.get_worker_command(id).await.unwrap().worker_token;
+        let long = "h".repeat(256);
+        for hostname in [
+            "eve\n2026-01-01T00:00:00Z INFO fake",
+            "\u{1b}[2Jhost",
+            " host",
+            &long,
+        ] {
+            let refused = control_plane
+                .register_worker(&token, &request("pool", hostname))
+                .await
+                .unwrap_err();
+            assert_eq!(status(&refused), Some(422), "{hostname:?}");
+        }
+        assert!(scope.list_workers(id).await.unwrap().is_empty());
         control_plane.shutdown().await;
     }
 

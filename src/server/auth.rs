@@ -147,6 +147,13 @@ pub(crate) fn presented_key(parts: &Parts) -> Result<&str, EnvironmentError> {
     let unauthorized = |detail: &str| EnvironmentError::Unauthorized {
         detail: detail.to_owned(),
     };
+    // Two headers would leave it to the order which key is used: refused, not guessed.
+    if parts.headers.get_all(AUTHORIZATION).iter().count() > 1 {
+        return Err(EnvironmentError::Api {
+            status: 400,
+            detail: "more than one Authorization header".to_owned(),
+        });
+    }
     let header = parts
         .headers
         .get(AUTHORIZATION)
