@@ -415,6 +415,9 @@ fn refusal(error: StateServiceError) -> Refusal {
         StateServiceError::MissingLockId | StateServiceError::EmptyDocument => {
             detail(StatusCode::BAD_REQUEST, error.to_string())
         }
+        StateServiceError::InvalidLockInfo { .. } => {
+            detail(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+        }
         StateServiceError::Storage(source) => {
             tracing::error!(
                 target: "envform::server::state",

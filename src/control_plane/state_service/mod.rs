@@ -63,6 +63,14 @@ pub enum StateServiceError {
     /// Lock information without an ID (HTTP 400).
     #[error("the lock information has no ID")]
     MissingLockId,
+    /// Lock information that would forge log lines or fill every 423 answer (HTTP 422).
+    #[error("lock information `{field}` {problem}")]
+    InvalidLockInfo {
+        /// The field, as the protocol spells it (`ID`, `Who`, …).
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// An empty state document (HTTP 400).
     #[error("the state document is empty")]
     EmptyDocument,
@@ -214,6 +222,7 @@ impl StateService {
         if info.id.is_empty() {
             return Err(StateServiceError::MissingLockId);
         }
+        check_lock_info(&info)?;
         let mut transaction = self.store.begin_state().await?;
         let now = self.now(transaction.as_mut()).await?;
         let lease_expires_at = self.lease_end(now);
@@ -370,6 +379,49 @@ fn check_write(
                 current: Some(lock.fencing_token),
             },
         ));
+    }
+    Ok(())
+}
+
+/// Largest `Info` a lock may carry: it is echoed in every 423 answer.
+const MAX_LOCK_INFO_BYTES: usize = 4096;
+/// Largest value of the other lock fields.
+const MAX_LOCK_FIELD_CHARS: usize = 512;
+
+/// Lock fields are logged and shown to other clients: no control or invisible characters in the
+/// one-line fields, and bounded sizes.
+fn check_lock_info(info: &LockInfo) -> Result<(), StateServiceError> {
+    let invalid = |field, problem: &str| StateServiceError::InvalidLockInfo {
+        field,
+        problem: problem.to_owned(),
+    };
+    if info.info.len() > MAX_LOCK_INFO_BYTES {
+        return Err(invalid("Info", "is longer than 4 KiB"));
+    }
+    if info
+        .info
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(invalid("Info", "holds control characters"));
+    }
+    let one_line = [
+        ("ID", &info.id),
+        ("Operation", &info.operation),
+        ("Who", &info.who),
+        ("Version", &info.version),
+        ("Path", &info.path),
+    ];
+    for (field, value) in one_line {
+        if value.chars().count() > MAX_LOCK_FIELD_CHARS {
+            return Err(invalid(field, "is longer than 512 characters"));
+        }
+        if value
+            .chars()
+            .any(|c| c.is_control() || crate::model::is_invisible(c))
+        {
+            return Err(invalid(field, "holds control or invisible characters"));
+        }
     }
     Ok(())
 }
