@@ -2,7 +2,9 @@
 //! errors, before anything is read or written.
 
 use crate::api::{CreateEnvironment, FieldError, JsonMap, Patch, Status, UpdateEnvironment};
-use crate::model::{NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, text_problem};
+use crate::model::{
+    ExecutionEnvironment, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, text_problem,
+};
 
 /// `configuration` keys that must be integers ≥ 1 when present.
 const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
@@ -19,6 +21,9 @@ pub(crate) fn validate_create(data: &CreateEnvironment) -> Vec<FieldError> {
     }
     if let Some(configuration) = &data.configuration {
         check_configuration(configuration, &mut errors);
+    }
+    if let Some(execution) = &data.execution_environment {
+        check_env_vars(execution, &mut errors);
     }
     errors
 }
@@ -50,7 +55,24 @@ pub(crate) fn validate_update(patch: &UpdateEnvironment) -> Vec<FieldError> {
     if let Patch::Set(configuration) = &patch.configuration {
         check_configuration(configuration, &mut errors);
     }
+    if let Patch::Set(execution) = &patch.execution_environment {
+        check_env_vars(execution, &mut errors);
+    }
     errors
+}
+
+/// Environment variables are strings: a number or an object would reach the worker in a form
+/// it cannot set. The error names the key, never the value (values are secrets).
+fn check_env_vars(execution: &ExecutionEnvironment, errors: &mut Vec<FieldError>) {
+    for (key, value) in &execution.env_vars {
+        if !value.is_string() {
+            errors.push(FieldError::body(
+                &["execution_environment", "env_vars", key],
+                format!("env_vars value of `{key}` must be a string"),
+                "string_type",
+            ));
+        }
+    }
 }
 
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {

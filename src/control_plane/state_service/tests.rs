@@ -348,7 +348,10 @@ async fn unlock_by_the_holder_by_another_and_force_unlock() {
     ));
     // A `Who` that forges a log line, and an `Info` that would fill every 423: refused, and
     // neither is recorded as an event.
-    let forged = info("forged", "eve\n2026-01-01T00:00:00Z  INFO envform::server: FAKE");
+    let forged = info(
+        "forged",
+        "eve\n2026-01-01T00:00:00Z  INFO envform::server: FAKE",
+    );
     let mut huge = info("huge", "x");
     huge.info = "i".repeat(5000);
     for refused in [forged, huge] {
