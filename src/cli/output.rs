@@ -147,8 +147,19 @@ pub(crate) fn write_stdout(
     }
 }
 
-/// Renders rows as a left-aligned table with a header.
+/// Renders rows as a left-aligned table with a header. Cells come from the service (names,
+/// hostnames): control and invisible characters are written escaped, so a value cannot move the
+/// cursor, recolour the terminal or forge a line.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let escaped: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_for_terminal(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &escaped;
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -173,6 +184,23 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// `text` with control and invisible characters escaped (`\n`, `\u{1b}`, `\u{202e}`).
+pub(crate) fn escape_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || crate::model::is_invisible(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            escaped.extend(c.escape_unicode());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// Returns once Ctrl-C or SIGTERM arrives (never, if signals cannot be watched).
@@ -275,5 +303,14 @@ mod tests {
             text,
             "NAME        STATUS\nproduction  active\nqa          provisioning\n"
         );
+    }
+
+    #[test]
+    fn table_cells_cannot_drive_the_terminal() {
+        let text = table(
+            &["NAME"],
+            &[vec!["\u{1b}[2Jev\nil\u{202e}".into()], vec!["plain".into()]],
+        );
+        assert_eq!(text, "NAME\n\\u{1b}[2Jev\\u{a}il\\u{202e}\nplain\n");
     }
 }
