@@ -17,7 +17,7 @@ mod provisioning;
 mod scope;
 pub mod state_service;
 mod token;
-mod validation;
+pub(crate) mod validation;
 mod worker_command;
 mod workers;
 

@@ -176,10 +176,7 @@ impl EnvironmentsApi for OrganizationScope {
     }
 
     async fn create(&self, data: &CreateEnvironment) -> Result<Environment, EnvironmentError> {
-        let errors = validation::validate_create(data);
-        if !errors.is_empty() {
-            return Err(EnvironmentError::Validation { errors });
-        }
+        validation::check_create(data)?;
         let mut transaction = self.begin().await?;
         let organization = self.organization_record(transaction.as_mut()).await?;
         let latest = transaction
@@ -260,10 +257,7 @@ impl EnvironmentsApi for OrganizationScope {
         id: EnvironmentId,
         patch: &UpdateEnvironment,
     ) -> Result<Environment, EnvironmentError> {
-        let errors = validation::validate_update(patch);
-        if !errors.is_empty() {
-            return Err(EnvironmentError::Validation { errors });
-        }
+        validation::check_update(patch)?;
         let mut transaction = self.begin().await?;
         let mut record = self.environment_record(transaction.as_mut(), id).await?;
         let previous = record.clone();

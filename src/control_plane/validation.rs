@@ -1,13 +1,33 @@
 //! Body validation of create and update calls: every problem is reported at once, as 422 field
 //! errors, before anything is read or written.
 
-use crate::api::{CreateEnvironment, FieldError, JsonMap, Patch, Status, UpdateEnvironment};
+use crate::api::{
+    CreateEnvironment, EnvironmentError, FieldError, JsonMap, Patch, Status, UpdateEnvironment,
+};
 use crate::model::{
     ExecutionEnvironment, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, text_problem,
 };
 
 /// `configuration` keys that must be integers ≥ 1 when present.
 const POSITIVE_INTEGER_KEYS: [&str; 2] = ["max_workers", "timeout_seconds"];
+
+/// A create body checked: 422 with every problem, or `Ok` when it may be written.
+pub(crate) fn check_create(data: &CreateEnvironment) -> Result<(), EnvironmentError> {
+    as_result(validate_create(data))
+}
+
+/// An update body checked: 422 with every problem, or `Ok` when it may be written.
+pub(crate) fn check_update(patch: &UpdateEnvironment) -> Result<(), EnvironmentError> {
+    as_result(validate_update(patch))
+}
+
+fn as_result(errors: Vec<FieldError>) -> Result<(), EnvironmentError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(EnvironmentError::Validation { errors })
+    }
+}
 
 /// The problems of a create body.
 pub(crate) fn validate_create(data: &CreateEnvironment) -> Vec<FieldError> {

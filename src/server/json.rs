@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::api::{EnvironmentError, FieldError};
+use crate::api::{CreateEnvironment, EnvironmentError, FieldError, UpdateEnvironment};
+use crate::control_plane::validation;
 
 /// An error answer: the status and `{"detail": ...}` body of an [`EnvironmentError`].
 #[derive(Debug)]
@@ -71,6 +72,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             })?;
         parse_body(&body).map(ApiJson).map_err(ApiError::from)
     }
+}
+
+/// A create-environment body as the service reads it before touching the store: decoded, then
+/// validated; every failure is the answer the service gives (a 422 naming the fields). For tools
+/// that check bodies outside a server, such as the fuzz targets in `fuzz/`.
+pub fn read_create_body(body: &[u8]) -> Result<CreateEnvironment, EnvironmentError> {
+    let data = parse_body(body)?;
+    validation::check_create(&data)?;
+    Ok(data)
+}
+
+/// An update-environment body as the service reads it; see [`read_create_body`].
+pub fn read_update_body(body: &[u8]) -> Result<UpdateEnvironment, EnvironmentError> {
+    let patch = parse_body(body)?;
+    validation::check_update(&patch)?;
+    Ok(patch)
 }
 
 /// Parses a JSON body, reporting where it went wrong as a 422 field error.
@@ -188,6 +205,17 @@ mod tests {
         assert_eq!(errors[0].kind, "type_error");
         assert_eq!(errors[0].path(), "tags.1");
         assert!(!errors[0].msg.contains("line"), "{}", errors[0].msg);
+    }
+
+    #[test]
+    fn bodies_are_decoded_then_validated() {
+        let errors = field_errors(read_create_body(br#"{"name": "x"}"#));
+        assert_eq!(errors[0].kind, "string_too_short");
+        let errors = field_errors(read_update_body(br#"{"name": null}"#));
+        assert_eq!(errors[0].path(), "name");
+        let errors = field_errors(read_create_body(b"\xff"));
+        assert_eq!(errors[0].kind, "json_invalid");
+        assert!(read_create_body(br#"{"name": "staging"}"#).is_ok());
     }
 
     #[test]

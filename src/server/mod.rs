@@ -32,6 +32,7 @@ use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
 pub use auth::{ApiKey, ApiKeyError};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
+pub use json::{read_create_body, read_update_body};
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;

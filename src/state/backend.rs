@@ -39,8 +39,9 @@ struct VersionProbe {
     version: Option<u64>,
 }
 
-/// Reads a state document from `bytes` that came from `path` (a file or an address).
-pub(crate) fn decode_state(bytes: &[u8], path: &str) -> Result<State, StateError> {
+/// Reads a state document from `bytes` that came from `path` (a file or an address), as every
+/// backend does: another format version is refused by name, a JSON error keeps its position.
+pub fn decode_state(bytes: &[u8], path: &str) -> Result<State, StateError> {
     // The whole document first: the version is looked at alone only when that fails or differs,
     // so a state of thousands of environments is read once.
     let decoded = match serde_json::from_slice::<State>(bytes) {

@@ -14,7 +14,7 @@ mod lock;
 mod lock_protocol;
 mod lock_wait;
 
-pub use backend::StateBackend;
+pub use backend::{StateBackend, decode_state};
 pub use document::*;
 pub use error::StateError;
 pub use http::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES};
