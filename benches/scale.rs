@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use envform::state::{LocalBackend, LockInfo, State, StateBackend};
+use envform::state::{LocalBackend, LockInfo, State, StateBackend, StateChanges};
 
 use common::{API_KEY, ChildRun, ServeProcess, median, millis};
 
@@ -253,9 +253,13 @@ fn save_times(
             "description".to_owned(),
             serde_json::Value::String(format!("changed {next}")),
         );
+        let changes = StateChanges {
+            resources: [names[next % names.len()].clone()].into(),
+            intents: Default::default(),
+        };
         next += 1;
         runtime
-            .block_on(backend.save(&state, Some(&lock)))
+            .block_on(backend.save_changes(&state, &changes, Some(&lock)))
             .expect("save under the lock");
     });
     runtime.block_on(backend.unlock(lock)).expect("unlock");

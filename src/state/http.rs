@@ -50,6 +50,10 @@ const RETRYABLE_STATUSES: [StatusCode; 5] = [
 /// How much of an unexpected answer's body an error quotes.
 const ERROR_BODY_LIMIT: usize = 512;
 
+/// How long an apply gathers finished steps before saving them (each save sends the whole
+/// state): a create still saves its intent before it is sent, whatever the interval.
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Everything an [`HttpBackend`] is built from; the names are Terraform's.
 #[derive(Clone)]
 pub struct HttpBackendSettings {
@@ -416,6 +420,10 @@ impl StateBackend for HttpBackend {
 
     fn describe(&self) -> String {
         format!("http state {}", redact(&self.client.address))
+    }
+
+    fn save_interval(&self) -> Duration {
+        SAVE_INTERVAL
     }
 }
 
