@@ -176,7 +176,7 @@ mod tests {
         ResourceState {
             id: EnvironmentId(uuid::Uuid::from_u128(id)),
             last_applied,
-            prevent_destroy: id % 2 == 0,
+            prevent_destroy: id.is_multiple_of(2),
             depends_on: vec!["base".to_owned()],
             renamed_from: None,
         }
