@@ -77,6 +77,16 @@ impl ServeProcess {
         &self.url
     }
 
+    /// The server's process id, for reading its memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_kib(&self) -> u64 {
+        read_peak_kib(Path::new(&format!("/proc/{}/status", self.child.id()))).unwrap_or(0)
+    }
+
     /// The server's SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.database.clone()

@@ -458,6 +458,60 @@ fn kill_nine_at_many_points_then_rerun_converges() {
 }
 
 #[test]
+fn kill_nine_during_journal_appends_and_compaction_then_rerun_converges() {
+    // Independent environments at parallelism 4: every round of finished steps is one journal
+    // record, so kills land during appends; the last points land in the final save and the
+    // compaction at unlock.
+    const COUNT: usize = 40;
+    let names: Vec<String> = (0..COUNT).map(|index| format!("many-{index:02}")).collect();
+    let mut yaml = String::from("version: 1\nenvironments:\n");
+    for name in &names {
+        yaml.push_str(&format!("  - name: {name}\n    description: one of many\n"));
+    }
+    let mut journals_seen = 0;
+    let points: Vec<(usize, u64)> = [1, 5, 13, 26, 37]
+        .into_iter()
+        .map(|steps| (steps, 0))
+        .chain([0, 1, 3, 6, 12].into_iter().map(|pause| (COUNT, pause)))
+        .collect();
+    for (steps, pause_ms) in points {
+        let scenario = Scenario::new();
+        scenario.write(&yaml);
+        let (mut child, mut stderr) = spawn_apply(&scenario, &["--parallelism", "4"]);
+        wait_for_finished_steps(&mut stderr, steps);
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let state_path = scenario.state_path();
+        if envform::state::LocalBackend::new(&state_path)
+            .journal_path()
+            .exists()
+        {
+            journals_seen += 1;
+        }
+        if state_path.exists() {
+            // What state claims is live, with the same id: nothing saved was lost or invented.
+            let live = scenario.live();
+            for (name, id) in scenario.state_ids() {
+                assert_eq!(live.get(&name), Some(&id), "{name} after {steps} steps");
+            }
+        }
+        scenario.apply().assert().success();
+        scenario.assert_converged(&as_strs(&names));
+        assert!(
+            !envform::state::LocalBackend::new(&state_path)
+                .journal_path()
+                .exists(),
+            "a finished apply leaves no journal"
+        );
+    }
+    assert!(
+        journals_seen > 0,
+        "no kill landed while the journal was in use"
+    );
+}
+
+#[test]
 fn interrupt_stops_cleanly_with_exit_130() {
     let scenario = Scenario::new();
     let names = twenty_environments(&scenario);

@@ -81,11 +81,36 @@ pub fn state_ids(state_file: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A state file, parsed.
+/// A state file, parsed; with its journal replayed when one is left (after `kill -9`), as
+/// envform reads it.
 pub fn read_state(state_file: &Path) -> Value {
+    let backend = envform::state::LocalBackend::new(state_file);
+    if backend.journal_path().exists() {
+        return serde_json::to_value(load_local_state(state_file)).expect("state as JSON");
+    }
     let text = std::fs::read_to_string(state_file)
         .unwrap_or_else(|error| panic!("read {}: {error}", state_file.display()));
     serde_json::from_str(&text).expect("the state file is JSON")
+}
+
+/// The local state at `state_file` as envform loads it (document and journal), from any thread.
+pub fn load_local_state(state_file: &Path) -> envform::state::State {
+    let path = state_file.to_owned();
+    // A thread of its own: the caller may be inside an async runtime already.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(envform::state::StateBackend::load(
+                &envform::state::LocalBackend::new(&path),
+            ))
+            .unwrap_or_else(|error| panic!("load {}: {error}", path.display()))
+            .unwrap_or_else(|| panic!("no state at {}", path.display()))
+    })
+    .join()
+    .expect("state reader")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 //! as the steps it depends on are done; dependents of a failed step are skipped while independent
 //! steps go on. State is saved as steps finish: one save (serial plus one) covers every step that
 //! finished since the previous save, so a crash loses at most what one save was writing, and a
-//! create starts only once its intent is saved. An interrupt stops the scheduling and lets
-//! in-flight calls finish.
+//! create starts only once its intent is saved. A backend whose saves are slow (a server) may ask
+//! for saves batched by time as well: then finished steps wait up to its interval for the next
+//! save, unless a create waits for its intent. Each save names the entries it changed, so the
+//! local journal writes only those. An interrupt stops the scheduling and lets in-flight calls
+//! finish.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use super::progress::{Progress, WAIT_REPORT_INTERVAL};
 use super::step::{self, StepContext, StepFailure, StepSuccess, WaitBoard};
 use crate::api::{EnvironmentId, EnvironmentsApi};
 use crate::plan::{Action, BoundPlan, Payload, Plan, Step, StepId};
-use crate::state::{CreateIntent, LockHandle, State, StateBackend};
+use crate::state::{CreateIntent, LockHandle, State, StateBackend, StateChanges};
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -92,9 +95,16 @@ struct Run<'a> {
     fatal: Option<String>,
     /// State changed since it was last saved.
     dirty: bool,
+    /// The entries changed since the last save.
+    changes: StateChanges,
+    /// When state was last saved, and how long finished steps may wait for the next save.
+    last_save: Instant,
+    save_interval: Duration,
     /// Creates whose intent is in `state`, and those of them already saved.
     noted_intents: BTreeSet<StepId>,
     durable_intents: BTreeSet<StepId>,
+    /// Intents noted since the last save: they become durable with it.
+    unsaved_intents: BTreeSet<StepId>,
     /// Steps whose call was started.
     started: BTreeSet<StepId>,
     /// Steps in flight: when each started and when it is next reported as still running.
@@ -104,6 +114,7 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(plan: &'a Plan, state: State, journal: Journal<'a>, progress: &'a dyn Progress) -> Self {
+        let save_interval = journal.backend.save_interval();
         let steps: BTreeMap<StepId, &Step> =
             plan.steps().iter().map(|step| (step.id, step)).collect();
         let mut waiting_on = BTreeMap::new();
@@ -136,8 +147,12 @@ impl<'a> Run<'a> {
             interrupted: false,
             fatal: None,
             dirty: false,
+            changes: StateChanges::default(),
+            last_save: Instant::now(),
+            save_interval,
             noted_intents: BTreeSet::new(),
             durable_intents: BTreeSet::new(),
+            unsaved_intents: BTreeSet::new(),
             started: BTreeSet::new(),
             running: BTreeMap::new(),
             wait_report_interval: WAIT_REPORT_INTERVAL,
@@ -193,13 +208,15 @@ impl<'a> Run<'a> {
                     });
                 }
             }
-            if self.dirty {
+            if self.dirty && (in_flight.is_empty() || self.save_due()) {
                 self.save().await;
             }
             if in_flight.is_empty() {
                 break;
             }
             let next_report = self.running.values().map(|(_, next)| *next).min();
+            let next_save = (self.dirty && !self.save_interval.is_zero())
+                .then(|| self.last_save + self.save_interval);
             tokio::select! {
                 biased;
                 () = cancel.cancelled(), if !self.interrupted => {
@@ -229,6 +246,8 @@ impl<'a> Run<'a> {
                     }
                 }
                 () = sleep_until_next(next_report) => self.report_waits(&context.waits),
+                // Finished steps waited long enough: the next round saves them.
+                () = sleep_until_next(next_save) => {}
             }
         }
         // Intents written ahead for creates that never started would claim a create that was
@@ -240,7 +259,10 @@ impl<'a> Run<'a> {
             .map(|id| self.steps[id].name.clone())
             .collect();
         for name in unsent {
-            self.dirty |= self.state.intents.remove(&name).is_some();
+            if self.state.intents.remove(&name).is_some() {
+                self.dirty = true;
+                self.changes.intents.insert(name);
+            }
         }
         if self.dirty {
             self.save().await;
@@ -263,6 +285,11 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Whether finished steps have waited the backend's interval for a save.
+    fn save_due(&self) -> bool {
+        self.save_interval.is_zero() || self.last_save.elapsed() >= self.save_interval
+    }
+
     fn stopping(&self) -> bool {
         self.interrupted || self.fatal.is_some()
     }
@@ -282,6 +309,8 @@ impl<'a> Run<'a> {
                 },
             );
             self.noted_intents.insert(*id);
+            self.unsaved_intents.insert(*id);
+            self.changes.intents.insert(step.name.clone());
             self.dirty = true;
         }
     }
@@ -296,9 +325,17 @@ impl<'a> Run<'a> {
                 let had_intent = self.state.intents.remove(&step.name).is_some();
                 let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
-                self.dirty |= had_intent
+                let changed = had_intent
                     || step.rename.is_some()
                     || self.state.resources.get(step.final_name()) != before.as_ref();
+                if changed {
+                    self.dirty = true;
+                    self.changes.intents.insert(step.name.clone());
+                    self.changes.resources.insert(step.final_name().to_owned());
+                    if let Some(rename) = &step.rename {
+                        self.changes.resources.insert(rename.from.clone());
+                    }
+                }
                 for dependent in self.dependents.get(&id).cloned().unwrap_or_default() {
                     if let Some(count) = self.waiting_on.get_mut(&dependent) {
                         *count -= 1;
@@ -313,7 +350,10 @@ impl<'a> Run<'a> {
             }
             Err(failure) => match failure {
                 StepFailure::Failed(message) => {
-                    self.dirty |= self.state.intents.remove(&step.name).is_some();
+                    if self.state.intents.remove(&step.name).is_some() {
+                        self.dirty = true;
+                        self.changes.intents.insert(step.name.clone());
+                    }
                     StepOutcome::Failed { message }
                 }
                 // The intent stays: the next run looks the environment up by name.
@@ -347,18 +387,23 @@ impl<'a> Run<'a> {
     /// Writes state with the next serial; a failure stops the scheduling.
     async fn save(&mut self) {
         self.dirty = false;
+        self.last_save = Instant::now();
         self.state.serial += 1;
+        let changes = std::mem::take(&mut self.changes);
         match self
             .journal
             .backend
-            .save(&self.state, self.journal.lock)
+            .save_changes(&self.state, &changes, self.journal.lock)
             .await
         {
             Ok(()) => self
                 .durable_intents
-                .extend(self.noted_intents.iter().copied()),
+                .extend(std::mem::take(&mut self.unsaved_intents)),
             Err(error) => {
                 self.state.serial -= 1;
+                // Whatever is saved next must cover these as well.
+                self.changes.resources.extend(changes.resources);
+                self.changes.intents.extend(changes.intents);
                 let message = format!("cannot save state: {error}");
                 self.progress.note(&message);
                 self.fatal = Some(message);

@@ -277,13 +277,60 @@ fn order(problems: Vec<Problem>) -> Vec<Problem> {
 /// order, the order of environments and which file holds one do not change it, so a saved plan
 /// stays valid across such edits and goes stale on any change of meaning. The encoding is JSON
 /// with every object's keys sorted; secret values enter it only inside the hash.
+///
+/// The environments are hashed one at a time, in name order, as they appear in that document, so
+/// the document of a large file is never built whole.
 fn digest(
     environments: &[DesiredEnvironment],
     options: &Options,
     state: Option<&StateBackendConfig>,
 ) -> String {
-    let mut environments: Vec<Value> = environments.iter().map(environment_meaning).collect();
-    environments.sort_by_key(|environment| environment["name"].to_string());
+    // The order of the JSON-quoted names, as the whole document sorts them.
+    let mut ordered: Vec<(String, &DesiredEnvironment)> = environments
+        .iter()
+        .map(|environment| {
+            (
+                Value::String(environment.name.clone()).to_string(),
+                environment,
+            )
+        })
+        .collect();
+    ordered.sort_by(|(left, _), (right, _)| left.cmp(right));
+    let mut hasher = HashWriter(Sha256::new());
+    // `{"environments":[…],"options":…,"state":…}`: the keys in sorted order.
+    hasher.0.update(b"{\"environments\":[");
+    for (index, (_, environment)) in ordered.into_iter().enumerate() {
+        if index > 0 {
+            hasher.0.update(b",");
+        }
+        // Writing into a hasher cannot fail, and a `Value` always serializes.
+        let _ = serde_json::to_writer(&mut hasher, &canonical(environment_meaning(environment)));
+    }
+    hasher.0.update(b"],");
+    let rest = canonical(rest_of_meaning(options, state)).to_string();
+    // The rest's object without its `{`, continuing the one opened above.
+    hasher
+        .0
+        .update(rest.get(1..).unwrap_or_default().as_bytes());
+    hex::encode(hasher.0.finalize())
+}
+
+/// Feeds what is written into a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the files mean besides their environments: the options and where state is.
+fn rest_of_meaning(options: &Options, state: Option<&StateBackendConfig>) -> Value {
     let scope = options.scope.as_ref().map(|scope| {
         json!({"name_prefix": scope.name_prefix, "tags": sorted(scope.tags.iter().cloned())})
     });
@@ -302,8 +349,7 @@ fn digest(
             "username": config.username,
         }),
     });
-    let meaning = json!({
-        "environments": environments,
+    json!({
         "options": {
             "prune": options.prune,
             "adopt": options.adopt,
@@ -312,8 +358,7 @@ fn digest(
             "update_threshold": threshold(&options.update_threshold),
         },
         "state": state,
-    });
-    hex::encode(Sha256::digest(canonical(meaning).to_string().as_bytes()))
+    })
 }
 
 /// One environment's meaning: its fields as the file sets them, and how it relates to others.

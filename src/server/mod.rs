@@ -9,6 +9,7 @@ mod app_state;
 mod auth;
 mod faults;
 mod json;
+mod list_body;
 mod request_log;
 mod routes;
 mod state;

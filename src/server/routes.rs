@@ -107,7 +107,7 @@ async fn list(
         .transpose()
         .map_err(|error| invalid_query(error.to_string()))?;
     let environments = caller.scope.list(status_filter).await?;
-    Ok(axum::Json(environments).into_response())
+    Ok(super::list_body::json_array(environments))
 }
 
 async fn get_one(

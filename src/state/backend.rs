@@ -2,9 +2,11 @@
 //! the checks every backend shares: decoding a state document (with the position of a JSON error)
 //! and refusing a write that would replace another history or a newer version.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
-use super::{Lineage, LockHandle, LockInfo, STATE_VERSION, State, StateError};
+use super::{Lineage, LockHandle, LockInfo, STATE_VERSION, State, StateChanges, StateError};
 
 /// Where state is kept: a local file or a server.
 ///
@@ -19,6 +21,25 @@ pub trait StateBackend: Send + Sync {
     /// and fencing token go with the write). Refused if the stored state has another lineage or
     /// a serial not lower than `state`'s.
     async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError>;
+
+    /// Saves `state`, of which only the entries `changes` names differ from the state this
+    /// backend last saved under the same `lock`. A backend that can write only those (the local
+    /// journal) does; the others write the whole state.
+    async fn save_changes(
+        &self,
+        state: &State,
+        _changes: &StateChanges,
+        lock: Option<&LockHandle>,
+    ) -> Result<(), StateError> {
+        self.save(state, lock).await
+    }
+
+    /// How long an apply may gather finished steps before saving them, when no create waits for
+    /// its intent to be saved: zero saves after every round. A backend whose save is a round
+    /// trip over the network batches by time as well.
+    fn save_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 
     /// Takes the lock once; [`StateError::Locked`] with the holder's information if it is held.
     async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError>;

@@ -27,7 +27,7 @@ use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::backend::{check_successor, decode_state, encode_state};
+use super::backend::{check_successor, check_successor_of, decode_state, encode_state};
 use super::lock::{Held, LeaseRenewal};
 use super::{
     FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, State, StateBackend,
@@ -49,6 +49,10 @@ const RETRYABLE_STATUSES: [StatusCode; 5] = [
 
 /// How much of an unexpected answer's body an error quotes.
 const ERROR_BODY_LIMIT: usize = 512;
+
+/// How long an apply gathers finished steps before saving them (each save sends the whole
+/// state): a create still saves its intent before it is sent, whatever the interval.
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Everything an [`HttpBackend`] is built from; the names are Terraform's.
 #[derive(Clone)]
@@ -153,6 +157,10 @@ impl fmt::Debug for HttpBackendSettings {
 #[derive(Clone)]
 pub struct HttpBackend {
     client: Arc<Client>,
+    /// The lock ID, lineage and serial of this backend's last write under a lock: while that
+    /// lock is held nobody else writes, so the next write under it need not GET the whole state
+    /// back to check them.
+    written: Arc<std::sync::Mutex<Option<(String, super::Lineage, u64)>>>,
 }
 
 impl fmt::Debug for HttpBackend {
@@ -220,6 +228,7 @@ impl HttpBackend {
                 ),
             })?;
         Ok(Self {
+            written: Arc::default(),
             client: Arc::new(Client {
                 http,
                 address,
@@ -334,32 +343,36 @@ impl StateBackend for HttpBackend {
                 });
             }
         }
-        let stored = client.load().await?;
-        check_successor(stored.as_ref(), state, &redact(&client.address))?;
-
-        let body = Bytes::from(encode_state(state)?);
-        let mut url = client.address.clone();
-        if let Some(handle) = lock {
-            url.query_pairs_mut().append_pair("ID", handle.id());
+        let known = lock.and_then(|handle| {
+            self.written
+                .lock()
+                .ok()
+                .and_then(|written| written.clone())
+                .filter(|(lock_id, _, _)| lock_id == handle.id())
+        });
+        match known {
+            Some((_, lineage, serial)) => {
+                check_successor_of(lineage, serial, state, &redact(&client.address))?;
+            }
+            None => {
+                let stored = client.load().await?;
+                check_successor(stored.as_ref(), state, &redact(&client.address))?;
+            }
         }
-        let token = lock.and_then(LockHandle::fencing_token);
-        let answer = client
-            .send(&client.update_method, &url, Some(&body), token)
-            .await?;
-        match answer.status {
-            StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
-            status if is_conflict(status) => Err(StateError::Locked {
-                holder: holder(&answer.body),
-            }),
-            StatusCode::PRECONDITION_FAILED => Err(StateError::StaleFencingToken {
-                address: redact(&client.address),
-                token,
-            }),
-            _ => Err(client.unexpected(&client.address, &answer)),
+        let result = self.post(state, lock).await;
+        if let Ok(mut written) = self.written.lock() {
+            *written = match (&result, lock) {
+                (Ok(()), Some(handle)) => {
+                    Some((handle.id().to_owned(), state.lineage, state.serial))
+                }
+                _ => None,
+            };
         }
+        result
     }
 
     async fn lock(&self, info: LockInfo) -> Result<LockHandle, StateError> {
+        self.forget_written();
         let client = &self.client;
         let body = Bytes::from(serde_json::to_vec(&info).map_err(StateError::Encode)?);
         let answer = client
@@ -392,6 +405,7 @@ impl StateBackend for HttpBackend {
     }
 
     async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
+        self.forget_written();
         if handle.file_lock().is_some() {
             return Err(StateError::ForeignLock {
                 lock_id: handle.id().to_owned(),
@@ -407,6 +421,7 @@ impl StateBackend for HttpBackend {
     }
 
     async fn force_unlock(&self, lock_id: &str) -> Result<(), StateError> {
+        self.forget_written();
         let info = LockInfo {
             id: lock_id.to_owned(),
             ..LockInfo::new("force-unlock", redact(&self.client.address))
@@ -416,6 +431,43 @@ impl StateBackend for HttpBackend {
 
     fn describe(&self) -> String {
         format!("http state {}", redact(&self.client.address))
+    }
+
+    fn save_interval(&self) -> Duration {
+        SAVE_INTERVAL
+    }
+}
+
+impl HttpBackend {
+    fn forget_written(&self) {
+        if let Ok(mut written) = self.written.lock() {
+            *written = None;
+        }
+    }
+
+    /// Sends `state` with the update method, under `lock` when held.
+    async fn post(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
+        let client = &self.client;
+        let body = Bytes::from(encode_state(state)?);
+        let mut url = client.address.clone();
+        if let Some(handle) = lock {
+            url.query_pairs_mut().append_pair("ID", handle.id());
+        }
+        let token = lock.and_then(LockHandle::fencing_token);
+        let answer = client
+            .send(&client.update_method, &url, Some(&body), token)
+            .await?;
+        match answer.status {
+            StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
+            status if is_conflict(status) => Err(StateError::Locked {
+                holder: holder(&answer.body),
+            }),
+            StatusCode::PRECONDITION_FAILED => Err(StateError::StaleFencingToken {
+                address: redact(&client.address),
+                token,
+            }),
+            _ => Err(client.unexpected(&client.address, &answer)),
+        }
     }
 }
 
@@ -924,6 +976,39 @@ mod tests {
         // Unlocked, a write without a lock goes through (the server allows it).
         backend.save(&next(&state), None).await.unwrap();
         assert_eq!(server.lock().unwrap().writes.last().unwrap().lock_id, None);
+    }
+
+    #[tokio::test]
+    async fn saves_that_follow_one_another_under_a_lock_read_the_state_once() {
+        let (address, server) = serve(Fake::default()).await;
+        let backend = backend(&address);
+        let handle = backend
+            .lock(LockInfo::new("apply", &address))
+            .await
+            .unwrap();
+        let first = first_state();
+        backend.save(&first, Some(&handle)).await.unwrap();
+        let second = next(&first);
+        backend.save(&second, Some(&handle)).await.unwrap();
+        let third = next(&second);
+        backend.save(&third, Some(&handle)).await.unwrap();
+        assert_eq!(server.lock().unwrap().gets, 1, "only the first save reads");
+        assert_eq!(server.lock().unwrap().writes.len(), 3);
+        // A stale serial is still refused without a read.
+        assert!(matches!(
+            backend.save(&second, Some(&handle)).await,
+            Err(StateError::SerialNotIncreased { .. })
+        ));
+        backend.unlock(handle).await.unwrap();
+        // Under a new lock the stored state is read again first.
+        let handle = backend
+            .lock(LockInfo::new("apply", &address))
+            .await
+            .unwrap();
+        backend.save(&next(&third), Some(&handle)).await.unwrap();
+        assert_eq!(server.lock().unwrap().gets, 2);
+        assert_eq!(backend.load().await.unwrap(), Some(next(&third)));
+        backend.unlock(handle).await.unwrap();
     }
 
     #[tokio::test]

@@ -6,6 +6,10 @@
 //! one, never half of one; the previous version is kept as `state.json.backup`. A file that
 //! does not parse is reported with its position and never overwritten.
 //!
+//! Saves under a lock that follow one another append only what changed to `state.json.journal`
+//! (see `journal.rs`); readers replay it over the document, and the document is rewritten whole
+//! (the journal folded in and removed) when the lock is released and when it is next taken.
+//!
 //! The lock is the OS lock (see `lock.rs`) on `state.json.lock`, a file that is never replaced;
 //! who holds it is written to `state.json.lock.info` for whoever has to wait.
 
@@ -18,8 +22,13 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::backend::{check_successor, check_successor_of, decode_state, encode_state};
+use super::journal::{self, ReplayError};
 use super::lock::{FileLock, Held};
-use super::{Lineage, LockHandle, LockInfo, State, StateBackend, StateError};
+use super::{Lineage, LockHandle, LockInfo, State, StateBackend, StateChanges, StateError};
+
+/// How often a reader reads the document and the journal again when a compaction ran between
+/// its two reads.
+const READ_ATTEMPTS: usize = 5;
 
 /// The directory beside the configuration that holds local state.
 pub const STATE_DIRECTORY: &str = ".envform";
@@ -31,9 +40,19 @@ pub const STATE_FILE: &str = "state.json";
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     paths: LocalPaths,
-    /// Lineage and serial of this backend's last write under the caller's lock: while that lock
-    /// is held nobody else writes, so the next write need not read the file back to check them.
-    written: Arc<Mutex<Option<(Lineage, u64)>>>,
+    /// This backend's last write under the caller's lock: while that lock is held nobody else
+    /// writes, so the next write need not read the file back to check it, and may append to the
+    /// journal.
+    written: Arc<Mutex<Option<Written>>>,
+}
+
+/// What this backend last wrote under the caller's lock.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    lineage: Lineage,
+    serial: u64,
+    /// Whether that write was a journal record (the document needs compacting).
+    journaled: bool,
 }
 
 /// The state file and the files kept beside it.
@@ -45,6 +64,8 @@ struct LocalPaths {
     lock_info: PathBuf,
     /// Every hold of the lock, appended by its holder: `state.json.lock.log`.
     lock_log: PathBuf,
+    /// What saves under the lock changed since the document was last written whole.
+    journal: PathBuf,
 }
 
 impl LocalBackend {
@@ -57,6 +78,7 @@ impl LocalBackend {
                 lock: sibling(&state, ".lock"),
                 lock_info: sibling(&state, ".lock.info"),
                 lock_log: sibling(&state, ".lock.log"),
+                journal: sibling(&state, ".journal"),
                 state,
             },
             written: Arc::default(),
@@ -87,6 +109,11 @@ impl LocalBackend {
     /// Where the previous version of the state is kept.
     pub fn backup_path(&self) -> &Path {
         &self.paths.backup
+    }
+
+    /// The journal of saves since the document was last written whole.
+    pub fn journal_path(&self) -> &Path {
+        &self.paths.journal
     }
 
     /// The file the OS lock is taken on.
@@ -133,8 +160,8 @@ async fn blocking<T: Send + 'static>(
 #[async_trait::async_trait]
 impl StateBackend for LocalBackend {
     async fn load(&self) -> Result<Option<State>, StateError> {
-        let path = self.paths.state.clone();
-        blocking(move || read_state(&path)).await
+        let paths = self.paths.clone();
+        blocking(move || read_state(&paths)).await
     }
 
     async fn save(&self, state: &State, lock: Option<&LockHandle>) -> Result<(), StateError> {
@@ -168,15 +195,61 @@ impl StateBackend for LocalBackend {
                 }
             };
             let known = if locked_by_caller {
-                written.lock().ok().and_then(|written| *written)
+                written
+                    .lock()
+                    .ok()
+                    .and_then(|written| *written)
+                    .map(|written| (written.lineage, written.serial))
             } else {
                 None
             };
-            write_state(&paths, &state, known)?;
+            let result = write_state(&paths, &state, known);
             if let Ok(mut written) = written.lock() {
-                *written = locked_by_caller.then_some((state.lineage, state.serial));
+                *written = (locked_by_caller && result.is_ok()).then_some(Written {
+                    lineage: state.lineage,
+                    serial: state.serial,
+                    journaled: false,
+                });
             }
-            Ok(())
+            result
+        })
+        .await
+    }
+
+    async fn save_changes(
+        &self,
+        state: &State,
+        changes: &StateChanges,
+        lock: Option<&LockHandle>,
+    ) -> Result<(), StateError> {
+        let Some(handle) = lock else {
+            return self.save(state, None).await;
+        };
+        self.check_handle(handle)?;
+        let known = self.written.lock().ok().and_then(|written| *written);
+        // Only a save that continues this backend's own last write under this lock may append:
+        // anything else is checked against the stored state and written whole.
+        let Some(known) =
+            known.filter(|known| known.lineage == state.lineage && known.serial < state.serial)
+        else {
+            return self.save(state, lock).await;
+        };
+        let record = journal::encode_record(state, known.serial, changes)?;
+        let paths = self.paths.clone();
+        let written = Arc::clone(&self.written);
+        let (lineage, serial) = (state.lineage, state.serial);
+        blocking(move || {
+            let result = append_synced(&paths.journal, &record);
+            if let Ok(mut written) = written.lock() {
+                // After a failed append the journal may end in part of a line: the next save
+                // writes the document whole, which removes it.
+                *written = result.is_ok().then_some(Written {
+                    lineage,
+                    serial,
+                    journaled: true,
+                });
+            }
+            result
         })
         .await
     }
@@ -185,6 +258,7 @@ impl StateBackend for LocalBackend {
         // Someone may have written since this backend last held the lock.
         self.forget_written();
         let paths = self.paths.clone();
+        let written = Arc::clone(&self.written);
         blocking(move || {
             create_parent(&paths.lock)?;
             let Some(mut file_lock) = FileLock::try_acquire(&paths.lock)? else {
@@ -195,6 +269,21 @@ impl StateBackend for LocalBackend {
             write_lock_info(&paths.lock_info, &info)?;
             file_lock.remove_on_release(paths.lock_info.clone());
             file_lock.log_to(paths.lock_log.clone(), info.id.clone())?;
+            // A journal left by a holder that ended without unlocking is folded in now. Best
+            // effort: the journal stays readable, and a save checks the stored state itself.
+            match compact(&paths) {
+                Ok(Some(state)) => {
+                    if let Ok(mut written) = written.lock() {
+                        *written = Some(Written {
+                            lineage: state.0,
+                            serial: state.1,
+                            journaled: false,
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot compact the state journal"),
+            }
             Ok(LockHandle::holding_file(info, file_lock))
         })
         .await
@@ -202,10 +291,26 @@ impl StateBackend for LocalBackend {
 
     async fn unlock(&self, handle: LockHandle) -> Result<(), StateError> {
         self.check_handle(&handle)?;
+        let journaled = self
+            .written
+            .lock()
+            .ok()
+            .and_then(|written| *written)
+            .is_some_and(|written| written.journaled);
         self.forget_written();
         let (_, held) = handle.into_parts();
+        let paths = self.paths.clone();
         match held {
-            Held::File(file_lock) => blocking(move || file_lock.release()).await,
+            Held::File(file_lock) => {
+                blocking(move || {
+                    if journaled && let Err(error) = compact(&paths) {
+                        // The journal stays readable; the next lock compacts it.
+                        tracing::warn!(%error, "cannot compact the state journal");
+                    }
+                    file_lock.release()
+                })
+                .await
+            }
             // `check_handle` let only file locks through.
             Held::Nothing | Held::Lease(_) => Ok(()),
         }
@@ -251,13 +356,87 @@ fn create_parent(path: &Path) -> Result<(), StateError> {
     }
 }
 
-fn read_state(path: &Path) -> Result<Option<State>, StateError> {
+/// The state as last saved: the document with the journal replayed over it.
+fn read_state(paths: &LocalPaths) -> Result<Option<State>, StateError> {
+    let journal_name = paths.journal.display().to_string();
+    for _ in 0..READ_ATTEMPTS {
+        let Some(mut state) = read_document(&paths.state)? else {
+            return Ok(None);
+        };
+        let journal = match fs::read(&paths.journal) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Some(state)),
+            Err(source) => return Err(StateError::io("read", &paths.journal, source)),
+        };
+        match journal::replay(&mut state, &journal, &journal_name) {
+            Ok(()) => return Ok(Some(state)),
+            Err(ReplayError::Corrupt(error)) => return Err(error),
+            // The document was compacted between the two reads: read both again.
+            Err(ReplayError::Gap) => {}
+        }
+    }
+    Err(StateError::Corrupt {
+        path: journal_name,
+        line: 1,
+        column: 1,
+        message: format!(
+            "its records do not continue {} (read {READ_ATTEMPTS} times)",
+            paths.state.display()
+        ),
+    })
+}
+
+/// The state document alone, without its journal.
+fn read_document(path: &Path) -> Result<Option<State>, StateError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StateError::io("read", path, source)),
     };
     decode_state(&bytes, &path.display().to_string()).map(Some)
+}
+
+/// Folds the journal into the document, if there is one; returns the lineage and serial of the
+/// document then written.
+fn compact(paths: &LocalPaths) -> Result<Option<(Lineage, u64)>, StateError> {
+    if !paths.journal.exists() {
+        return Ok(None);
+    }
+    let Some(state) = read_state(paths)? else {
+        // A journal without its document continues nothing.
+        remove_journal(paths)?;
+        return Ok(None);
+    };
+    replace_document(paths, &encode_state(&state)?, true)?;
+    Ok(Some((state.lineage, state.serial)))
+}
+
+/// Appends `bytes` to the journal and waits until they are on disk.
+fn append_synced(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let created = !path.exists();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| StateError::io("open", path, source))?;
+    file.write_all(bytes)
+        .map_err(|source| StateError::io("write", path, source))?;
+    file.sync_data()
+        .map_err(|source| StateError::io("sync", path, source))?;
+    if created {
+        // The new file's name must be durable too.
+        sync_directory(path)?;
+    }
+    Ok(())
+}
+
+/// Removes the journal once the document holds all it said.
+fn remove_journal(paths: &LocalPaths) -> Result<(), StateError> {
+    match fs::remove_file(&paths.journal) {
+        Ok(()) => sync_directory(&paths.journal),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::io("remove", &paths.journal, source)),
+    }
 }
 
 /// Replaces the state file with `state` after checking it continues the stored one.
@@ -277,15 +456,24 @@ fn write_state(
         }
         None => {
             // A corrupt file stops the write here: it is never replaced silently.
-            let stored = read_state(&paths.state)?;
+            let stored = read_state(paths)?;
             check_successor(stored.as_ref(), state, &path)?;
             stored.is_some()
         }
     };
-    let bytes = encode_state(state)?;
+    replace_document(paths, &encode_state(state)?, stored_exists)
+}
 
+/// Replaces the state document with `bytes` atomically (keeping the one replaced as the backup),
+/// then removes the journal, which the new document supersedes: a crash between the two leaves
+/// records at or below its serial, which readers skip.
+fn replace_document(
+    paths: &LocalPaths,
+    bytes: &[u8],
+    stored_exists: bool,
+) -> Result<(), StateError> {
     let temporary = temporary_path(&paths.state);
-    let result = write_synced(&temporary, &bytes).and_then(|()| {
+    let result = write_synced(&temporary, bytes).and_then(|()| {
         if stored_exists {
             keep_backup(&paths.state, &paths.backup)?;
         }
@@ -297,7 +485,8 @@ fn write_state(
         let _ = fs::remove_file(&temporary);
     }
     result?;
-    sync_directory(&paths.state)
+    sync_directory(&paths.state)?;
+    remove_journal(paths)
 }
 
 /// A file name in the state's directory no other writer uses.
@@ -466,6 +655,231 @@ mod tests {
                 "state.json.lock.log"
             ]
         );
+    }
+
+    /// A state of `count` resources, each with a description.
+    fn state_with(count: usize) -> State {
+        let mut state = State::empty("http://127.0.0.1:1");
+        for index in 0..count {
+            state.resources.insert(
+                format!("env-{index:03}"),
+                resource(index as u128, &format!("environment {index}")),
+            );
+        }
+        state.serial = 1;
+        state
+    }
+
+    fn resource(id: u128, description: &str) -> crate::state::ResourceState {
+        let mut last_applied = crate::model::JsonMap::new();
+        last_applied.insert("description".to_owned(), description.into());
+        crate::state::ResourceState {
+            id: crate::model::EnvironmentId(uuid::Uuid::from_u128(id)),
+            last_applied,
+            prevent_destroy: false,
+            depends_on: Vec::new(),
+            renamed_from: None,
+        }
+    }
+
+    /// The saves of an apply: each one sets an intent, records an earlier one's resource,
+    /// changes one and removes another. Returns every state saved, in order.
+    async fn journaled_saves(
+        backend: &LocalBackend,
+        handle: &LockHandle,
+        saves: usize,
+    ) -> Vec<State> {
+        let mut state = state_with(8);
+        backend.save(&state, Some(handle)).await.unwrap();
+        let mut saved = vec![state.clone()];
+        for round in 0..saves {
+            let mut changes = StateChanges::default();
+            state.serial += 1;
+            let intent = format!("new-{round:03}");
+            state.intents.insert(
+                intent.clone(),
+                crate::state::CreateIntent {
+                    started_at: jiff::Timestamp::UNIX_EPOCH,
+                },
+            );
+            changes.intents.insert(intent);
+            if round > 0 {
+                let made = format!("new-{:03}", round - 1);
+                state.intents.remove(&made);
+                state
+                    .resources
+                    .insert(made.clone(), resource(100 + round as u128, "made"));
+                changes.intents.insert(made.clone());
+                changes.resources.insert(made);
+            }
+            let changed = format!("env-{:03}", round % 8);
+            state.resources.insert(
+                changed.clone(),
+                resource(round as u128, &format!("round {round}")),
+            );
+            changes.resources.insert(changed);
+            if round == 3 {
+                state.resources.remove("env-007");
+                changes.resources.insert("env-007".to_owned());
+            }
+            backend
+                .save_changes(&state, &changes, Some(handle))
+                .await
+                .unwrap();
+            saved.push(state.clone());
+        }
+        saved
+    }
+
+    #[tokio::test]
+    async fn journaled_saves_read_back_equal_to_whole_saves_and_compact_on_unlock() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        let saved = journaled_saves(&backend, &handle, 12).await;
+        let last = saved.last().unwrap().clone();
+        // The document was written whole once; the rest is in the journal.
+        assert!(backend.journal_path().exists());
+        assert_eq!(
+            read_document(backend.path()).unwrap(),
+            Some(saved[0].clone())
+        );
+        let journal = fs::read_to_string(backend.journal_path()).unwrap();
+        assert_eq!(journal.lines().count(), 12);
+        // Read through the journal, by another backend too, it is the state last saved.
+        assert_eq!(backend.load().await.unwrap(), Some(last.clone()));
+        assert_eq!(
+            LocalBackend::new(backend.path()).load().await.unwrap(),
+            Some(last.clone())
+        );
+
+        // The same state saved whole by another backend reads back the same.
+        let whole_directory = tempfile::tempdir().unwrap();
+        let whole = backend_in(&whole_directory);
+        whole.save(&last, None).await.unwrap();
+        assert_eq!(whole.load().await.unwrap(), backend.load().await.unwrap());
+
+        // Releasing the lock folds the journal into the document.
+        backend.unlock(handle).await.unwrap();
+        assert!(!backend.journal_path().exists());
+        assert_eq!(read_document(backend.path()).unwrap(), Some(last.clone()));
+        assert_eq!(
+            fs::read(backend.path()).unwrap(),
+            fs::read(whole.path()).unwrap(),
+            "the compacted document is byte for byte the whole-document form"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_journal_cut_anywhere_reads_as_the_last_save_it_holds_whole() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        let saved = journaled_saves(&backend, &handle, 6).await;
+        let journal = fs::read(backend.journal_path()).unwrap();
+        drop(handle);
+        // A `kill -9` during an append leaves the journal cut at any byte.
+        let ends: Vec<usize> = journal
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == b'\n')
+            .map(|(index, _)| index + 1)
+            .collect();
+        for cut in 0..=journal.len() {
+            fs::write(backend.journal_path(), &journal[..cut]).unwrap();
+            let whole_records = ends.iter().filter(|end| **end <= cut).count();
+            assert_eq!(
+                backend.load().await.unwrap().as_ref(),
+                Some(&saved[whole_records]),
+                "journal cut at byte {cut}"
+            );
+        }
+        // The next lock compacts a cut journal, and saves go on from it.
+        fs::write(backend.journal_path(), &journal[..ends[2] + 7]).unwrap();
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        assert!(!backend.journal_path().exists());
+        assert_eq!(
+            read_document(backend.path()).unwrap(),
+            Some(saved[3].clone())
+        );
+        let mut next = saved[3].clone();
+        next.serial += 1;
+        next.resources.remove("env-000");
+        let changes = StateChanges {
+            resources: ["env-000".to_owned()].into(),
+            intents: Default::default(),
+        };
+        backend
+            .save_changes(&next, &changes, Some(&handle))
+            .await
+            .unwrap();
+        assert!(
+            backend.journal_path().exists(),
+            "appended after the compaction"
+        );
+        assert_eq!(backend.load().await.unwrap(), Some(next));
+        backend.unlock(handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_compaction_stopped_at_any_point_reads_the_same() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        let saved = journaled_saves(&backend, &handle, 5).await;
+        let last = saved.last().unwrap().clone();
+        drop(handle);
+        let journal = fs::read(backend.journal_path()).unwrap();
+        let document = fs::read(backend.path()).unwrap();
+
+        // Stopped before the rename: a temporary file beside the old document.
+        fs::write(sibling(backend.path(), ".0123.tmp"), b"{\"half\": ").unwrap();
+        assert_eq!(backend.load().await.unwrap(), Some(last.clone()));
+        fs::remove_file(sibling(backend.path(), ".0123.tmp")).unwrap();
+
+        // Stopped after the rename, before the journal was removed: every record is stale.
+        fs::write(backend.path(), encode_state(&last).unwrap()).unwrap();
+        assert_eq!(backend.load().await.unwrap(), Some(last.clone()));
+
+        // And a journal of another lineage (the document replaced) is not replayed over it.
+        let stranger = State {
+            serial: 2,
+            ..State::empty("t")
+        };
+        fs::write(backend.path(), encode_state(&stranger).unwrap()).unwrap();
+        assert_eq!(backend.load().await.unwrap(), Some(stranger));
+        fs::write(backend.path(), &document).unwrap();
+        assert_eq!(fs::read(backend.journal_path()).unwrap(), journal);
+        assert_eq!(backend.load().await.unwrap(), Some(last));
+    }
+
+    #[tokio::test]
+    async fn a_broken_journal_line_is_reported_and_never_overwritten() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = backend_in(&directory);
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        journaled_saves(&backend, &handle, 3).await;
+        drop(handle);
+        let mut journal = fs::read(backend.journal_path()).unwrap();
+        journal.splice(0..0, b"not json\n".iter().copied());
+        fs::write(backend.journal_path(), &journal).unwrap();
+        let error = backend.load().await.unwrap_err();
+        assert!(
+            matches!(&error, StateError::Corrupt { path, line: 1, .. } if path.ends_with("state.json.journal")),
+            "{error:?}"
+        );
+        // Taking the lock leaves it as it is; a write is refused.
+        let handle = backend.lock(LockInfo::new("apply", "x")).await.unwrap();
+        assert_eq!(fs::read(backend.journal_path()).unwrap(), journal);
+        let state = State {
+            serial: 99,
+            ..state_with(1)
+        };
+        assert!(matches!(
+            backend.save(&state, Some(&handle)).await,
+            Err(StateError::Corrupt { .. })
+        ));
+        backend.unlock(handle).await.unwrap();
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::{Desired, SourceFile, Sources, SpecDiagnostic, SpecError, parse};
+use super::{Desired, Options, SourceFile, Sources, SpecDiagnostic, SpecError, parse};
+use sha2::Digest as _;
 
 /// Parses one file named `envform.yaml`.
 pub(super) fn parse_text(text: &str) -> Result<Desired, SpecError> {
@@ -224,6 +225,30 @@ fn a_byte_order_mark_is_accepted() {
     assert_eq!(desired.environments[0].name, "production");
     // Offsets count the mark's three bytes.
     assert_eq!(desired.environments[0].name_location.span, (38, 10).into());
+}
+
+#[test]
+fn the_digest_hashed_one_environment_at_a_time_is_that_of_the_whole_document() {
+    // The document as a whole, as the digest was first computed.
+    let whole = |desired: &Desired, options: &Options| {
+        let mut environments: Vec<serde_json::Value> = desired
+            .environments
+            .iter()
+            .map(super::environment_meaning)
+            .collect();
+        environments.sort_by_key(|environment| environment["name"].to_string());
+        let mut meaning = super::rest_of_meaning(options, desired.state.as_ref());
+        meaning["environments"] = serde_json::Value::Array(environments);
+        hex::encode(sha2::Sha256::digest(
+            super::canonical(meaning).to_string().as_bytes(),
+        ))
+    };
+    let text = "version: 1\noptions: {prune: false, adopt: true}\nstate: {backend: local, path: s.json}\nenvironments:\n  - name: zeta\n    description: last \"quoted\"\n    metadata: {b: 1, a: [2, 1]}\n  - name: Alpha\n    depends_on: [zeta]\n    lifecycle: {prevent_destroy: true, ignore_changes: [metadata, description]}\n  - name: mid-1\n    configuration: {timeout_seconds: 60, max_workers: 3}\n";
+    let desired = parse(sources(&[("a.yaml", text)])).unwrap();
+    assert_eq!(desired.environments.len(), 3);
+    assert_eq!(desired.digest, whole(&desired, &desired.options));
+    let empty = parse(sources(&[("e.yaml", "version: 1\nenvironments: []\n")])).unwrap();
+    assert_eq!(empty.digest, whole(&empty, &empty.options));
 }
 
 #[test]
