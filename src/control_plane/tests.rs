@@ -41,6 +41,7 @@ impl NamespaceProvisioner for GatedProvisioner {
     async fn provision(
         &self,
         organization: &OrganizationId,
+        _workflow_id: &str,
     ) -> Result<ProvisionedNamespace, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.gate

@@ -12,6 +12,7 @@ mod json;
 mod request_log;
 mod routes;
 mod state;
+mod temporal;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -27,7 +28,9 @@ use tokio::net::TcpListener;
 
 use crate::api::OrganizationId;
 use crate::control_plane::state_service::StateStore;
-use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
+use crate::control_plane::{
+    BuiltinProvisioner, ControlPlane, ControlPlaneConfig, ControlPlaneError, NamespaceProvisioner,
+};
 use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
 pub use auth::{ApiKey, ApiKeyError};
@@ -64,6 +67,8 @@ pub struct ServeConfig {
     pub faults: FaultConfig,
     /// How long a state lock lasts unless its holder renews it.
     pub state_lease: Duration,
+    /// Provision namespaces on this Temporal server instead of the built-in provisioner.
+    pub temporal: Option<crate::temporal::TemporalConfig>,
 }
 
 impl ServeConfig {
@@ -84,6 +89,7 @@ impl ServeConfig {
             },
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
+            temporal: None,
         }
     }
 }
@@ -146,6 +152,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The Temporal provisioner's worker could not be started.
+    #[error("cannot start the Temporal worker")]
+    Temporal(#[source] std::io::Error),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -158,6 +167,7 @@ pub struct Server {
     router: axum::Router,
     control_plane: ControlPlane,
     store: OpenStore,
+    temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
 }
 
 /// The database a server runs on, closed when it stops.
@@ -193,8 +203,21 @@ impl Server {
         if config.api_keys.is_empty() {
             return Err(ServerError::NoApiKeys);
         }
+        let temporal = match config.temporal.clone() {
+            Some(temporal) => Some(Arc::new(
+                crate::temporal::TemporalProvisioner::start(temporal)
+                    .map_err(ServerError::Temporal)?,
+            )),
+            None => None,
+        };
+        let provisioner: Arc<dyn NamespaceProvisioner> = match &temporal {
+            Some(temporal) => Arc::clone(temporal) as Arc<dyn NamespaceProvisioner>,
+            None => Arc::new(BuiltinProvisioner::new(
+                config.control_plane.provisioner.clone(),
+            )),
+        };
         let (control_plane, state_store, store) = match &config.database_url {
-            None => Self::open_sqlite(&config.db_path, config.control_plane).await?,
+            None => Self::open_sqlite(&config.db_path, config.control_plane, provisioner).await?,
             Some(url) => {
                 let store = open_postgres(url, config.postgres_pool)
                     .await
@@ -204,10 +227,13 @@ impl Server {
                     list_cache: None,
                     ..config.control_plane
                 };
-                let control_plane =
-                    ControlPlane::open_shared(Arc::new(store.clone()), control_plane_config)
-                        .await
-                        .map_err(ServerError::Postgres)?;
+                let control_plane = ControlPlane::open_shared_with(
+                    Arc::new(store.clone()),
+                    control_plane_config,
+                    provisioner,
+                )
+                .await
+                .map_err(ServerError::Postgres)?;
                 let state_store: Arc<dyn StateStore> = Arc::new(store.clone());
                 (control_plane, state_store, OpenStore::Postgres(store))
             }
@@ -234,6 +260,7 @@ impl Server {
                 Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
+            temporal: temporal.clone(),
         };
         let router = routes::router(state, config.body_limit_bytes, config.faults);
         Ok(Self {
@@ -242,6 +269,7 @@ impl Server {
             router,
             control_plane,
             store,
+            temporal,
         })
     }
 
@@ -249,8 +277,9 @@ impl Server {
     async fn open_sqlite(
         path: &std::path::Path,
         config: ControlPlaneConfig,
+        provisioner: Arc<dyn NamespaceProvisioner>,
     ) -> Result<(ControlPlane, Arc<dyn StateStore>, OpenStore), ServerError> {
-        let control_plane = ControlPlane::open_sqlite(path, config)
+        let control_plane = ControlPlane::open_sqlite_with(path, config, provisioner)
             .await
             .map_err(|source| ServerError::ControlPlane {
                 path: path.to_path_buf(),
@@ -294,6 +323,9 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.control_plane.shutdown().await;
+        if let Some(temporal) = &self.temporal {
+            temporal.shutdown().await;
+        }
         self.store.close().await;
         tracing::info!("envform serve stopped");
         served.map_err(ServerError::Serve)
