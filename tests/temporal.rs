@@ -118,7 +118,15 @@ impl DevServer {
 
     /// The namespace as `temporal operator namespace describe` shows it, if it exists.
     pub fn namespace(&self, name: &str) -> Option<Value> {
-        let output = self.cli(&["operator", "namespace", "describe", "-n", name, "-o", "json"]);
+        let output = self.cli(&[
+            "operator",
+            "namespace",
+            "describe",
+            "-n",
+            name,
+            "-o",
+            "json",
+        ]);
         output
             .status
             .success()
@@ -244,7 +252,10 @@ fn the_dev_server_fixture_serves_namespaces_and_comes_back_after_a_stop() {
     );
     server.stop();
     assert!(
-        !server.cli(&["operator", "cluster", "health"]).status.success(),
+        !server
+            .cli(&["operator", "cluster", "health"])
+            .status
+            .success(),
         "a stopped dev server still answers"
     );
     server.start_again();
@@ -297,7 +308,12 @@ mod end_to_end {
     }
 
     /// Polls `name` until `done` holds for it; its last state.
-    fn wait_for(scenario: &Scenario, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    fn wait_for(
+        scenario: &Scenario,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + PROVISIONING;
         loop {
             let current = environment(scenario, name);
@@ -333,7 +349,9 @@ mod end_to_end {
             .expect("a provisioning workflow id")
             .to_owned();
         assert_eq!(workflow_id, "envform-provision-namespace-org-a");
-        let ready = wait_for(&scenario, "staging", "active", |env| env["status"] == "active");
+        let ready = wait_for(&scenario, "staging", "active", |env| {
+            env["status"] == "active"
+        });
         assert_eq!(ready["temporal_namespace"], "envform-org-a", "{ready}");
         let described = temporal
             .namespace("envform-org-a")
@@ -348,7 +366,10 @@ mod end_to_end {
         );
         // Every environment of the organization shares it, `default` included.
         let default = environment(&scenario, "default");
-        assert_eq!(default["temporal_namespace_id"], ready["temporal_namespace_id"]);
+        assert_eq!(
+            default["temporal_namespace_id"],
+            ready["temporal_namespace_id"]
+        );
         // The workflow that did it is on Temporal, completed, under the recorded id.
         let workflow = temporal.cli_json(&[
             "workflow",
@@ -379,10 +400,13 @@ mod end_to_end {
             "24h",
         ]);
         assert!(made.status.success(), "{made:?}");
-        let id = temporal.namespace("envform-org-a").expect("created")["namespaceInfo"]["id"].clone();
+        let id =
+            temporal.namespace("envform-org-a").expect("created")["namespaceInfo"]["id"].clone();
         let scenario = scenario(&temporal);
         create(&scenario, "staging");
-        let ready = wait_for(&scenario, "staging", "active", |env| env["status"] == "active");
+        let ready = wait_for(&scenario, "staging", "active", |env| {
+            env["status"] == "active"
+        });
         assert_eq!(ready["temporal_namespace_id"], id, "{ready}");
     }
 
@@ -392,15 +416,22 @@ mod end_to_end {
         temporal.stop();
         let scenario = scenario(&temporal);
         create(&scenario, "staging");
-        let failed = wait_for(&scenario, "staging", "error", |env| env["status"] == "error");
-        let message = failed["error_message"].as_str().unwrap_or_default().to_owned();
+        let failed = wait_for(&scenario, "staging", "error", |env| {
+            env["status"] == "error"
+        });
+        let message = failed["error_message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(
             message.contains(&temporal.address()),
             "the error says what was unreachable: {failed}"
         );
         temporal.start_again();
         // No request but reads: the service retries by itself.
-        let healed = wait_for(&scenario, "staging", "active", |env| env["status"] == "active");
+        let healed = wait_for(&scenario, "staging", "active", |env| {
+            env["status"] == "active"
+        });
         assert!(healed["error_message"].is_null(), "{healed}");
         assert!(temporal.namespace("envform-org-a").is_some());
     }
@@ -466,7 +497,10 @@ mod end_to_end {
                 .output()
                 .expect("run envform env worker-command"),
         );
-        command["worker_token"].as_str().expect("a token").to_owned()
+        command["worker_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
     }
 
     fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
@@ -484,19 +518,26 @@ mod end_to_end {
         let created = create(&scenario, "pool");
         let id = created["id"].as_str().expect("an id").to_owned();
         let ready = wait_for(&scenario, "pool", "active", |env| env["status"] == "active");
-        let namespace = ready["temporal_namespace"].as_str().expect("a namespace").to_owned();
+        let namespace = ready["temporal_namespace"]
+            .as_str()
+            .expect("a namespace")
+            .to_owned();
         let task_queue = format!("envform-env-{id}");
         let token = worker_token(&scenario, "pool");
         let mut workers: Vec<WorkerProcess> = (1..=3)
             .map(|n| WorkerProcess::start(&scenario, &token, "pool", &format!("host-{n}")))
             .collect();
-        wait_until(Duration::from_secs(60), "three pollers on the task queue", || {
-            temporal.workflow_pollers(&namespace, &task_queue).len() >= 3
-        });
+        wait_until(
+            Duration::from_secs(60),
+            "three pollers on the task queue",
+            || temporal.workflow_pollers(&namespace, &task_queue).len() >= 3,
+        );
         let pollers = temporal.workflow_pollers(&namespace, &task_queue);
         for n in 1..=3 {
             assert!(
-                pollers.iter().any(|poller| poller.ends_with(&format!("@host-{n}"))),
+                pollers
+                    .iter()
+                    .any(|poller| poller.ends_with(&format!("@host-{n}"))),
                 "host-{n} polls: {pollers:?}"
             );
         }
@@ -534,7 +575,11 @@ mod end_to_end {
         for worker in &mut workers {
             let status = worker.wait_exit(Duration::from_secs(30));
             assert!(status.success(), "{}", worker.log());
-            assert!(worker.log().contains("Temporal worker stopped"), "{}", worker.log());
+            assert!(
+                worker.log().contains("Temporal worker stopped"),
+                "{}",
+                worker.log()
+            );
         }
         // Deleting the environment stops a worker on the new token the same way.
         let token = worker_token(&scenario, "pool");
@@ -553,7 +598,11 @@ mod end_to_end {
         assert!(deleted.status.success(), "{deleted:?}");
         let status = last.wait_exit(Duration::from_secs(30));
         assert!(status.success(), "{}", last.log());
-        assert!(last.log().contains("Temporal worker stopped"), "{}", last.log());
+        assert!(
+            last.log().contains("Temporal worker stopped"),
+            "{}",
+            last.log()
+        );
     }
 
     #[test]
@@ -561,7 +610,9 @@ mod end_to_end {
         let temporal = DevServer::start();
         let scenario = scenario(&temporal);
         create(&scenario, "empty");
-        wait_for(&scenario, "empty", "active", |env| env["status"] == "active");
+        wait_for(&scenario, "empty", "active", |env| {
+            env["status"] == "active"
+        });
         let output = scenario
             .envform()
             .args(["env", "ping", "empty", "-o", "json"])

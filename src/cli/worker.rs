@@ -160,7 +160,10 @@ fn start_temporal_worker(
         return Ok(None);
     };
     let mut config = connect.resolve(address)?;
-    config.identity = format!("envform-worker-{}@{}", registration.worker_id, request.hostname);
+    config.identity = format!(
+        "envform-worker-{}@{}",
+        registration.worker_id, request.hostname
+    );
     let settings = crate::temporal::PingWorkerSettings {
         namespace: namespace.clone(),
         task_queue: task_queue.clone(),
@@ -211,8 +214,7 @@ async fn run(
         "registered; this worker runs no agent tasks (they belong to the agent runtime)"
     );
     let temporal_stop = CancellationToken::new();
-    let temporal_worker =
-        start_temporal_worker(&registration, request, connect, &temporal_stop)?;
+    let temporal_worker = start_temporal_worker(&registration, request, connect, &temporal_stop)?;
     let stopped = heartbeats(client, &registration, shutdown).await;
     stop_temporal_worker(temporal_worker, &temporal_stop).await;
     match stopped {

@@ -144,7 +144,10 @@ mod tests {
             fail_organizations: BTreeSet::from([failing.clone()]),
         });
         let started = std::time::Instant::now();
-        let error = provisioner.provision(&failing, "workflow").await.unwrap_err();
+        let error = provisioner
+            .provision(&failing, "workflow")
+            .await
+            .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert!(error.contains("`doomed`"), "{error}");
         assert!(

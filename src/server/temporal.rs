@@ -11,7 +11,9 @@ use axum::routing::post;
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::Caller;
 use super::json::{ApiError, ApiJson};
-use crate::api::{EnvironmentError, EnvironmentsApi, MAX_PINGS, PingReport, PingRequest, PingResult};
+use crate::api::{
+    EnvironmentError, EnvironmentsApi, MAX_PINGS, PingReport, PingRequest, PingResult,
+};
 
 /// How long one ping waits for a worker to answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use temporalio_client::errors::WorkflowStartError;
+use temporalio_client::tonic::Code;
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 
 use super::connection::TemporalConfig;
@@ -37,15 +39,26 @@ pub async fn ping_environment(
             .build();
         let started = Instant::now();
         let reply = async {
-            let handle = client
-                .start_workflow(PingWorkflow::run, (), options)
-                .await
-                .map_err(|error| {
-                    format!(
-                        "Temporal did not start envform.ping: {}",
-                        crate::local::error_chain(&error)
-                    )
-                })?;
+            // A namespace provisioned a moment ago may not be known to the frontend yet.
+            let handle = loop {
+                match client
+                    .start_workflow(PingWorkflow::run, (), options.clone())
+                    .await
+                {
+                    Ok(handle) => break handle,
+                    Err(WorkflowStartError::Rpc(status))
+                        if status.code() == Code::NotFound && started.elapsed() < timeout =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(error) => {
+                        return Err(format!(
+                            "Temporal did not start envform.ping: {}",
+                            crate::local::error_chain(&error)
+                        ));
+                    }
+                }
+            };
             handle
                 .get_result(WorkflowGetResultOptions::default())
                 .await

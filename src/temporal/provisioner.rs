@@ -4,6 +4,10 @@
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+use std::time::Duration;
+
+use temporalio_client::errors::WorkflowStartError;
+use temporalio_client::tonic::Code;
 use temporalio_client::{
     Connection, WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
@@ -14,6 +18,9 @@ use super::worker::{ensure_namespace, restart_backoff, run_provisioning_worker};
 use super::workflows::{NamespaceRequest, ProvisionNamespaceWorkflow};
 use crate::api::OrganizationId;
 use crate::control_plane::{NamespaceProvisioner, ProvisionedNamespace};
+
+/// How long a start waits for a freshly registered system namespace to become known.
+const NAMESPACE_CACHE_WAIT: Duration = Duration::from_secs(30);
 
 /// Provisions namespaces with workflows on a Temporal server, and runs their worker.
 pub struct TemporalProvisioner {
@@ -102,15 +109,33 @@ impl NamespaceProvisioner for TemporalProvisioner {
         let options = WorkflowStartOptions::new(super::PROVISIONING_TASK_QUEUE, workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();
-        let handle = client
-            .start_workflow(ProvisionNamespaceWorkflow::run, request, options)
-            .await
-            .map_err(|error| {
-                format!(
-                    "Temporal did not start the provisioning workflow `{workflow_id}`: {}",
-                    crate::local::error_chain(&error)
+        // A namespace registered a moment ago is unknown to Temporal's frontends until their
+        // namespace cache refreshes (10 s by default): starts are retried that long.
+        let deadline = tokio::time::Instant::now() + NAMESPACE_CACHE_WAIT;
+        let handle = loop {
+            match client
+                .start_workflow(
+                    ProvisionNamespaceWorkflow::run,
+                    request.clone(),
+                    options.clone(),
                 )
-            })?;
+                .await
+            {
+                Ok(handle) => break handle,
+                Err(WorkflowStartError::Rpc(status))
+                    if status.code() == Code::NotFound
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "Temporal did not start the provisioning workflow `{workflow_id}`: {}",
+                        crate::local::error_chain(&error)
+                    ));
+                }
+            }
+        };
         let registered = handle
             .get_result(WorkflowGetResultOptions::default())
             .await

@@ -225,7 +225,10 @@ pub(crate) async fn ensure_namespace(
         .description("envform serve: namespace provisioning workflows")
         .workflow_execution_retention_period(retention)
         .build();
-    match service.register_namespace(Request::new(options.into())).await {
+    match service
+        .register_namespace(Request::new(options.into()))
+        .await
+    {
         Ok(_) => {
             tracing::info!(%namespace, "registered envform's system namespace");
             Ok(())

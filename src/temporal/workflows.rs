@@ -111,7 +111,10 @@ impl NamespaceActivities {
                 request.organization.clone(),
             )]))
             .build();
-        match service.register_namespace(Request::new(options.into())).await {
+        match service
+            .register_namespace(Request::new(options.into()))
+            .await
+        {
             Ok(_) => {
                 tracing::info!(namespace = %request.namespace, "namespace registered");
                 Ok(())

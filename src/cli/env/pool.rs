@@ -201,7 +201,11 @@ pub(super) async fn ping(
             ))?;
         }
     }
-    let unanswered = report.pings.iter().filter(|ping| ping.error.is_some()).count();
+    let unanswered = report
+        .pings
+        .iter()
+        .filter(|ping| ping.error.is_some())
+        .count();
     if unanswered > 0 {
         eprintln!("envform env ping: {unanswered} of {count} pings got no answer");
         return Ok(Exit::Error);
