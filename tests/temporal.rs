@@ -626,8 +626,11 @@ mod end_to_end {
     #[test]
     fn the_examples_converge_against_temporal_and_replan_empty() {
         let temporal = DevServer::start();
-        let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/environments");
-        let scenario = scenario(&temporal).with_file(examples.join("envform.yaml"));
+        let example =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/environments/envform.yaml");
+        let scenario = scenario(&temporal);
+        // A copy: state is written beside the file, never into the source tree.
+        scenario.write(&std::fs::read_to_string(example).expect("the example"));
         scenario.apply_ok();
         let plan = scenario
             .plan()
