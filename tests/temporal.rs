@@ -241,6 +241,29 @@ fn free_port() -> u16 {
 }
 
 #[test]
+fn serve_refuses_a_malformed_temporal_address_and_prefix() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("serve.db");
+    let refused = crate::support::Server::options()
+        .args(["--temporal-address", "http://127.0.0.1:7233"])
+        .refused(&db);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not a Temporal address"), "{stderr}");
+    let refused = crate::support::Server::options()
+        .args(["--temporal-address", "127.0.0.1:7233"])
+        .args(["--temporal-namespace-prefix", "bad prefix!"])
+        .refused(&db);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--temporal-namespace-prefix"), "{stderr}");
+    // A Temporal flag without the address is a usage error.
+    let refused = crate::support::Server::options()
+        .args(["--temporal-namespace-prefix", "acme-"])
+        .refused(&db);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--temporal-address"), "{stderr}");
+}
+
+#[test]
 fn the_dev_server_fixture_serves_namespaces_and_comes_back_after_a_stop() {
     let mut server = DevServer::start();
     let default = server
