@@ -22,6 +22,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod target;
+pub mod temporal;
 pub mod terraform;
 
 pub use cli::run;

@@ -25,7 +25,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("desired", &["api", "state"]),
     ("api", &["plan"]),
     ("state", &["api", "desired"]),
-    ("control_plane", &["server", "cli"]),
+    ("control_plane", &["server", "cli", "temporal"]),
+    // Temporal sits at the edge, behind the control plane's provisioner trait.
+    ("temporal", &["server", "cli", "store"]),
     ("store", &["server", "cli"]),
     ("apply", &["desired"]),
     // Reading a Terraform state is pure and needs only the domain types.

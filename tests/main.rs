@@ -23,5 +23,6 @@ mod review;
 mod secrets;
 mod storage_faults;
 mod support;
+mod temporal;
 mod workers;
 mod workflow;

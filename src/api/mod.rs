@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod ping;
 mod types;
 mod workers;
 
@@ -12,6 +13,7 @@ pub use client::{
     DEFAULT_BASE_URL, Environments,
 };
 pub use error::{EnvironmentError, FieldError};
+pub use ping::{MAX_PINGS, PingReport, PingRequest, PingResult};
 pub use types::{
     CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField,
     OrganizationId, Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,

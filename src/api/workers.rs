@@ -68,6 +68,13 @@ pub struct WorkerRegistration {
     /// The organization's Temporal namespace.
     #[serde(default)]
     pub temporal_namespace: Option<String>,
+    /// The Temporal frontend (`HOST:PORT`) the worker joins, when the service provisions on a
+    /// real Temporal server (`envform serve --temporal-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_address: Option<String>,
+    /// The environment's task queue on that server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_task_queue: Option<String>,
     /// How often the worker must send a heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
 }
@@ -264,6 +271,20 @@ pub trait WorkersApi: Send + Sync {
         &self,
         environment: Option<EnvironmentId>,
     ) -> Result<Vec<AuditEvent>, EnvironmentError>;
+    /// Runs `envform.ping` `count` times on the environment's Temporal task queue; only a service
+    /// on a real Temporal server (`envform serve --temporal-address`) can.
+    async fn ping_environment(
+        &self,
+        _environment: EnvironmentId,
+        _count: u32,
+    ) -> Result<super::PingReport, EnvironmentError> {
+        Err(EnvironmentError::Api {
+            status: 409,
+            detail: "env ping needs `envform serve --temporal-address`: the embedded control \
+                     plane runs no Temporal server"
+                .to_owned(),
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -285,6 +306,13 @@ impl<T: WorkersApi + ?Sized> WorkersApi for std::sync::Arc<T> {
         environment: Option<EnvironmentId>,
     ) -> Result<Vec<AuditEvent>, EnvironmentError> {
         (**self).audit_events(environment).await
+    }
+    async fn ping_environment(
+        &self,
+        environment: EnvironmentId,
+        count: u32,
+    ) -> Result<super::PingReport, EnvironmentError> {
+        (**self).ping_environment(environment, count).await
     }
 }
 
@@ -317,6 +345,14 @@ impl WorkersApi for ControlPlaneClient {
         let query = environment.as_deref().map(|id| ("environment_id", id));
         let body = self.call(Method::GET, &url, query, None).await?;
         decode(&body)
+    }
+
+    async fn ping_environment(
+        &self,
+        environment: EnvironmentId,
+        count: u32,
+    ) -> Result<super::PingReport, EnvironmentError> {
+        ControlPlaneClient::ping_environment(self, environment, count).await
     }
 }
 

@@ -17,6 +17,7 @@ pub mod serve;
 mod settings;
 mod show;
 mod state;
+mod temporal_args;
 mod validate;
 mod worker;
 mod workspace;

@@ -98,6 +98,44 @@ pub struct ServeArgs {
     /// How long a state lock lasts unless its holder renews it (at least 1s).
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_lease)]
     pub state_lease: Duration,
+
+    /// Provision each organization's namespace on this Temporal server (HOST:PORT) with a
+    /// workflow, instead of the built-in provisioner; workers then also serve their
+    /// environment's task queue there.
+    #[arg(long, env = "ENVFORM_TEMPORAL_ADDRESS", value_name = "HOST:PORT")]
+    pub temporal_address: Option<String>,
+
+    /// Organization namespaces are named PREFIX + the organization.
+    #[arg(
+        long,
+        default_value = "envform-",
+        value_name = "PREFIX",
+        requires = "temporal_address"
+    )]
+    pub temporal_namespace_prefix: String,
+
+    /// The namespace envform serve runs its provisioning workflows in (registered if missing).
+    #[arg(
+        long,
+        default_value = crate::temporal::DEFAULT_SYSTEM_NAMESPACE,
+        value_name = "NAMESPACE",
+        requires = "temporal_address"
+    )]
+    pub temporal_system_namespace: String,
+
+    /// Workflow history retention of the namespaces envform registers, e.g. `72h`.
+    #[arg(
+        long,
+        default_value = "72h",
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        requires = "temporal_address"
+    )]
+    pub temporal_namespace_retention: Duration,
+
+    /// TLS and API key towards Temporal.
+    #[command(flatten)]
+    pub(crate) temporal: super::temporal_args::TemporalConnectArgs,
 }
 
 /// One `KEY=ORG` entry, checked after parsing so that a malformed one is reported without
@@ -314,7 +352,9 @@ pub async fn execute(args: ServeArgs) -> miette::Result<()> {
     if args.migrate_only {
         return migrate_only(args).await;
     }
-    let config = args.resolve()?;
+    let temporal = temporal_config(&args)?;
+    let mut config = args.resolve()?;
+    config.temporal = temporal;
     if let Some(parent) = config.db_path.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -326,6 +366,32 @@ pub async fn execute(args: ServeArgs) -> miette::Result<()> {
     let server = Server::bind(config).await.into_diagnostic()?;
     announce(server.local_addr())?;
     server.run(shutdown_signal()).await.into_diagnostic()
+}
+
+/// The Temporal configuration of `--temporal-address` and its companions, if given.
+fn temporal_config(args: &ServeArgs) -> miette::Result<Option<crate::temporal::TemporalConfig>> {
+    let Some(address) = &args.temporal_address else {
+        return Ok(None);
+    };
+    super::temporal_args::check_namespace_part(
+        &args.temporal_namespace_prefix,
+        "--temporal-namespace-prefix",
+    )?;
+    super::temporal_args::check_namespace_part(
+        &args.temporal_system_namespace,
+        "--temporal-system-namespace",
+    )?;
+    if args.temporal_namespace_retention < Duration::from_secs(24 * 3600) {
+        return Err(miette::miette!(
+            code = "envform::serve::temporal_retention",
+            "--temporal-namespace-retention must be at least 24h (Temporal's minimum)"
+        ));
+    }
+    let mut config = args.temporal.resolve(address)?;
+    config.namespace_prefix = args.temporal_namespace_prefix.clone();
+    config.system_namespace = args.temporal_system_namespace.clone();
+    config.retention = args.temporal_namespace_retention;
+    Ok(Some(config))
 }
 
 /// `--migrate-only`: brings the database's schema up to date and says so on stderr.

@@ -1,6 +1,8 @@
 //! `envform worker start`: the process the worker command runs. It is its environment's pool
 //! membership: it registers, sends heartbeats, and deregisters when stopped. It runs no agent
-//! tasks (task execution belongs to the agent runtime), so it always reports itself idle.
+//! tasks (task execution belongs to the agent runtime), so it always reports itself idle. When the
+//! registration names a Temporal server (`envform serve --temporal-address`), it also runs a
+//! Temporal worker serving `envform.ping` on the environment's task queue, stopped with it.
 //!
 //! Network failures are retried with backoff, forever: a worker outlives restarts of the
 //! service. A refusal is final: exit 1 with the service's reason (a full pool, an environment
@@ -74,6 +76,10 @@ struct StartArgs {
     /// How long one call may take, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     request_timeout: Duration,
+    /// TLS and API key towards Temporal, when the service provisions on a Temporal server (the
+    /// address, namespace and task queue come from the registration).
+    #[command(flatten)]
+    temporal: super::temporal_args::TemporalConnectArgs,
 }
 
 fn parse_token(text: &str) -> Result<WorkerToken, String> {
@@ -133,14 +139,67 @@ async fn start(args: StartArgs) -> miette::Result<Exit> {
         hostname = %request.hostname,
         "registering"
     );
-    let result = run(&client, &request, &shutdown).await;
+    let result = run(&client, &request, &args.temporal, &shutdown).await;
     watcher.abort();
     result
+}
+
+/// Starts the Temporal worker serving `envform.ping` on the environment's task queue, when the
+/// registration names a Temporal server; it stops when `stop` is cancelled.
+fn start_temporal_worker(
+    registration: &WorkerRegistration,
+    request: &RegisterWorker,
+    connect: &super::temporal_args::TemporalConnectArgs,
+    stop: &CancellationToken,
+) -> miette::Result<Option<std::thread::JoinHandle<()>>> {
+    let (Some(address), Some(namespace), Some(task_queue)) = (
+        &registration.temporal_address,
+        &registration.temporal_namespace,
+        &registration.temporal_task_queue,
+    ) else {
+        return Ok(None);
+    };
+    let mut config = connect.resolve(address)?;
+    config.identity = format!(
+        "envform-worker-{}@{}",
+        registration.worker_id, request.hostname
+    );
+    let settings = crate::temporal::PingWorkerSettings {
+        namespace: namespace.clone(),
+        task_queue: task_queue.clone(),
+        reply: crate::temporal::PingReply {
+            worker_id: registration.worker_id.to_string(),
+            hostname: request.hostname.clone(),
+            environment: registration.environment_name.clone(),
+        },
+    };
+    tracing::info!(%address, %namespace, %task_queue, "serving envform.ping on Temporal");
+    crate::temporal::run_ping_worker(config, settings, stop.clone())
+        .map(Some)
+        .map_err(|error| {
+            miette::miette!(
+                code = "envform::worker::temporal",
+                "cannot start the Temporal worker: {error}"
+            )
+        })
+}
+
+/// Stops the Temporal worker (its pollers leave the task queue) and waits for it.
+async fn stop_temporal_worker(
+    worker: Option<std::thread::JoinHandle<()>>,
+    stop: &CancellationToken,
+) {
+    stop.cancel();
+    if let Some(worker) = worker {
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        tracing::info!("Temporal worker stopped");
+    }
 }
 
 async fn run(
     client: &WorkerClient,
     request: &RegisterWorker,
+    connect: &super::temporal_args::TemporalConnectArgs,
     shutdown: &CancellationToken,
 ) -> miette::Result<Exit> {
     let Some(registration) = register(client, request, shutdown).await? else {
@@ -154,7 +213,11 @@ async fn run(
         heartbeat_interval = ?registration.heartbeat_interval(),
         "registered; this worker runs no agent tasks (they belong to the agent runtime)"
     );
-    match heartbeats(client, &registration, shutdown).await {
+    let temporal_stop = CancellationToken::new();
+    let temporal_worker = start_temporal_worker(&registration, request, connect, &temporal_stop)?;
+    let stopped = heartbeats(client, &registration, shutdown).await;
+    stop_temporal_worker(temporal_worker, &temporal_stop).await;
+    match stopped {
         Stop::Gone(reason) => {
             tracing::info!(worker = %registration.worker_id, "stopping: {reason}");
             eprintln!("envform worker: stopping: {reason}");

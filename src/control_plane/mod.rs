@@ -38,6 +38,7 @@ pub use config::{
 };
 pub use provisioner::{
     BuiltinProvisioner, BuiltinProvisionerConfig, NamespaceProvisioner, ProvisionedNamespace,
+    namespace_name_with_prefix,
 };
 pub use scope::OrganizationScope;
 pub use workers::{
@@ -107,14 +108,23 @@ impl ControlPlane {
         path: &Path,
         config: ControlPlaneConfig,
     ) -> Result<Self, ControlPlaneError> {
+        let provisioner = Arc::new(BuiltinProvisioner::new(config.provisioner.clone()));
+        Self::open_sqlite_with(path, config, provisioner).await
+    }
+
+    /// [`ControlPlane::open_sqlite`] with another provisioner (`envform serve --temporal-address`).
+    pub async fn open_sqlite_with(
+        path: &Path,
+        config: ControlPlaneConfig,
+        provisioner: Arc<dyn NamespaceProvisioner>,
+    ) -> Result<Self, ControlPlaneError> {
         let store = SqliteStore::open(path)
             .await
             .map_err(|source| ControlPlaneError::Open {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let provisioner = BuiltinProvisioner::new(config.provisioner.clone());
-        let control_plane = Self::new(Arc::new(store), Arc::new(provisioner), config);
+        let control_plane = Self::new(Arc::new(store), provisioner, config);
         control_plane.resume_provisioning().await?;
         Ok(control_plane)
     }
@@ -126,8 +136,17 @@ impl ControlPlane {
         store: Arc<dyn Store>,
         config: ControlPlaneConfig,
     ) -> Result<Self, ControlPlaneError> {
-        let provisioner = BuiltinProvisioner::new(config.provisioner.clone());
-        let control_plane = Self::new(store, Arc::new(provisioner), config);
+        let provisioner = Arc::new(BuiltinProvisioner::new(config.provisioner.clone()));
+        Self::open_shared_with(store, config, provisioner).await
+    }
+
+    /// [`ControlPlane::open_shared`] with another provisioner (`envform serve --temporal-address`).
+    pub async fn open_shared_with(
+        store: Arc<dyn Store>,
+        config: ControlPlaneConfig,
+        provisioner: Arc<dyn NamespaceProvisioner>,
+    ) -> Result<Self, ControlPlaneError> {
+        let control_plane = Self::new(store, provisioner, config);
         control_plane.resume_provisioning().await?;
         let sweeper = control_plane.clone();
         lock(&control_plane.inner.tasks).spawn(async move {
@@ -180,11 +199,20 @@ impl ControlPlane {
     /// Restarts the provisioning of every organization still `provisioning` in the store (the
     /// process that started it stopped); returns how many.
     pub async fn resume_provisioning(&self) -> Result<usize, ControlPlaneError> {
-        let organizations = self
+        let mut organizations = self
             .inner
             .store
             .organizations_in_state(NamespaceState::Provisioning)
             .await?;
+        // A provisioner that retries failures by itself resumes those too.
+        if self.inner.provisioner.retry_backoff().is_some() {
+            organizations.extend(
+                self.inner
+                    .store
+                    .organizations_in_state(NamespaceState::Error)
+                    .await?,
+            );
+        }
         let count = organizations.len();
         let mut first_steps = Vec::with_capacity(count);
         for organization in organizations {
@@ -255,7 +283,7 @@ impl ControlPlane {
             return Ok(());
         }
         let now = clock::now();
-        let workflow_id = provisioning::new_workflow_id();
+        let workflow_id = provisioning::workflow_id(self.inner.provisioner.as_ref(), organization);
         let namespace = provisioning::started(&workflow_id);
         transaction
             .insert_organization(&OrganizationRecord {

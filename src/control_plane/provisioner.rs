@@ -24,7 +24,21 @@ pub trait NamespaceProvisioner: Send + Sync {
     async fn provision(
         &self,
         organization: &OrganizationId,
+        workflow_id: &str,
     ) -> Result<ProvisionedNamespace, String>;
+
+    /// The id of the organization's provisioning workflow, when the provisioner derives it from
+    /// the organization (so that two processes starting it start one workflow); `None` for a
+    /// fresh id per attempt.
+    fn workflow_id(&self, _organization: &OrganizationId) -> Option<String> {
+        None
+    }
+
+    /// How failed provisioning is retried by itself (the environments stay `error` meanwhile);
+    /// `None` when only the next create retries it.
+    fn retry_backoff(&self) -> Option<backon::ExponentialBuilder> {
+        None
+    }
 }
 
 /// How the [`BuiltinProvisioner`] behaves.
@@ -55,6 +69,7 @@ impl NamespaceProvisioner for BuiltinProvisioner {
     async fn provision(
         &self,
         organization: &OrganizationId,
+        _workflow_id: &str,
     ) -> Result<ProvisionedNamespace, String> {
         if !self.config.delay.is_zero() {
             tokio::time::sleep(self.config.delay).await;
@@ -78,7 +93,12 @@ impl NamespaceProvisioner for BuiltinProvisioner {
 }
 
 /// `envform-<organization>`, with characters Temporal does not allow in names replaced by `-`.
-fn namespace_name(organization: &OrganizationId) -> String {
+pub fn namespace_name(organization: &OrganizationId) -> String {
+    namespace_name_with_prefix("envform-", organization)
+}
+
+/// `<prefix><organization>`, with characters Temporal does not allow in names replaced by `-`.
+pub fn namespace_name_with_prefix(prefix: &str, organization: &OrganizationId) -> String {
     let sanitized: String = organization
         .0
         .chars()
@@ -90,7 +110,7 @@ fn namespace_name(organization: &OrganizationId) -> String {
             }
         })
         .collect();
-    format!("envform-{sanitized}")
+    format!("{prefix}{sanitized}")
 }
 
 #[cfg(test)]
@@ -101,7 +121,7 @@ mod tests {
     async fn succeeds_with_a_namespace_named_after_the_organization() {
         let provisioner = BuiltinProvisioner::default();
         let namespace = provisioner
-            .provision(&OrganizationId("Acme Corp".into()))
+            .provision(&OrganizationId("Acme Corp".into()), "workflow")
             .await
             .unwrap();
         assert_eq!(namespace.temporal_namespace, "envform-acme-corp");
@@ -124,12 +144,15 @@ mod tests {
             fail_organizations: BTreeSet::from([failing.clone()]),
         });
         let started = std::time::Instant::now();
-        let error = provisioner.provision(&failing).await.unwrap_err();
+        let error = provisioner
+            .provision(&failing, "workflow")
+            .await
+            .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert!(error.contains("`doomed`"), "{error}");
         assert!(
             provisioner
-                .provision(&OrganizationId("fine".into()))
+                .provision(&OrganizationId("fine".into()), "workflow")
                 .await
                 .is_ok()
         );

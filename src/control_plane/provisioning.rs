@@ -35,6 +35,16 @@ pub(crate) fn new_workflow_id() -> String {
     format!("namespace-provisioning-{}", Uuid::new_v4())
 }
 
+/// The organization's provisioning workflow id: the provisioner's, else a fresh one.
+pub(crate) fn workflow_id(
+    provisioner: &dyn super::NamespaceProvisioner,
+    organization: &OrganizationId,
+) -> String {
+    provisioner
+        .workflow_id(organization)
+        .unwrap_or_else(new_workflow_id)
+}
+
 /// The namespace record of a workflow that just started.
 pub(crate) fn started(workflow_id: &str) -> NamespaceRecord {
     NamespaceRecord {
@@ -120,23 +130,77 @@ pub(crate) async fn transition(
 
 /// Runs one provisioning workflow to its end and records the outcome, unless the service shuts
 /// down first (the organization then stays `provisioning` and is resumed on the next start).
-///
-/// `first_step` is dropped as soon as the provisioner has been polled once and is still pending,
-/// or else once its immediate outcome is recorded: a caller awaiting it sees a provisioner that
-/// completes at once (the built-in one without delay) as already settled, deterministically.
+/// With a provisioner that retries by itself, a recorded failure is tried again after a backoff
+/// (the environments stay `error` meanwhile) until it succeeds, the organization moves on to
+/// another workflow, or the service shuts down.
 pub(crate) async fn run(
     inner: &super::Inner,
     organization: OrganizationId,
     workflow_id: String,
     first_step: oneshot::Sender<()>,
 ) {
+    let mut failed = run_once(inner, &organization, &workflow_id, first_step).await;
+    let Some(backoff) = inner.provisioner.retry_backoff() else {
+        return;
+    };
+    let mut delays = backon::BackoffBuilder::build(backoff);
+    while failed {
+        let Some(delay) = delays.next() else { return };
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        match still_waiting(inner, &organization, &workflow_id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(
+                    organization = %organization,
+                    error = %crate::local::error_chain(&error),
+                    "cannot read the organization before retrying its provisioning"
+                );
+                continue;
+            }
+        }
+        tracing::info!(organization = %organization, %workflow_id, "retrying namespace provisioning");
+        let (first_step, _) = oneshot::channel();
+        failed = run_once(inner, &organization, &workflow_id, first_step).await;
+    }
+}
+
+/// Whether the organization still waits for this workflow (not ready, same workflow id).
+async fn still_waiting(
+    inner: &super::Inner,
+    organization: &OrganizationId,
+    workflow_id: &str,
+) -> Result<bool, StoreError> {
+    let record = inner.store.organization(organization).await?;
+    Ok(record.is_some_and(|record| {
+        record.namespace.state != NamespaceState::Ready
+            && record.namespace.provisioning_workflow_id.as_deref() == Some(workflow_id)
+    }))
+}
+
+/// One attempt of [`run`]; whether it recorded a failure.
+///
+/// `first_step` is dropped as soon as the provisioner has been polled once and is still pending,
+/// or else once its immediate outcome is recorded: a caller awaiting it sees a provisioner that
+/// completes at once (the built-in one without delay) as already settled, deterministically.
+async fn run_once(
+    inner: &super::Inner,
+    organization: &OrganizationId,
+    workflow_id: &str,
+    first_step: oneshot::Sender<()>,
+) -> bool {
+    let organization = organization.clone();
+    let workflow_id = workflow_id.to_owned();
     // Processes sharing a database (replicas on PostgreSQL) all resume the same organizations:
     // only the one that holds the claim provisions.
     match claim(inner, &organization).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!(organization = %organization, "another process provisions this namespace");
-            return;
+            return false;
         }
         Err(error) => {
             tracing::warn!(
@@ -144,11 +208,11 @@ pub(crate) async fn run(
                 error = %crate::local::error_chain(&error),
                 "cannot claim the namespace provisioning; it is resumed later"
             );
-            return;
+            return false;
         }
     }
     tracing::info!(organization = %organization, %workflow_id, "provisioning the namespace");
-    let mut provision = inner.provisioner.provision(&organization);
+    let mut provision = inner.provisioner.provision(&organization, &workflow_id);
     let first_poll =
         std::future::poll_fn(|context| Poll::Ready(provision.as_mut().poll(context))).await;
     let outcome = match first_poll {
@@ -162,7 +226,7 @@ pub(crate) async fn run(
                     biased;
                     () = inner.shutdown.cancelled() => {
                         release(inner, &organization).await;
-                        return;
+                        return false;
                     }
                     outcome = &mut provision => break outcome,
                     _ = renewal.tick() => {
@@ -182,7 +246,7 @@ pub(crate) async fn run(
         match record_outcome(inner, &organization, &workflow_id, &outcome).await {
             // Released with the outcome; when the outcome was not recorded (another workflow
             // moved on), the claim must not keep that workflow's process waiting.
-            Ok(Recorded::Yes) => return,
+            Ok(Recorded::Yes) => return outcome.is_err(),
             Ok(Recorded::NotWaitedFor) => break,
             Err(error) => {
                 tracing::warn!(
@@ -200,6 +264,7 @@ pub(crate) async fn run(
         }
     }
     release(inner, &organization).await;
+    false
 }
 
 /// Whether [`record_outcome`] recorded the outcome.
@@ -248,7 +313,9 @@ async fn record_outcome(
         return Ok(Recorded::NotWaitedFor);
     };
     let current = &record.namespace;
-    if current.state != NamespaceState::Provisioning
+    // `error` still waits when the provisioner retries failures by itself.
+    if current.state == NamespaceState::Ready
+        || (current.state == NamespaceState::Error && inner.provisioner.retry_backoff().is_none())
         || current.provisioning_workflow_id.as_deref() != Some(workflow_id)
     {
         return Ok(Recorded::NotWaitedFor);

@@ -189,7 +189,10 @@ impl EnvironmentsApi for OrganizationScope {
         if namespace.state == NamespaceState::Error {
             // A create in an organization whose namespace failed retries provisioning: the
             // organization cannot use any environment until it has a namespace.
-            let workflow_id = provisioning::new_workflow_id();
+            let workflow_id = provisioning::workflow_id(
+                self.control_plane.inner().provisioner.as_ref(),
+                &self.organization,
+            );
             namespace = provisioning::started(&workflow_id);
             provisioning::transition(transaction.as_mut(), &self.organization, &namespace, now)
                 .await

@@ -41,6 +41,7 @@ impl NamespaceProvisioner for GatedProvisioner {
     async fn provision(
         &self,
         organization: &OrganizationId,
+        _workflow_id: &str,
     ) -> Result<ProvisionedNamespace, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.gate
@@ -1089,4 +1090,86 @@ async fn an_immediate_provisioner_settles_within_the_call_that_started_it() {
     let fresh = control_plane.organization(&org("fresh")).await.unwrap();
     control_plane.shutdown().await;
     assert_eq!(default_environment(&fresh).await.status, Status::Active);
+}
+
+/// A provisioner that derives its workflow id, retries failures by itself, and fails its first
+/// `failures` calls (as a Temporal server that is down, then back).
+struct RetryingProvisioner {
+    calls: AtomicUsize,
+    failures: usize,
+}
+
+#[async_trait::async_trait]
+impl NamespaceProvisioner for RetryingProvisioner {
+    async fn provision(
+        &self,
+        organization: &OrganizationId,
+        workflow_id: &str,
+    ) -> Result<ProvisionedNamespace, String> {
+        assert_eq!(workflow_id, format!("provision-{organization}"));
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call < self.failures {
+            return Err(format!("Temporal unreachable (attempt {})", call + 1));
+        }
+        Ok(ProvisionedNamespace {
+            temporal_namespace: format!("ns-{organization}"),
+            temporal_namespace_id: "ns-id".to_owned(),
+        })
+    }
+
+    fn workflow_id(&self, organization: &OrganizationId) -> Option<String> {
+        Some(format!("provision-{organization}"))
+    }
+
+    fn retry_backoff(&self) -> Option<backon::ExponentialBuilder> {
+        Some(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(20))
+                .with_max_delay(Duration::from_millis(40))
+                .without_max_times(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_provisioner_that_retries_heals_errored_environments_without_another_request() {
+    let provisioner = Arc::new(RetryingProvisioner {
+        calls: AtomicUsize::new(0),
+        failures: 3,
+    });
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let control_plane = ControlPlane::new(
+        store,
+        Arc::clone(&provisioner) as Arc<dyn NamespaceProvisioner>,
+        ControlPlaneConfig::default(),
+    );
+    let scope = control_plane.organization(&org("acme")).await.unwrap();
+    let id = default_environment(&scope).await.id;
+    // The first attempt fails at once: `error`, with the provisioner's message.
+    let failed = scope.get(id).await.unwrap();
+    assert_eq!(failed.status, Status::Error, "{failed:?}");
+    assert!(
+        failed
+            .error_message
+            .as_deref()
+            .is_some_and(|message| message.starts_with("Temporal unreachable")),
+        "{failed:?}"
+    );
+    assert_eq!(
+        failed.provisioning_workflow_id.as_deref(),
+        Some("provision-acme")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let healed = loop {
+        let current = scope.get(id).await.unwrap();
+        if current.status == Status::Active {
+            break current;
+        }
+        assert!(Instant::now() < deadline, "never healed: {current:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(healed.temporal_namespace.as_deref(), Some("ns-acme"));
+    assert_eq!(healed.error_message, None);
+    assert_eq!(provisioner.calls.load(Ordering::SeqCst), 4);
+    control_plane.shutdown().await;
 }

@@ -286,6 +286,9 @@ impl ControlPlane {
             environment_id: record.id,
             environment_name: record.name,
             temporal_namespace: record.temporal_namespace,
+            // Filled in by `envform serve` when it runs on a real Temporal server.
+            temporal_address: None,
+            temporal_task_queue: None,
             heartbeat_interval_ms: interval.as_millis(),
         })
     }

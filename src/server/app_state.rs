@@ -20,6 +20,8 @@ pub(crate) struct AppState {
     pub(crate) keys: Arc<KeyRing>,
     /// The HTTP state backend's rules.
     pub(crate) state_service: StateService,
+    /// The Temporal server namespaces are provisioned on (`--temporal-address`), if any.
+    pub(crate) temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
 }
 
 impl FromRef<AppState> for Arc<KeyRing> {

@@ -13,6 +13,7 @@ mod list_body;
 mod request_log;
 mod routes;
 mod state;
+mod temporal;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,9 @@ use tokio::net::TcpListener;
 
 use crate::api::OrganizationId;
 use crate::control_plane::state_service::StateStore;
-use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
+use crate::control_plane::{
+    BuiltinProvisioner, ControlPlane, ControlPlaneConfig, ControlPlaneError, NamespaceProvisioner,
+};
 use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
 pub use auth::{ApiKey, ApiKeyError};
@@ -65,6 +68,8 @@ pub struct ServeConfig {
     pub faults: FaultConfig,
     /// How long a state lock lasts unless its holder renews it.
     pub state_lease: Duration,
+    /// Provision namespaces on this Temporal server instead of the built-in provisioner.
+    pub temporal: Option<crate::temporal::TemporalConfig>,
 }
 
 impl ServeConfig {
@@ -85,6 +90,7 @@ impl ServeConfig {
             },
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
+            temporal: None,
         }
     }
 }
@@ -147,6 +153,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The Temporal provisioner's worker could not be started.
+    #[error("cannot start the Temporal worker")]
+    Temporal(#[source] std::io::Error),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -159,6 +168,7 @@ pub struct Server {
     router: axum::Router,
     control_plane: ControlPlane,
     store: OpenStore,
+    temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
 }
 
 /// The database a server runs on, closed when it stops.
@@ -194,8 +204,21 @@ impl Server {
         if config.api_keys.is_empty() {
             return Err(ServerError::NoApiKeys);
         }
+        let temporal = match config.temporal.clone() {
+            Some(temporal) => Some(Arc::new(
+                crate::temporal::TemporalProvisioner::start(temporal)
+                    .map_err(ServerError::Temporal)?,
+            )),
+            None => None,
+        };
+        let provisioner: Arc<dyn NamespaceProvisioner> = match &temporal {
+            Some(temporal) => Arc::clone(temporal) as Arc<dyn NamespaceProvisioner>,
+            None => Arc::new(BuiltinProvisioner::new(
+                config.control_plane.provisioner.clone(),
+            )),
+        };
         let (control_plane, state_store, store) = match &config.database_url {
-            None => Self::open_sqlite(&config.db_path, config.control_plane).await?,
+            None => Self::open_sqlite(&config.db_path, config.control_plane, provisioner).await?,
             Some(url) => {
                 let store = open_postgres(url, config.postgres_pool)
                     .await
@@ -205,10 +228,13 @@ impl Server {
                     list_cache: None,
                     ..config.control_plane
                 };
-                let control_plane =
-                    ControlPlane::open_shared(Arc::new(store.clone()), control_plane_config)
-                        .await
-                        .map_err(ServerError::Postgres)?;
+                let control_plane = ControlPlane::open_shared_with(
+                    Arc::new(store.clone()),
+                    control_plane_config,
+                    provisioner,
+                )
+                .await
+                .map_err(ServerError::Postgres)?;
                 let state_store: Arc<dyn StateStore> = Arc::new(store.clone());
                 (control_plane, state_store, OpenStore::Postgres(store))
             }
@@ -235,6 +261,7 @@ impl Server {
                 Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
+            temporal: temporal.clone(),
         };
         let router = routes::router(state, config.body_limit_bytes, config.faults);
         Ok(Self {
@@ -243,6 +270,7 @@ impl Server {
             router,
             control_plane,
             store,
+            temporal,
         })
     }
 
@@ -250,8 +278,9 @@ impl Server {
     async fn open_sqlite(
         path: &std::path::Path,
         config: ControlPlaneConfig,
+        provisioner: Arc<dyn NamespaceProvisioner>,
     ) -> Result<(ControlPlane, Arc<dyn StateStore>, OpenStore), ServerError> {
-        let control_plane = ControlPlane::open_sqlite(path, config)
+        let control_plane = ControlPlane::open_sqlite_with(path, config, provisioner)
             .await
             .map_err(|source| ServerError::ControlPlane {
                 path: path.to_path_buf(),
@@ -295,6 +324,9 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.control_plane.shutdown().await;
+        if let Some(temporal) = &self.temporal {
+            temporal.shutdown().await;
+        }
         self.store.close().await;
         tracing::info!("envform serve stopped");
         served.map_err(ServerError::Serve)

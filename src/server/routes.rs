@@ -43,6 +43,7 @@ pub(crate) fn router(
         )
         .merge(super::state::router())
         .merge(super::workers::router())
+        .merge(super::temporal::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))

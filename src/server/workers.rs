@@ -74,7 +74,13 @@ async fn register(
     WorkerCaller(token): WorkerCaller,
     ApiJson(request): ApiJson<RegisterWorker>,
 ) -> Result<Response, ApiError> {
-    let registration = app.control_plane.register_worker(&token, &request).await?;
+    let mut registration = app.control_plane.register_worker(&token, &request).await?;
+    if let Some(temporal) = &app.temporal {
+        registration.temporal_address = Some(temporal.config().address.clone());
+        registration.temporal_task_queue = Some(crate::temporal::environment_task_queue(
+            &registration.environment_id,
+        ));
+    }
     Ok((StatusCode::CREATED, axum::Json(registration)).into_response())
 }
 

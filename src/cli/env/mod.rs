@@ -145,6 +145,21 @@ pub(crate) enum EnvCommand {
         #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Run the built-in `envform.ping` workflow on an environment's Temporal task queue and show
+    /// which workers answered and how long each took (needs `envform serve --temporal-address`).
+    #[command(
+        after_help = "Exits 1 when a ping got no answer.\n\nExample:\n  envform env ping production --count 5"
+    )]
+    Ping {
+        /// Environment id or name.
+        environment: String,
+        /// How many pings, one after the other (1 to 100).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        count: u32,
+        /// Output format (also spelt --output).
+        #[arg(short = 'o', long = "format", visible_alias = "output", value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Show the audit log of an environment (also of a deleted one, by name or id).
     #[command(after_help = "Example:\n  envform env history production -o json")]
     History {
@@ -218,6 +233,11 @@ async fn run_command(
             environment,
             output,
         } => return pool::history(api, workers, &environment, output).await,
+        EnvCommand::Ping {
+            environment,
+            count,
+            output,
+        } => return pool::ping(api, workers, &environment, count, output).await,
     }
     Ok(Exit::Success)
 }

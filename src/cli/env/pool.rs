@@ -160,3 +160,55 @@ fn event_summary(event: &AuditEvent) -> String {
         }
     }
 }
+
+/// `env ping`: runs `envform.ping` on the environment's task queue through the service; exit 1
+/// when a ping got no answer.
+pub(super) async fn ping(
+    api: &dyn EnvironmentsApi,
+    workers: &dyn WorkersApi,
+    reference: &str,
+    count: u32,
+    output: OutputFormat,
+) -> miette::Result<Exit> {
+    let current = resolve(api, reference).await?;
+    let report = workers
+        .ping_environment(current.id, count)
+        .await
+        .map_err(miette::Report::new)?;
+    match output {
+        OutputFormat::Json => print_json(&report)?,
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = report
+                .pings
+                .iter()
+                .enumerate()
+                .map(|(index, ping)| {
+                    vec![
+                        (index + 1).to_string(),
+                        ping.worker_id.clone().unwrap_or_else(|| "-".to_owned()),
+                        ping.hostname.clone().unwrap_or_else(|| "-".to_owned()),
+                        format!("{:.1} ms", ping.round_trip_ms),
+                        ping.error.clone().unwrap_or_else(|| "answered".to_owned()),
+                    ]
+                })
+                .collect();
+            print_stdout(&format!(
+                "{} (namespace {}, task queue {})\n{}",
+                report.environment_name,
+                report.temporal_namespace,
+                report.task_queue,
+                output::table(&["#", "WORKER", "HOSTNAME", "ROUND TRIP", "RESULT"], &rows)
+            ))?;
+        }
+    }
+    let unanswered = report
+        .pings
+        .iter()
+        .filter(|ping| ping.error.is_some())
+        .count();
+    if unanswered > 0 {
+        eprintln!("envform env ping: {unanswered} of {count} pings got no answer");
+        return Ok(Exit::Error);
+    }
+    Ok(Exit::Success)
+}
