@@ -434,6 +434,36 @@ mod end_to_end {
     }
 
     #[test]
+    fn a_namespace_of_another_organization_is_refused_with_an_error() {
+        let temporal = DevServer::start();
+        let made = temporal.cli(&[
+            "operator",
+            "namespace",
+            "create",
+            "-n",
+            "envform-org-a",
+            "--retention",
+            "24h",
+            "--data",
+            "envform.organization=org-b",
+        ]);
+        assert!(made.status.success(), "{made:?}");
+        let scenario = scenario(&temporal);
+        create(&scenario, "staging");
+        // The refusal fails the workflow at once (no retries of the activity), and the
+        // environment says why.
+        let failed = wait_for(&scenario, "staging", "error", |env| {
+            env["status"] == "error"
+        });
+        let message = failed["error_message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("envform-org-a") && message.contains("org-b"),
+            "the error names the namespace and its organization: {failed}"
+        );
+        assert!(failed["temporal_namespace_id"].is_null(), "{failed}");
+    }
+
+    #[test]
     fn temporal_down_is_an_error_that_heals_once_it_is_back() {
         let mut temporal = DevServer::start();
         temporal.stop();

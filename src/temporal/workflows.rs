@@ -9,11 +9,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use temporalio_client::tonic::{Code, Request};
 use temporalio_client::{Connection, RegisterNamespaceOptions};
+use temporalio_common::RetryPolicy;
 use temporalio_common::protos::temporal::api::enums::v1::NamespaceState;
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
 
 /// The provisioning workflow's type name.
 pub const PROVISIONING_WORKFLOW: &str = "envform.provision_namespace";
@@ -55,7 +56,7 @@ pub struct ProvisionNamespaceWorkflow;
 
 #[workflow_methods]
 impl ProvisionNamespaceWorkflow {
-    /// Registers, then waits; activities are retried by Temporal with its default backoff.
+    /// Registers, then waits; a failed activity is retried a few times, then fails the workflow.
     #[run(name = PROVISIONING_WORKFLOW)]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
@@ -64,18 +65,48 @@ impl ProvisionNamespaceWorkflow {
         ctx.execute_activity(
             NamespaceActivities::register_namespace,
             request.clone(),
-            ActivityOptions::start_to_close_timeout(Duration::from_secs(30)),
+            activity_options(Duration::from_secs(30)),
         )
         .await?;
         let registered = ctx
             .execute_activity(
                 NamespaceActivities::wait_until_registered,
                 request.namespace,
-                ActivityOptions::start_to_close_timeout(Duration::from_secs(120)),
+                activity_options(Duration::from_secs(120)),
             )
             .await?;
         Ok(registered)
     }
+}
+
+/// Activities are retried a few times only: a workflow that fails puts its environments in
+/// `error` with Temporal's message, and envform serve starts a new one with its own backoff, so
+/// users see why provisioning waits instead of an endless `provisioning`.
+fn activity_options(start_to_close: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(start_to_close)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .maximum_interval(Duration::from_secs(4))
+                .maximum_attempts(ACTIVITY_ATTEMPTS)
+                .build(),
+        )
+        .build()
+}
+
+/// How many times an activity runs before its workflow fails.
+const ACTIVITY_ATTEMPTS: u32 = 4;
+
+/// Codes by which Temporal refuses a request for good: retrying the same request cannot help.
+fn is_refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+    )
 }
 
 /// A Temporal call failed: its message, shown to users as the environments' `error_message`.
@@ -119,17 +150,54 @@ impl NamespaceActivities {
                 tracing::info!(namespace = %request.namespace, "namespace registered");
                 Ok(())
             }
-            // A restored database or a second deployment: the namespace is adopted.
+            // A restored database or a second deployment: the namespace is adopted, unless
+            // envform registered it for another organization (two organizations whose ids
+            // sanitize to one name must not share a namespace).
             Err(status) if status.code() == Code::AlreadyExists => {
-                tracing::info!(namespace = %request.namespace, "namespace exists; adopted");
-                Ok(())
+                let describe = DescribeNamespaceRequest {
+                    namespace: request.namespace.clone(),
+                    ..DescribeNamespaceRequest::default()
+                };
+                let owner = service
+                    .describe_namespace(Request::new(describe))
+                    .await
+                    .map_err(|status| {
+                        TemporalCallError(format!(
+                            "Temporal cannot describe namespace `{}`: {}",
+                            request.namespace,
+                            status.message()
+                        ))
+                    })?
+                    .into_inner()
+                    .namespace_info
+                    .and_then(|info| info.data.get(ORGANIZATION_DATA_KEY).cloned());
+                match owner {
+                    Some(owner) if owner != request.organization => {
+                        Err(ApplicationFailure::non_retryable(TemporalCallError(format!(
+                            "namespace `{}` exists on Temporal for organization `{owner}` \
+                             (its data `{ORGANIZATION_DATA_KEY}`); it is not adopted",
+                            request.namespace
+                        )))
+                        .into())
+                    }
+                    _ => {
+                        tracing::info!(namespace = %request.namespace, "namespace exists; adopted");
+                        Ok(())
+                    }
+                }
             }
-            Err(status) => Err(TemporalCallError(format!(
-                "Temporal refused to register namespace `{}`: {}",
-                request.namespace,
-                status.message()
-            ))
-            .into()),
+            Err(status) => {
+                let error = TemporalCallError(format!(
+                    "Temporal refused to register namespace `{}`: {}",
+                    request.namespace,
+                    status.message()
+                ));
+                if is_refusal(status.code()) {
+                    Err(ApplicationFailure::non_retryable(error).into())
+                } else {
+                    Err(error.into())
+                }
+            }
         }
     }
 
