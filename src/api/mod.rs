@@ -4,6 +4,7 @@
 mod client;
 mod error;
 mod types;
+pub mod wire;
 mod workers;
 
 pub use crate::local::install_crypto_provider;
@@ -13,7 +14,8 @@ pub use client::{
 };
 pub use error::{EnvironmentError, FieldError};
 pub use types::{
-    CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField,
+    CommandParts, CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap,
+    ManagedField,
     OrganizationId, Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
 };
 pub use workers::{

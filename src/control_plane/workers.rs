@@ -22,7 +22,7 @@ use crate::api::{
     WorkersApi,
 };
 use crate::store::{
-    EnvironmentRecord, NamespaceState, StoreTransaction, WorkerCounts, WorkerRecord,
+    EnvironmentRecord, StoreTransaction, WorkerCounts, WorkerRecord,
     WorkerTokenHash, WorkerTokenRecord,
 };
 
@@ -579,13 +579,6 @@ impl WorkersApi for OrganizationScope {
             .await
             .map_err(internal)?
             .ok_or_else(super::scope::not_found)?;
-        let namespace = transaction
-            .organization(organization)
-            .await
-            .map_err(internal)?
-            .map_or(NamespaceState::Provisioning, |organization| {
-                organization.namespace.state
-            });
         let revoked = transaction
             .delete_worker_tokens(organization, environment)
             .await
@@ -616,7 +609,6 @@ impl WorkersApi for OrganizationScope {
         Ok(super::worker_command::worker_command(
             control_plane,
             record,
-            namespace,
             worker_token,
         ))
     }

@@ -32,6 +32,7 @@ pub use disruption::{Disruption, DisruptionCause, DisruptionPolicy, disruption_s
 pub use disruption_check::disruptions;
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub use field::{DIGEST_PREFIX, secret_digest};
+pub(crate) use field::is_empty_collection;
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
     PlanOptions, PlanSettings, Refusal, Rename, ResourceChange, StateRecord, Step, StepId,
