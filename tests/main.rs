@@ -24,6 +24,6 @@ mod review;
 mod secrets;
 mod storage_faults;
 mod support;
-mod workers;
 mod wire;
+mod workers;
 mod workflow;

@@ -25,6 +25,7 @@ fn document() -> &'static Value {
 fn the_served_document_is_the_committed_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&dir.path().join("serve.db"), &[]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,8 +113,9 @@ pub(crate) fn check_answer(method: &reqwest::Method, path: &str, status: u16, bo
     if body.is_empty() {
         return;
     }
-    let instance: Value = serde_json::from_str(body)
-        .unwrap_or_else(|error| panic!("{method} {path} answered {status} with no JSON ({error}): {body}"));
+    let instance: Value = serde_json::from_str(body).unwrap_or_else(|error| {
+        panic!("{method} {path} answered {status} with no JSON ({error}): {body}")
+    });
     let mut root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": document()["components"].clone(),

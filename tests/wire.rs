@@ -8,6 +8,7 @@ use crate::support::{KEY_A, Scenario, Server};
 
 /// One HTTP call with organization A's key; the status and the JSON answer (`null` for none).
 fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,7 +69,10 @@ fn answers_have_the_production_shapes() {
         assert_eq!(created[field], json!({}), "{field}: {created}");
     }
     for field in ["created_at", "updated_at"] {
-        assert!(is_production_timestamp(&created[field]), "{field}: {created}");
+        assert!(
+            is_production_timestamp(&created[field]),
+            "{field}: {created}"
+        );
     }
 
     // A trailing slash is the same path.
@@ -82,7 +86,10 @@ fn answers_have_the_production_shapes() {
         .expect("the default environment")
         .clone();
     assert_eq!(default["display_name"], "Default Environment");
-    assert_eq!(default["description"], "Default environment for all workers");
+    assert_eq!(
+        default["description"],
+        "Default environment for all workers"
+    );
     let id = created["id"].as_str().expect("id");
     let (status, got) = call(
         &server,
@@ -161,10 +168,7 @@ fn the_production_command_keeps_the_token_among_the_flags() {
 fn a_status_asked_for_while_provisioning_is_shown_pending() {
     let dir = tempfile::tempdir().expect("temp dir");
     // The namespace takes long enough to provision that the change lands meanwhile.
-    let server = Server::start(
-        &dir.path().join("serve.db"),
-        &["--provision-delay", "30s"],
-    );
+    let server = Server::start(&dir.path().join("serve.db"), &["--provision-delay", "30s"]);
     let (status, created) = call(
         &server,
         reqwest::Method::POST,
@@ -249,8 +253,10 @@ fn fields_a_control_plane_drops_stop_showing_as_changes() {
     .collect::<Vec<_>>()
     .join(" ");
     assert_eq!(
-        said.matches("`configuration` and `metadata` are not kept by this control plane; not managed there")
-            .count(),
+        said.matches(
+            "`configuration` and `metadata` are not kept by this control plane; not managed there"
+        )
+        .count(),
         1,
         "{said}"
     );
@@ -273,7 +279,11 @@ fn fields_a_control_plane_drops_stop_showing_as_changes() {
         Some(json!({"configuration": {"max_workers": 1}})),
     );
     assert_eq!(status, 200);
-    assert_eq!(scenario.plan_exit_code(), 2, "configuration is managed again");
+    assert_eq!(
+        scenario.plan_exit_code(),
+        2,
+        "configuration is managed again"
+    );
     scenario.apply_ok();
     let (_, live) = call(
         &scenario.server,

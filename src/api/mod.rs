@@ -14,9 +14,9 @@ pub use client::{
 };
 pub use error::{EnvironmentError, FieldError};
 pub use types::{
-    CommandParts, CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap,
-    ManagedField,
-    OrganizationId, Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
+    CommandParts, Configuration, CreateEnvironment, Environment, EnvironmentId,
+    ExecutionEnvironment, JsonMap, ManagedField, OrganizationId, Patch, Status, UnknownStatus,
+    UpdateEnvironment, WorkerCommand, WorkerToken,
 };
 pub use workers::{
     AuditAction, AuditEvent, Heartbeat, HeartbeatAck, RegisterWorker, UnknownAuditAction, Worker,

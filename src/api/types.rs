@@ -12,6 +12,19 @@ pub use crate::model::{
     UnknownStatus,
 };
 
+/// The shape of `configuration` in a request, for the API description: the two known keys are
+/// integers of at least 1 (or `null`, not set); any other key is kept as given.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Configuration {
+    /// How many workers the environment's pool takes.
+    #[schema(minimum = 1)]
+    max_workers: Option<i64>,
+    /// How long one task may run, in seconds.
+    #[schema(minimum = 1)]
+    timeout_seconds: Option<i64>,
+}
+
 /// An environment as the service returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Environment {
@@ -96,19 +109,28 @@ pub struct Environment {
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironment {
     /// Unique name within the organization (2–100 characters).
+    #[schema(
+        min_length = 2,
+        max_length = 100,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub name: String,
     /// Human-facing name; defaults to `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^$|^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub display_name: Option<String>,
     /// Free-form description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// `active` (default) or `inactive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(active|inactive)$")]
     pub status: Option<Status>,
     /// Environment configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Configuration>)]
     pub configuration: Option<JsonMap>,
     /// Free-form metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,11 +206,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
 pub struct UpdateEnvironment {
     /// New name (cannot be cleared).
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 2, max_length = 100, pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$")]
     pub name: Patch<String>,
     /// New display name.
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^$|^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$")]
     pub display_name: Patch<String>,
     /// New description.
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
@@ -196,11 +218,11 @@ pub struct UpdateEnvironment {
     pub description: Patch<String>,
     /// New status (`active` or `inactive`; cannot be cleared).
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
-    #[schema(value_type = Option<Status>)]
+    #[schema(value_type = String, pattern = "^(active|inactive)$")]
     pub status: Patch<Status>,
     /// New configuration.
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Configuration>)]
     pub configuration: Patch<JsonMap>,
     /// New metadata.
     #[serde(default, skip_serializing_if = "Patch::is_unchanged")]
@@ -466,9 +488,7 @@ mod tests {
             worker_token: WorkerToken::new(token),
             temporal_namespace: None,
             environment_name: "prod".into(),
-            command_parts: CommandParts::from_words(
-                ["w", "--token", token].map(String::from),
-            ),
+            command_parts: CommandParts::from_words(["w", "--token", token].map(String::from)),
             namespace_status: None,
             can_register: true,
             provisioning_workflow_id: None,
@@ -505,9 +525,15 @@ mod tests {
             "flags": {"--token": "t", "--environment": "staging"}});
         let parts: CommandParts = serde_json::from_value(production.clone()).unwrap();
         assert_eq!(serde_json::to_value(&parts).unwrap(), production);
-        let older: CommandParts = serde_json::from_value(serde_json::json!(
-            ["kubiya", "worker", "start", "--token", "t", "--environment", "staging"]
-        ))
+        let older: CommandParts = serde_json::from_value(serde_json::json!([
+            "kubiya",
+            "worker",
+            "start",
+            "--token",
+            "t",
+            "--environment",
+            "staging"
+        ]))
         .unwrap();
         assert_eq!(older, parts);
         let none: CommandParts = serde_json::from_value(serde_json::Value::Null).unwrap();
@@ -546,7 +572,12 @@ mod tests {
         .unwrap();
         let written = serde_json::to_value(&environment).unwrap();
         assert_eq!(written["tags"], serde_json::json!([]));
-        for field in ["settings", "configuration", "metadata", "execution_environment"] {
+        for field in [
+            "settings",
+            "configuration",
+            "metadata",
+            "execution_environment",
+        ] {
             assert_eq!(written[field], serde_json::json!({}), "{field}");
         }
         assert_eq!(written["created_at"], "2026-11-28T20:05:22.314074+00:00");

@@ -296,9 +296,7 @@ impl<'a> Run<'a> {
                 let had_intent = self.state.intents.remove(&step.name).is_some();
                 let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
-                let unkept_changed = self
-                    .state
-                    .note_kept_fields(&success.kept, &success.unkept);
+                let unkept_changed = self.state.note_kept_fields(&success.kept, &success.unkept);
                 self.dirty |= had_intent
                     || unkept_changed
                     || step.rename.is_some()

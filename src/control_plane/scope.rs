@@ -404,7 +404,8 @@ fn to_environment(record: EnvironmentRecord, counts: WorkerCounts) -> Environmen
         description: record.description,
         status: record.status,
         // While provisioning, a status change waits: the answer says what it will become.
-        requested_status: (record.status == Status::Provisioning).then_some(record.requested_status),
+        requested_status: (record.status == Status::Provisioning)
+            .then_some(record.requested_status),
         configuration: record.configuration,
         metadata: record.metadata,
         tags: record.tags,

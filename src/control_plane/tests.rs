@@ -116,7 +116,10 @@ async fn first_access_creates_the_default_environment_once_and_list_writes_nothi
     let first = scope.list(None).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].name, "default");
-    assert_eq!(first[0].display_name.as_deref(), Some("Default Environment"));
+    assert_eq!(
+        first[0].display_name.as_deref(),
+        Some("Default Environment")
+    );
     assert_eq!(
         first[0].description.as_deref(),
         Some("Default environment for all workers")

@@ -22,8 +22,8 @@ use crate::api::{
     WorkersApi,
 };
 use crate::store::{
-    EnvironmentRecord, StoreTransaction, WorkerCounts, WorkerRecord,
-    WorkerTokenHash, WorkerTokenRecord,
+    EnvironmentRecord, StoreTransaction, WorkerCounts, WorkerRecord, WorkerTokenHash,
+    WorkerTokenRecord,
 };
 
 /// Heartbeat intervals without a heartbeat after which a worker no longer counts as active.

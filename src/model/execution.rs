@@ -11,7 +11,7 @@ use super::JsonMap;
 pub struct ExecutionEnvironment {
     /// Environment variables for workers; values are secret and never rendered.
     #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub env_vars: JsonMap,
     /// Names of secrets made available to workers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

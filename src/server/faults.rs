@@ -435,7 +435,9 @@ impl Faults {
             armed.injected.fetch_add(1, Ordering::SeqCst);
             match &armed.rule.effect {
                 FaultEffect::Latency(latency) => delay += *latency,
-                FaultEffect::DropFields(fields) => dropped.extend(fields.iter().map(String::as_str)),
+                FaultEffect::DropFields(fields) => {
+                    dropped.extend(fields.iter().map(String::as_str))
+                }
                 FaultEffect::Status { .. } | FaultEffect::Reset => {
                     return Decision {
                         delay,
@@ -616,7 +618,10 @@ mod tests {
         let rule: FaultRule = "drop_fields=configuration+metadata,method=POST"
             .parse()
             .expect("valid");
-        assert_eq!(rule.to_string(), "drop_fields=configuration+metadata,method=POST");
+        assert_eq!(
+            rule.to_string(),
+            "drop_fields=configuration+metadata,method=POST"
+        );
         assert!("drop_fields=+".parse::<FaultRule>().is_err());
     }
 

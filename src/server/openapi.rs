@@ -82,9 +82,9 @@ pub(crate) struct HealthStatus {
 /// `GET /api/v1/state/{workspace}`.
 #[utoipa::path(
     get, path = "/api/v1/state/{workspace}", tag = "state",
-    params(("workspace" = String, Path, description = "The workspace's name")),
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
     responses(
-        (status = 200, description = "The state document as stored (Content-MD5 set)", body = Object),
+        (status = 200, description = "The state document as stored (Content-MD5 set)", body = serde_json::Value),
         (status = 204, description = "No state was written yet"),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
         (status = "default", description = "Another error", body = ErrorBody),
@@ -94,14 +94,14 @@ pub(crate) struct HealthStatus {
 #[allow(dead_code)]
 fn state_get() {}
 
-/// `POST /api/v1/state/{workspace}` (PUT too).
+/// `POST` or `PUT /api/v1/state/{workspace}`.
 #[utoipa::path(
-    post, path = "/api/v1/state/{workspace}", tag = "state",
+    method(post, put), path = "/api/v1/state/{workspace}", tag = "state",
     params(
-        ("workspace" = String, Path, description = "The workspace's name"),
+        ("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
         ("ID" = Option<String>, Query, description = "The lock held, when the workspace is locked"),
     ),
-    request_body(content = Object, description = "The state document"),
+    request_body(content = serde_json::Value, description = "The state document"),
     responses(
         (status = 200, description = "Stored"),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
@@ -115,7 +115,7 @@ fn state_post() {}
 /// `POST /api/v1/state/{workspace}/lock` (or `LOCK` on the workspace).
 #[utoipa::path(
     post, path = "/api/v1/state/{workspace}/lock", tag = "state",
-    params(("workspace" = String, Path, description = "The workspace's name")),
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
     request_body(content = Object, description = "Terraform's lock information (`ID`, `Operation`, `Who`, …)"),
     responses(
         (status = 200, description = "Locked; the lease and fencing token in headers", body = Object),
@@ -130,7 +130,7 @@ fn state_lock() {}
 /// `DELETE /api/v1/state/{workspace}/lock` (or `UNLOCK` on the workspace).
 #[utoipa::path(
     delete, path = "/api/v1/state/{workspace}/lock", tag = "state",
-    params(("workspace" = String, Path, description = "The workspace's name")),
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
     request_body(content = Object, description = "The lock information of the lock to release"),
     responses(
         (status = 200, description = "Unlocked"),
@@ -145,7 +145,7 @@ fn state_unlock() {}
 /// `GET /api/v1/state/{workspace}/events`.
 #[utoipa::path(
     get, path = "/api/v1/state/{workspace}/events", tag = "state",
-    params(("workspace" = String, Path, description = "The workspace's name")),
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
     responses(
         (status = 200, description = "The workspace's lock events, oldest first", body = [Object]),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
@@ -191,6 +191,7 @@ fn state_events() {}
         UpdateEnvironment,
         WorkerCommand,
         CommandParts,
+        crate::api::Configuration,
         ExecutionEnvironment,
         EnvironmentId,
         OrganizationId,

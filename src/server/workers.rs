@@ -185,7 +185,7 @@ struct AuditQuery {
 
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "audit",
-    params(("environment_id" = Option<String>, Query, description = "Only events of this environment (a UUID)")),
+    params(("environment_id" = Option<uuid::Uuid>, Query, description = "Only events of this environment (a UUID)")),
     responses(
         (status = 200, description = "Audit events, oldest first", body = [AuditEvent]),
         (status = 401, description = "No or an unknown credential", body = ObjectError),

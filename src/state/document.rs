@@ -215,7 +215,12 @@ mod tests {
     #[test]
     fn unkept_fields_are_per_target_and_dropped_when_kept_or_moved() {
         let mut state = managing("https://a.example");
-        let fields = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        let fields = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
         assert!(state.note_kept_fields(&[], &fields(&["configuration", "metadata"])));
         assert!(!state.note_kept_fields(&[], &fields(&["metadata"])));
         assert_eq!(
