@@ -16,6 +16,7 @@ mod migrate;
 mod openapi;
 mod ownership;
 mod postgres;
+mod production_client;
 mod races;
 mod readme;
 mod reconcile;

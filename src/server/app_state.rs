@@ -20,6 +20,8 @@ pub(crate) struct AppState {
     pub(crate) keys: Arc<KeyRing>,
     /// The HTTP state backend's rules.
     pub(crate) state_service: StateService,
+    /// The OpenAPI document, rendered once.
+    pub(crate) openapi: Arc<str>,
 }
 
 impl FromRef<AppState> for Arc<KeyRing> {

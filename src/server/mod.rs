@@ -7,6 +7,7 @@
 
 mod app_state;
 mod auth;
+mod error_schemas;
 mod faults;
 mod json;
 mod openapi;
@@ -238,6 +239,7 @@ impl Server {
                 Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
+            openapi: Arc::from(openapi::openapi_json()),
         };
         let router = routes::router(state, config.body_limit_bytes, config.faults);
         Ok(Self {

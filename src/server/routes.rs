@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::Caller;
+use super::error_schemas::{ErrorBody, HealthStatus, MessageError, ObjectError, ValidationError};
 use super::faults::{self, FaultConfig, Faults};
 use super::json::{ApiError, ApiJson};
-use super::openapi::{self, ErrorBody, HealthStatus, MessageError, ObjectError, ValidationError};
 use super::request_log::log_request;
 use crate::api::{
     CreateEnvironment, Environment, EnvironmentError, EnvironmentsApi, FieldError, Status,
@@ -24,6 +24,9 @@ use crate::api::{
 };
 use crate::control_plane::ControlPlane;
 use crate::store::StorageFailure;
+
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.
 pub(crate) fn router(
@@ -34,7 +37,7 @@ pub(crate) fn router(
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route(openapi::OPENAPI_PATH, get(openapi_document))
+        .route(OPENAPI_PATH, get(openapi_document))
         .route("/api/v1/environments", get(list).post(create))
         .route(
             "/api/v1/environments/{id}",
@@ -106,13 +109,13 @@ async fn ready(State(control_plane): State<ControlPlane>) -> Response {
     get, path = "/api/openapi.json", tag = "service",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-async fn openapi_document() -> Response {
+async fn openapi_document(State(app): State<AppState>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
-        openapi::openapi_json(),
+        app.openapi.to_string(),
     )
         .into_response()
 }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::{Caller, presented_key};
+use super::error_schemas::{ErrorBody, MessageError, ObjectError, ValidationError};
 use super::json::{ApiError, ApiJson};
-use super::openapi::{ErrorBody, MessageError, ObjectError, ValidationError};
 use crate::api::{
     AuditEvent, EnvironmentError, EnvironmentId, FieldError, Heartbeat, HeartbeatAck,
     RegisterWorker, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerToken, WorkersApi,
