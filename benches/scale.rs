@@ -259,6 +259,7 @@ fn save_times(
         let changes = StateChanges {
             resources: [names[next % names.len()].clone()].into(),
             intents: Default::default(),
+            unkept_fields: false,
         };
         next += 1;
         runtime

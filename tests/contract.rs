@@ -77,6 +77,7 @@ impl Wire {
         authorization: Option<&str>,
         body: Option<&str>,
     ) -> Answer {
+        let method_of = method.clone();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
@@ -89,6 +90,8 @@ impl Wire {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
+        // Every answer is what the OpenAPI document says it is.
+        crate::openapi::check_answer(&method_of, path, status, &text);
         Answer { status, text }
     }
 
@@ -627,7 +630,8 @@ mod checks {
             command.masked_command()
         );
         assert!(command.command.contains("workers"));
-        assert!(command.command_parts.iter().any(|part| part == &token));
+        assert_eq!(command.command_parts.flags["--environment"], "workers");
+        assert!(!command.command_parts.binary.is_empty());
         assert!(command.temporal_namespace.is_some());
         assert!(
             command.can_register,

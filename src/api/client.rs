@@ -471,7 +471,7 @@ pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentE
 }
 
 /// Warns about each field that was sent with a value but came back empty: the production service
-/// drops some fields silently, and without the warning every plan would show the same change again.
+/// drops some fields silently (the reconciler records that in state; this warns SDK users).
 fn warn_on_dropped_fields<T: Serialize>(sent: &T, returned: &Environment) {
     let (Ok(serde_json::Value::Object(sent)), Ok(serde_json::Value::Object(returned))) =
         (serde_json::to_value(sent), serde_json::to_value(returned))
@@ -484,7 +484,7 @@ fn warn_on_dropped_fields<T: Serialize>(sent: &T, returned: &Environment) {
             tracing::warn!(
                 field = %field,
                 environment = %returned.get("name").and_then(|name| name.as_str()).unwrap_or_default(),
-                "the control plane did not keep `{field}`; it will show as a change again"
+                "the control plane did not keep `{field}`"
             );
         }
     }

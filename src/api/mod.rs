@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod ping;
 mod types;
+pub mod wire;
 mod workers;
 
 pub use crate::local::install_crypto_provider;
@@ -15,8 +16,9 @@ pub use client::{
 pub use error::{EnvironmentError, FieldError};
 pub use ping::{MAX_PINGS, PingReport, PingRequest, PingResult};
 pub use types::{
-    CreateEnvironment, Environment, EnvironmentId, ExecutionEnvironment, JsonMap, ManagedField,
-    OrganizationId, Patch, Status, UnknownStatus, UpdateEnvironment, WorkerCommand, WorkerToken,
+    CommandParts, Configuration, CreateEnvironment, Environment, EnvironmentId,
+    ExecutionEnvironment, JsonMap, ManagedField, OrganizationId, Patch, Status, UnknownStatus,
+    UpdateEnvironment, WorkerCommand, WorkerToken,
 };
 pub use workers::{
     AuditAction, AuditEvent, Heartbeat, HeartbeatAck, RegisterWorker, UnknownAuditAction, Worker,

@@ -21,7 +21,19 @@ const WORKERS_PATH: &str = "/api/v1/workers";
 const AUDIT_PATH: &str = "/api/v1/audit";
 
 /// The identifier of a registered worker (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct WorkerId(pub Uuid);
 
@@ -46,18 +58,23 @@ impl FromStr for WorkerId {
 }
 
 /// The body of `POST /api/v1/workers/register`; the worker token travels in `Authorization`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterWorker {
     /// The environment's name, as in the worker command (checked against the token's).
     pub environment: String,
     /// The machine the worker runs on.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff](?:[^\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub hostname: String,
     /// The worker's software version.
     pub version: String,
 }
 
 /// The answer to a registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerRegistration {
     /// The worker's identifier, for its heartbeats and its deregistration.
     pub worker_id: WorkerId,
@@ -87,7 +104,7 @@ impl WorkerRegistration {
 }
 
 /// The body of `POST /api/v1/workers/{id}/heartbeat`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     /// Whether the worker is running a task (the `busy_workers` count).
     #[serde(default)]
@@ -95,7 +112,7 @@ pub struct Heartbeat {
 }
 
 /// The answer to a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatAck {
     /// The worker.
     pub worker_id: WorkerId,
@@ -104,7 +121,7 @@ pub struct HeartbeatAck {
 }
 
 /// Whether a registered worker still counts as a member of its pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerStatus {
     /// Its last heartbeat is within the expiry window (three heartbeat intervals).
@@ -130,7 +147,7 @@ impl fmt::Display for WorkerStatus {
 }
 
 /// A registered worker, as `GET /api/v1/environments/{id}/workers` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Worker {
     /// Its identifier.
     pub id: WorkerId,
@@ -145,13 +162,29 @@ pub struct Worker {
     /// Whether its last heartbeat said it runs a task.
     pub busy: bool,
     /// When it registered.
+    #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub registered_at: Timestamp,
     /// When its last heartbeat arrived.
+    #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_heartbeat_at: Timestamp,
 }
 
 /// What an audit event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum AuditAction {
     /// An environment was created.
     #[serde(rename = "environment.create")]
@@ -225,11 +258,13 @@ impl FromStr for AuditAction {
 
 /// One entry of the audit log: who did what to which environment, when, and the environment
 /// before and after (secret values replaced by `(sensitive)`; tokens never recorded).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Increasing within the service.
     pub id: u64,
     /// When it happened.
+    #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who: an API key's fingerprint, the local user of the embedded control plane, or a worker.
     pub actor: String,

@@ -325,13 +325,16 @@ impl<'a> Run<'a> {
                 let had_intent = self.state.intents.remove(&step.name).is_some();
                 let environment_id = success.environment_id.unwrap_or(EnvironmentId(Uuid::nil()));
                 step.record_in(&mut self.state, environment_id);
+                let unkept_changed = self.state.note_kept_fields(&success.kept, &success.unkept);
                 let changed = had_intent
+                    || unkept_changed
                     || step.rename.is_some()
                     || self.state.resources.get(step.final_name()) != before.as_ref();
                 if changed {
                     self.dirty = true;
                     self.changes.intents.insert(step.name.clone());
                     self.changes.resources.insert(step.final_name().to_owned());
+                    self.changes.unkept_fields |= unkept_changed;
                     if let Some(rename) = &step.rename {
                         self.changes.resources.insert(rename.from.clone());
                     }

@@ -57,12 +57,16 @@ impl WaitBoard {
 }
 
 /// A finished step.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct StepSuccess {
     /// The environment acted on (the new id for a create).
     pub(crate) environment_id: Option<EnvironmentId>,
     /// Fields the service did not keep, and other things worth a line.
     pub(crate) warnings: Vec<String>,
+    /// Fields sent with a value that came back as sent (wire names).
+    pub(crate) kept: Vec<String>,
+    /// Fields sent with a value that came back absent (wire names).
+    pub(crate) unkept: Vec<String>,
 }
 
 /// A step that did not finish.
@@ -83,7 +87,7 @@ pub(crate) async fn run(
     match payload {
         Payload::StateOnly => Ok(StepSuccess {
             environment_id: step.environment_id,
-            warnings: Vec::new(),
+            ..StepSuccess::default()
         }),
         Payload::Create(body) => create(step, &body, context).await,
         Payload::Update { id, patch } => {
@@ -101,21 +105,18 @@ pub(crate) async fn run(
                 }
                 Err(error) => return Err(StepFailure::Failed(error.to_string())),
             };
-            Ok(StepSuccess {
-                environment_id: Some(id),
-                warnings: dropped_fields(step, &environment),
-            })
+            Ok(checked(step, &environment, Vec::new()))
         }
         Payload::Delete { id } => match context.api.delete(id).await {
             // Already gone is what a delete wants.
             Ok(()) | Err(EnvironmentError::NotFound { .. }) => Ok(StepSuccess {
                 environment_id: Some(id),
-                warnings: Vec::new(),
+                ..StepSuccess::default()
             }),
             Err(error) if error.is_ambiguous() => match context.api.get(id).await {
                 Err(EnvironmentError::NotFound { .. }) => Ok(StepSuccess {
                     environment_id: Some(id),
-                    warnings: Vec::new(),
+                    ..StepSuccess::default()
                 }),
                 _ => Err(StepFailure::Unknown(format!(
                     "{error}; the environment still exists"
@@ -159,11 +160,34 @@ async fn create(
         }
         _ => created,
     };
-    warnings.extend(dropped_fields(step, &environment));
-    Ok(StepSuccess {
+    Ok(checked(step, &environment, warnings))
+}
+
+/// The success of `step`, with what the service kept of what it was sent (read from
+/// `environment`, the service's answer).
+fn checked(step: &Step, environment: &Environment, mut warnings: Vec<String>) -> StepSuccess {
+    let mut success = StepSuccess {
         environment_id: Some(environment.id),
-        warnings,
-    })
+        ..StepSuccess::default()
+    };
+    for (field, kept) in kept_fields(step, environment) {
+        let name = field.wire_name().to_owned();
+        match kept {
+            Kept::AsSent => success.kept.push(name),
+            Kept::Absent => {
+                warnings.push(format!(
+                    "the service did not keep `{field}` (it is absent); this control plane is \
+                     recorded as not keeping it, and later plans leave it alone"
+                ));
+                success.unkept.push(name);
+            }
+            Kept::Different => warnings.push(format!(
+                "the service did not keep `{field}` as sent (it is different)"
+            )),
+        }
+    }
+    success.warnings = warnings;
+    success
 }
 
 async fn find_by_name(name: &str, context: &StepContext) -> Option<Environment> {
@@ -238,29 +262,34 @@ fn revealed_keys(sent: &serde_json::Value) -> std::collections::BTreeSet<String>
         .unwrap_or_default()
 }
 
-/// Fields the step sent that did not come back (docs/src/concepts/service.md: the production service drops
-/// `configuration` and `metadata`), worded so the user knows why the next plan shows them again.
-fn dropped_fields(step: &Step, environment: &Environment) -> Vec<String> {
+/// What the service did with one field it was sent.
+enum Kept {
+    /// It came back as sent.
+    AsSent,
+    /// It came back absent (docs/src/reference/compatibility.md: the production service drops
+    /// `configuration` and `metadata`).
+    Absent,
+    /// It came back with another value.
+    Different,
+}
+
+/// Each field the step sent a value for (not the status, which waits for provisioning and which
+/// the service sets itself meanwhile), and what came back.
+fn kept_fields(step: &Step, environment: &Environment) -> Vec<(ManagedField, Kept)> {
     step.changes
         .iter()
         .filter_map(|change| {
             let sent = change.after.as_ref()?;
-            // The status waits for provisioning; the service sets it itself meanwhile.
-            if change.field == ManagedField::Status {
+            // An empty collection comes back as absent: the service writes both as `[]`/`{}`.
+            if change.field == ManagedField::Status || crate::plan::is_empty_collection(sent) {
                 return None;
             }
-            let kept = change.field.live_value(environment, &revealed_keys(sent));
-            (kept.as_ref() != Some(sent)).then(|| {
-                format!(
-                    "the service did not keep `{}` as sent (it is {})",
-                    change.field,
-                    if kept.is_none() {
-                        "absent"
-                    } else {
-                        "different"
-                    }
-                )
-            })
+            let kept = match change.field.live_value(environment, &revealed_keys(sent)) {
+                None => Kept::Absent,
+                Some(value) if &value == sent => Kept::AsSent,
+                Some(_) => Kept::Different,
+            };
+            Some((change.field, kept))
         })
         .collect()
 }

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::CommandParts;
+
 use super::provisioner::BuiltinProvisionerConfig;
 use super::workers::HeartbeatInterval;
 
@@ -13,9 +15,10 @@ const TOKEN_PLACEHOLDER: &str = "{token}";
 /// The placeholder replaced by the environment's name.
 const ENVIRONMENT_PLACEHOLDER: &str = "{environment}";
 
-/// envform's own worker command.
+/// envform's own worker command: the token travels in an environment variable, so it never
+/// shows in the worker's argument vector (`ps`, `/proc/PID/cmdline`).
 pub const DEFAULT_WORKER_COMMAND_TEMPLATE: &str =
-    "envform worker start --token {token} --environment {environment}";
+    "ENVFORM_WORKER_TOKEN={token} envform worker start --environment {environment}";
 /// The command the production control plane hands out, for wire-compatible setups.
 pub const KUBIYA_WORKER_COMMAND_TEMPLATE: &str =
     "kubiya worker start --token {token} --environment {environment}";
@@ -51,15 +54,15 @@ impl WorkerCommandTemplate {
         &self.0
     }
 
-    /// The command line (values shell-quoted where needed) and its argument vector (values as
-    /// they are), for one token and environment.
-    pub(crate) fn render(&self, token: &str, environment: &str) -> (String, Vec<String>) {
+    /// The command line (values shell-quoted where needed) and its parts (values as they are),
+    /// for one token and environment.
+    pub(crate) fn render(&self, token: &str, environment: &str) -> (String, CommandParts) {
         let command = substitute(&self.0, &shell_quote(token), &shell_quote(environment));
-        let parts = self
-            .0
-            .split_whitespace()
-            .map(|part| substitute(part, token, environment))
-            .collect();
+        let parts = CommandParts::from_words(
+            self.0
+                .split_whitespace()
+                .map(|part| substitute(part, token, environment)),
+        );
         (command, parts)
     }
 }
@@ -186,19 +189,24 @@ mod tests {
         let (command, parts) = template.render("efw_abc", "it's prod");
         assert_eq!(
             command,
-            r"envform worker start --token efw_abc --environment 'it'\''s prod'"
+            r"ENVFORM_WORKER_TOKEN=efw_abc envform worker start --environment 'it'\''s prod'"
         );
         assert_eq!(
-            parts,
-            [
-                "envform",
-                "worker",
-                "start",
-                "--token",
-                "efw_abc",
-                "--environment",
-                "it's prod"
-            ]
+            serde_json::to_value(&parts).unwrap(),
+            serde_json::json!({
+                "binary": "envform",
+                "subcommand": "worker start",
+                "flags": {"--environment": "it's prod"}
+            })
+        );
+        let (_, parts) = WorkerCommandTemplate::kubiya().render("efw_abc", "prod");
+        assert_eq!(
+            serde_json::to_value(&parts).unwrap(),
+            serde_json::json!({
+                "binary": "kubiya",
+                "subcommand": "worker start",
+                "flags": {"--token": "efw_abc", "--environment": "prod"}
+            })
         );
     }
 
@@ -208,7 +216,8 @@ mod tests {
             .parse()
             .unwrap();
         let (_, parts) = template.render("secret", "{token}");
-        assert_eq!(parts, ["w", "--environment={token}", "--token=secret"]);
+        assert_eq!(parts.flags["--environment"], "{token}");
+        assert_eq!(parts.flags["--token"], "secret");
     }
 
     #[test]

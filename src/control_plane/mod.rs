@@ -48,6 +48,11 @@ pub use workers::{
 
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};
 use crate::model::DEFAULT_ENVIRONMENT;
+
+/// The display name of the environment every organization starts with.
+pub const DEFAULT_ENVIRONMENT_DISPLAY_NAME: &str = "Default Environment";
+/// The description of the environment every organization starts with.
+pub const DEFAULT_ENVIRONMENT_DESCRIPTION: &str = "Default environment for all workers";
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, SqliteStore, StorageFailure, Store,
     StoreError,
@@ -293,6 +298,9 @@ impl ControlPlane {
             })
             .await?;
         let mut default = EnvironmentRecord::new(organization.clone(), DEFAULT_ENVIRONMENT, now);
+        // As the production service names and describes it.
+        default.display_name = Some(DEFAULT_ENVIRONMENT_DISPLAY_NAME.to_owned());
+        default.description = Some(DEFAULT_ENVIRONMENT_DESCRIPTION.to_owned());
         provisioning::apply_namespace(&mut default, &namespace);
         transaction.insert_environment(&default).await?;
         let entry = audit::entry(

@@ -343,7 +343,6 @@ impl EnvironmentsApi for OrganizationScope {
     ) -> Result<WorkerCommand, EnvironmentError> {
         let mut transaction = self.begin().await?;
         let record = self.environment_record(transaction.as_mut(), id).await?;
-        let organization = self.organization_record(transaction.as_mut()).await?;
         let worker_token = token::mint().map_err(internal)?;
         transaction
             .insert_worker_token(&WorkerTokenRecord {
@@ -368,7 +367,6 @@ impl EnvironmentsApi for OrganizationScope {
         Ok(worker_command::worker_command(
             &self.control_plane,
             record,
-            organization.namespace.state,
             worker_token,
         ))
     }
@@ -408,6 +406,9 @@ fn to_environment(record: EnvironmentRecord, counts: WorkerCounts) -> Environmen
         display_name: record.display_name,
         description: record.description,
         status: record.status,
+        // While provisioning, a status change waits: the answer says what it will become.
+        requested_status: (record.status == Status::Provisioning)
+            .then_some(record.requested_status),
         configuration: record.configuration,
         metadata: record.metadata,
         tags: record.tags,

@@ -117,7 +117,14 @@ async fn first_access_creates_the_default_environment_once_and_list_writes_nothi
     let first = scope.list(None).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].name, "default");
-    assert_eq!(first[0].display_name.as_deref(), Some("default"));
+    assert_eq!(
+        first[0].display_name.as_deref(),
+        Some("Default Environment")
+    );
+    assert_eq!(
+        first[0].description.as_deref(),
+        Some("Default environment for all workers")
+    );
     assert_eq!(first[0].organization_id, Some(org("acme")));
 
     let again = control_plane.organization(&org("acme")).await.unwrap();
@@ -692,6 +699,7 @@ async fn provisioning_with_a_delay_shows_provisioning_then_the_requested_status(
         .await
         .unwrap();
     assert_eq!(paused.status, Status::Provisioning);
+    assert_eq!(paused.requested_status, Some(Status::Inactive));
     assert_eq!(
         scope.list(Some(Status::Provisioning)).await.unwrap().len(),
         2
@@ -730,7 +738,8 @@ async fn provisioning_with_a_delay_shows_provisioning_then_the_requested_status(
     assert_eq!(late.status, Status::Active);
     assert_eq!(late.temporal_namespace.as_deref(), Some("envform-acme"));
     let command = scope.get_worker_command(late.id).await.unwrap();
-    assert_eq!(command.namespace_status.as_deref(), Some("ready"));
+    // The environment's status, as the production service reports it.
+    assert_eq!(command.namespace_status.as_deref(), Some("active"));
     assert!(command.can_register);
     assert_eq!(
         command.provisioning_workflow_id,
@@ -924,16 +933,12 @@ async fn worker_token_comes_only_from_worker_command_and_only_its_hash_is_stored
         format!("kubiya worker start --token {token} --environment 'prod east'")
     );
     assert_eq!(
-        first.command_parts,
-        [
-            "kubiya",
-            "worker",
-            "start",
-            "--token",
-            &token,
-            "--environment",
-            "prod east"
-        ]
+        serde_json::to_value(&first.command_parts).unwrap(),
+        serde_json::json!({
+            "binary": "kubiya",
+            "subcommand": "worker start",
+            "flags": {"--token": token, "--environment": "prod east"}
+        })
     );
     assert_eq!(first.environment_name, "prod east");
     assert_eq!(first.temporal_namespace.as_deref(), Some("envform-acme"));

@@ -157,12 +157,26 @@ fn check_configuration(configuration: &JsonMap, errors: &mut Vec<FieldError>) {
         let kind = match value.as_i64() {
             Some(number) if number >= 1 => continue,
             Some(_) => "greater_than_equal",
-            None if value.is_u64() => continue, // above i64::MAX, still ≥ 1
-            None => "int_type",
+            // Above i64::MAX: past what the desired-file checker and the API description accept.
+            None if value.is_u64() => "less_than_equal",
+            // `5.0` is the integer 5, as JSON Schema (and so the API description) reads it.
+            None => match value.as_f64() {
+                Some(number)
+                    if number.fract() == 0.0 && number >= 1.0 && number < i64::MAX as f64 =>
+                {
+                    continue;
+                }
+                Some(number) if number.fract() == 0.0 && number < 1.0 => "greater_than_equal",
+                _ => "int_type",
+            },
         };
         errors.push(FieldError::body(
             &["configuration", key],
-            format!("{key} must be an integer greater than or equal to 1 (got {value})"),
+            if kind == "less_than_equal" {
+                format!("{key} must be at most {} (got {value})", i64::MAX)
+            } else {
+                format!("{key} must be an integer greater than or equal to 1 (got {value})")
+            },
             kind,
         ));
     }
@@ -270,6 +284,24 @@ mod tests {
             ..CreateEnvironment::named("ok")
         };
         assert_eq!(validate_create(&fractional)[0].kind, "int_type");
+        // An integer written with a fraction part is that integer, as JSON Schema reads it;
+        // past the largest integer, or below 1, it is refused.
+        let integral = CreateEnvironment {
+            configuration: Some(configuration(json!({"max_workers": 5.0}))),
+            ..CreateEnvironment::named("ok")
+        };
+        assert!(validate_create(&integral).is_empty());
+        for (value, kind) in [
+            (json!(0.0), "greater_than_equal"),
+            (json!(18_446_744_073_709_552_001.0), "int_type"),
+            (json!(9_223_372_036_854_775_808_u64), "less_than_equal"),
+        ] {
+            let refused = CreateEnvironment {
+                configuration: Some(configuration(json!({ "max_workers": value }))),
+                ..CreateEnvironment::named("ok")
+            };
+            assert_eq!(validate_create(&refused)[0].kind, kind);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::ControlPlane;
 use crate::api::{WorkerCommand, WorkerToken};
 use crate::model::Status;
-use crate::store::{EnvironmentRecord, NamespaceState};
+use crate::store::EnvironmentRecord;
 
 /// Whether workers may register with (and stay in) an environment of this status.
 pub(crate) fn can_register(status: Status) -> bool {
@@ -15,7 +15,6 @@ pub(crate) fn can_register(status: Status) -> bool {
 pub(crate) fn worker_command(
     control_plane: &ControlPlane,
     record: EnvironmentRecord,
-    namespace_state: NamespaceState,
     worker_token: WorkerToken,
 ) -> WorkerCommand {
     let (command, command_parts) = control_plane
@@ -29,7 +28,8 @@ pub(crate) fn worker_command(
         temporal_namespace: record.temporal_namespace,
         environment_name: record.name,
         command_parts,
-        namespace_status: Some(namespace_state.as_str().to_owned()),
+        // The production service's meaning: the environment's status, not the namespace's.
+        namespace_status: Some(record.status.as_str().to_owned()),
         can_register: can_register(record.status),
         provisioning_workflow_id: record.provisioning_workflow_id,
     }

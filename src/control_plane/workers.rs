@@ -22,8 +22,8 @@ use crate::api::{
     WorkersApi,
 };
 use crate::store::{
-    EnvironmentRecord, NamespaceState, StoreTransaction, WorkerCounts, WorkerRecord,
-    WorkerTokenHash, WorkerTokenRecord,
+    EnvironmentRecord, StoreTransaction, WorkerCounts, WorkerRecord, WorkerTokenHash,
+    WorkerTokenRecord,
 };
 
 /// Heartbeat intervals without a heartbeat after which a worker no longer counts as active.
@@ -582,13 +582,6 @@ impl WorkersApi for OrganizationScope {
             .await
             .map_err(internal)?
             .ok_or_else(super::scope::not_found)?;
-        let namespace = transaction
-            .organization(organization)
-            .await
-            .map_err(internal)?
-            .map_or(NamespaceState::Provisioning, |organization| {
-                organization.namespace.state
-            });
         let revoked = transaction
             .delete_worker_tokens(organization, environment)
             .await
@@ -619,7 +612,6 @@ impl WorkersApi for OrganizationScope {
         Ok(super::worker_command::worker_command(
             control_plane,
             record,
-            namespace,
             worker_token,
         ))
     }

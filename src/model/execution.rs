@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::JsonMap;
 
 /// Where an environment's workers run: environment variables, secrets, integrations, MCP servers.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionEnvironment {
     /// Environment variables for workers; values are secret and never rendered.
     #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     pub env_vars: JsonMap,
     /// Names of secrets made available to workers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -20,6 +21,7 @@ pub struct ExecutionEnvironment {
     pub integration_ids: Vec<String>,
     /// MCP servers, by name.
     #[serde(default, skip_serializing_if = "JsonMap::is_empty")]
+    #[schema(value_type = Object)]
     pub mcp_servers: JsonMap,
 }
 

@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The identifier of an environment (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct EnvironmentId(pub Uuid);
 
@@ -32,7 +44,9 @@ impl FromStr for EnvironmentId {
 }
 
 /// The identifier of an organization; every query is scoped to one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct OrganizationId(pub String);
 

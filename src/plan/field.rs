@@ -41,6 +41,16 @@ impl ManagedField {
         environment: &Environment,
         revealed: &BTreeSet<String>,
     ) -> Option<Value> {
+        self.live_value_as_sent(environment, revealed)
+            .filter(|value| !is_empty_collection(value))
+    }
+
+    /// [`Self::live_value`] before an empty collection is taken for an absent one.
+    fn live_value_as_sent(
+        self,
+        environment: &Environment,
+        revealed: &BTreeSet<String>,
+    ) -> Option<Value> {
         match self {
             ManagedField::DisplayName => environment.display_name.clone().map(Value::String),
             ManagedField::Description => environment.description.clone().map(Value::String),
@@ -66,6 +76,8 @@ impl ManagedField {
         value: Option<&Value>,
         revealed: &BTreeSet<String>,
     ) -> bool {
+        // The service writes an absent collection as `[]`/`{}`: the two are one value.
+        let value = value.filter(|value| !is_empty_collection(value));
         match self {
             ManagedField::DisplayName => same_text(environment.display_name.as_deref(), value),
             ManagedField::Description => same_text(environment.description.as_deref(), value),
@@ -106,8 +118,17 @@ fn same_settings(live: Option<&Map<String, Value>>, value: Option<&Value>) -> bo
     }
 }
 
+/// Whether `value` is `[]` or `{}`, which the service answers for an absent collection.
+pub(crate) fn is_empty_collection(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
 fn same_object(live: Option<&Map<String, Value>>, value: Option<&Value>) -> bool {
-    match (live, value) {
+    match (live.filter(|live| !live.is_empty()), value) {
         (None, None) => true,
         (Some(live), Some(Value::Object(value))) => live == value,
         _ => false,

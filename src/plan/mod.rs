@@ -31,6 +31,7 @@ pub use bound::{BindError, BoundPlan};
 pub use disruption::{Disruption, DisruptionCause, DisruptionPolicy, disruption_summary};
 pub use disruption_check::disruptions;
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
+pub(crate) use field::is_empty_collection;
 pub use field::{DIGEST_PREFIX, secret_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,

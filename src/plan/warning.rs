@@ -40,6 +40,12 @@ pub enum PlanWarning {
         /// How many it adopts.
         count: usize,
     },
+    /// The control plane did not keep these fields when they were sent: they are not managed
+    /// there (state records it; see docs/src/reference/compatibility.md).
+    NotKept {
+        /// The fields' wire names.
+        fields: Vec<String>,
+    },
     /// The plan stops active workers; applying it needs `--allow-disruption`.
     Disruption {
         /// The environment.
@@ -79,6 +85,19 @@ impl fmt::Display for PlanWarning {
                  other changes may be pending",
                 targets.join(", ")
             ),
+            PlanWarning::NotKept { fields } => {
+                let named: Vec<String> = fields.iter().map(|field| format!("`{field}`")).collect();
+                let (list, verb) = match named.as_slice() {
+                    [one] => (one.clone(), "is"),
+                    [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "are"),
+                    [] => (String::new(), "are"),
+                };
+                write!(
+                    f,
+                    "{list} {verb} not kept by this control plane; not managed there \
+                     (managed again once it shows a value)"
+                )
+            }
             PlanWarning::Disruption {
                 name,
                 cause,

@@ -22,6 +22,8 @@ pub(crate) struct AppState {
     pub(crate) state_service: StateService,
     /// The Temporal server namespaces are provisioned on (`--temporal-address`), if any.
     pub(crate) temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
+    /// The OpenAPI document, rendered once.
+    pub(crate) openapi: Arc<str>,
 }
 
 impl FromRef<AppState> for Arc<KeyRing> {

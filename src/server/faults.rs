@@ -13,9 +13,10 @@
 //! | `method` | match only this method |
 //! | `path` | match only paths starting with this prefix |
 //! | `retry_after` | add `Retry-After: <seconds>` to the answer |
+//! | `drop_fields` | forget these body fields (`+`-separated, e.g. `configuration+metadata`) of matching requests before the service reads them, as a service that silently drops fields does |
 //! | `when` | `before` (default): the request never reaches the service; `after`: the service handles it (a write is committed), then the answer is replaced, as when a proxy fails on the way back |
 //!
-//! Each rule has one effect: `status`, `reset` or `latency_ms`.
+//! Each rule has one effect: `status`, `reset`, `latency_ms` or `drop_fields`.
 //! Example: `status=503,count=2,method=GET;status=500,method=POST,when=after,count=1`.
 //! Rules are tried in order: latency rules that fire add their delay and go on; the first failing
 //! rule that fires decides. `GET /_faults` reports, per rule, how many requests matched and how
@@ -75,7 +76,7 @@ pub enum FaultTrigger {
 }
 
 /// What a failed request gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultEffect {
     /// An error answer with this status and, if set, `Retry-After` in seconds.
     Status {
@@ -88,6 +89,8 @@ pub enum FaultEffect {
     Reset,
     /// The request waits this long, then goes on.
     Latency(std::time::Duration),
+    /// These top-level fields of the JSON body are removed, then the request goes on.
+    DropFields(Vec<String>),
 }
 
 /// When the failure happens.
@@ -108,7 +111,7 @@ pub enum FaultConfigError {
     NotKeyValue(String),
     /// A key is not one of the documented ones.
     #[error(
-        "unknown fault key `{0}` (expected status, reset, latency_ms, count, rate, method, path, retry_after, when)"
+        "unknown fault key `{0}` (expected status, reset, latency_ms, drop_fields, count, rate, method, path, retry_after, when)"
     )]
     UnknownKey(String),
     /// A value does not fit its key.
@@ -122,10 +125,10 @@ pub enum FaultConfigError {
         reason: &'static str,
     },
     /// A rule has no effect.
-    #[error("fault rule `{0}` has no status, reset or latency_ms")]
+    #[error("fault rule `{0}` has no status, reset, latency_ms or drop_fields")]
     MissingStatus(String),
     /// A rule has more than one effect.
-    #[error("fault rule `{0}` has more than one of status, reset and latency_ms")]
+    #[error("fault rule `{0}` has more than one of status, reset, latency_ms and drop_fields")]
     SeveralEffects(String),
 }
 
@@ -150,6 +153,7 @@ impl FromStr for FaultRule {
         let mut status = None;
         let mut reset = false;
         let mut latency = None;
+        let mut drop_fields: Option<Vec<String>> = None;
         let mut retry_after_seconds = None;
         let mut rule = FaultRule {
             method: None,
@@ -199,6 +203,18 @@ impl FromStr for FaultRule {
                         .ok_or_else(|| invalid("expected milliseconds, at most 60000"))?;
                     latency = Some(std::time::Duration::from_millis(milliseconds));
                 }
+                "drop_fields" => {
+                    let fields: Vec<String> = value
+                        .split('+')
+                        .map(str::trim)
+                        .filter(|field| !field.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if fields.is_empty() {
+                        return Err(invalid("expected field names separated by +"));
+                    }
+                    drop_fields = Some(fields);
+                }
                 "rate" => {
                     let rate = value
                         .parse::<f64>()
@@ -240,14 +256,17 @@ impl FromStr for FaultRule {
                 other => return Err(FaultConfigError::UnknownKey(other.to_owned())),
             }
         }
-        rule.effect = match (status, reset, latency) {
-            (Some(status), false, None) => FaultEffect::Status {
+        rule.effect = match (status, reset, latency, drop_fields) {
+            (Some(status), false, None, None) => FaultEffect::Status {
                 status,
                 retry_after_seconds,
             },
-            (None, true, None) => FaultEffect::Reset,
-            (None, false, Some(latency)) => FaultEffect::Latency(latency),
-            (None, false, None) => return Err(FaultConfigError::MissingStatus(text.to_owned())),
+            (None, true, None, None) => FaultEffect::Reset,
+            (None, false, Some(latency), None) => FaultEffect::Latency(latency),
+            (None, false, None, Some(fields)) => FaultEffect::DropFields(fields),
+            (None, false, None, None) => {
+                return Err(FaultConfigError::MissingStatus(text.to_owned()));
+            }
             _ => return Err(FaultConfigError::SeveralEffects(text.to_owned())),
         };
         Ok(rule)
@@ -257,16 +276,17 @@ impl FromStr for FaultRule {
 impl fmt::Display for FaultRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut retry_after = None;
-        match self.effect {
+        match &self.effect {
             FaultEffect::Status {
                 status,
                 retry_after_seconds,
             } => {
                 write!(f, "status={}", status.as_u16())?;
-                retry_after = retry_after_seconds;
+                retry_after = *retry_after_seconds;
             }
             FaultEffect::Reset => f.write_str("reset=true")?,
             FaultEffect::Latency(latency) => write!(f, "latency_ms={}", latency.as_millis())?,
+            FaultEffect::DropFields(fields) => write!(f, "drop_fields={}", fields.join("+"))?,
         }
         match self.trigger {
             FaultTrigger::Always => {}
@@ -307,8 +327,10 @@ impl FaultRule {
                 retry_after_seconds,
             } => (status, retry_after_seconds),
             FaultEffect::Reset => return reset_response(),
-            // Latency rules never fail a request; `decide` does not return them.
-            FaultEffect::Latency(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            // Latency and field rules never fail a request; `decide` does not return them.
+            FaultEffect::Latency(_) | FaultEffect::DropFields(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, None)
+            }
         };
         let body = serde_json::json!({ "detail": "injected fault" });
         let mut response = (status, axum::Json(body)).into_response();
@@ -391,10 +413,12 @@ impl Faults {
         Self { rules }
     }
 
-    /// What happens to this request: the delay of the latency rules that fire, and the first
-    /// failing rule that fires, if any. Every matching rule counts the match.
-    fn decide(&self, method: &Method, path: &str) -> (std::time::Duration, Option<&FaultRule>) {
+    /// What happens to this request: the delay of the latency rules that fire, the body fields
+    /// to forget, and the first failing rule that fires, if any. Every matching rule counts the
+    /// match.
+    fn decide(&self, method: &Method, path: &str) -> Decision<'_> {
         let mut delay = std::time::Duration::ZERO;
+        let mut dropped: Vec<&str> = Vec::new();
         for armed in &self.rules {
             if !armed.rule.matches(method, path) {
                 continue;
@@ -409,14 +433,25 @@ impl Faults {
                 continue;
             }
             armed.injected.fetch_add(1, Ordering::SeqCst);
-            match armed.rule.effect {
-                FaultEffect::Latency(latency) => delay += latency,
+            match &armed.rule.effect {
+                FaultEffect::Latency(latency) => delay += *latency,
+                FaultEffect::DropFields(fields) => {
+                    dropped.extend(fields.iter().map(String::as_str))
+                }
                 FaultEffect::Status { .. } | FaultEffect::Reset => {
-                    return (delay, Some(&armed.rule));
+                    return Decision {
+                        delay,
+                        dropped,
+                        failure: Some(&armed.rule),
+                    };
                 }
             }
         }
-        (delay, None)
+        Decision {
+            delay,
+            dropped,
+            failure: None,
+        }
     }
 
     fn report(&self) -> serde_json::Value {
@@ -435,6 +470,39 @@ impl Faults {
     }
 }
 
+/// What the rules make of one request.
+struct Decision<'a> {
+    /// How long it waits first.
+    delay: std::time::Duration,
+    /// The body fields the service never sees.
+    dropped: Vec<&'a str>,
+    /// The rule that fails it.
+    failure: Option<&'a FaultRule>,
+}
+
+/// The largest body whose fields are dropped; a larger one goes on as it is.
+const DROP_FIELDS_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// `request` without the top-level `fields` of its JSON object body; any other body is left alone.
+async fn without_fields(request: Request, fields: &[&str]) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, DROP_FIELDS_BODY_LIMIT)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+    let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            for field in fields {
+                object.remove(*field);
+            }
+            serde_json::to_vec(&object).map_or(bytes, axum::body::Bytes::from)
+        }
+        _ => bytes,
+    };
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
 /// Middleware: fails requests as the rules say.
 pub(crate) async fn inject(
     State(faults): State<Arc<Faults>>,
@@ -444,10 +512,22 @@ pub(crate) async fn inject(
     if request.uri().path() == REPORT_PATH {
         return next.run(request).await;
     }
-    let (delay, rule) = faults.decide(request.method(), request.uri().path());
+    let Decision {
+        delay,
+        dropped,
+        failure: rule,
+    } = faults.decide(request.method(), request.uri().path());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let request = if dropped.is_empty() {
+        request
+    } else {
+        match without_fields(request, &dropped).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        }
+    };
     let Some(rule) = rule else {
         return next.run(request).await;
     };
@@ -525,13 +605,34 @@ mod tests {
     }
 
     #[test]
+    fn drop_fields_rules_collect_fields_and_round_trip() {
+        let faults = Faults::new(
+            "drop_fields=configuration+metadata,method=PATCH;drop_fields=tags"
+                .parse()
+                .expect("valid"),
+        );
+        let decision = faults.decide(&Method::PATCH, "/api/v1/environments/x");
+        assert_eq!(decision.dropped, ["configuration", "metadata", "tags"]);
+        assert!(decision.failure.is_none());
+        assert_eq!(faults.decide(&Method::POST, "/").dropped, ["tags"]);
+        let rule: FaultRule = "drop_fields=configuration+metadata,method=POST"
+            .parse()
+            .expect("valid");
+        assert_eq!(
+            rule.to_string(),
+            "drop_fields=configuration+metadata,method=POST"
+        );
+        assert!("drop_fields=+".parse::<FaultRule>().is_err());
+    }
+
+    #[test]
     fn fails_only_the_first_matching_requests() {
         let faults = Faults::new("status=503,count=2,method=GET".parse().expect("valid"));
         let path = "/api/v1/environments";
-        assert!(faults.decide(&Method::POST, path).1.is_none());
-        assert!(faults.decide(&Method::GET, path).1.is_some());
-        assert!(faults.decide(&Method::GET, path).1.is_some());
-        assert!(faults.decide(&Method::GET, path).1.is_none());
+        assert!(faults.decide(&Method::POST, path).failure.is_none());
+        assert!(faults.decide(&Method::GET, path).failure.is_some());
+        assert!(faults.decide(&Method::GET, path).failure.is_some());
+        assert!(faults.decide(&Method::GET, path).failure.is_none());
         let report = faults.report();
         assert_eq!(report["rules"][0]["matched"], 3);
         assert_eq!(report["rules"][0]["injected"], 2);
@@ -547,9 +648,9 @@ mod tests {
         let mut failed = 0;
         let mut resets = 0;
         for _ in 0..1000 {
-            let (delay, rule) = faults.decide(&Method::GET, "/x");
-            assert_eq!(delay, std::time::Duration::from_millis(12));
-            match rule.map(|rule| rule.effect) {
+            let decision = faults.decide(&Method::GET, "/x");
+            assert_eq!(decision.delay, std::time::Duration::from_millis(12));
+            match decision.failure.map(|rule| &rule.effect) {
                 Some(FaultEffect::Status { .. }) => failed += 1,
                 Some(FaultEffect::Reset) => resets += 1,
                 _ => {}

@@ -7,9 +7,11 @@
 
 mod app_state;
 mod auth;
+mod error_schemas;
 mod faults;
 mod json;
 mod list_body;
+mod openapi;
 mod request_log;
 mod routes;
 mod state;
@@ -26,6 +28,8 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::api::OrganizationId;
 use crate::control_plane::state_service::StateStore;
@@ -37,6 +41,7 @@ use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 pub use auth::{ApiKey, ApiKeyError};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
 pub use json::{read_create_body, read_update_body};
+pub use openapi::openapi_json;
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -262,6 +267,7 @@ impl Server {
                 config.state_lease,
             ),
             temporal: temporal.clone(),
+            openapi: Arc::from(openapi::openapi_json()),
         };
         let router = routes::router(state, config.body_limit_bytes, config.faults);
         Ok(Self {
@@ -320,9 +326,15 @@ impl Server {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // `/api/v1/environments/` is answered as `/api/v1/environments`, as clients that add a
+        // slash expect; the path is trimmed before routing, so every route gets it.
+        let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
+        let served = axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {
             temporal.shutdown().await;

@@ -14,14 +14,19 @@ use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::Caller;
+use super::error_schemas::{ErrorBody, HealthStatus, MessageError, ObjectError, ValidationError};
 use super::faults::{self, FaultConfig, Faults};
 use super::json::{ApiError, ApiJson};
 use super::request_log::log_request;
 use crate::api::{
-    CreateEnvironment, EnvironmentError, EnvironmentsApi, FieldError, Status, UpdateEnvironment,
+    CreateEnvironment, Environment, EnvironmentError, EnvironmentsApi, FieldError, Status,
+    UpdateEnvironment, WorkerCommand,
 };
 use crate::control_plane::ControlPlane;
 use crate::store::StorageFailure;
+
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// The whole application: routes, body limit, injected faults (if any) and request logs.
 pub(crate) fn router(
@@ -32,6 +37,7 @@ pub(crate) fn router(
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route(OPENAPI_PATH, get(openapi_document))
         .route("/api/v1/environments", get(list).post(create))
         .route(
             "/api/v1/environments/{id}",
@@ -65,11 +71,22 @@ struct ListQuery {
     status_filter: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/health", tag = "service",
+    responses((status = 200, description = "The process is alive", body = HealthStatus))
+)]
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
 /// Readiness, unlike `/health` (liveness): a write to the database commits now.
+#[utoipa::path(
+    get, path = "/ready", tag = "service",
+    responses(
+        (status = 200, description = "The database takes writes", body = HealthStatus),
+        (status = 503, description = "The database is not ready", body = MessageError),
+    )
+)]
 async fn ready(State(control_plane): State<ControlPlane>) -> Response {
     match control_plane.check_ready().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
@@ -88,6 +105,34 @@ async fn ready(State(control_plane): State<ControlPlane>) -> Response {
     }
 }
 
+/// `GET /api/openapi.json`: this document; no key needed.
+#[utoipa::path(
+    get, path = "/api/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+async fn openapi_document(State(app): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        app.openapi.to_string(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/environments", tag = "environments",
+    params(("status_filter" = Option<Status>, Query, description = "Only environments with this `status` (a pending status change does not count until provisioning ends)")),
+    responses(
+        (status = 200, description = "Every environment of the organization, oldest first", body = [Environment]),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn list(
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -111,6 +156,18 @@ async fn list(
     Ok(super::list_body::json_array(environments))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/environments/{id}", tag = "environments",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    responses(
+        (status = 200, description = "The environment", body = Environment),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn get_one(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
@@ -119,6 +176,18 @@ async fn get_one(
     Ok(axum::Json(environment).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/environments", tag = "environments",
+    request_body = CreateEnvironment,
+    responses(
+        (status = 201, description = "The environment created", body = Environment),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn create(
     caller: Caller,
     ApiJson(data): ApiJson<CreateEnvironment>,
@@ -127,6 +196,19 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(environment)).into_response())
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/environments/{id}", tag = "environments",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    request_body = UpdateEnvironment,
+    responses(
+        (status = 200, description = "The environment updated", body = Environment),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn update(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
@@ -136,6 +218,18 @@ async fn update(
     Ok(axum::Json(environment).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/environments/{id}", tag = "environments",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    responses(
+        (status = 204, description = "Deleted; its workers stop and its tokens are revoked"),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn delete(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
@@ -144,6 +238,18 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/environments/{id}/worker-command", tag = "environments",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    responses(
+        (status = 200, description = "A new worker token and the command that uses it", body = WorkerCommand),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error: 400, 409, 413, 500 or 503", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn worker_command(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,

@@ -171,7 +171,7 @@ async fn workspace_route(
         "POST" | "PUT" => write_state(service, &workspace, query, &headers, body).await,
         "LOCK" => lock(service, &workspace, &headers, body).await,
         "UNLOCK" => unlock(service, &workspace, &headers, body).await,
-        _ => Err(method_not_allowed()),
+        _ => return allowing(method_not_allowed(), "GET, POST, PUT"),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -189,7 +189,7 @@ async fn lock_route(
     let result = match method.as_str() {
         "POST" | "LOCK" => lock(service, &workspace, &headers, body).await,
         "DELETE" | "UNLOCK" => unlock(service, &workspace, &headers, body).await,
-        _ => Err(method_not_allowed()),
+        _ => return allowing(method_not_allowed(), "POST, DELETE"),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -438,6 +438,16 @@ fn refusal(error: StateServiceError) -> Refusal {
 
 fn internal() -> Refusal {
     detail(StatusCode::INTERNAL_SERVER_ERROR, "the state store failed")
+}
+
+/// A 405 with the `Allow` header RFC 9110 asks for: the methods the API description lists
+/// (Terraform's LOCK and UNLOCK are accepted too, but OpenAPI cannot describe them).
+fn allowing(refusal: Refusal, methods: &'static str) -> Response {
+    let mut response = refusal.into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(methods));
+    response
 }
 
 fn method_not_allowed() -> Refusal {

@@ -16,10 +16,11 @@ use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::{Caller, presented_key};
+use super::error_schemas::{ErrorBody, MessageError, ObjectError, ValidationError};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
-    EnvironmentError, EnvironmentId, FieldError, Heartbeat, RegisterWorker, WorkerId, WorkerToken,
-    WorkersApi,
+    AuditEvent, EnvironmentError, EnvironmentId, FieldError, Heartbeat, HeartbeatAck,
+    RegisterWorker, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerToken, WorkersApi,
 };
 
 /// The worker and audit routes, merged into the application's router.
@@ -69,6 +70,18 @@ fn unknown_worker() -> ApiError {
     })
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/workers/register", tag = "workers",
+    request_body = RegisterWorker,
+    responses(
+        (status = 201, description = "Registered", body = WorkerRegistration),
+        (status = 409, description = "The environment cannot take workers now", body = MessageError),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("WorkerToken" = []))
+)]
 async fn register(
     State(app): State<AppState>,
     WorkerCaller(token): WorkerCaller,
@@ -84,6 +97,19 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(registration)).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/workers/{id}/heartbeat", tag = "workers",
+    params(("id" = String, Path, description = "The worker's UUID; a malformed one is 410")),
+    request_body = Heartbeat,
+    responses(
+        (status = 200, description = "Still a member", body = HeartbeatAck),
+        (status = 410, description = "The worker must stop (deleted, inactive, token rotated)", body = MessageError),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("WorkerToken" = []))
+)]
 async fn heartbeat(
     State(app): State<AppState>,
     WorkerCaller(token): WorkerCaller,
@@ -97,6 +123,18 @@ async fn heartbeat(
     Ok(axum::Json(ack).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/workers/{id}", tag = "workers",
+    params(("id" = String, Path, description = "The worker's UUID; a malformed one is 410")),
+    responses(
+        (status = 204, description = "Left the pool"),
+        (status = 410, description = "Not registered", body = MessageError),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("WorkerToken" = []))
+)]
 async fn deregister(
     State(app): State<AppState>,
     WorkerCaller(token): WorkerCaller,
@@ -106,6 +144,18 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/environments/{id}/workers", tag = "workers",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    responses(
+        (status = 200, description = "The environment's registered workers", body = [Worker]),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn list_workers(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
@@ -114,6 +164,18 @@ async fn list_workers(
     Ok(axum::Json(workers).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/environments/{id}/worker-token/rotate", tag = "workers",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    responses(
+        (status = 200, description = "Every earlier token revoked; the new command", body = WorkerCommand),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn rotate_token(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
@@ -127,6 +189,17 @@ struct AuditQuery {
     environment_id: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit",
+    params(("environment_id" = Option<uuid::Uuid>, Query, description = "Only events of this environment (a UUID)")),
+    responses(
+        (status = 200, description = "Audit events, oldest first", body = [AuditEvent]),
+        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 422, description = "Invalid fields, all of them", body = ValidationError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
 async fn audit(
     caller: Caller,
     query: Result<Query<AuditQuery>, QueryRejection>,

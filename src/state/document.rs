@@ -1,7 +1,7 @@
 //! The state document (docs/src/reference/state-document.md): which live environments this configuration manages and what
 //! was last applied to each. Secret values never enter it (they are stored as digests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,11 @@ pub struct State {
     /// what the service made instead of creating it twice.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intents: BTreeMap<String, CreateIntent>,
+    /// Fields a control plane was sent and did not keep, by target, then by wire name: the plan
+    /// stops managing them there rather than showing the same change forever. Dropped when the
+    /// target changes or the control plane is seen keeping the field.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unkept_fields: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A create that was about to be sent (docs/src/concepts/plans.md#apply).
@@ -60,6 +65,10 @@ impl State {
             });
         }
         state.target = target.to_owned();
+        // What another control plane did not keep says nothing about this one.
+        state
+            .unkept_fields
+            .retain(|recorded, _| same_target(recorded, target));
         Ok(state)
     }
 
@@ -73,7 +82,39 @@ impl State {
             target: target.into(),
             resources: BTreeMap::new(),
             intents: BTreeMap::new(),
+            unkept_fields: BTreeMap::new(),
         }
+    }
+
+    /// The fields this state's target was sent and did not keep.
+    pub fn unkept_here(&self) -> Option<&BTreeSet<String>> {
+        self.unkept_fields
+            .iter()
+            .find(|(recorded, _)| same_target(recorded, &self.target))
+            .map(|(_, fields)| fields)
+            .filter(|fields| !fields.is_empty())
+    }
+
+    /// Records what the target did (`kept`) and did not keep (`unkept`) of what it was sent.
+    /// Returns whether the record changed.
+    pub fn note_kept_fields(&mut self, kept: &[String], unkept: &[String]) -> bool {
+        let key = self
+            .unkept_fields
+            .keys()
+            .find(|recorded| same_target(recorded, &self.target))
+            .cloned()
+            .unwrap_or_else(|| self.target.clone());
+        let fields = self.unkept_fields.entry(key.clone()).or_default();
+        let before = fields.clone();
+        fields.extend(unkept.iter().cloned());
+        for field in kept {
+            fields.remove(field);
+        }
+        let changed = *fields != before;
+        if fields.is_empty() {
+            self.unkept_fields.remove(&key);
+        }
+        changed
     }
 }
 
@@ -169,6 +210,37 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn unkept_fields_are_per_target_and_dropped_when_kept_or_moved() {
+        let mut state = managing("https://a.example");
+        let fields = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(state.note_kept_fields(&[], &fields(&["configuration", "metadata"])));
+        assert!(!state.note_kept_fields(&[], &fields(&["metadata"])));
+        assert_eq!(
+            state.unkept_here().map(|set| set.len()),
+            Some(2),
+            "{:?}",
+            state.unkept_fields
+        );
+        let text = serde_json::to_string(&state).expect("serializes");
+        let read: State = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(read, state);
+        // Kept again: the record shrinks, then goes.
+        assert!(state.note_kept_fields(&fields(&["configuration"]), &[]));
+        assert!(state.note_kept_fields(&fields(&["metadata"]), &[]));
+        assert!(state.unkept_fields.is_empty());
+        // Another control plane's record does not follow the state there.
+        state.note_kept_fields(&[], &fields(&["metadata"]));
+        let moved = State::for_target(Some(state), "https://b.example", true).expect("moved");
+        assert!(moved.unkept_here().is_none());
+        assert!(moved.unkept_fields.is_empty());
     }
 
     #[test]

@@ -22,18 +22,21 @@ pub struct StateChanges {
     pub resources: BTreeSet<String>,
     /// Names in `intents` set or removed.
     pub intents: BTreeSet<String>,
+    /// Whether `unkept_fields` changed (a small map: written whole when it does).
+    pub unkept_fields: bool,
 }
 
 impl StateChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.resources.is_empty() && self.intents.is_empty()
+        self.resources.is_empty() && self.intents.is_empty() && !self.unkept_fields
     }
 
     /// Forgets every name, after a save.
     pub fn clear(&mut self) {
         self.resources.clear();
         self.intents.clear();
+        self.unkept_fields = false;
     }
 }
 
@@ -56,6 +59,9 @@ struct Record<'a> {
     intents: BTreeMap<String, CreateIntent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     intents_removed: Vec<String>,
+    /// The whole `unkept_fields` map, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unkept_fields: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 /// Borrowed form of [`Record`] for writing, so a save copies nothing but what changed.
@@ -74,6 +80,8 @@ struct RecordOut<'a> {
     intents: BTreeMap<&'a str, &'a CreateIntent>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     intents_removed: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unkept_fields: Option<&'a BTreeMap<String, BTreeSet<String>>>,
 }
 
 /// The line that records `changes` of `state`, which continues the state saved at `previous`:
@@ -93,6 +101,7 @@ pub(crate) fn encode_record(
         removed: Vec::new(),
         intents: BTreeMap::new(),
         intents_removed: Vec::new(),
+        unkept_fields: changes.unkept_fields.then_some(&state.unkept_fields),
     };
     for name in &changes.resources {
         match state.resources.get(name) {
@@ -161,6 +170,9 @@ pub(crate) fn replay(state: &mut State, journal: &[u8], path: &str) -> Result<()
         for name in record.intents_removed {
             state.intents.remove(&name);
         }
+        if let Some(unkept_fields) = record.unkept_fields {
+            state.unkept_fields = unkept_fields;
+        }
     }
     Ok(())
 }
@@ -185,7 +197,13 @@ mod tests {
     #[test]
     fn every_state_field_is_in_a_record() {
         // A new field of the state document must be journaled too: this lists what is.
-        let state = State::empty("t");
+        let mut state = State::empty("t");
+        state
+            .intents
+            .insert("i".to_owned(), CreateIntent { started_at: jiff::Timestamp::UNIX_EPOCH });
+        state
+            .unkept_fields
+            .insert("t".to_owned(), ["metadata".to_owned()].into());
         let value = serde_json::to_value(&state).unwrap();
         let mut fields: Vec<&str> = value
             .as_object()
@@ -198,10 +216,12 @@ mod tests {
             fields,
             [
                 "envform_version",
+                "intents",
                 "lineage",
                 "resources",
                 "serial",
                 "target",
+                "unkept_fields",
                 "version"
             ]
         );
@@ -231,9 +251,14 @@ mod tests {
         );
         live.resources
             .insert("a".to_owned(), resource(1, "changed"));
+        live.unkept_fields.insert(
+            "http://a".to_owned(),
+            ["configuration".to_owned()].into(),
+        );
         let changes = StateChanges {
             resources: ["a".to_owned()].into(),
             intents: ["c".to_owned()].into(),
+            unkept_fields: true,
         };
         journal.extend(encode_record(&live, previous, &changes).unwrap());
         // Another: `c` made, `b` gone, the target moved.
@@ -246,6 +271,7 @@ mod tests {
         let changes = StateChanges {
             resources: ["b".to_owned(), "c".to_owned()].into(),
             intents: ["c".to_owned()].into(),
+            unkept_fields: false,
         };
         journal.extend(encode_record(&live, previous, &changes).unwrap());
 

@@ -808,6 +808,7 @@ mod tests {
         let changes = StateChanges {
             resources: ["env-000".to_owned()].into(),
             intents: Default::default(),
+            unkept_fields: false,
         };
         backend
             .save_changes(&next, &changes, Some(&handle))

@@ -31,17 +31,9 @@ pub(super) async fn worker_command(
             if !reveal {
                 value["worker_token"] = command.worker_token.masked().into();
                 value["command"] = shown.clone().into();
-                value["command_parts"] = serde_json::json!(
-                    command
-                        .command_parts
-                        .iter()
-                        .map(|part| if part == command.worker_token.expose() {
-                            command.worker_token.masked()
-                        } else {
-                            part.clone()
-                        })
-                        .collect::<Vec<_>>()
-                );
+                value["command_parts"] =
+                    serde_json::to_value(command.command_parts.masked(&command.worker_token))
+                        .into_diagnostic()?;
             }
             print_json(&value)?;
         }
@@ -118,20 +110,11 @@ pub(super) async fn rotate_token(
 fn shown_command(command: &WorkerCommand, reveal: bool) -> serde_json::Value {
     let mut value = serde_json::to_value(command).unwrap_or_default();
     if !reveal {
-        let token = command.worker_token.expose();
         value["worker_token"] = command.worker_token.masked().into();
         value["command"] = command.masked_command().into();
-        value["command_parts"] = command
-            .command_parts
-            .iter()
-            .map(|part| {
-                if part == token {
-                    command.worker_token.masked()
-                } else {
-                    part.clone()
-                }
-            })
-            .collect();
+        value["command_parts"] =
+            serde_json::to_value(command.command_parts.masked(&command.worker_token))
+                .unwrap_or_default();
     }
     value
 }

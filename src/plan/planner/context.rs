@@ -7,7 +7,7 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::api::Environment;
 use crate::desired::Desired;
-use crate::model::EnvironmentId;
+use crate::model::{EnvironmentId, ManagedField};
 use crate::plan::error::PlanError;
 use crate::plan::model::{Drift, PlanOptions, Refusal, Step, Unmanaged};
 use crate::plan::warning::PlanWarning;
@@ -43,6 +43,8 @@ pub(super) struct Planner<'a> {
     pub(super) owned_elsewhere: usize,
     /// Safety checks the plan does not pass.
     pub(super) refusals: Vec<Refusal>,
+    /// Fields left alone on some environment because the control plane does not keep them.
+    pub(super) not_kept: BTreeSet<ManagedField>,
 }
 
 impl<'a> Planner<'a> {
@@ -94,6 +96,7 @@ impl<'a> Planner<'a> {
             errors: Vec::new(),
             owned_elsewhere: 0,
             refusals: Vec::new(),
+            not_kept: BTreeSet::new(),
         }
     }
 

@@ -30,11 +30,16 @@ pub(super) fn record_drift(
     compared: &[Compared],
     ignored: &[Vec<String>],
     revealed: &BTreeSet<String>,
+    not_kept: &[ManagedField],
 ) {
     for (wire_name, applied) in &resource.last_applied {
         let Some(field) = ManagedField::from_wire_name(wire_name) else {
             continue;
         };
+        // The control plane never kept it: its absence is no one's change.
+        if not_kept.contains(&field) {
+            continue;
+        }
         // `provisioning` is the service's own transition, not a change made by someone.
         if field == ManagedField::Status && live.status == Status::Provisioning {
             continue;

@@ -43,6 +43,8 @@ pub(super) struct PlannedEnvironment {
     pub(super) warnings: Vec<PlanWarning>,
     /// Why it cannot be planned (another configuration owns it, or adoption was not asked for).
     pub(super) errors: Vec<PlanError>,
+    /// Fields left alone because the control plane does not keep them.
+    pub(super) not_kept: Vec<ManagedField>,
 }
 
 /// Fewest desired environments worth a run on another thread.
@@ -102,6 +104,7 @@ impl<'a> Planner<'a> {
             self.drift.extend(planned.drift);
             self.warnings.extend(planned.warnings);
             self.errors.extend(planned.errors);
+            self.not_kept.extend(planned.not_kept);
         }
         taken
     }
@@ -130,7 +133,24 @@ impl<'a> Planner<'a> {
         // Each field compared against live, kept for the drift check before `after` moves into
         // the record: values are built once and cloned only into changes.
         let mut compared: Vec<Compared> = Vec::with_capacity(ManagedField::ALL.len());
+        let unkept = self.state.unkept_here();
+        let mut not_kept = Vec::new();
+        let mut skipped = Vec::new();
         for field in ManagedField::ALL {
+            // A field this control plane did not keep is left alone, unless live shows a value
+            // for it now (then the control plane keeps it after all, and it is managed again).
+            if let Some(live) = identity.live
+                && unkept.is_some_and(|unkept| unkept.contains(field.wire_name()))
+                && field
+                    .live_value(live, &environment.fields.nonsensitive)
+                    .is_none()
+            {
+                if field.desired_value(&environment.fields).is_some() {
+                    not_kept.push(field);
+                }
+                skipped.push(field);
+                continue;
+            }
             let desired = field.desired_value(&environment.fields);
             let in_file = desired.is_some();
             let was_applied = applied_fields.contains(&field);
@@ -199,6 +219,7 @@ impl<'a> Planner<'a> {
                 &compared,
                 &ignored,
                 &environment.fields.nonsensitive,
+                &skipped,
             );
         }
         for Compared {
@@ -290,6 +311,7 @@ impl<'a> Planner<'a> {
             drift,
             warnings,
             errors,
+            not_kept,
         }
     }
 

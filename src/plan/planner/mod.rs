@@ -69,6 +69,16 @@ impl<'a> Planner<'a> {
             self.warnings
                 .insert(0, PlanWarning::AdoptsIntoNewState { count: adopted });
         }
+        if !self.not_kept.is_empty() {
+            // Said once for the plan, not once per environment.
+            self.warnings.push(PlanWarning::NotKept {
+                fields: self
+                    .not_kept
+                    .iter()
+                    .map(|field| field.wire_name().to_owned())
+                    .collect(),
+            });
+        }
         self.drift
             .sort_by(|left, right| (&left.name, &left.path).cmp(&(&right.name, &right.path)));
         let base = self.base();

@@ -384,6 +384,7 @@ fn warning_kind(warning: &PlanWarning) -> &'static str {
         PlanWarning::UnknownIgnorePath { .. } => "unknown_ignore_path",
         PlanWarning::AdoptsIntoNewState { .. } => "adopts_into_new_state",
         PlanWarning::Targeted { .. } => "targeted",
+        PlanWarning::NotKept { .. } => "not_kept",
         PlanWarning::Disruption { .. } => "disruption",
     }
 }

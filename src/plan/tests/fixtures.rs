@@ -95,6 +95,7 @@ pub(crate) fn unowned(number: u128, name: &str) -> Environment {
         display_name: Some(name.to_owned()),
         description: None,
         status: Status::Active,
+        requested_status: None,
         configuration: None,
         metadata: None,
         tags: None,
@@ -125,6 +126,7 @@ pub(crate) fn state() -> State {
         target: "embedded:test.db".to_owned(),
         resources: Default::default(),
         intents: Default::default(),
+        unkept_fields: Default::default(),
     }
 }
 

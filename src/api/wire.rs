@@ -1,0 +1,69 @@
+//! How values are written on the wire so the production service's clients read them: timestamps
+//! with microseconds and `+00:00` (Python 3.10's `datetime.fromisoformat` cannot read `Z`), and
+//! empty collections as `[]`/`{}`, never `null`. Reading accepts either form.
+
+use jiff::Timestamp;
+use serde::{Serialize, Serializer};
+
+/// `2026-11-28T20:05:22.314074+00:00`: UTC, microseconds, a numeric offset.
+pub fn format_timestamp(timestamp: Timestamp) -> String {
+    let text = format!("{:.6}", timestamp);
+    match text.strip_suffix('Z') {
+        Some(without_zone) => format!("{without_zone}+00:00"),
+        None => text,
+    }
+}
+
+/// Serializes a timestamp as [`format_timestamp`] writes it.
+pub fn timestamp<S: Serializer>(timestamp: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_timestamp(*timestamp))
+}
+
+/// Serializes an optional timestamp as [`format_timestamp`] writes it, `null` when absent.
+pub fn optional_timestamp<S: Serializer>(
+    timestamp: &Option<Timestamp>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match timestamp {
+        Some(timestamp) => serializer.serialize_str(&format_timestamp(*timestamp)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Serializes an absent object as `{}`.
+pub fn object_or_empty<T: Serialize, S: Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => value.serialize(serializer),
+        None => crate::model::JsonMap::new().serialize(serializer),
+    }
+}
+
+/// Serializes an absent list as `[]`.
+pub fn list_or_empty<T: Serialize, S: Serializer>(
+    value: &Option<Vec<T>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => value.serialize(serializer),
+        None => Vec::<T>::new().serialize(serializer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_microseconds_and_a_numeric_offset() {
+        let at: Timestamp = "2026-11-28T20:05:22.314074912Z".parse().unwrap();
+        assert_eq!(format_timestamp(at), "2026-11-28T20:05:22.314074+00:00");
+        let whole: Timestamp = "2026-11-28T20:05:22Z".parse().unwrap();
+        assert_eq!(format_timestamp(whole), "2026-11-28T20:05:22.000000+00:00");
+        // Both forms read back.
+        let read: Timestamp = "2026-11-28T20:05:22.314074+00:00".parse().unwrap();
+        assert_eq!(read.as_microsecond(), at.as_microsecond());
+    }
+}

@@ -1,0 +1,268 @@
+//! The OpenAPI 3.1 description of `envform serve`, generated from the routes' `#[utoipa::path]`
+//! attributes and the wire types' `ToSchema` derives, served at `GET /api/openapi.json` (no key
+//! needed) and kept as `docs/openapi.json`. It owns no behaviour: a route that changes shape
+//! changes here through its attribute.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error_schemas::{
+    ErrorBody, FieldProblem, HealthStatus, MessageError, ObjectError, ValidationError,
+};
+
+use crate::api::{
+    AuditAction, AuditEvent, CommandParts, CreateEnvironment, Environment, EnvironmentId,
+    ExecutionEnvironment, Heartbeat, HeartbeatAck, OrganizationId, RegisterWorker, Status,
+    UpdateEnvironment, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerStatus,
+};
+
+// The state backend's routes dispatch on the method themselves (`any`, for Terraform's LOCK and
+// UNLOCK, which OpenAPI 3.1 cannot describe): their standard methods are described by these
+// bodiless functions, which only carry the attributes.
+
+/// `GET /api/v1/state/{workspace}`.
+#[utoipa::path(
+    get, path = "/api/v1/state/{workspace}", tag = "state",
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    responses(
+        (status = 200, description = "The state document as stored (Content-MD5 set)", body = serde_json::Value),
+        (status = 204, description = "No state was written yet"),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
+)]
+#[allow(dead_code)]
+fn state_get() {}
+
+/// `POST` or `PUT /api/v1/state/{workspace}`.
+#[utoipa::path(
+    method(post, put), path = "/api/v1/state/{workspace}", tag = "state",
+    params(
+        ("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
+        ("ID" = Option<String>, Query, description = "The lock held, when the workspace is locked"),
+    ),
+    request_body(content = serde_json::Value, description = "The state document"),
+    responses(
+        (status = 200, description = "Stored"),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = "default", description = "Refused: 409 stale serial or another lock, 423 locked, 428 no fencing token", body = ErrorBody),
+    ),
+    security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
+)]
+#[allow(dead_code)]
+fn state_post() {}
+
+/// `POST /api/v1/state/{workspace}/lock` (or `LOCK` on the workspace).
+#[utoipa::path(
+    post, path = "/api/v1/state/{workspace}/lock", tag = "state",
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    request_body(content = Object, description = "Terraform's lock information (`ID`, `Operation`, `Who`, …)"),
+    responses(
+        (status = 200, description = "Locked; the lease and fencing token in headers", body = Object),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = "default", description = "Refused: 423 or 409 with the holder's lock information", body = Object),
+    ),
+    security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
+)]
+#[allow(dead_code)]
+fn state_lock() {}
+
+/// `DELETE /api/v1/state/{workspace}/lock` (or `UNLOCK` on the workspace).
+#[utoipa::path(
+    delete, path = "/api/v1/state/{workspace}/lock", tag = "state",
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    request_body(content = Object, description = "The lock information of the lock to release"),
+    responses(
+        (status = 200, description = "Unlocked"),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = "default", description = "Refused: 409 or 423 with the holder's lock information", body = Object),
+    ),
+    security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
+)]
+#[allow(dead_code)]
+fn state_unlock() {}
+
+/// `GET /api/v1/state/{workspace}/events`.
+#[utoipa::path(
+    get, path = "/api/v1/state/{workspace}/events", tag = "state",
+    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    responses(
+        (status = 200, description = "The workspace's lock events, oldest first", body = [Object]),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
+)]
+#[allow(dead_code)]
+fn state_events() {}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "envform Environments Service",
+        description = "The Environments API of `envform serve` (docs/src/concepts/service.md), with its worker, audit and state backend routes. Wire shapes follow the production service's (docs/src/reference/compatibility.md)."
+    ),
+    paths(
+        super::routes::health,
+        super::routes::ready,
+        super::routes::list,
+        super::routes::create,
+        super::routes::get_one,
+        super::routes::update,
+        super::routes::delete,
+        super::routes::worker_command,
+        super::routes::openapi_document,
+        super::workers::register,
+        super::workers::heartbeat,
+        super::workers::deregister,
+        super::workers::list_workers,
+        super::workers::rotate_token,
+        super::workers::audit,
+        state_get,
+        state_post,
+        state_lock,
+        state_unlock,
+        state_events,
+    ),
+    components(schemas(
+        Environment,
+        CreateEnvironment,
+        UpdateEnvironment,
+        WorkerCommand,
+        CommandParts,
+        crate::api::Configuration,
+        ExecutionEnvironment,
+        EnvironmentId,
+        OrganizationId,
+        Status,
+        RegisterWorker,
+        WorkerRegistration,
+        Heartbeat,
+        HeartbeatAck,
+        Worker,
+        WorkerId,
+        WorkerStatus,
+        AuditEvent,
+        AuditAction,
+        MessageError,
+        ValidationError,
+        FieldProblem,
+        ObjectError,
+        ErrorBody,
+        HealthStatus,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "environments", description = "Environments of the caller's organization"),
+        (name = "workers", description = "Worker pools: registration and heartbeats (worker token), listing and rotation (API key)"),
+        (name = "audit", description = "Who changed what"),
+        (name = "state", description = "The HTTP state backend (Terraform's protocol; LOCK and UNLOCK are also accepted on the workspace path)"),
+        (name = "service", description = "Health, readiness and this document"),
+    )
+)]
+pub(crate) struct ApiDoc;
+
+/// The schemes: an API key as `Authorization: UserKey <key>` or `Bearer <key>`, a worker token
+/// as `Bearer efw_…`, and basic auth (the key as the password) for Terraform-style state clients.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "UserKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`UserKey <key>`, as the production SDK sends it",
+            ))),
+        );
+        components.add_security_scheme(
+            "Bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key as `Bearer <key>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "WorkerToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("efw_…")
+                    .description(Some(
+                        "A worker token from `worker-command`, for the worker routes only",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "Basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The API key as the password, for Terraform-style state clients",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty JSON with a final newline, as served and as kept in `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_route() {
+        let document: serde_json::Value =
+            serde_json::from_str(&openapi_json()).expect("the document is JSON");
+        assert!(
+            document["openapi"]
+                .as_str()
+                .is_some_and(|version| version.starts_with("3.1")),
+            "{}",
+            document["openapi"]
+        );
+        for path in [
+            "/health",
+            "/ready",
+            "/api/openapi.json",
+            "/api/v1/environments",
+            "/api/v1/environments/{id}",
+            "/api/v1/environments/{id}/worker-command",
+            "/api/v1/environments/{id}/workers",
+            "/api/v1/environments/{id}/worker-token/rotate",
+            "/api/v1/workers/register",
+            "/api/v1/workers/{id}/heartbeat",
+            "/api/v1/workers/{id}",
+            "/api/v1/audit",
+            "/api/v1/state/{workspace}",
+            "/api/v1/state/{workspace}/lock",
+            "/api/v1/state/{workspace}/events",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path} is missing");
+        }
+        for scheme in ["UserKey", "Bearer", "WorkerToken", "Basic"] {
+            assert!(
+                document["components"]["securitySchemes"]
+                    .get(scheme)
+                    .is_some(),
+                "{scheme}"
+            );
+        }
+    }
+}
