@@ -9,6 +9,8 @@ mod app_state;
 mod auth;
 mod faults;
 mod json;
+mod keys_file;
+mod listen;
 mod request_log;
 mod routes;
 mod state;
@@ -21,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
@@ -30,9 +31,14 @@ use crate::control_plane::state_service::StateStore;
 use crate::control_plane::{ControlPlane, ControlPlaneConfig, ControlPlaneError};
 use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
-pub use auth::{ApiKey, ApiKeyError};
+pub use auth::{AUTH_FAILURE_BURST, ApiKey, ApiKeyError, KeyGrant, Role, key_digest_text};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
 pub use json::{read_create_body, read_update_body};
+pub use keys_file::KeysFileError;
+pub use listen::{
+    ConnectionLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_HTTP2_MAX_STREAMS, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, MAX_CONNECTIONS_CEILING, RESERVED_FDS,
+};
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -54,8 +60,14 @@ pub struct ServeConfig {
     pub database_url: Option<SecretString>,
     /// The PostgreSQL connection pool's size and timeouts.
     pub postgres_pool: PgPoolSettings,
-    /// The accepted API keys and the organization each one acts for.
+    /// API keys given in full and the organization each one acts for, with the admin role.
     pub api_keys: BTreeMap<ApiKey, OrganizationId>,
+    /// Keys with a name and a role (from `--api-key KEY=ORG:ROLE`).
+    pub api_key_grants: Vec<KeyGrant>,
+    /// A keys file (`--api-keys-file`) read at start and again on [`KeyReloader::reload`].
+    pub api_keys_file: Option<PathBuf>,
+    /// Failed authentications allowed per client address before 429 (then one a second).
+    pub auth_failure_burst: u32,
     /// Requests with a larger body are refused with 413.
     pub body_limit_bytes: usize,
     /// The control plane's settings (worker command, provisioner).
@@ -64,6 +76,8 @@ pub struct ServeConfig {
     pub faults: FaultConfig,
     /// How long a state lock lasts unless its holder renews it.
     pub state_lease: Duration,
+    /// Timeouts and the connection cap.
+    pub limits: ConnectionLimits,
 }
 
 impl ServeConfig {
@@ -75,6 +89,9 @@ impl ServeConfig {
             database_url: None,
             postgres_pool: PgPoolSettings::default(),
             api_keys: BTreeMap::new(),
+            api_key_grants: Vec::new(),
+            api_keys_file: None,
+            auth_failure_burst: AUTH_FAILURE_BURST,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             // The server is its database's one writer: repeated lists come from memory for a
             // moment, and never across one of its own writes.
@@ -84,6 +101,7 @@ impl ServeConfig {
             },
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -104,8 +122,11 @@ impl std::fmt::Debug for ServeConfig {
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
             .field("api_keys", &api_keys)
+            .field("api_key_grants", &self.api_key_grants)
+            .field("api_keys_file", &self.api_keys_file)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("faults", &self.faults)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +167,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The API keys file cannot be used.
+    #[error(transparent)]
+    KeysFile(#[from] KeysFileError),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -158,6 +182,36 @@ pub struct Server {
     router: axum::Router,
     control_plane: ControlPlane,
     store: OpenStore,
+    limits: ConnectionLimits,
+    keys: KeyReloader,
+}
+
+/// Reads the keys file again and puts its keys (with those given as flags) in force, without
+/// dropping a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyReloader {
+    keys: Arc<auth::Keys>,
+    fixed: Arc<Vec<KeyGrant>>,
+    file: Option<PathBuf>,
+}
+
+impl KeyReloader {
+    /// The keys in force after reading the file: those of the flags, then the file's.
+    fn read(&self) -> Result<Vec<KeyGrant>, KeysFileError> {
+        let mut grants = self.fixed.as_ref().clone();
+        if let Some(path) = &self.file {
+            grants.extend(keys_file::load(path)?);
+        }
+        Ok(grants)
+    }
+
+    /// Reads the keys file again; on an error the keys in force stay. The number of keys now.
+    pub fn reload(&self) -> Result<usize, KeysFileError> {
+        let ring = auth::KeyRing::new(self.read()?);
+        let count = ring.len();
+        self.keys.replace(ring);
+        Ok(count)
+    }
 }
 
 /// The database a server runs on, closed when it stops.
@@ -190,7 +244,22 @@ pub async fn open_postgres(
 impl Server {
     /// Opens the database and binds the address.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServerError> {
-        if config.api_keys.is_empty() {
+        let mut fixed: Vec<KeyGrant> = config
+            .api_keys
+            .iter()
+            .map(|(key, organization)| KeyGrant::from_key(key, organization.clone(), Role::Admin))
+            .collect();
+        fixed.extend(config.api_key_grants.iter().cloned());
+        let keys = Arc::new(auth::Keys::new(
+            auth::KeyRing::new([]),
+            config.auth_failure_burst,
+        ));
+        let reloader = KeyReloader {
+            keys: Arc::clone(&keys),
+            fixed: Arc::new(fixed),
+            file: config.api_keys_file.clone(),
+        };
+        if reloader.reload()? == 0 && config.api_keys_file.is_none() {
             return Err(ServerError::NoApiKeys);
         }
         let (control_plane, state_store, store) = match &config.database_url {
@@ -228,20 +297,27 @@ impl Server {
         })?;
         let state = app_state::AppState {
             control_plane: control_plane.clone(),
-            keys: Arc::new(auth::KeyRing::new(config.api_keys)),
+            keys,
             state_service: crate::control_plane::state_service::StateService::new(
                 state_store,
                 Arc::new(crate::control_plane::clock::SystemClock),
                 config.state_lease,
             ),
         };
-        let router = routes::router(state, config.body_limit_bytes, config.faults);
+        let router = routes::router(
+            state,
+            config.body_limit_bytes,
+            config.faults,
+            config.limits.request_timeout,
+        );
         Ok(Self {
             listener,
             local_addr,
             router,
             control_plane,
             store,
+            limits: config.limits,
+            keys: reloader,
         })
     }
 
@@ -273,6 +349,11 @@ impl Server {
         }
     }
 
+    /// What reads the keys file again (on SIGHUP).
+    pub fn key_reloader(&self) -> KeyReloader {
+        self.keys.clone()
+    }
+
     /// The address the server listens on (the actual port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -284,19 +365,18 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         tracing::info!(addr = %self.local_addr, "envform serve started");
-        // Answers are written whole; Nagle's algorithm would only delay them.
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        listen::serve(
+            self.listener,
+            listen::PlainTcp,
+            self.router,
+            self.limits,
+            shutdown,
+        )
+        .await;
         self.control_plane.shutdown().await;
         self.store.close().await;
         tracing::info!("envform serve stopped");
-        served.map_err(ServerError::Serve)
+        Ok(())
     }
 }
 
