@@ -9,6 +9,7 @@ mod client_retry;
 mod connections;
 mod contract;
 mod fault_matrix;
+mod file_modes;
 mod fuzz;
 mod http_state;
 mod isolation;
