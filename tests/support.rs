@@ -130,9 +130,17 @@ pub struct ServerOptions {
     env: Vec<(String, String)>,
     database_url: Option<String>,
     log: Option<PathBuf>,
+    fd_limit: Option<u32>,
 }
 
 impl ServerOptions {
+    /// Runs the server under `ulimit -n limit` (through `sh`), as on a host with few file
+    /// descriptors.
+    pub fn fd_limit(mut self, limit: u32) -> Self {
+        self.fd_limit = Some(limit);
+        self
+    }
+
     /// Adds the key `key` of organization `org` (`--api-key KEY=ORG`).
     pub fn key(mut self, key: &str, org: &str) -> Self {
         self.keys.push((key.to_owned(), org.to_owned()));
@@ -200,7 +208,17 @@ impl ServerOptions {
     }
 
     fn command(&self, db: &Path) -> Command {
-        let mut command = Command::new(envform_bin());
+        let mut command = match self.fd_limit {
+            None => Command::new(envform_bin()),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(envform_bin());
+                shell
+            }
+        };
         command.args(["-v", "serve", "--addr", "127.0.0.1:0"]);
         match &self.database_url {
             Some(url) => command.args(["--database-url", url]),
@@ -294,6 +312,7 @@ impl Server {
             env: Vec::new(),
             database_url: None,
             log: None,
+            fd_limit: None,
         }
         .key(KEY_A, "org-a")
         .key(KEY_B, "org-b")

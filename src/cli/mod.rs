@@ -123,6 +123,11 @@ where
     if cli.no_color {
         anstream::ColorChoice::Never.write_global();
     }
+    // Databases, state files, their backups and lock files, and saved plans hold digests of
+    // secrets and who holds which lock: everything envform creates is its owner's only (files
+    // 0600, directories 0700), whatever the caller's umask.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     output::install_report_handler();
     // A server logs each request and a worker what it does, by default; other commands only
     // warnings.

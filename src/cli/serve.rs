@@ -17,7 +17,9 @@ use miette::{Diagnostic, IntoDiagnostic, WrapErr};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::api::OrganizationId;
-use crate::server::{ApiKey, FaultConfig, ServeConfig, Server};
+use crate::server::{
+    ApiKey, ConnectionLimits, FaultConfig, KeyGrant, KeyReloader, Role, ServeConfig, Server,
+};
 use crate::store::PgPoolSettings;
 
 /// Serve the Environments API over HTTP, backed by a local SQLite database or by PostgreSQL
@@ -60,15 +62,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub migrate_only: bool,
 
-    /// An accepted API key and the organization it acts for; repeatable. At least one is required.
+    /// An accepted API key, the organization it acts for and its role (viewer, editor or admin;
+    /// admin when left out); repeatable. At least one key (here or in --api-keys-file) is required.
     #[arg(
         long = "api-key",
-        value_name = "KEY=ORG",
+        value_name = "KEY=ORG[:ROLE]",
         env = "ENVFORM_API_KEYS",
         value_delimiter = ',',
         hide_env_values = true
     )]
     pub api_keys: Vec<ApiKeyBinding>,
+
+    /// A YAML (or `.toml`) file of named keys, each with an organization, a role and the key's
+    /// `sha256:` digest; read again on SIGHUP, so keys are added and revoked without a restart.
+    #[arg(long, value_name = "PATH")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Failed authentications a client address may make in a burst before it is answered 429;
+    /// it then gets one more a second.
+    #[arg(long, default_value_t = crate::server::AUTH_FAILURE_BURST, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failure_burst: u32,
 
     /// Largest accepted request body: bytes, or with a KiB/MiB suffix.
     #[arg(long, default_value = "1MiB", value_name = "SIZE")]
@@ -136,6 +149,27 @@ pub struct ServeArgs {
     /// TLS and API key towards Temporal.
     #[command(flatten)]
     pub(crate) temporal: super::temporal_args::TemporalConnectArgs,
+    /// How long a request's headers may take to arrive whole; on HTTP/1.1 the clock also runs
+    /// while a kept-alive connection waits for its next request. Slow senders are disconnected.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a connection may stay open with no request in flight.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest a whole request may take (reading its body included); answered 408 after that.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
+
+    /// Most open connections; at the cap the oldest idle one is closed to make room, and a new
+    /// one is refused when all are busy. Default: the open-file limit less 64, at most 4096.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Most concurrent streams of one HTTP/2 connection.
+    #[arg(long, default_value_t = crate::server::DEFAULT_HTTP2_MAX_STREAMS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams: u32,
 }
 
 /// One `KEY=ORG` entry, checked after parsing so that a malformed one is reported without
@@ -210,6 +244,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(duration).map_err(|_| invalid())
 }
 
+/// A duration longer than zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(duration)
+}
+
 /// A state lock lease: a duration of at least a second, since holders are told it in seconds.
 fn parse_lease(text: &str) -> Result<Duration, String> {
     let lease = parse_duration(text)?;
@@ -226,9 +269,23 @@ pub enum ServeArgsError {
     #[error("no API key given")]
     #[diagnostic(
         code(envform::serve::no_api_key),
-        help("pass --api-key KEY=ORG (repeatable) or set ENVFORM_API_KEYS=KEY=ORG,KEY2=ORG2")
+        help(
+            "pass --api-key KEY=ORG[:ROLE] (repeatable), set ENVFORM_API_KEYS=KEY=ORG,KEY2=ORG2:viewer or give --api-keys-file"
+        )
     )]
     NoApiKeys,
+    /// An entry names an unknown role.
+    #[error("API key entry #{index}: {reason}")]
+    #[diagnostic(
+        code(envform::serve::api_key),
+        help("write each entry as KEY=ORG or KEY=ORG:ROLE")
+    )]
+    InvalidRole {
+        /// The entry's position, from 1.
+        index: usize,
+        /// What is wrong with the role.
+        reason: String,
+    },
     /// An entry is not `KEY=ORG`.
     #[error("API key entry #{index} is not KEY=ORG (its value is not shown: it holds a key)")]
     #[diagnostic(code(envform::serve::api_key), help("write each entry as KEY=ORG"))]
@@ -275,7 +332,11 @@ pub enum ServeArgsError {
 impl ServeArgs {
     /// Checks the flags and builds the server's configuration.
     pub fn resolve(self) -> Result<ServeConfig, ServeArgsError> {
-        let api_keys = resolve_api_keys(&self.api_keys)?;
+        let api_keys = if self.api_keys.is_empty() && self.api_keys_file.is_some() {
+            Vec::new()
+        } else {
+            resolve_api_keys(&self.api_keys)?
+        };
         let mut config = ServeConfig::new(self.db);
         config.database_url = self.database_url.map(|url| url.0);
         config.postgres_pool = PgPoolSettings {
@@ -284,7 +345,9 @@ impl ServeArgs {
             statement_timeout: self.database_statement_timeout,
         };
         config.addr = self.addr;
-        config.api_keys = api_keys;
+        config.api_key_grants = api_keys;
+        config.api_keys_file = self.api_keys_file;
+        config.auth_failure_burst = self.auth_failure_burst;
         config.body_limit_bytes = self.body_limit.0;
         if let Some(template) = self.worker_command {
             config.control_plane.worker_command = template.parse().map_err(
@@ -306,14 +369,19 @@ impl ServeArgs {
             .extend(self.provision_fail.into_iter().map(OrganizationId));
         config.faults = self.faults.unwrap_or_default();
         config.state_lease = self.state_lease;
+        config.limits = ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections.map(|max| max as usize),
+            http2_max_streams: self.http2_max_streams,
+        };
         Ok(config)
     }
 }
 
-fn resolve_api_keys(
-    bindings: &[ApiKeyBinding],
-) -> Result<BTreeMap<ApiKey, OrganizationId>, ServeArgsError> {
-    let mut keys = BTreeMap::new();
+fn resolve_api_keys(bindings: &[ApiKeyBinding]) -> Result<Vec<KeyGrant>, ServeArgsError> {
+    let mut keys: BTreeMap<ApiKey, (OrganizationId, Role)> = BTreeMap::new();
     for (position, binding) in bindings.iter().enumerate() {
         let index = position + 1;
         let text = binding.0.expose_secret().trim();
@@ -323,27 +391,38 @@ fn resolve_api_keys(
             .ok_or(ServeArgsError::NotKeyOrganization { index })?;
         let key = ApiKey::new(key.trim())
             .map_err(|reason| ServeArgsError::InvalidKey { index, reason })?;
+        let (organization, role) = match organization.rsplit_once(':') {
+            Some((organization, role)) => (
+                organization,
+                role.parse::<Role>()
+                    .map_err(|reason| ServeArgsError::InvalidRole { index, reason })?,
+            ),
+            None => (organization, Role::Admin),
+        };
         let organization = organization.trim();
         if organization.is_empty() {
             return Err(ServeArgsError::EmptyOrganization { index });
         }
         let organization = OrganizationId(organization.to_owned());
         match keys.get(&key) {
-            Some(existing) if *existing != organization => {
+            Some((existing, _)) if *existing != organization => {
                 return Err(ServeArgsError::DuplicateKey {
                     index,
                     fingerprint: key.fingerprint(),
                 });
             }
             _ => {
-                keys.insert(key, organization);
+                keys.insert(key, (organization, role));
             }
         }
     }
     if keys.is_empty() {
         return Err(ServeArgsError::NoApiKeys);
     }
-    Ok(keys)
+    Ok(keys
+        .iter()
+        .map(|(key, (organization, role))| KeyGrant::from_key(key, organization.clone(), *role))
+        .collect())
 }
 
 /// Runs `envform serve` until SIGTERM or Ctrl-C (or, with `--migrate-only`, migrates and exits).
@@ -364,6 +443,7 @@ pub async fn execute(args: ServeArgs) -> miette::Result<()> {
             .wrap_err_with(|| format!("cannot create {}", parent.display()))?;
     }
     let server = Server::bind(config).await.into_diagnostic()?;
+    reload_keys_on_hangup(server.key_reloader());
     announce(server.local_addr())?;
     server.run(shutdown_signal()).await.into_diagnostic()
 }
@@ -444,6 +524,32 @@ fn init_logging() {
         .try_init();
 }
 
+/// On SIGHUP, reads the API keys file again; a file that cannot be used is logged and the keys
+/// in force stay.
+fn reload_keys_on_hangup(reloader: KeyReloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the API keys file is read only at start");
+            return;
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match reloader.reload() {
+                    Ok(count) => tracing::info!(keys = count, "API keys read again"),
+                    Err(error) => tracing::error!(
+                        error = %crate::local::error_chain(&error),
+                        "API keys not changed"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
+}
+
 /// Completes on Ctrl-C or, on Unix, SIGTERM.
 async fn shutdown_signal() {
     let interrupt = async {
@@ -483,10 +589,34 @@ mod tests {
 
     #[test]
     fn resolves_key_bindings() {
-        let keys = resolve_api_keys(&bindings(&["key-a=org-a", "padded==org-b"])).expect("valid");
-        let organizations: Vec<_> = keys.values().map(|org| org.0.as_str()).collect();
-        assert_eq!(organizations, ["org-a", "org-b"]);
-        assert!(keys.contains_key(&ApiKey::new("padded=").expect("valid")));
+        let keys = resolve_api_keys(&bindings(&[
+            "key-a=org-a",
+            "padded==org-b",
+            "viewer-key=org-a:viewer",
+        ]))
+        .expect("valid");
+        let organizations: Vec<_> = keys
+            .iter()
+            .map(|grant| (grant.organization.0.as_str(), grant.role))
+            .collect();
+        assert_eq!(
+            organizations,
+            [
+                ("org-a", Role::Admin),
+                ("org-b", Role::Admin),
+                ("org-a", Role::Viewer)
+            ]
+        );
+        let padded = KeyGrant::from_key(
+            &ApiKey::new("padded=").expect("valid"),
+            OrganizationId("org-b".into()),
+            Role::Admin,
+        );
+        assert!(keys.iter().any(|grant| grant.same_key(&padded)));
+        assert!(matches!(
+            resolve_api_keys(&bindings(&["k=org:owner"])),
+            Err(ServeArgsError::InvalidRole { index: 1, .. })
+        ));
     }
 
     #[test]

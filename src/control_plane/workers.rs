@@ -510,22 +510,30 @@ async fn registered(
     id: WorkerId,
     hash: &WorkerTokenHash,
 ) -> Result<WorkerRecord, EnvironmentError> {
-    let record = transaction
-        .worker(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            gone(format!(
-                "worker {id} is not registered (it deregistered, or was silent too long and \
-                 removed)"
-            ))
-        })?;
-    if &record.token_hash != hash {
-        return Err(unauthorized(
-            "this worker token is not the one the worker registered with",
-        ));
+    // One answer for a token that is not this worker's, whether or not the worker exists, so a
+    // bad token cannot tell which worker ids are registered.
+    let wrong_token = || unauthorized("invalid worker token for this worker");
+    match transaction.worker(id).await.map_err(internal)? {
+        Some(record) if &record.token_hash == hash => Ok(record),
+        Some(_) => Err(wrong_token()),
+        None => {
+            // A worker holding a token that is still issued learns it must stop; any other
+            // token gets the 401 a registered worker's wrong token gets.
+            if transaction
+                .worker_token(hash)
+                .await
+                .map_err(internal)?
+                .is_some()
+            {
+                Err(gone(format!(
+                    "worker {id} is not registered (it deregistered, or was silent too long and \
+                     removed)"
+                )))
+            } else {
+                Err(wrong_token())
+            }
+        }
     }
-    Ok(record)
 }
 
 #[async_trait::async_trait]

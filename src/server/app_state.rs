@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 
-use super::auth::KeyRing;
+use super::auth::Keys;
 use super::json::ApiError;
 use crate::api::{EnvironmentError, EnvironmentId};
 use crate::control_plane::ControlPlane;
@@ -17,7 +17,7 @@ pub(crate) struct AppState {
     /// The service's rules.
     pub(crate) control_plane: ControlPlane,
     /// The accepted API keys.
-    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) keys: Arc<Keys>,
     /// The HTTP state backend's rules.
     pub(crate) state_service: StateService,
     /// The Temporal server namespaces are provisioned on (`--temporal-address`), if any.
@@ -26,7 +26,7 @@ pub(crate) struct AppState {
     pub(crate) openapi: Arc<str>,
 }
 
-impl FromRef<AppState> for Arc<KeyRing> {
+impl FromRef<AppState> for Arc<Keys> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.keys)
     }

@@ -50,7 +50,83 @@ impl IntoResponse for ApiError {
 /// A JSON request body of type `T`; every failure answers in the API's error shapes.
 pub(crate) struct ApiJson<T>(pub(crate) T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+/// Rules of a body's wire form that its typed form cannot see (a `null` that reads as absent,
+/// keys of a nested object the type would ignore); checked before the body is decoded.
+pub(crate) trait WireRules: DeserializeOwned {
+    /// A 422 when `body` (valid JSON) breaks a rule.
+    fn check_wire(_body: &serde_json::Value) -> Result<(), EnvironmentError> {
+        Ok(())
+    }
+}
+
+impl WireRules for crate::api::RegisterWorker {}
+impl WireRules for crate::api::Heartbeat {}
+impl WireRules for crate::api::PingRequest {}
+
+impl WireRules for CreateEnvironment {
+    fn check_wire(body: &serde_json::Value) -> Result<(), EnvironmentError> {
+        if body.get("status").is_some_and(serde_json::Value::is_null) {
+            return Err(field_error(
+                &["status"],
+                "status cannot be null: leave it out for the default",
+                "enum",
+            ));
+        }
+        check_execution_environment_keys(body)
+    }
+}
+
+impl WireRules for UpdateEnvironment {
+    fn check_wire(body: &serde_json::Value) -> Result<(), EnvironmentError> {
+        check_execution_environment_keys(body)
+    }
+}
+
+/// `execution_environment` holds only the keys the service knows.
+fn check_execution_environment_keys(body: &serde_json::Value) -> Result<(), EnvironmentError> {
+    let Some(object) = body
+        .get("execution_environment")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(());
+    };
+    let allowed = crate::model::ExecutionEnvironment::KEYS;
+    match object.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(unknown) => Err(field_error(
+            &["execution_environment", unknown],
+            &format!(
+                "Extra inputs are not permitted (known keys: {})",
+                allowed.join(", ")
+            ),
+            "extra_forbidden",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn field_error(path: &[&str], msg: &str, kind: &str) -> EnvironmentError {
+    let mut loc = vec![serde_json::Value::from("body")];
+    loc.extend(path.iter().map(|segment| serde_json::Value::from(*segment)));
+    EnvironmentError::Validation {
+        errors: vec![FieldError {
+            loc,
+            msg: msg.to_owned(),
+            kind: kind.to_owned(),
+        }],
+    }
+}
+
+/// Parses a body and checks its wire rules.
+fn parse_checked<T: WireRules>(body: &[u8]) -> Result<T, EnvironmentError> {
+    let value = parse_body(body)?;
+    // Parsed from the same bytes, so it is valid JSON now.
+    if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(body) {
+        T::check_wire(&raw)?;
+    }
+    Ok(value)
+}
+
+impl<T: WireRules, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -70,7 +146,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     }
                 }
             })?;
-        parse_body(&body).map(ApiJson).map_err(ApiError::from)
+        parse_checked(&body).map(ApiJson).map_err(ApiError::from)
     }
 }
 
@@ -78,14 +154,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// validated; every failure is the answer the service gives (a 422 naming the fields). For tools
 /// that check bodies outside a server, such as the fuzz targets in `fuzz/`.
 pub fn read_create_body(body: &[u8]) -> Result<CreateEnvironment, EnvironmentError> {
-    let data = parse_body(body)?;
+    let data = parse_checked(body)?;
     validation::check_create(&data)?;
     Ok(data)
 }
 
 /// An update-environment body as the service reads it; see [`read_create_body`].
 pub fn read_update_body(body: &[u8]) -> Result<UpdateEnvironment, EnvironmentError> {
-    let patch = parse_body(body)?;
+    let patch = parse_checked(body)?;
     validation::check_update(&patch)?;
     Ok(patch)
 }
@@ -176,6 +252,32 @@ fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::api::{CreateEnvironment, UpdateEnvironment};
+
+    #[test]
+    fn null_status_and_unknown_execution_keys_are_refused() {
+        let errors = field_errors(read_create_body(br#"{"name": "a", "status": null}"#));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].loc, [serde_json::json!("body"), "status".into()]);
+        let errors = field_errors(read_create_body(
+            br#"{"name": "a", "execution_environment": {"env_vars": {}, "evil": 1}}"#,
+        ));
+        assert_eq!(
+            errors[0].loc,
+            [
+                serde_json::json!("body"),
+                "execution_environment".into(),
+                "evil".into()
+            ]
+        );
+        assert_eq!(errors[0].kind, "extra_forbidden");
+        let errors = field_errors(read_update_body(
+            br#"{"execution_environment": {"secret": ["x"]}}"#,
+        ));
+        assert_eq!(errors[0].kind, "extra_forbidden");
+        read_create_body(br#"{"name": "ab", "execution_environment": {"secrets": ["s"]}}"#)
+            .expect("known keys");
+        assert!(read_create_body(br#"{"name": "ab", "status": "active"}"#).is_ok());
+    }
 
     fn field_errors(result: Result<impl Sized, EnvironmentError>) -> Vec<FieldError> {
         match result {

@@ -12,6 +12,8 @@ mod faults;
 mod json;
 mod list_body;
 mod openapi;
+mod keys_file;
+mod listen;
 mod request_log;
 mod routes;
 mod state;
@@ -25,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -38,10 +39,15 @@ use crate::control_plane::{
 };
 use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 
-pub use auth::{ApiKey, ApiKeyError};
+pub use auth::{AUTH_FAILURE_BURST, ApiKey, ApiKeyError, KeyGrant, Role, key_digest_text};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
 pub use json::{read_create_body, read_update_body};
 pub use openapi::openapi_json;
+pub use keys_file::KeysFileError;
+pub use listen::{
+    ConnectionLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_HTTP2_MAX_STREAMS, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, MAX_CONNECTIONS_CEILING, RESERVED_FDS,
+};
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -63,8 +69,14 @@ pub struct ServeConfig {
     pub database_url: Option<SecretString>,
     /// The PostgreSQL connection pool's size and timeouts.
     pub postgres_pool: PgPoolSettings,
-    /// The accepted API keys and the organization each one acts for.
+    /// API keys given in full and the organization each one acts for, with the admin role.
     pub api_keys: BTreeMap<ApiKey, OrganizationId>,
+    /// Keys with a name and a role (from `--api-key KEY=ORG:ROLE`).
+    pub api_key_grants: Vec<KeyGrant>,
+    /// A keys file (`--api-keys-file`) read at start and again on [`KeyReloader::reload`].
+    pub api_keys_file: Option<PathBuf>,
+    /// Failed authentications allowed per client address before 429 (then one a second).
+    pub auth_failure_burst: u32,
     /// Requests with a larger body are refused with 413.
     pub body_limit_bytes: usize,
     /// The control plane's settings (worker command, provisioner).
@@ -75,6 +87,8 @@ pub struct ServeConfig {
     pub state_lease: Duration,
     /// Provision namespaces on this Temporal server instead of the built-in provisioner.
     pub temporal: Option<crate::temporal::TemporalConfig>,
+    /// Timeouts and the connection cap.
+    pub limits: ConnectionLimits,
 }
 
 impl ServeConfig {
@@ -86,6 +100,9 @@ impl ServeConfig {
             database_url: None,
             postgres_pool: PgPoolSettings::default(),
             api_keys: BTreeMap::new(),
+            api_key_grants: Vec::new(),
+            api_keys_file: None,
+            auth_failure_burst: AUTH_FAILURE_BURST,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             // The server is its database's one writer: repeated lists come from memory for a
             // moment, and never across one of its own writes.
@@ -96,6 +113,7 @@ impl ServeConfig {
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
             temporal: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -116,8 +134,11 @@ impl std::fmt::Debug for ServeConfig {
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
             .field("api_keys", &api_keys)
+            .field("api_key_grants", &self.api_key_grants)
+            .field("api_keys_file", &self.api_keys_file)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("faults", &self.faults)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +182,9 @@ pub enum ServerError {
     /// The Temporal provisioner's worker could not be started.
     #[error("cannot start the Temporal worker")]
     Temporal(#[source] std::io::Error),
+    /// The API keys file cannot be used.
+    #[error(transparent)]
+    KeysFile(#[from] KeysFileError),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -174,6 +198,36 @@ pub struct Server {
     control_plane: ControlPlane,
     store: OpenStore,
     temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
+    limits: ConnectionLimits,
+    keys: KeyReloader,
+}
+
+/// Reads the keys file again and puts its keys (with those given as flags) in force, without
+/// dropping a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyReloader {
+    keys: Arc<auth::Keys>,
+    fixed: Arc<Vec<KeyGrant>>,
+    file: Option<PathBuf>,
+}
+
+impl KeyReloader {
+    /// The keys in force after reading the file: those of the flags, then the file's.
+    fn read(&self) -> Result<Vec<KeyGrant>, KeysFileError> {
+        let mut grants = self.fixed.as_ref().clone();
+        if let Some(path) = &self.file {
+            grants.extend(keys_file::load(path)?);
+        }
+        Ok(grants)
+    }
+
+    /// Reads the keys file again; on an error the keys in force stay. The number of keys now.
+    pub fn reload(&self) -> Result<usize, KeysFileError> {
+        let ring = auth::KeyRing::new(self.read()?);
+        let count = ring.len();
+        self.keys.replace(ring);
+        Ok(count)
+    }
 }
 
 /// The database a server runs on, closed when it stops.
@@ -206,7 +260,22 @@ pub async fn open_postgres(
 impl Server {
     /// Opens the database and binds the address.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServerError> {
-        if config.api_keys.is_empty() {
+        let mut fixed: Vec<KeyGrant> = config
+            .api_keys
+            .iter()
+            .map(|(key, organization)| KeyGrant::from_key(key, organization.clone(), Role::Admin))
+            .collect();
+        fixed.extend(config.api_key_grants.iter().cloned());
+        let keys = Arc::new(auth::Keys::new(
+            auth::KeyRing::new([]),
+            config.auth_failure_burst,
+        ));
+        let reloader = KeyReloader {
+            keys: Arc::clone(&keys),
+            fixed: Arc::new(fixed),
+            file: config.api_keys_file.clone(),
+        };
+        if reloader.reload()? == 0 && config.api_keys_file.is_none() {
             return Err(ServerError::NoApiKeys);
         }
         let temporal = match config.temporal.clone() {
@@ -260,7 +329,7 @@ impl Server {
         })?;
         let state = app_state::AppState {
             control_plane: control_plane.clone(),
-            keys: Arc::new(auth::KeyRing::new(config.api_keys)),
+            keys,
             state_service: crate::control_plane::state_service::StateService::new(
                 state_store,
                 Arc::new(crate::control_plane::clock::SystemClock),
@@ -269,7 +338,12 @@ impl Server {
             temporal: temporal.clone(),
             openapi: Arc::from(openapi::openapi_json()),
         };
-        let router = routes::router(state, config.body_limit_bytes, config.faults);
+        let router = routes::router(
+            state,
+            config.body_limit_bytes,
+            config.faults,
+            config.limits.request_timeout,
+        );
         Ok(Self {
             listener,
             local_addr,
@@ -277,6 +351,8 @@ impl Server {
             control_plane,
             store,
             temporal,
+            limits: config.limits,
+            keys: reloader,
         })
     }
 
@@ -309,6 +385,11 @@ impl Server {
         }
     }
 
+    /// What reads the keys file again (on SIGHUP).
+    pub fn key_reloader(&self) -> KeyReloader {
+        self.keys.clone()
+    }
+
     /// The address the server listens on (the actual port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -320,20 +401,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         tracing::info!(addr = %self.local_addr, "envform serve started");
-        // Answers are written whole; Nagle's algorithm would only delay them.
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
         // `/api/v1/environments/` is answered as `/api/v1/environments`, as clients that add a
         // slash expect; the path is trimmed before routing, so every route gets it.
-        let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
-        let served = axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(shutdown)
+        let app = axum::Router::new()
+            .fallback_service(NormalizePathLayer::trim_trailing_slash().layer(self.router));
+        listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown)
         .await;
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {
@@ -341,7 +413,7 @@ impl Server {
         }
         self.store.close().await;
         tracing::info!("envform serve stopped");
-        served.map_err(ServerError::Serve)
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
-use super::auth::Caller;
+use super::auth::{Caller, Role};
 use super::error_schemas::{ErrorBody, HealthStatus, MessageError, ObjectError, ValidationError};
 use super::faults::{self, FaultConfig, Faults};
 use super::json::{ApiError, ApiJson};
@@ -33,6 +34,7 @@ pub(crate) fn router(
     state: AppState,
     body_limit_bytes: usize,
     fault_config: FaultConfig,
+    request_timeout: std::time::Duration,
 ) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
@@ -63,7 +65,19 @@ pub(crate) fn router(
             )
             .layer(from_fn_with_state(faults, faults::inject));
     }
-    router.layer(from_fn(log_request))
+    // Inside the request log, so a timed-out request is logged with its 408.
+    router
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async move {
+                    ApiError(EnvironmentError::Api {
+                        status: StatusCode::REQUEST_TIMEOUT.as_u16(),
+                        detail: "the request took too long".to_owned(),
+                    })
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(request_timeout)),
+        )
+        .layer(from_fn(log_request))
 }
 
 #[derive(Deserialize)]
@@ -192,6 +206,7 @@ async fn create(
     caller: Caller,
     ApiJson(data): ApiJson<CreateEnvironment>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Editor)?;
     let environment = caller.scope.create(&data).await?;
     Ok((StatusCode::CREATED, axum::Json(environment)).into_response())
 }
@@ -214,6 +229,7 @@ async fn update(
     EnvironmentPath(id): EnvironmentPath,
     ApiJson(patch): ApiJson<UpdateEnvironment>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Editor)?;
     let environment = caller.scope.update(id, &patch).await?;
     Ok(axum::Json(environment).into_response())
 }
@@ -234,6 +250,7 @@ async fn delete(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Editor)?;
     caller.scope.delete(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -254,6 +271,7 @@ async fn worker_command(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Editor)?;
     let command = caller.scope.get_worker_command(id).await?;
     Ok(axum::Json(command).into_response())
 }

@@ -25,9 +25,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::app_state::AppState;
-use super::auth::presented_key;
+use super::auth::{Authenticated, Role, authenticate_key, presented_key};
 use super::json::ApiError;
-use crate::api::{EnvironmentError, OrganizationId};
+use crate::api::EnvironmentError;
 use crate::control_plane::state_service::{
     GrantKind, StateService, StateServiceError, StateWrite, Unlocked, Workspace, WorkspaceName,
 };
@@ -42,20 +42,20 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/state/{workspace}/events", get(events_route))
 }
 
-/// The organization of a state request's API key.
-struct StateCaller(OrganizationId);
+/// The authenticated key of a state request.
+struct StateCaller(Authenticated);
 
 impl FromRequestParts<AppState> for StateCaller {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = state_key(parts)?;
-        state
-            .keys
-            .organization_of(key.expose_secret())
-            .cloned()
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let authenticated = match state_key(parts) {
+            Ok(key) => authenticate_key(parts, Ok(key.expose_secret()), state),
+            Err(ApiError(error)) => authenticate_key(parts, Err(error), state),
+        };
+        authenticated
             .map(StateCaller)
-            .ok_or_else(|| unauthorized("invalid API key"))
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -121,16 +121,14 @@ fn detail(status: StatusCode, detail: impl Into<String>) -> Refusal {
 }
 
 /// The workspace a request names, of the caller's organization: checked before anything is
-/// touched.
-struct NamedWorkspace(Workspace);
+/// touched; and the caller.
+struct NamedWorkspace(Workspace, Authenticated);
 
 impl FromRequestParts<AppState> for NamedWorkspace {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let StateCaller(organization) = StateCaller::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let StateCaller(caller) = StateCaller::from_request_parts(parts, state).await?;
         let invalid = |text: String| {
             detail(
                 StatusCode::BAD_REQUEST,
@@ -142,10 +140,13 @@ impl FromRequestParts<AppState> for NamedWorkspace {
             .await
             .map_err(|rejection| invalid(rejection.body_text()))?;
         let name = WorkspaceName::parse(&name).map_err(|error| invalid(error.to_string()))?;
-        Ok(NamedWorkspace(Workspace {
-            organization: organization.0,
-            name,
-        }))
+        Ok(NamedWorkspace(
+            Workspace {
+                organization: caller.0.organization.0.clone(),
+                name,
+            },
+            caller,
+        ))
     }
 }
 
@@ -158,7 +159,7 @@ struct WriteQuery {
 
 /// `/api/v1/state/{workspace}`: GET, POST (PUT too), LOCK and UNLOCK.
 async fn workspace_route(
-    NamedWorkspace(workspace): NamedWorkspace,
+    NamedWorkspace(workspace, caller): NamedWorkspace,
     State(app): State<AppState>,
     method: Method,
     query: Result<Query<WriteQuery>, QueryRejection>,
@@ -166,6 +167,14 @@ async fn workspace_route(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let service = &app.state_service;
+    let needed = if method == Method::GET {
+        Role::Viewer
+    } else {
+        Role::Editor
+    };
+    if let Err(error) = caller.require(needed) {
+        return ApiError(error).into_response();
+    }
     let result = match method.as_str() {
         "GET" => get_state(service, &workspace).await,
         "POST" | "PUT" => write_state(service, &workspace, query, &headers, body).await,
@@ -179,12 +188,15 @@ async fn workspace_route(
 /// `/api/v1/state/{workspace}/lock`, GitLab's shape: POST locks, DELETE unlocks (LOCK and
 /// UNLOCK work there too).
 async fn lock_route(
-    NamedWorkspace(workspace): NamedWorkspace,
+    NamedWorkspace(workspace, caller): NamedWorkspace,
     State(app): State<AppState>,
     method: Method,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Err(error) = caller.require(Role::Editor) {
+        return ApiError(error).into_response();
+    }
     let service = &app.state_service;
     let result = match method.as_str() {
         "POST" | "LOCK" => lock(service, &workspace, &headers, body).await,
@@ -196,7 +208,7 @@ async fn lock_route(
 
 /// `GET /api/v1/state/{workspace}/events`: the workspace's lock event log, for audits.
 async fn events_route(
-    NamedWorkspace(workspace): NamedWorkspace,
+    NamedWorkspace(workspace, _caller): NamedWorkspace,
     State(app): State<AppState>,
 ) -> Response {
     match app.state_service.events(&workspace).await {

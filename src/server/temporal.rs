@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::app_state::{AppState, EnvironmentPath};
-use super::auth::Caller;
+use super::auth::{Caller, Role};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
     EnvironmentError, EnvironmentsApi, MAX_PINGS, PingReport, PingRequest, PingResult,
@@ -33,6 +33,8 @@ async fn ping(
     EnvironmentPath(id): EnvironmentPath,
     ApiJson(request): ApiJson<PingRequest>,
 ) -> Result<Response, ApiError> {
+    // Pings start workflows in the organization's namespace: a write.
+    caller.require(Role::Editor)?;
     if !(1..=MAX_PINGS).contains(&request.count) {
         return Err(refused(
             422,

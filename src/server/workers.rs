@@ -15,7 +15,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
-use super::auth::{Caller, presented_key};
+use super::auth::{Caller, Role, presented_key};
 use super::error_schemas::{ErrorBody, MessageError, ObjectError, ValidationError};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
@@ -180,6 +180,7 @@ async fn rotate_token(
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Admin)?;
     let command = caller.scope.rotate_worker_token(id).await?;
     Ok(axum::Json(command).into_response())
 }
