@@ -274,7 +274,13 @@ impl<'s> Checker<'s> {
                 self.wrong_type(&format!("{key} key"), "a string", &entry.key);
                 continue;
             };
-            match self.json(&format!("{key}.{name}"), &entry.value) {
+            // A string or boolean cannot be wrong: no path to name it by.
+            let value = match &entry.value.value {
+                Value::String(text) => Some(Json::String(text.clone())),
+                Value::Bool(value) => Some(Json::Bool(*value)),
+                _ => self.json(&format!("{key}.{name}"), &entry.value),
+            };
+            match value {
                 Some(value) => {
                     map.insert(name.to_owned(), value);
                 }

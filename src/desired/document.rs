@@ -436,10 +436,16 @@ fn configuration(checker: &mut Checker<'_>, node: &Node) -> Option<JsonMap> {
             checker.report(kind, &entry.key);
             continue;
         };
-        let path = format!("configuration.{key}");
         let value = match key {
-            "max_workers" | "timeout_seconds" => checker
-                .integer(&path, &entry.value, Range::Positive)
+            "max_workers" => checker
+                .integer("configuration.max_workers", &entry.value, Range::Positive)
+                .map(serde_json::Value::from),
+            "timeout_seconds" => checker
+                .integer(
+                    "configuration.timeout_seconds",
+                    &entry.value,
+                    Range::Positive,
+                )
                 .map(serde_json::Value::from),
             _ => {
                 if let Some(suggestion) = super::suggestion::closest(key, READ_CONFIGURATION_KEYS) {
@@ -449,7 +455,7 @@ fn configuration(checker: &mut Checker<'_>, node: &Node) -> Option<JsonMap> {
                     };
                     checker.report(kind, &entry.key);
                 }
-                checker.json(&path, &entry.value)
+                checker.json(&format!("configuration.{key}"), &entry.value)
             }
         };
         match value {

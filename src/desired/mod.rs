@@ -278,8 +278,8 @@ fn order(problems: Vec<Problem>) -> Vec<Problem> {
 /// stays valid across such edits and goes stale on any change of meaning. The encoding is JSON
 /// with every object's keys sorted; secret values enter it only inside the hash.
 ///
-/// The environments are hashed one at a time, in name order, as they appear in that document, so
-/// the document of a large file is never built whole.
+/// The environments are written in name order, as they appear in that document, straight from
+/// the desired state (no JSON tree is built) and in runs on every core; the hash reads the runs.
 fn digest(
     environments: &[DesiredEnvironment],
     options: &Options,
@@ -289,43 +289,132 @@ fn digest(
     let mut ordered: Vec<(String, &DesiredEnvironment)> = environments
         .iter()
         .map(|environment| {
-            (
-                Value::String(environment.name.clone()).to_string(),
-                environment,
-            )
+            let quoted = serde_json::to_string(&environment.name).unwrap_or_default();
+            (quoted, environment)
         })
         .collect();
     ordered.sort_by(|(left, _), (right, _)| left.cmp(right));
-    let mut hasher = HashWriter(Sha256::new());
-    // `{"environments":[…],"options":…,"state":…}`: the keys in sorted order.
-    hasher.0.update(b"{\"environments\":[");
-    for (index, (_, environment)) in ordered.into_iter().enumerate() {
-        if index > 0 {
-            hasher.0.update(b",");
+    // Each run of environments is written on its own core, each one after a `,`; the hash then
+    // reads the runs in order.
+    let runs = crate::parallel::in_runs(&ordered, ENVIRONMENTS_PER_DIGEST_RUN, |run| {
+        let mut bytes = Vec::with_capacity(run.len() * 256);
+        for (_, environment) in run {
+            bytes.push(b',');
+            // Writing into a vector cannot fail, and the meaning always serializes.
+            let _ = serde_json::to_writer(&mut bytes, &Meaning::of(environment));
         }
-        // Writing into a hasher cannot fail, and a `Value` always serializes.
-        let _ = serde_json::to_writer(&mut hasher, &canonical(environment_meaning(environment)));
+        bytes
+    });
+    let mut hasher = Sha256::new();
+    // `{"environments":[…],"options":…,"state":…}`: the keys in sorted order.
+    hasher.update(b"{\"environments\":[");
+    for (index, run) in runs.iter().enumerate() {
+        // The first environment has no `,` before it.
+        let skip = usize::from(index == 0);
+        hasher.update(run.get(skip..).unwrap_or_default());
     }
-    hasher.0.update(b"],");
+    hasher.update(b"],");
     let rest = canonical(rest_of_meaning(options, state)).to_string();
     // The rest's object without its `{`, continuing the one opened above.
-    hasher
-        .0
-        .update(rest.get(1..).unwrap_or_default().as_bytes());
-    hex::encode(hasher.0.finalize())
+    hasher.update(rest.get(1..).unwrap_or_default().as_bytes());
+    hex::encode(hasher.finalize())
 }
 
-/// Feeds what is written into a hash.
-struct HashWriter(Sha256);
+/// Fewest environments worth a run of the digest on another thread.
+const ENVIRONMENTS_PER_DIGEST_RUN: usize = 512;
 
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
+/// One environment's meaning, serialized as `environment_meaning`'s canonical JSON without
+/// building it: the fields are in sorted key order and borrowed, and free-form mappings are
+/// written with their keys sorted.
+#[derive(serde::Serialize)]
+struct Meaning<'e> {
+    configuration: Option<Canonical<'e>>,
+    depends_on: Vec<&'e str>,
+    description: &'e Option<String>,
+    display_name: &'e Option<String>,
+    execution_environment: Option<Value>,
+    ignore_changes: Vec<String>,
+    metadata: Option<Canonical<'e>>,
+    name: &'e str,
+    nonsensitive: &'e std::collections::BTreeSet<String>,
+    prevent_destroy: bool,
+    renamed_from: Option<&'e str>,
+    settings: Option<Canonical<'e>>,
+    status: Option<&'static str>,
+    tags: &'e Option<Vec<String>>,
+}
+
+impl<'e> Meaning<'e> {
+    fn of(environment: &'e DesiredEnvironment) -> Self {
+        let fields = &environment.fields;
+        let map = |map: &'e Option<crate::model::JsonMap>| map.as_ref().map(Canonical::Map);
+        let mut depends_on: Vec<&str> = environment
+            .depends_on
+            .iter()
+            .map(|reference| reference.name.as_str())
+            .collect();
+        depends_on.sort_unstable();
+        Self {
+            configuration: map(&fields.configuration),
+            depends_on,
+            description: &fields.description,
+            display_name: &fields.display_name,
+            // Rare and small: through a `Value`, sorted like the rest.
+            execution_environment: fields
+                .execution_environment
+                .as_ref()
+                .map(|execution| canonical(json!(execution))),
+            ignore_changes: sorted(
+                environment
+                    .lifecycle
+                    .ignore_changes
+                    .iter()
+                    .map(ToString::to_string),
+            ),
+            metadata: map(&fields.metadata),
+            name: &environment.name,
+            nonsensitive: &fields.nonsensitive,
+            prevent_destroy: environment.lifecycle.prevent_destroy,
+            renamed_from: environment
+                .renamed_from
+                .as_ref()
+                .map(|reference| reference.name.as_str()),
+            settings: map(&fields.settings),
+            status: fields.status.map(|status| status.as_str()),
+            tags: &fields.tags,
+        }
     }
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// A JSON value serialized with every object's keys in sorted order, without copying it.
+enum Canonical<'v> {
+    Map(&'v crate::model::JsonMap),
+    Value(&'v Value),
+}
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Canonical::Map(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by_key(|(key, _)| *key);
+                let mut object = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    object.serialize_entry(key, &Canonical::Value(value))?;
+                }
+                object.end()
+            }
+            Canonical::Value(Value::Object(map)) => Canonical::Map(map).serialize(serializer),
+            Canonical::Value(Value::Array(items)) => {
+                let mut array = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    array.serialize_element(&Canonical::Value(item))?;
+                }
+                array.end()
+            }
+            Canonical::Value(scalar) => scalar.serialize(serializer),
+        }
     }
 }
 
@@ -362,6 +451,8 @@ fn rest_of_meaning(options: &Options, state: Option<&StateBackendConfig>) -> Val
 }
 
 /// One environment's meaning: its fields as the file sets them, and how it relates to others.
+/// [`Meaning`] writes the same without building it; this form checks it.
+#[cfg(test)]
 fn environment_meaning(environment: &DesiredEnvironment) -> Value {
     let fields = &environment.fields;
     json!({

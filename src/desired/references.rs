@@ -186,6 +186,11 @@ fn cycles(checker: &mut Checker<'_>, environments: &[DesiredEnvironment], edges:
         if marks[start] != Mark::New {
             continue;
         }
+        // Most environments depend on nothing: no path to walk.
+        if edges[start].is_empty() {
+            marks[start] = Mark::Done;
+            continue;
+        }
         // The current path: (environment, next edge to follow, edge that led here).
         let mut path: Vec<(usize, usize, Option<Edge>)> = vec![(start, 0, None)];
         marks[start] = Mark::OnPath;

@@ -243,9 +243,9 @@ fn the_digest_hashed_one_environment_at_a_time_is_that_of_the_whole_document() {
             super::canonical(meaning).to_string().as_bytes(),
         ))
     };
-    let text = "version: 1\noptions: {prune: false, adopt: true}\nstate: {backend: local, path: s.json}\nenvironments:\n  - name: zeta\n    description: last \"quoted\"\n    metadata: {b: 1, a: [2, 1]}\n  - name: Alpha\n    depends_on: [zeta]\n    lifecycle: {prevent_destroy: true, ignore_changes: [metadata, description]}\n  - name: mid-1\n    configuration: {timeout_seconds: 60, max_workers: 3}\n";
+    let text = "version: 1\noptions: {prune: false, adopt: true}\nstate: {backend: local, path: s.json}\nenvironments:\n  - name: zeta\n    description: last \"quoted\"\n    metadata: {b: 1, a: [2, 1]}\n  - name: Alpha\n    depends_on: [zeta]\n    lifecycle: {prevent_destroy: true, ignore_changes: [metadata, description]}\n  - name: mid-1\n    configuration: {timeout_seconds: 60, max_workers: 3}\n  - name: new-1\n    display_name: New\n    status: inactive\n    renamed_from: old-1\n    tags: [b, a]\n    settings: {z: {y: 1, x: [{q: 1, p: -2.5}]}, a: null}\n    execution_environment: {secrets: [s], env_vars: {B: \"1\", A: \"2\"}, mcp_servers: {m: {url: u, a: [1]}}}\n    nonsensitive: [B, A]\n";
     let desired = parse(sources(&[("a.yaml", text)])).unwrap();
-    assert_eq!(desired.environments.len(), 3);
+    assert_eq!(desired.environments.len(), 4);
     assert_eq!(desired.digest, whole(&desired, &desired.options));
     let empty = parse(sources(&[("e.yaml", "version: 1\nenvironments: []\n")])).unwrap();
     assert_eq!(empty.digest, whole(&empty, &empty.options));
