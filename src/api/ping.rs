@@ -12,10 +12,11 @@ use super::{EnvironmentError, EnvironmentId};
 pub const MAX_PINGS: u32 = 100;
 
 /// The body of a ping call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PingRequest {
     /// How many times to run `envform.ping`, one after the other (1 to [`MAX_PINGS`]).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 100)]
     pub count: u32,
 }
 
@@ -23,8 +24,22 @@ fn one() -> u32 {
     1
 }
 
+/// A count written as `3` or `3.0` (JSON Schema's integers include integral floats).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|value| value.fract() == 0.0 && *value >= 0.0 && *value <= f64::from(u32::MAX))
+            .map(|value| value as u64)
+    });
+    whole
+        .and_then(|value| u32::try_from(value).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
+}
+
 /// One run of `envform.ping`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PingResult {
     /// The envform worker id of the worker that answered.
     #[serde(default)]
@@ -43,7 +58,7 @@ pub struct PingResult {
 }
 
 /// The answer to a ping call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PingReport {
     /// The environment pinged.
     pub environment_id: EnvironmentId,

@@ -126,7 +126,8 @@ pub struct CreateEnvironment {
     pub description: Option<String>,
     /// `active` (default) or `inactive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, pattern = "^(active|inactive)$")]
+    // Not nullable: `null` is refused (422); leaving it out gives the default.
+    #[schema(value_type = String, pattern = "^(active|inactive)$")]
     pub status: Option<Status>,
     /// Environment configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]

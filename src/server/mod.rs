@@ -10,10 +10,10 @@ mod auth;
 mod error_schemas;
 mod faults;
 mod json;
-mod list_body;
-mod openapi;
 mod keys_file;
+mod list_body;
 mod listen;
+mod openapi;
 mod request_log;
 mod routes;
 mod state;
@@ -42,12 +42,12 @@ use crate::store::{PgPoolSettings, PgStore, SqliteStore, StoreError};
 pub use auth::{AUTH_FAILURE_BURST, ApiKey, ApiKeyError, KeyGrant, Role, key_digest_text};
 pub use faults::{FaultConfig, FaultConfigError, FaultEffect, FaultPhase, FaultRule, FaultTrigger};
 pub use json::{read_create_body, read_update_body};
-pub use openapi::openapi_json;
 pub use keys_file::KeysFileError;
 pub use listen::{
     ConnectionLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_HTTP2_MAX_STREAMS, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT, MAX_CONNECTIONS_CEILING, RESERVED_FDS,
 };
+pub use openapi::openapi_json;
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -405,8 +405,7 @@ impl Server {
         // slash expect; the path is trimmed before routing, so every route gets it.
         let app = axum::Router::new()
             .fallback_service(NormalizePathLayer::trim_trailing_slash().layer(self.router));
-        listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown)
-        .await;
+        listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {
             temporal.shutdown().await;

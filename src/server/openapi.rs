@@ -120,6 +120,7 @@ fn state_events() {}
         super::workers::list_workers,
         super::workers::rotate_token,
         super::workers::audit,
+        super::temporal::ping,
         state_get,
         state_post,
         state_lock,
@@ -152,6 +153,9 @@ fn state_events() {}
         ObjectError,
         ErrorBody,
         HealthStatus,
+        crate::api::PingRequest,
+        crate::api::PingReport,
+        crate::api::PingResult,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -171,11 +175,22 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        // The service refuses unknown keys inside `execution_environment` (422), so the schema
+        // says so; utoipa has no struct-level switch for it short of serde's
+        // `deny_unknown_fields`, which would stop the SDK reading newer answers.
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(object))) =
+            components.schemas.get_mut("ExecutionEnvironment")
+        {
+            object.additional_properties = Some(Box::new(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        }
         components.add_security_scheme(
             "UserKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
-                "`UserKey <key>`, as the production SDK sends it",
+                "`UserKey <key>`, as the production SDK sends it; the key alone in `Authorization`, \
+                 or in a header of its own named `UserKey`, is accepted too",
             ))),
         );
         components.add_security_scheme(

@@ -10,6 +10,7 @@ use axum::routing::post;
 
 use super::app_state::{AppState, EnvironmentPath};
 use super::auth::{Caller, Role};
+use super::error_schemas::{ErrorBody, MessageError, ObjectError};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
     EnvironmentError, EnvironmentsApi, MAX_PINGS, PingReport, PingRequest, PingResult,
@@ -27,7 +28,23 @@ fn refused(status: u16, detail: String) -> ApiError {
     ApiError(EnvironmentError::Api { status, detail })
 }
 
-async fn ping(
+/// `POST /api/v1/environments/{id}/ping`.
+#[utoipa::path(
+    post, path = "/api/v1/environments/{id}/ping", tag = "environments",
+    params(("id" = String, Path, description = "The environment's UUID; a malformed one is 404")),
+    request_body = PingRequest,
+    responses(
+        (status = 200, description = "Each ping: the worker that answered and the round trip, or why none did", body = PingReport),
+        (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 403, description = "The key's role is below editor", body = MessageError),
+        (status = 404, description = "Unknown, malformed or foreign id", body = MessageError),
+        (status = 409, description = "No Temporal server, or no namespace yet", body = MessageError),
+        (status = 422, description = "count out of range, or an invalid body", body = ErrorBody),
+        (status = "default", description = "Another error", body = ErrorBody),
+    ),
+    security(("UserKey" = []), ("Bearer" = []))
+)]
+pub(super) async fn ping(
     State(app): State<AppState>,
     caller: Caller,
     EnvironmentPath(id): EnvironmentPath,

@@ -198,9 +198,12 @@ mod tests {
     fn every_state_field_is_in_a_record() {
         // A new field of the state document must be journaled too: this lists what is.
         let mut state = State::empty("t");
-        state
-            .intents
-            .insert("i".to_owned(), CreateIntent { started_at: jiff::Timestamp::UNIX_EPOCH });
+        state.intents.insert(
+            "i".to_owned(),
+            CreateIntent {
+                started_at: jiff::Timestamp::UNIX_EPOCH,
+            },
+        );
         state
             .unkept_fields
             .insert("t".to_owned(), ["metadata".to_owned()].into());
@@ -251,10 +254,8 @@ mod tests {
         );
         live.resources
             .insert("a".to_owned(), resource(1, "changed"));
-        live.unkept_fields.insert(
-            "http://a".to_owned(),
-            ["configuration".to_owned()].into(),
-        );
+        live.unkept_fields
+            .insert("http://a".to_owned(), ["configuration".to_owned()].into());
         let changes = StateChanges {
             resources: ["a".to_owned()].into(),
             intents: ["c".to_owned()].into(),
