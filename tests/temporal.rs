@@ -410,19 +410,26 @@ mod end_to_end {
         );
     }
 
-    #[test]
-    fn an_existing_namespace_is_adopted() {
-        let temporal = DevServer::start();
-        let made = temporal.cli(&[
+    /// Registers `namespace` on the dev server by hand, as another deployment would.
+    fn create_namespace(temporal: &DevServer, namespace: &str, extra: &[&str]) {
+        let mut args = vec![
             "operator",
             "namespace",
             "create",
             "-n",
-            "envform-org-a",
+            namespace,
             "--retention",
             "24h",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let made = temporal.cli(&args);
         assert!(made.status.success(), "{made:?}");
+    }
+
+    #[test]
+    fn an_existing_namespace_is_adopted() {
+        let temporal = DevServer::start();
+        create_namespace(&temporal, "envform-org-a", &[]);
         let id =
             temporal.namespace("envform-org-a").expect("created")["namespaceInfo"]["id"].clone();
         let scenario = scenario(&temporal);
@@ -436,18 +443,11 @@ mod end_to_end {
     #[test]
     fn a_namespace_of_another_organization_is_refused_with_an_error() {
         let temporal = DevServer::start();
-        let made = temporal.cli(&[
-            "operator",
-            "namespace",
-            "create",
-            "-n",
+        create_namespace(
+            &temporal,
             "envform-org-a",
-            "--retention",
-            "24h",
-            "--data",
-            "envform.organization=org-b",
-        ]);
-        assert!(made.status.success(), "{made:?}");
+            &["--data", "envform.organization=org-b"],
+        );
         let scenario = scenario(&temporal);
         create(&scenario, "staging");
         // The refusal fails the workflow at once (no retries of the activity), and the
