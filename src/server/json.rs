@@ -53,6 +53,9 @@ pub(crate) struct ApiJson<T>(pub(crate) T);
 /// Rules of a body's wire form that its typed form cannot see (a `null` that reads as absent,
 /// keys of a nested object the type would ignore); checked before the body is decoded.
 pub(crate) trait WireRules: DeserializeOwned {
+    /// Whether the type has rules: bodies of types without any are parsed once, not twice.
+    const HAS_RULES: bool = false;
+
     /// A 422 when `body` (valid JSON) breaks a rule.
     fn check_wire(_body: &serde_json::Value) -> Result<(), EnvironmentError> {
         Ok(())
@@ -64,6 +67,8 @@ impl WireRules for crate::api::Heartbeat {}
 impl WireRules for crate::api::PingRequest {}
 
 impl WireRules for CreateEnvironment {
+    const HAS_RULES: bool = true;
+
     fn check_wire(body: &serde_json::Value) -> Result<(), EnvironmentError> {
         if body.get("status").is_some_and(serde_json::Value::is_null) {
             return Err(field_error(
@@ -77,6 +82,8 @@ impl WireRules for CreateEnvironment {
 }
 
 impl WireRules for UpdateEnvironment {
+    const HAS_RULES: bool = true;
+
     fn check_wire(body: &serde_json::Value) -> Result<(), EnvironmentError> {
         check_execution_environment_keys(body)
     }
@@ -120,6 +127,9 @@ fn field_error(path: &[&str], msg: &str, kind: &str) -> EnvironmentError {
 fn parse_checked<T: WireRules>(body: &[u8]) -> Result<T, EnvironmentError> {
     let value = parse_body(body)?;
     // Parsed from the same bytes, so it is valid JSON now.
+    if !T::HAS_RULES {
+        return Ok(value);
+    }
     if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(body) {
         T::check_wire(&raw)?;
     }
