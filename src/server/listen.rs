@@ -6,7 +6,8 @@
 //! - A connection with no request in flight for the idle timeout is closed (HTTP/2 with a GOAWAY).
 //! - At most `max_connections` are open; by default that is the process's file-descriptor limit
 //!   less a reserve for the database and logs. At the cap, the oldest connection with no request
-//!   in flight is dropped to make room; when every connection is busy, the new one is closed.
+//!   in flight is dropped to make room, and nothing more is accepted until its descriptor is
+//!   freed; when every connection is busy, the new one is closed.
 //! - HTTP/2 (cleartext with prior knowledge, or by ALPN over TLS) has bounded streams, header
 //!   lists and reset floods.
 //!
@@ -26,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -133,22 +135,17 @@ struct Registry {
 }
 
 impl Registry {
-    /// Makes room for one more connection under `cap`: drops the oldest idle connection when
-    /// full. False when every connection has a request in flight.
-    fn make_room(&mut self, cap: usize) -> bool {
-        if self.open.len() < cap {
-            return true;
-        }
+    /// Drops the oldest connection with no request in flight; false when every connection is busy.
+    /// The dropped connection keeps its slot until its task has closed it.
+    fn evict_oldest_idle(&mut self) -> bool {
         let idle = self
             .open
             .iter()
             .find(|(_, tracked)| tracked.in_flight.load(Ordering::Acquire) == 0)
             .map(|(id, _)| *id);
-        match idle {
-            Some(id) => {
-                if let Some(tracked) = self.open.remove(&id) {
-                    tracked.evict.cancel();
-                }
+        match idle.and_then(|id| self.open.remove(&id)) {
+            Some(tracked) => {
+                tracked.evict.cancel();
                 true
             }
             None => false,
@@ -174,6 +171,9 @@ pub(crate) async fn serve<A: Acceptor>(
     );
     let builder = Arc::new(http_builder(&limits));
     let registry = Arc::new(Mutex::new(Registry::default()));
+    // One slot per open connection, held by its task until the stream is dropped: evicted
+    // connections count until their descriptors are really freed, however busy the runtime.
+    let slots = Arc::new(Semaphore::new(cap));
     let stopping = CancellationToken::new();
     let tracker = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -195,15 +195,32 @@ pub(crate) async fn serve<A: Acceptor>(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let evicted = registry
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .evict_oldest_idle();
+                if !evicted {
+                    tracing::warn!(%peer, max_connections = cap, "connection refused: every connection is busy");
+                    drop(stream);
+                    continue;
+                }
+                // The evicted connection closes at once; wait for its slot before accepting more.
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         let in_flight = Arc::new(AtomicUsize::new(0));
         let evict = CancellationToken::new();
         let id = {
             let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
-            if !registry.make_room(cap) {
-                tracing::warn!(%peer, max_connections = cap, "connection refused: every connection is busy");
-                drop(stream);
-                continue;
-            }
             let id = registry.next_id;
             registry.next_id += 1;
             registry.open.insert(
@@ -220,18 +237,27 @@ pub(crate) async fn serve<A: Acceptor>(
             router: router.clone(),
             peer,
             in_flight,
-            evict,
             stopping: stopping.clone(),
             idle_timeout: limits.idle_timeout,
         };
         let acceptor = acceptor.clone();
         let registry = Arc::clone(&registry);
         tracker.spawn(async move {
-            // The handshake is bounded like the headers that follow it.
-            let accepted = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
-            if let Ok(Some(stream)) = accepted.await {
-                connection.run(stream).await;
+            let serve = async {
+                // The handshake is bounded like the headers that follow it.
+                let accepted = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                if let Ok(Some(stream)) = accepted.await {
+                    connection.run(stream).await;
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                // Dropped to make room for a new connection: closed at once, even mid-handshake.
+                () = evict.cancelled() => {
+                    tracing::debug!(%peer, "idle connection dropped at the connection cap");
+                }
             }
+            drop(slot);
             registry
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -272,7 +298,6 @@ struct Connection {
     router: axum::Router,
     peer: SocketAddr,
     in_flight: Arc<AtomicUsize>,
-    evict: CancellationToken,
     stopping: CancellationToken,
     idle_timeout: Duration,
 }
@@ -312,11 +337,6 @@ impl Connection {
                     if let Err(error) = result {
                         tracing::debug!(peer = %self.peer, error = %error, "connection ended");
                     }
-                    return;
-                }
-                // Dropped to make room for a new connection: closed at once.
-                () = self.evict.cancelled() => {
-                    tracing::debug!(peer = %self.peer, "idle connection dropped at the connection cap");
                     return;
                 }
                 () = self.stopping.cancelled(), if !closing => {
@@ -381,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn at_the_cap_the_oldest_idle_connection_makes_room() {
+    fn the_oldest_idle_connection_is_evicted_and_busy_ones_never() {
         let mut registry = Registry::default();
         let (busy, busy_evict) = tracked(1);
         let (idle_old, old_evict) = tracked(0);
@@ -389,14 +409,12 @@ mod tests {
         registry.open.insert(0, busy);
         registry.open.insert(1, idle_old);
         registry.open.insert(2, idle_new);
-        assert!(registry.make_room(4), "below the cap");
-        assert!(!old_evict.is_cancelled());
-        assert!(registry.make_room(3));
+        assert!(registry.evict_oldest_idle());
         assert!(old_evict.is_cancelled(), "the oldest idle one goes");
         assert!(!busy_evict.is_cancelled() && !new_evict.is_cancelled());
         assert_eq!(registry.open.len(), 2);
         registry.open.remove(&2);
-        assert!(!registry.make_room(1), "every connection is busy");
+        assert!(!registry.evict_oldest_idle(), "every connection is busy");
         assert!(!busy_evict.is_cancelled());
     }
 
