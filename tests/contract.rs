@@ -16,7 +16,8 @@ use envform::control_plane::{ControlPlane, ControlPlaneConfig};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::support::{Scenario, Server, ServerOptions};
+use crate::openapi::CheckingProxy;
+use crate::support::{Scenario, Server, ServerOptions, sdk_client};
 
 pub(crate) use crate::support::{KEY_A, KEY_B};
 pub(crate) const KEY_FAIL: &str = "contract-key-fail";
@@ -136,7 +137,9 @@ struct Target {
 
 enum Backend {
     Embedded(ControlPlane),
-    Http(Box<Server>),
+    /// The SDK talks to the server through a proxy that checks each answer against the OpenAPI
+    /// document.
+    Http(Box<Server>, CheckingProxy),
 }
 
 impl Target {
@@ -184,11 +187,12 @@ impl Target {
             serve = serve.args(["--provision-delay", &format!("{}ms", delay.as_millis())]);
         }
         let server = serve.start(&dir.path().join("serve.db"));
+        let proxy = CheckingProxy::start(server.url()).await;
         Self {
-            a: Arc::new(server.client(KEY_A)),
-            b: Arc::new(server.client(KEY_B)),
-            failing: Arc::new(server.client(KEY_FAIL)),
-            backend: Backend::Http(Box::new(server)),
+            a: Arc::new(sdk_client(proxy.url(), KEY_A)),
+            b: Arc::new(sdk_client(proxy.url(), KEY_B)),
+            failing: Arc::new(sdk_client(proxy.url(), KEY_FAIL)),
+            backend: Backend::Http(Box::new(server), proxy),
             _dir: dir,
         }
     }
@@ -196,7 +200,11 @@ impl Target {
     async fn finish(self) {
         match self.backend {
             Backend::Embedded(control_plane) => control_plane.shutdown().await,
-            Backend::Http(mut server) => {
+            Backend::Http(mut server, proxy) => {
+                assert!(
+                    proxy.finish() > 0,
+                    "the SDK's answers went through the proxy"
+                );
                 let status = server.terminate();
                 assert!(status.success(), "envform serve exited with {status}");
             }

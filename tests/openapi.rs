@@ -1,8 +1,11 @@
 //! The OpenAPI document: the served one is the committed `docs/openapi.json`, and every answer
-//! the contract suite's wire client receives is checked against the document's schema for its
-//! path, method and status.
+//! the contract suite receives, through its wire client or through the SDK (by way of a checking
+//! proxy), is checked against the document's schema for its path, method and status.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use axum::extract::State;
 
 use serde_json::{Value, json};
 
@@ -83,39 +86,53 @@ fn template_of(path: &str) -> Option<&'static str> {
         .map(|(_, template)| template)
 }
 
-/// Checks one answer against the document: its status is documented for the operation (or
-/// covered by `default`), and a JSON body matches the schema given for it. Answers to paths the
-/// document does not describe (the fault report, unknown paths) are not checked.
+/// Checks one answer against the document, panicking with what is off it.
 pub(crate) fn check_answer(method: &reqwest::Method, path: &str, status: u16, body: &str) {
+    if let Err(problem) = answer_problem(method, path, status, body) {
+        panic!("{problem}");
+    }
+}
+
+/// What is off the document in one answer: its status must be documented for the operation (or
+/// covered by `default`), and a JSON body must match the schema given for it. Answers to paths
+/// the document does not describe (the fault report, unknown paths) are not checked.
+fn answer_problem(
+    method: &reqwest::Method,
+    path: &str,
+    status: u16,
+    body: &str,
+) -> Result<(), String> {
     let Some(template) = template_of(path) else {
-        return;
+        return Ok(());
     };
     let operation = &document()["paths"][template][method.as_str().to_ascii_lowercase()];
     if operation.is_null() {
         // An undocumented method: the service must refuse it.
-        assert!(
-            status == 405 || status == 404,
-            "{method} {path} is not in the document, yet answered {status}"
-        );
-        return;
+        return if status == 405 || status == 404 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {path} is not in the document, yet answered {status}"
+            ))
+        };
     }
     let responses = &operation["responses"];
     let response = responses
         .get(status.to_string())
         .or_else(|| responses.get("default"))
-        .unwrap_or_else(|| panic!("{method} {template}: status {status} is not documented"));
+        .ok_or_else(|| format!("{method} {template}: status {status} is not documented"))?;
     let Some(schema) = response
         .pointer("/content/application~1json/schema")
         .cloned()
     else {
-        return;
+        return Ok(());
     };
     if body.is_empty() {
-        return;
+        return Ok(());
     }
-    let instance: Value = serde_json::from_str(body).unwrap_or_else(|error| {
-        panic!("{method} {path} answered {status} with no JSON ({error}): {body}")
-    });
+    let instance: Value = serde_json::from_str(body).map_err(|error| {
+        format!("{method} {path} answered {status} with no JSON ({error}): {body}")
+    })?;
     let mut root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "components": document()["components"].clone(),
@@ -126,15 +143,165 @@ pub(crate) fn check_answer(method: &reqwest::Method, path: &str, status: u16, bo
     let validator = jsonschema::options()
         .should_validate_formats(true)
         .build(&root)
-        .unwrap_or_else(|error| panic!("the schema of {method} {template} {status}: {error}"));
+        .map_err(|error| format!("the schema of {method} {template} {status}: {error}"))?;
     let errors: Vec<String> = validator
         .iter_errors(&instance)
         .map(|error| format!("{} at {}", error, error.instance_path()))
         .collect();
-    assert!(
-        errors.is_empty(),
-        "{method} {path} answered {status} off the document: {errors:?}\n{body}"
-    );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{method} {path} answered {status} off the document: {errors:?}\n{body}"
+        ))
+    }
+}
+
+/// A proxy on 127.0.0.1 in front of `envform serve` that checks every answer against the
+/// document, so that what the SDK receives is held to it too.
+pub(crate) struct CheckingProxy {
+    url: String,
+    forward: Arc<Forward>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the proxy shares with its handler.
+struct Forward {
+    upstream: String,
+    http: reqwest::Client,
+    checked: AtomicUsize,
+    problems: Mutex<Vec<String>>,
+}
+
+impl CheckingProxy {
+    /// Starts a proxy forwarding to `upstream` (a base URL).
+    pub(crate) async fn start(upstream: &str) -> Self {
+        envform::api::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let forward = Arc::new(Forward {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            checked: AtomicUsize::new(0),
+            problems: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(forward_one)
+            .with_state(Arc::clone(&forward));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, forward, task }
+    }
+
+    /// The base URL to give the SDK.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the proxy; panics with every answer that was off the document. The number of
+    /// answers checked.
+    pub(crate) fn finish(self) -> usize {
+        self.task.abort();
+        let problems = self
+            .forward
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            problems.is_empty(),
+            "answers the SDK received are off the document:\n{}",
+            problems.join("\n")
+        );
+        self.forward.checked.load(Ordering::Relaxed)
+    }
+}
+
+/// Forwards one request upstream and checks its answer on the way back.
+async fn forward_one(
+    State(forward): State<Arc<Forward>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let fail = |message: String| {
+        forward
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message);
+        axum::response::Response::builder()
+            .status(502)
+            .body(axum::body::Body::empty())
+            .unwrap_or_default()
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |path| path.as_str())
+        .to_owned();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(error) => {
+            return fail(format!(
+                "{} {path}: reading the request: {error}",
+                parts.method
+            ));
+        }
+    };
+    let mut outgoing = forward
+        .http
+        .request(parts.method.clone(), format!("{}{path}", forward.upstream))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if !is_hop_by_hop(name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = match outgoing.send().await {
+        Ok(answer) => answer,
+        Err(error) => return fail(format!("{} {path}: forwarding: {error}", parts.method)),
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = match answer.bytes().await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return fail(format!(
+                "{} {path}: reading the answer: {error}",
+                parts.method
+            ));
+        }
+    };
+    forward.checked.fetch_add(1, Ordering::Relaxed);
+    if let Err(problem) = answer_problem(
+        &parts.method,
+        &path,
+        status.as_u16(),
+        &String::from_utf8_lossy(&bytes),
+    ) {
+        forward
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(problem);
+    }
+    let mut response = axum::response::Response::new(axum::body::Body::from(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &headers {
+        if !is_hop_by_hop(name) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+/// Headers that belong to one connection, not to the request or answer.
+fn is_hop_by_hop(name: &reqwest::header::HeaderName) -> bool {
+    use reqwest::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    [CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING].contains(name)
+        || name.as_str() == "keep-alive"
 }
 
 #[test]
@@ -162,4 +329,36 @@ fn answers_outside_the_schema_are_caught() {
         template_of("/api/v1/workers/register"),
         Some("/api/v1/workers/register")
     );
+}
+
+#[tokio::test]
+async fn the_checking_proxy_reports_an_answer_off_the_document() {
+    // An upstream that answers the list with a wrong shape.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().fallback(|| async {
+        (
+            [("content-type", "application/json")],
+            r#"[{"id": "not-a-uuid", "status": "paused"}]"#,
+        )
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let proxy = CheckingProxy::start(&upstream).await;
+    let answer = reqwest::get(format!("{}/api/v1/environments", proxy.url()))
+        .await
+        .expect("through the proxy");
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.expect("body").contains("not-a-uuid"));
+    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| proxy.finish()));
+    server.abort();
+    let message = finished.expect_err("the wrong shape is reported");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("off the document"), "{message}");
 }

@@ -385,14 +385,7 @@ impl Server {
 
     /// An SDK client for `key`, with short retry delays.
     pub fn client(&self, key: &str) -> ControlPlaneClient {
-        let config = ClientConfig {
-            base_url: self.url.clone(),
-            retry_base_delay: Duration::from_millis(10),
-            retry_max_delay: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(20),
-            ..ClientConfig::new(key.to_owned())
-        };
-        ControlPlaneClient::with_config(config).expect("client")
+        sdk_client(&self.url, key)
     }
 
     /// The server's process id.
@@ -638,4 +631,16 @@ impl Scenario {
         }
         flags
     }
+}
+
+/// An SDK client of the service at `base_url` for `key`, with short retry delays.
+pub fn sdk_client(base_url: &str, key: &str) -> ControlPlaneClient {
+    let config = ClientConfig {
+        base_url: base_url.to_owned(),
+        retry_base_delay: Duration::from_millis(10),
+        retry_max_delay: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(20),
+        ..ClientConfig::new(key.to_owned())
+    };
+    ControlPlaneClient::with_config(config).expect("client")
 }
