@@ -37,11 +37,11 @@ impl ListCache {
         organization: &OrganizationId,
         status: Option<Status>,
         generation: u64,
-    ) -> Option<Vec<Environment>> {
+    ) -> Option<Arc<Vec<Environment>>> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(&(organization.clone(), status))?;
         (entry.generation == generation && entry.filled.elapsed() < self.ttl)
-            .then(|| entry.environments.as_ref().clone())
+            .then(|| Arc::clone(&entry.environments))
     }
 
     /// Remembers a list read after observing `generation`.
@@ -50,7 +50,7 @@ impl ListCache {
         organization: &OrganizationId,
         status: Option<Status>,
         generation: u64,
-        environments: &[Environment],
+        environments: &Arc<Vec<Environment>>,
     ) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(
@@ -58,7 +58,7 @@ impl ListCache {
                 Entry {
                     generation,
                     filled: Instant::now(),
-                    environments: Arc::new(environments.to_vec()),
+                    environments: Arc::clone(environments),
                 },
             );
         }
@@ -73,8 +73,11 @@ mod tests {
     fn an_entry_serves_only_its_generation_and_only_within_its_time() {
         let cache = ListCache::new(Duration::from_millis(50));
         let organization = OrganizationId("org".into());
-        cache.put(&organization, None, 3, &[]);
-        assert_eq!(cache.get(&organization, None, 3), Some(Vec::new()));
+        cache.put(&organization, None, 3, &Arc::new(Vec::new()));
+        assert_eq!(
+            cache.get(&organization, None, 3),
+            Some(Arc::new(Vec::new()))
+        );
         assert_eq!(
             cache.get(&organization, None, 4),
             None,

@@ -1,5 +1,7 @@
 //! [`OrganizationScope`]: the Environments API of one organization, in process.
 
+use std::sync::Arc;
+
 use super::{
     ControlPlane, audit, clock, internal, provisioning, token, validation, worker_command,
 };
@@ -125,12 +127,12 @@ impl OrganizationScope {
     }
 }
 
-#[async_trait::async_trait]
-impl EnvironmentsApi for OrganizationScope {
-    async fn list(
+impl OrganizationScope {
+    /// The list answer as the cache holds it: shared, so a hit copies nothing.
+    pub(crate) async fn list_shared(
         &self,
         status_filter: Option<Status>,
-    ) -> Result<Vec<Environment>, EnvironmentError> {
+    ) -> Result<Arc<Vec<Environment>>, EnvironmentError> {
         let inner = self.control_plane.inner();
         // Read before the query: a write committed meanwhile makes the entry unusable.
         let generation = inner.store.write_generation();
@@ -150,17 +152,31 @@ impl EnvironmentsApi for OrganizationScope {
             .control_plane
             .worker_counts(&self.organization, None)
             .await?;
-        let environments: Vec<Environment> = records
-            .into_iter()
-            .map(|record| {
-                let counts = counts.get(&record.id).copied().unwrap_or_default();
-                to_environment(record, counts)
-            })
-            .collect();
+        let environments: Arc<Vec<Environment>> = Arc::new(
+            records
+                .into_iter()
+                .map(|record| {
+                    let counts = counts.get(&record.id).copied().unwrap_or_default();
+                    to_environment(record, counts)
+                })
+                .collect(),
+        );
         if let Some(cache) = &inner.list_cache {
             cache.put(&self.organization, status_filter, generation, &environments);
         }
         Ok(environments)
+    }
+}
+
+#[async_trait::async_trait]
+impl EnvironmentsApi for OrganizationScope {
+    async fn list(
+        &self,
+        status_filter: Option<Status>,
+    ) -> Result<Vec<Environment>, EnvironmentError> {
+        self.list_shared(status_filter)
+            .await
+            .map(Arc::unwrap_or_clone)
     }
 
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {

@@ -3,6 +3,7 @@
 //! The bytes are those `axum::Json` writes for the same list.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
@@ -15,9 +16,10 @@ use crate::api::Environment;
 const CHUNK_ENVIRONMENTS: usize = 128;
 
 /// A `200` answer whose body is `environments` as a JSON array, streamed.
-pub(crate) fn json_array(environments: Vec<Environment>) -> Response {
+pub(crate) fn json_array(environments: Arc<Vec<Environment>>) -> Response {
     let mut response = Body::from_stream(ArrayChunks {
-        environments: environments.into_iter(),
+        environments,
+        next: 0,
         started: false,
         finished: false,
     })
@@ -32,7 +34,10 @@ pub(crate) fn json_array(environments: Vec<Environment>) -> Response {
 
 /// The array's chunks: `[` with the first run, `,`-joined runs, `]` with the last.
 struct ArrayChunks {
-    environments: std::vec::IntoIter<Environment>,
+    /// Shared with the list cache: serialized from where it is, never copied.
+    environments: Arc<Vec<Environment>>,
+    /// The first environment not yet written.
+    next: usize,
     started: bool,
     finished: bool,
 }
@@ -46,14 +51,19 @@ impl ArrayChunks {
         if !self.started {
             chunk.push(b'[');
         }
-        for environment in self.environments.by_ref().take(CHUNK_ENVIRONMENTS) {
+        let end = self
+            .environments
+            .len()
+            .min(self.next.saturating_add(CHUNK_ENVIRONMENTS));
+        for environment in &self.environments[self.next..end] {
             if self.started {
                 chunk.push(b',');
             }
             self.started = true;
-            serde_json::to_writer(&mut chunk, &environment)?;
+            serde_json::to_writer(&mut chunk, environment)?;
         }
-        if self.environments.len() == 0 {
+        self.next = end;
+        if self.next == self.environments.len() {
             chunk.push(b']');
             self.finished = true;
         }
@@ -93,7 +103,8 @@ mod tests {
 
     fn streamed(list: Vec<Environment>) -> Vec<u8> {
         let mut chunks = ArrayChunks {
-            environments: list.into_iter(),
+            environments: Arc::new(list),
+            next: 0,
             started: false,
             finished: false,
         };

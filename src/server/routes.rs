@@ -166,7 +166,7 @@ async fn list(
         .map(|text| text.parse::<Status>())
         .transpose()
         .map_err(|error| invalid_query(error.to_string()))?;
-    let environments = caller.scope.list(status_filter).await?;
+    let environments = caller.scope.list_shared(status_filter).await?;
     Ok(super::list_body::json_array(environments))
 }
 
