@@ -14,6 +14,7 @@ mod fuzz;
 mod http_state;
 mod isolation;
 mod load;
+mod lock_owners;
 mod migrate;
 mod openapi;
 mod ownership;

@@ -61,7 +61,7 @@ fn state_post() {}
     responses(
         (status = 200, description = "Locked; the lease and fencing token in headers", body = Object),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
-        (status = "default", description = "Refused: 423 or 409 with the holder's lock information", body = Object),
+        (status = "default", description = "Refused: 423 or 409 with the holder's key (`holder_key`) and lock information; its `ID` only to the key that took the lock", body = Object),
     ),
     security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
 )]
@@ -76,7 +76,7 @@ fn state_lock() {}
     responses(
         (status = 200, description = "Unlocked"),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
-        (status = "default", description = "Refused: 409 or 423 with the holder's lock information", body = Object),
+        (status = "default", description = "Refused: 409 or 423 with the holder's key (`holder_key`) and lock information (its `ID` only to the key that took the lock); 403 for a force-unlock of another key's lock without the admin role", body = Object),
     ),
     security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
 )]

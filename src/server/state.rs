@@ -4,6 +4,12 @@
 //! that [`crate::state::HttpBackend`] speaks: a lease on every lock and a fencing token every
 //! write under a lock must carry (see [`StateService`]).
 //!
+//! A lock belongs to the API key that took it: a 423 or 409 answer shows another key the
+//! holder's key (`holder_key`), `Who`, `Operation` and `Created`, but never the lock's `ID`,
+//! which only the holder's key sees. An UNLOCK whose `Operation` is `force-unlock` (what
+//! `envform force-unlock` sends) is answered 403 naming the `admin` role when the caller may not
+//! break the lock.
+//!
 //! This module maps HTTP onto [`StateService`] and back, and holds no rule of its own. Each
 //! organization (the caller's API key, given as a bearer token or as the password of basic
 //! auth, which is how Terraform-style clients send it) has its own workspaces. Workspace names
@@ -29,9 +35,10 @@ use super::auth::{Authenticated, Role, authenticate_key, presented_key};
 use super::json::ApiError;
 use crate::api::EnvironmentError;
 use crate::control_plane::state_service::{
-    GrantKind, StateService, StateServiceError, StateWrite, Unlocked, Workspace, WorkspaceName,
+    GrantKind, LockHolder, LockKey, StateService, StateServiceError, StateWrite, Unlocked,
+    Workspace, WorkspaceName,
 };
-use crate::state::{FENCING_TOKEN_HEADER, FencingToken, LockInfo};
+use crate::state::{FENCING_TOKEN_HEADER, FORCE_UNLOCK_OPERATION, FencingToken, LockInfo};
 use crate::store::StorageFailure;
 
 /// The routes of the state backend, merged into the application's router.
@@ -99,7 +106,7 @@ enum Refusal {
     /// `{"detail": ...}` with the status.
     Detail(StatusCode, String),
     /// The holder's lock information with 423 or 409, as Terraform's protocol has it.
-    Holder(StatusCode, Box<LockInfo>),
+    Holder(StatusCode, Box<LockHolder>),
 }
 
 impl IntoResponse for Refusal {
@@ -110,9 +117,40 @@ impl IntoResponse for Refusal {
                 detail,
             })
             .into_response(),
-            Refusal::Holder(status, holder) => (status, axum::Json(holder)).into_response(),
+            Refusal::Holder(status, holder) => {
+                (status, axum::Json(holder_body(&holder))).into_response()
+            }
         }
     }
+}
+
+/// The body of a 423 or 409: the holder's lock information as Terraform's protocol has it, and
+/// `holder_key`, the key that took it. The `ID` only when the caller's key took the lock: to
+/// any other key it would be no use (locks are bound to keys) and only invite guessing.
+fn holder_body(holder: &LockHolder) -> serde_json::Value {
+    let mut body = serde_json::to_value(&holder.info).unwrap_or_default();
+    if let Some(object) = body.as_object_mut() {
+        if !holder.caller_holds {
+            object.remove("ID");
+        }
+        object.insert(
+            "holder_key".to_owned(),
+            holder
+                .key
+                .clone()
+                .map_or(serde_json::Value::Null, Into::into),
+        );
+        object.insert("detail".to_owned(), format!("locked by {holder}").into());
+    }
+    body
+}
+
+/// The key a state request comes from, as the state service knows it.
+fn lock_key(caller: &Authenticated) -> LockKey {
+    LockKey::new(
+        format!("key:{}", caller.0.name),
+        caller.0.role >= Role::Admin,
+    )
 }
 
 /// A `{"detail": ...}` refusal with `status`.
@@ -175,11 +213,12 @@ async fn workspace_route(
     if let Err(error) = caller.require(needed) {
         return ApiError(error).into_response();
     }
+    let key = lock_key(&caller);
     let result = match method.as_str() {
         "GET" => get_state(service, &workspace).await,
-        "POST" | "PUT" => write_state(service, &workspace, query, &headers, body).await,
-        "LOCK" => lock(service, &workspace, &headers, body).await,
-        "UNLOCK" => unlock(service, &workspace, &headers, body).await,
+        "POST" | "PUT" => write_state(service, &workspace, &key, query, &headers, body).await,
+        "LOCK" => lock(service, &workspace, &key, &headers, body).await,
+        "UNLOCK" => unlock(service, &workspace, &key, &headers, body).await,
         _ => return allowing(method_not_allowed(), "GET, POST, PUT"),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -198,9 +237,10 @@ async fn lock_route(
         return ApiError(error).into_response();
     }
     let service = &app.state_service;
+    let key = lock_key(&caller);
     let result = match method.as_str() {
-        "POST" | "LOCK" => lock(service, &workspace, &headers, body).await,
-        "DELETE" | "UNLOCK" => unlock(service, &workspace, &headers, body).await,
+        "POST" | "LOCK" => lock(service, &workspace, &key, &headers, body).await,
+        "DELETE" | "UNLOCK" => unlock(service, &workspace, &key, &headers, body).await,
         _ => return allowing(method_not_allowed(), "POST, DELETE"),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -238,6 +278,7 @@ async fn get_state(service: &StateService, workspace: &Workspace) -> Result<Resp
 async fn write_state(
     service: &StateService,
     workspace: &Workspace,
+    key: &LockKey,
     query: Result<Query<WriteQuery>, QueryRejection>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -262,29 +303,31 @@ async fn write_state(
         fencing_token,
     };
     service
-        .write(workspace, write)
+        .write(workspace, key, write)
         .await
-        .map_err(|error| refused_write(workspace, error))?;
+        .map_err(|error| refused_write(workspace, key, error))?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn lock(
     service: &StateService,
     workspace: &Workspace,
+    key: &LockKey,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
     let info = lock_info(headers, body)?;
     let granted = service
-        .lock(workspace, info.clone())
+        .lock(workspace, key, info.clone())
         .await
-        .map_err(refusal)?;
+        .map_err(|error| refused_lock(workspace, key, &info, error))?;
     match granted.kind {
         GrantKind::Renewed => tracing::debug!(
             target: "envform::server::state",
             organization = %workspace.organization,
             workspace = %workspace.name,
             lock_id = %info.id,
+            key = %key.name,
             fencing_token = %granted.fencing_token,
             "state lock lease renewed"
         ),
@@ -294,6 +337,7 @@ async fn lock(
             workspace = %workspace.name,
             lock_id = %info.id,
             who = %info.who,
+            key = %key.name,
             fencing_token = %granted.fencing_token,
             taken_over = granted.kind == GrantKind::TakenOver,
             "state lock granted"
@@ -318,11 +362,17 @@ async fn lock(
 async fn unlock(
     service: &StateService,
     workspace: &Workspace,
+    key: &LockKey,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
     let info = lock_info(headers, body)?;
-    let unlocked = service.unlock(workspace, &info).await.map_err(refusal)?;
+    // What `envform force-unlock` sends: a refusal then says which role would do.
+    let force = info.operation == FORCE_UNLOCK_OPERATION;
+    let unlocked = service
+        .unlock(workspace, key, &info, force)
+        .await
+        .map_err(|error| refused_lock(workspace, key, &info, error))?;
     if unlocked == Unlocked::Released {
         tracing::info!(
             target: "envform::server::state",
@@ -330,6 +380,7 @@ async fn unlock(
             workspace = %workspace.name,
             lock_id = %info.id,
             who = %info.who,
+            key = %key.name,
             "state lock released"
         );
     }
@@ -397,7 +448,7 @@ fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Refusal> {
 }
 
 /// A refused write: logged (without the document), then answered like any refusal.
-fn refused_write(workspace: &Workspace, error: StateServiceError) -> Refusal {
+fn refused_write(workspace: &Workspace, key: &LockKey, error: StateServiceError) -> Refusal {
     if matches!(
         error,
         StateServiceError::Locked { .. } | StateServiceError::StaleFencingToken { .. }
@@ -406,8 +457,37 @@ fn refused_write(workspace: &Workspace, error: StateServiceError) -> Refusal {
             target: "envform::server::state",
             organization = %workspace.organization,
             workspace = %workspace.name,
+            key = %key.name,
             reason = %error,
             "state write refused"
+        );
+    }
+    refusal(error)
+}
+
+/// A refused LOCK or UNLOCK: logged when another key named the holder's lock, then answered
+/// like any refusal.
+fn refused_lock(
+    workspace: &Workspace,
+    key: &LockKey,
+    info: &LockInfo,
+    error: StateServiceError,
+) -> Refusal {
+    let named_holder = match &error {
+        StateServiceError::Locked { holder } | StateServiceError::HeldByAnother { holder, .. } => {
+            !holder.caller_holds && holder.info.id == info.id
+        }
+        StateServiceError::AdminRequired { .. } => true,
+        _ => false,
+    };
+    if named_holder {
+        tracing::warn!(
+            target: "envform::server::state",
+            organization = %workspace.organization,
+            workspace = %workspace.name,
+            key = %key.name,
+            reason = %error,
+            "state lock request from another key refused"
         );
     }
     refusal(error)
@@ -421,6 +501,7 @@ fn refusal(error: StateServiceError) -> Refusal {
         StateServiceError::HeldByAnother { holder, .. } => {
             Refusal::Holder(StatusCode::CONFLICT, holder)
         }
+        StateServiceError::AdminRequired { .. } => detail(StatusCode::FORBIDDEN, error.to_string()),
         StateServiceError::StaleFencingToken { .. } => {
             detail(StatusCode::PRECONDITION_FAILED, error.to_string())
         }
@@ -509,18 +590,30 @@ mod tests {
         assert!(state_key(&parts_with(None)).is_err());
     }
 
+    fn holder(caller_holds: bool) -> Box<LockHolder> {
+        Box::new(LockHolder {
+            info: LockInfo::new("apply", "ws"),
+            key: Some("key:alice".to_owned()),
+            caller_holds,
+        })
+    }
+
     #[test]
     fn refusals_carry_the_holder_or_a_detail() {
-        let holder = LockInfo::new("apply", "ws");
         let locked = refusal(StateServiceError::Locked {
-            holder: Box::new(holder.clone()),
+            holder: holder(true),
         });
         assert_eq!(locked.into_response().status(), StatusCode::LOCKED);
         let conflict = refusal(StateServiceError::HeldByAnother {
-            holder: Box::new(holder),
+            holder: holder(false),
             requested: "other".to_owned(),
         });
         assert_eq!(conflict.into_response().status(), StatusCode::CONFLICT);
+        let forbidden = refusal(StateServiceError::AdminRequired {
+            holder: holder(false),
+            caller: "key:bob".to_owned(),
+        });
+        assert_eq!(forbidden.into_response().status(), StatusCode::FORBIDDEN);
         let stale = refusal(StateServiceError::StaleFencingToken {
             presented: Some(FencingToken(1)),
             current: Some(FencingToken(2)),
@@ -534,6 +627,26 @@ mod tests {
                 .into_response()
                 .status(),
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn only_the_holders_key_sees_the_lock_id() {
+        let own = holder(true);
+        let body = holder_body(&own);
+        assert_eq!(body["ID"], own.info.id.as_str());
+        assert_eq!(body["holder_key"], "key:alice");
+        let other = holder(false);
+        let body = holder_body(&other);
+        assert!(body.get("ID").is_none(), "{body}");
+        assert!(!body.to_string().contains(&other.info.id), "{body}");
+        assert_eq!(body["holder_key"], "key:alice");
+        assert_eq!(body["Operation"], "apply");
+        assert_eq!(body["Who"], other.info.who.as_str());
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|text| text.contains("key:alice"))
         );
     }
 }

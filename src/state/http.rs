@@ -30,8 +30,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::backend::{check_successor, check_successor_of, decode_state, encode_state};
 use super::lock::{Held, LeaseRenewal};
 use super::{
-    FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockHandle, LockInfo, State, StateBackend,
-    StateError,
+    FENCING_TOKEN_HEADER, FORCE_UNLOCK_OPERATION, FencingToken, LockGrant, LockHandle, LockInfo,
+    State, StateBackend, StateError,
 };
 use crate::model::HttpBackendConfig;
 
@@ -317,6 +317,15 @@ impl HttpBackend {
             status if is_conflict(status) => Err(StateError::Locked {
                 holder: holder(&answer.body),
             }),
+            // An envform server refusing to let this key break another key's lock: its answer
+            // names the role needed, which says more than "check the credentials".
+            StatusCode::FORBIDDEN if info.operation == FORCE_UNLOCK_OPERATION => {
+                Err(StateError::Http {
+                    address: redact(&client.unlock_address),
+                    status: answer.status.as_u16(),
+                    body: excerpt(&answer.body),
+                })
+            }
             _ => Err(client.unexpected(&client.unlock_address, &answer)),
         }
     }
@@ -424,7 +433,7 @@ impl StateBackend for HttpBackend {
         self.forget_written();
         let info = LockInfo {
             id: lock_id.to_owned(),
-            ..LockInfo::new("force-unlock", redact(&self.client.address))
+            ..LockInfo::new(FORCE_UNLOCK_OPERATION, redact(&self.client.address))
         };
         self.send_unlock(&info).await
     }
@@ -643,12 +652,33 @@ fn is_conflict(status: StatusCode) -> bool {
     status == StatusCode::CONFLICT || status == StatusCode::LOCKED
 }
 
-/// The holder's information from a 409/423 body, when it has some.
+/// The holder's information from a 409/423 body, when it has some. An envform server shows
+/// the lock's ID only to the key that took it; to others it names that key (`holder_key`),
+/// which is then shown with `Who`.
 fn holder(body: &[u8]) -> Option<Box<LockInfo>> {
-    serde_json::from_slice::<LockInfo>(body)
-        .ok()
-        .filter(|info| !info.id.is_empty())
-        .map(Box::new)
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        #[serde(flatten)]
+        info: LockInfo,
+        #[serde(default)]
+        holder_key: Option<String>,
+    }
+    let Holder {
+        mut info,
+        holder_key,
+    } = serde_json::from_slice::<Holder>(body).ok()?;
+    match holder_key {
+        Some(key) if info.id.is_empty() => {
+            info.who = if info.who.is_empty() {
+                key
+            } else {
+                format!("{} as {key}", info.who)
+            };
+            Some(Box::new(info))
+        }
+        _ if info.id.is_empty() => None,
+        _ => Some(Box::new(info)),
+    }
 }
 
 /// The start of a body, for an error message.

@@ -10,6 +10,10 @@ use uuid::Uuid;
 /// The header that carries a lock's fencing token on state writes, when the server issued one.
 pub const FENCING_TOKEN_HEADER: &str = "X-Envform-Fencing-Token";
 
+/// The `Operation` of an unlock that breaks a lock (`envform force-unlock`) rather than releases
+/// the caller's own: an envform server then answers 403 naming the role a break needs.
+pub const FORCE_UNLOCK_OPERATION: &str = "force-unlock";
+
 /// Who holds a lock, for what and since when; the JSON names are Terraform's, so HTTP state
 /// servers written for Terraform store and return it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +64,8 @@ impl LockInfo {
 }
 
 impl fmt::Display for LockInfo {
-    /// One line: `alice@laptop (apply, ID 5f0c…, since 2026-01-02T03:04:05Z)`.
+    /// One line: `alice@laptop (apply, ID 5f0c…, since 2026-01-02T03:04:05Z)`; no `ID` part
+    /// when the ID is not known.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = if self.who.is_empty() {
             "an unknown holder"
@@ -71,12 +76,11 @@ impl fmt::Display for LockInfo {
         if !self.operation.is_empty() {
             write!(f, "{}, ", self.operation)?;
         }
-        write!(
-            f,
-            "ID {}, since {})",
-            self.id,
-            self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
+        // A server may withhold the ID from anyone but the key that took the lock.
+        if !self.id.is_empty() {
+            write!(f, "ID {}, ", self.id)?;
+        }
+        write!(f, "since {})", self.created.strftime("%Y-%m-%dT%H:%M:%SZ"))
     }
 }
 

@@ -22,5 +22,7 @@ pub use http::{HttpBackend, HttpBackendSettings, PASSWORD_VARIABLES};
 pub use journal::StateChanges;
 pub use local::{LocalBackend, STATE_DIRECTORY, STATE_FILE};
 pub use lock::{LockHandle, check_lock_log};
-pub use lock_protocol::{FENCING_TOKEN_HEADER, FencingToken, LockGrant, LockInfo};
+pub use lock_protocol::{
+    FENCING_TOKEN_HEADER, FORCE_UNLOCK_OPERATION, FencingToken, LockGrant, LockInfo,
+};
 pub use lock_wait::lock_with_timeout;

@@ -60,7 +60,7 @@ impl StateStore for PgStore {
     ) -> Result<Vec<RecordedLockEvent>, StateStoreError> {
         sqlx::query(
             "SELECT sequence, at, kind, lock_id, who, operation, fencing_token, \
-             lease_expires_at, holder_lock_id, refusal FROM state_lock_events \
+             lease_expires_at, holder_lock_id, refusal, caller_key, holder_key FROM state_lock_events \
              WHERE organization_id = $1 AND workspace = $2 ORDER BY sequence",
         )
         .bind(workspace.organization.as_str())
@@ -91,7 +91,7 @@ impl StateTransaction for PgStateTransaction {
 
     async fn lock(&mut self, workspace: &Workspace) -> Result<Option<LockRecord>, StateStoreError> {
         sqlx::query(
-            "SELECT info, fencing_token, lease_expires_at, acquired_at FROM state_locks \
+            "SELECT info, fencing_token, lease_expires_at, acquired_at, holder_key FROM state_locks \
              WHERE organization_id = $1 AND workspace = $2",
         )
         .bind(workspace.organization.as_str())
@@ -113,10 +113,11 @@ impl StateTransaction for PgStateTransaction {
             .map_err(|error| StateStoreError::new("serialize the lock information", error))?;
         sqlx::query(
             "INSERT INTO state_locks (organization_id, workspace, lock_id, info, fencing_token, \
-             lease_expires_at, acquired_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             lease_expires_at, acquired_at, holder_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (organization_id, workspace) DO UPDATE SET lock_id = excluded.lock_id, \
              info = excluded.info, fencing_token = excluded.fencing_token, \
-             lease_expires_at = excluded.lease_expires_at, acquired_at = excluded.acquired_at",
+             lease_expires_at = excluded.lease_expires_at, acquired_at = excluded.acquired_at, \
+             holder_key = excluded.holder_key",
         )
         .bind(workspace.organization.as_str())
         .bind(workspace.name.as_str())
@@ -125,6 +126,7 @@ impl StateTransaction for PgStateTransaction {
         .bind(token_column(record.fencing_token)?)
         .bind(record.lease_expires_at.as_microsecond())
         .bind(record.acquired_at.as_microsecond())
+        .bind(record.holder_key.as_deref())
         .execute(&mut *self.transaction)
         .await
         .map_err(database("write the state lock"))?;
@@ -201,8 +203,8 @@ impl StateTransaction for PgStateTransaction {
     ) -> Result<(), StateStoreError> {
         sqlx::query(
             "INSERT INTO state_lock_events (organization_id, workspace, at, kind, lock_id, who, \
-             operation, fencing_token, lease_expires_at, holder_lock_id, refusal) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             operation, fencing_token, lease_expires_at, holder_lock_id, refusal, caller_key, \
+             holder_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(workspace.organization.as_str())
         .bind(workspace.name.as_str())
@@ -215,6 +217,8 @@ impl StateTransaction for PgStateTransaction {
         .bind(event.lease_expires_at.map(|at| at.as_microsecond()))
         .bind(event.holder_lock_id.as_deref())
         .bind(event.refusal.map(WriteRefusal::as_str))
+        .bind(event.key.as_deref())
+        .bind(event.holder_key.as_deref())
         .execute(&mut *self.transaction)
         .await
         .map_err(database("append to the lock event log"))?;

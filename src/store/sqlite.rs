@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "readiness",
         include_str!("migrations/0004_readiness.sql"),
     ),
+    (
+        5,
+        "lock_owners",
+        include_str!("migrations/0005_lock_owners.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.

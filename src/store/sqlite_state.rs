@@ -60,7 +60,7 @@ impl StateStore for SqliteStore {
     ) -> Result<Vec<RecordedLockEvent>, StateStoreError> {
         sqlx::query(
             "SELECT sequence, at, kind, lock_id, who, operation, fencing_token, \
-             lease_expires_at, holder_lock_id, refusal FROM state_lock_events \
+             lease_expires_at, holder_lock_id, refusal, caller_key, holder_key FROM state_lock_events \
              WHERE organization_id = ? AND workspace = ? ORDER BY sequence",
         )
         .bind(workspace.organization.as_str())
@@ -83,7 +83,7 @@ struct SqliteStateTransaction {
 impl StateTransaction for SqliteStateTransaction {
     async fn lock(&mut self, workspace: &Workspace) -> Result<Option<LockRecord>, StateStoreError> {
         let row = sqlx::query(
-            "SELECT info, fencing_token, lease_expires_at, acquired_at FROM state_locks \
+            "SELECT info, fencing_token, lease_expires_at, acquired_at, holder_key FROM state_locks \
              WHERE organization_id = ? AND workspace = ?",
         )
         .bind(workspace.organization.as_str())
@@ -103,10 +103,11 @@ impl StateTransaction for SqliteStateTransaction {
             .map_err(|error| StateStoreError::new("serialize the lock information", error))?;
         sqlx::query(
             "INSERT INTO state_locks (organization_id, workspace, lock_id, info, fencing_token, \
-             lease_expires_at, acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             lease_expires_at, acquired_at, holder_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (organization_id, workspace) DO UPDATE SET lock_id = excluded.lock_id, \
              info = excluded.info, fencing_token = excluded.fencing_token, \
-             lease_expires_at = excluded.lease_expires_at, acquired_at = excluded.acquired_at",
+             lease_expires_at = excluded.lease_expires_at, acquired_at = excluded.acquired_at, \
+             holder_key = excluded.holder_key",
         )
         .bind(workspace.organization.as_str())
         .bind(workspace.name.as_str())
@@ -115,6 +116,7 @@ impl StateTransaction for SqliteStateTransaction {
         .bind(token_column(record.fencing_token)?)
         .bind(record.lease_expires_at.as_microsecond())
         .bind(record.acquired_at.as_microsecond())
+        .bind(record.holder_key.as_deref())
         .execute(&mut *self.transaction)
         .await
         .map_err(database("write the state lock"))?;
@@ -192,8 +194,8 @@ impl StateTransaction for SqliteStateTransaction {
     ) -> Result<(), StateStoreError> {
         sqlx::query(
             "INSERT INTO state_lock_events (organization_id, workspace, at, kind, lock_id, who, \
-             operation, fencing_token, lease_expires_at, holder_lock_id, refusal) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             operation, fencing_token, lease_expires_at, holder_lock_id, refusal, caller_key, \
+             holder_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(workspace.organization.as_str())
         .bind(workspace.name.as_str())
@@ -206,6 +208,8 @@ impl StateTransaction for SqliteStateTransaction {
         .bind(event.lease_expires_at.map(|at| at.as_microsecond()))
         .bind(event.holder_lock_id.as_deref())
         .bind(event.refusal.map(WriteRefusal::as_str))
+        .bind(event.key.as_deref())
+        .bind(event.holder_key.as_deref())
         .execute(&mut *self.transaction)
         .await
         .map_err(database("append to the lock event log"))?;
@@ -230,6 +234,9 @@ pub(super) fn lock_from_row(row: &impl ReadRow) -> Result<LockRecord, StateStore
         fencing_token: token(row.integer("fencing_token"))?,
         lease_expires_at: timestamp(row, "lease_expires_at")?,
         acquired_at: timestamp(row, "acquired_at")?,
+        holder_key: row
+            .optional_text("holder_key")
+            .map_err(database("read the state lock"))?,
     })
 }
 
@@ -269,6 +276,8 @@ pub(super) fn event_from_row(row: &impl ReadRow) -> Result<RecordedLockEvent, St
             lease_expires_at,
             holder_lock_id: row.optional_text("holder_lock_id").map_err(&read)?,
             refusal,
+            key: row.optional_text("caller_key").map_err(&read)?,
+            holder_key: row.optional_text("holder_key").map_err(&read)?,
         },
     })
 }

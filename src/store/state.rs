@@ -99,6 +99,9 @@ pub struct LockRecord {
     pub lease_expires_at: Timestamp,
     /// When this holder took it.
     pub acquired_at: Timestamp,
+    /// The API key that took it (`key:<name>`): only it renews, releases and writes under it.
+    /// `None` for a lock taken before locks were bound to keys.
+    pub holder_key: Option<String>,
 }
 
 impl LockRecord {
@@ -133,6 +136,10 @@ pub enum LockEventKind {
     Written,
     /// A write was refused.
     WriteRefused,
+    /// A LOCK naming the holder's lock ID was refused: it came from another key.
+    LockRefused,
+    /// An UNLOCK naming the holder's lock ID was refused: it came from another key.
+    UnlockRefused,
 }
 
 impl LockEventKind {
@@ -145,17 +152,21 @@ impl LockEventKind {
             LockEventKind::Unlocked => "unlocked",
             LockEventKind::Written => "written",
             LockEventKind::WriteRefused => "write_refused",
+            LockEventKind::LockRefused => "lock_refused",
+            LockEventKind::UnlockRefused => "unlock_refused",
         }
     }
 
     /// Every kind.
-    pub const ALL: [LockEventKind; 6] = [
+    pub const ALL: [LockEventKind; 8] = [
         LockEventKind::Granted,
         LockEventKind::Renewed,
         LockEventKind::TakenOver,
         LockEventKind::Unlocked,
         LockEventKind::Written,
         LockEventKind::WriteRefused,
+        LockEventKind::LockRefused,
+        LockEventKind::UnlockRefused,
     ];
 
     /// The kind stored as `text`.
@@ -164,7 +175,7 @@ impl LockEventKind {
     }
 }
 
-/// Why a write was refused.
+/// Why a write, a LOCK or an UNLOCK was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteRefusal {
@@ -174,6 +185,11 @@ pub enum WriteRefusal {
     StaleToken,
     /// The workspace is locked and the write carried no fencing token.
     MissingToken,
+    /// The request named the holder's lock, but came from another API key than the one that
+    /// took it.
+    OtherKey,
+    /// A force-unlock of another key's lock by a key without the `admin` role.
+    AdminRequired,
 }
 
 impl WriteRefusal {
@@ -183,6 +199,8 @@ impl WriteRefusal {
             WriteRefusal::Locked => "locked",
             WriteRefusal::StaleToken => "stale_token",
             WriteRefusal::MissingToken => "missing_token",
+            WriteRefusal::OtherKey => "other_key",
+            WriteRefusal::AdminRequired => "admin_required",
         }
     }
 
@@ -192,6 +210,8 @@ impl WriteRefusal {
             WriteRefusal::Locked,
             WriteRefusal::StaleToken,
             WriteRefusal::MissingToken,
+            WriteRefusal::OtherKey,
+            WriteRefusal::AdminRequired,
         ]
         .into_iter()
         .find(|refusal| refusal.as_str() == text)
@@ -223,9 +243,17 @@ pub struct LockEvent {
     /// The lock in place before: the expired one taken over, or the one a write was refused for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_lock_id: Option<String>,
-    /// Why a write was refused.
+    /// Why a write, LOCK or UNLOCK was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<WriteRefusal>,
+    /// The API key that made the request (`key:<name>`); absent on events logged before locks
+    /// were bound to keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The API key holding the lock the event concerns: the one in force for renewals, writes,
+    /// releases and refusals; the one taken over for takeovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_key: Option<String>,
 }
 
 impl LockEvent {
@@ -241,7 +269,15 @@ impl LockEvent {
             lease_expires_at: None,
             holder_lock_id: None,
             refusal: None,
+            key: None,
+            holder_key: None,
         }
+    }
+
+    /// The event, made by the API key `key`.
+    pub(crate) fn by(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
     }
 
     /// The event, naming the lock `info` describes.

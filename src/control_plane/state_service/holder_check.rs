@@ -16,12 +16,14 @@ pub struct HolderOverlap {
 }
 
 /// Checks a workspace's lock event log, oldest first: a lock is granted only when none is held
-/// or the holder's lease has run out, renewed and released only by its holder, with fencing
-/// tokens that only grow; and every write accepted while a lease ran carried its holder's token.
+/// or the holder's lease has run out, renewed and released only by its holder (renewed only by
+/// the key that took it, when the log names keys), with fencing tokens that only grow; and every
+/// write accepted while a lease ran carried its holder's token and came from its key.
 pub fn check_single_holder(events: &[RecordedLockEvent]) -> Result<(), HolderOverlap> {
     /// The holder as the log tells it: lock ID, token, end of lease.
     struct Holder<'a> {
         lock_id: &'a str,
+        key: Option<&'a str>,
         token: Option<FencingToken>,
         lease_expires_at: Option<Timestamp>,
     }
@@ -59,12 +61,21 @@ pub fn check_single_holder(events: &[RecordedLockEvent]) -> Result<(), HolderOve
                 highest_token = event.fencing_token;
                 holder = Some(Holder {
                     lock_id,
+                    key: event.key.as_deref(),
                     token: event.fencing_token,
                     lease_expires_at: event.lease_expires_at,
                 });
             }
             LockEventKind::Renewed => match &mut holder {
                 Some(current) if current.lock_id == lock_id => {
+                    if let (Some(holder_key), Some(key)) = (current.key, event.key.as_deref())
+                        && holder_key != key
+                    {
+                        return Err(overlap(format!(
+                            "lock {lock_id} of {holder_key} was renewed by {key}"
+                        )));
+                    }
+                    current.key = current.key.or(event.key.as_deref());
                     current.lease_expires_at = event.lease_expires_at;
                 }
                 _ => {
@@ -84,7 +95,11 @@ pub fn check_single_holder(events: &[RecordedLockEvent]) -> Result<(), HolderOve
             LockEventKind::Written => {
                 if let Some(running) = running
                     && (event.lock_id.as_deref() != Some(running.lock_id)
-                        || event.fencing_token != running.token)
+                        || event.fencing_token != running.token
+                        || running
+                            .key
+                            .zip(event.key.as_deref())
+                            .is_some_and(|(holder_key, key)| holder_key != key))
                 {
                     return Err(overlap(format!(
                         "a write under lock {lock_id} was accepted while lock {} held the lease",
@@ -92,7 +107,9 @@ pub fn check_single_holder(events: &[RecordedLockEvent]) -> Result<(), HolderOve
                     )));
                 }
             }
-            LockEventKind::WriteRefused => {}
+            LockEventKind::WriteRefused
+            | LockEventKind::LockRefused
+            | LockEventKind::UnlockRefused => {}
         }
     }
     Ok(())

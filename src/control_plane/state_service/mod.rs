@@ -10,6 +10,13 @@
 //! appended to a lock event log, from which [`check_single_holder`] proves that no two holders
 //! ever overlapped.
 //!
+//! Every lock is bound to the API key that took it ([`LockKey`]): only that key renews it,
+//! writes under it and releases it, and only it or an `admin` key breaks it. Another key, even
+//! of the same organization, is refused and told the holder's key, never the lock's ID; a
+//! refused attempt that named the holder's ID is logged with both keys. A lock taken before
+//! locks were bound to keys has no key: the first key that renews it binds it, and only an
+//! `admin` key releases it before that.
+//!
 //! Each operation is one store transaction (read, decide, write), so two servers on one
 //! database, or two requests at once, cannot both win a lock. The clock is injected
 //! ([`Clock`]) so expiry can be tested without waiting; a store that several replicas share
@@ -35,22 +42,109 @@ pub use holder_check::{HolderOverlap, check_single_holder};
 
 use crate::state::{FencingToken, LockInfo};
 
+/// The API key a state request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockKey {
+    /// The key's name as the audit log writes it: `key:<name>`.
+    pub name: String,
+    /// Whether the key has the `admin` role, which breaks another key's lock.
+    pub admin: bool,
+}
+
+impl LockKey {
+    /// The key named `name` (`key:<name>`), an `admin` key or not.
+    pub fn new(name: impl Into<String>, admin: bool) -> Self {
+        Self {
+            name: name.into(),
+            admin,
+        }
+    }
+
+    /// Whether this key took the lock `record`.
+    fn holds(&self, record: &LockRecord) -> bool {
+        record.holder_key.as_deref() == Some(self.name.as_str())
+    }
+}
+
+/// The holder of a lock, as a refusal tells it to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The holder's lock information. Its ID is for the holder's key only: a server shows it
+    /// only when [`LockHolder::caller_holds`].
+    pub info: LockInfo,
+    /// The key that took the lock (`key:<name>`); `None` for a lock taken before locks were
+    /// bound to keys.
+    pub key: Option<String>,
+    /// Whether the caller's own key took the lock.
+    pub caller_holds: bool,
+}
+
+impl LockHolder {
+    fn of(record: &LockRecord, caller: &LockKey) -> Box<Self> {
+        Box::new(Self {
+            info: record.info.clone(),
+            key: record.holder_key.clone(),
+            caller_holds: caller.holds(record),
+        })
+    }
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.key.as_deref().unwrap_or("no key");
+        if self.caller_holds {
+            write!(f, "{} as {key}", self.info)
+        } else {
+            let who = if self.info.who.is_empty() {
+                "an unknown holder"
+            } else {
+                &self.info.who
+            };
+            write!(f, "{key} ({who}")?;
+            if !self.info.operation.is_empty() {
+                write!(f, ", {}", self.info.operation)?;
+            }
+            write!(
+                f,
+                ", since {})",
+                self.info.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+        }
+    }
+}
+
 /// Why a state operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateServiceError {
-    /// Someone else holds the lock (HTTP 423).
+    /// Someone else holds the lock, or another key does and the request named its lock
+    /// (HTTP 423).
     #[error("the state is locked by {holder}")]
     Locked {
-        /// The holder's lock information.
-        holder: Box<LockInfo>,
+        /// The holder.
+        holder: Box<LockHolder>,
     },
-    /// An unlock named a lock other than the one held (HTTP 409).
-    #[error("the state is locked by {holder}, not by lock {requested}")]
+    /// An unlock named a lock other than the one held, or the held one from another key
+    /// (HTTP 409).
+    #[error(
+        "the state is locked by {holder}; the unlock named {}",
+        requested_text(holder, requested)
+    )]
     HeldByAnother {
-        /// The holder's lock information.
-        holder: Box<LockInfo>,
+        /// The holder.
+        holder: Box<LockHolder>,
         /// The lock ID the unlock named.
         requested: String,
+    },
+    /// A force-unlock of another key's lock by a key without the `admin` role (HTTP 403).
+    #[error(
+        "breaking the lock of {} needs the admin role or that key; {caller} is not admin",
+        holder.key.as_deref().unwrap_or("no key (taken before locks were bound to keys)")
+    )]
+    AdminRequired {
+        /// The holder.
+        holder: Box<LockHolder>,
+        /// The key that asked (`key:<name>`).
+        caller: String,
     },
     /// A write carried a stale fencing token, or none while a lock is held (HTTP 412).
     #[error("{}", stale_text(*presented, *current))]
@@ -77,6 +171,14 @@ pub enum StateServiceError {
     /// The store failed (HTTP 500).
     #[error(transparent)]
     Storage(#[from] StateStoreError),
+}
+
+fn requested_text(holder: &LockHolder, requested: &str) -> String {
+    if holder.caller_holds || holder.info.id != requested {
+        format!("lock {requested}")
+    } else {
+        "its lock from another key".to_owned()
+    }
 }
 
 fn stale_text(presented: Option<FencingToken>, current: Option<FencingToken>) -> String {
@@ -179,6 +281,7 @@ impl StateService {
     pub async fn write(
         &self,
         workspace: &Workspace,
+        caller: &LockKey,
         write: StateWrite,
     ) -> Result<(), StateServiceError> {
         if write.document.is_empty() {
@@ -189,11 +292,12 @@ impl StateService {
         let lock = transaction.lock(workspace).await?;
         let last_issued = transaction.fencing_token(workspace).await?;
         let active = lock.as_ref().filter(|lock| !lock.is_expired(now));
-        let mut event = LockEvent::new(now, LockEventKind::Written);
+        let mut event = LockEvent::new(now, LockEventKind::Written).by(&caller.name);
         event.lock_id.clone_from(&write.lock_id);
         event.fencing_token = write.fencing_token;
         event.holder_lock_id = active.map(|lock| lock.info.id.clone());
-        match check_write(&write, active, last_issued) {
+        event.holder_key = active.and_then(|lock| lock.holder_key.clone());
+        match check_write(&write, caller, active, last_issued) {
             Ok(()) => {
                 transaction
                     .write_document(workspace, &write.document, now)
@@ -212,11 +316,13 @@ impl StateService {
         }
     }
 
-    /// Takes the lock, renews it (the same ID), or takes it over once its lease has run out;
-    /// [`StateServiceError::Locked`] with the holder while someone else's lease runs.
+    /// Takes the lock, renews it (the same ID from the same key), or takes it over once its
+    /// lease has run out; [`StateServiceError::Locked`] with the holder while someone else's
+    /// lease runs, or when another key names the holder's ID (that refusal is logged).
     pub async fn lock(
         &self,
         workspace: &Workspace,
+        caller: &LockKey,
         info: LockInfo,
     ) -> Result<LockGranted, StateServiceError> {
         if info.id.is_empty() {
@@ -227,21 +333,42 @@ impl StateService {
         let now = self.now(transaction.as_mut()).await?;
         let lease_expires_at = self.lease_end(now);
         let held = transaction.lock(workspace).await?;
-        let (kind, record, previous_holder) = match held {
+        // The lock and key in place before, as the event names them: the one taken over, or the
+        // one renewed (no key when taken before locks were bound to keys).
+        let (kind, record, (holder_lock_id, holder_key)) = match held {
+            // The holder's ID from another key: a copied or guessed ID is no credential. A lock
+            // taken before locks were bound to keys has no key; its first renewal binds it.
+            Some(held)
+                if held.info.id == info.id && held.holder_key.is_some() && !caller.holds(&held) =>
+            {
+                let mut event = LockEvent::new(now, LockEventKind::LockRefused)
+                    .naming(&info)
+                    .by(&caller.name);
+                event.holder_lock_id = Some(held.info.id.clone());
+                event.holder_key.clone_from(&held.holder_key);
+                event.refusal = Some(WriteRefusal::OtherKey);
+                transaction.append_event(workspace, &event).await?;
+                transaction.commit().await?;
+                return Err(StateServiceError::Locked {
+                    holder: LockHolder::of(&held, caller),
+                });
+            }
             // The holder again: a renewal, or a retried LOCK whose answer was lost. Even after
             // its lease ran out, nobody took the lock meanwhile, so its token is still current.
-            Some(held) if held.info.id == info.id => (
-                GrantKind::Renewed,
-                LockRecord {
+            Some(held) if held.info.id == info.id => {
+                let before = (None, held.holder_key.clone());
+                let record = LockRecord {
                     lease_expires_at,
+                    holder_key: Some(caller.name.clone()),
                     ..held
-                },
-                None,
-            ),
+                };
+                (GrantKind::Renewed, record, before)
+            }
             Some(held) if !held.is_expired(now) => {
-                // Nothing changed: the transaction is dropped, rolled back.
+                // Nothing changed: the transaction is dropped, rolled back. Not logged: a
+                // client waiting for the lock asks again and again.
                 return Err(StateServiceError::Locked {
-                    holder: Box::new(held.info),
+                    holder: LockHolder::of(&held, caller),
                 });
             }
             previous => {
@@ -254,14 +381,21 @@ impl StateService {
                     fencing_token: transaction.next_fencing_token(workspace).await?,
                     lease_expires_at,
                     acquired_at: now,
+                    holder_key: Some(caller.name.clone()),
                 };
-                (kind, record, previous.map(|previous| previous.info.id))
+                let before = previous.map_or((None, None), |previous| {
+                    (Some(previous.info.id), previous.holder_key)
+                });
+                (kind, record, before)
             }
         };
-        let mut event = LockEvent::new(now, event_kind(kind)).naming(&record.info);
+        let mut event = LockEvent::new(now, event_kind(kind))
+            .naming(&record.info)
+            .by(&caller.name);
         event.fencing_token = Some(record.fencing_token);
         event.lease_expires_at = Some(lease_expires_at);
-        event.holder_lock_id = previous_holder;
+        event.holder_lock_id = holder_lock_id;
+        event.holder_key = holder_key;
         transaction.append_event(workspace, &event).await?;
         transaction.put_lock(workspace, &record).await?;
         transaction.commit().await?;
@@ -273,13 +407,18 @@ impl StateService {
         })
     }
 
-    /// Releases the lock `info` names. Naming the holder's ID releases it whoever asks: that is
-    /// how a lock is broken (`force-unlock ID`). Another ID while a lease runs is
-    /// [`StateServiceError::HeldByAnother`]; with no lock in force there is nothing to do.
+    /// Releases the lock `info` names. The key that took it releases it; an `admin` key breaks
+    /// another key's lock by naming its ID (`force-unlock ID`). Another key naming the
+    /// holder's ID is refused, and logged: [`StateServiceError::AdminRequired`] when `force`
+    /// (a force-unlock), else [`StateServiceError::HeldByAnother`]. Another ID while a lease
+    /// runs is [`StateServiceError::HeldByAnother`]; with no lock in force there is nothing to
+    /// do.
     pub async fn unlock(
         &self,
         workspace: &Workspace,
+        caller: &LockKey,
         info: &LockInfo,
+        force: bool,
     ) -> Result<Unlocked, StateServiceError> {
         if info.id.is_empty() {
             return Err(StateServiceError::MissingLockId);
@@ -288,15 +427,44 @@ impl StateService {
         let now = self.now(transaction.as_mut()).await?;
         match transaction.lock(workspace).await? {
             Some(held) if held.info.id == info.id => {
-                transaction.delete_lock(workspace).await?;
-                let mut event = LockEvent::new(now, LockEventKind::Unlocked).naming(info);
+                let allowed = caller.holds(&held) || caller.admin;
+                let kind = if allowed {
+                    LockEventKind::Unlocked
+                } else {
+                    LockEventKind::UnlockRefused
+                };
+                let mut event = LockEvent::new(now, kind).naming(info).by(&caller.name);
                 event.fencing_token = Some(held.fencing_token);
+                event.holder_key.clone_from(&held.holder_key);
+                if !allowed {
+                    event.holder_lock_id = Some(held.info.id.clone());
+                    event.refusal = Some(if force {
+                        WriteRefusal::AdminRequired
+                    } else {
+                        WriteRefusal::OtherKey
+                    });
+                    transaction.append_event(workspace, &event).await?;
+                    transaction.commit().await?;
+                    let holder = LockHolder::of(&held, caller);
+                    return Err(if force {
+                        StateServiceError::AdminRequired {
+                            holder,
+                            caller: caller.name.clone(),
+                        }
+                    } else {
+                        StateServiceError::HeldByAnother {
+                            holder,
+                            requested: info.id.clone(),
+                        }
+                    });
+                }
+                transaction.delete_lock(workspace).await?;
                 transaction.append_event(workspace, &event).await?;
                 transaction.commit().await?;
                 Ok(Unlocked::Released)
             }
             Some(held) if !held.is_expired(now) => Err(StateServiceError::HeldByAnother {
-                holder: Box::new(held.info),
+                holder: LockHolder::of(&held, caller),
                 requested: info.id.clone(),
             }),
             // No lock, or one whose lease ran out: the next LOCK may take it anyway.
@@ -344,6 +512,7 @@ fn event_kind(kind: GrantKind) -> LockEventKind {
 /// `last_issued` the workspace's last fencing token.
 fn check_write(
     write: &StateWrite,
+    caller: &LockKey,
     active: Option<&LockRecord>,
     last_issued: Option<FencingToken>,
 ) -> Result<(), (WriteRefusal, StateServiceError)> {
@@ -367,7 +536,17 @@ fn check_write(
         return Err((
             WriteRefusal::Locked,
             StateServiceError::Locked {
-                holder: Box::new(lock.info.clone()),
+                holder: LockHolder::of(lock, caller),
+            },
+        ));
+    }
+    // The holder's ID (and even its token) from another key: both can be read off the event
+    // log, so neither is a credential. A lock taken before locks were bound to keys has none.
+    if lock.holder_key.is_some() && !caller.holds(lock) {
+        return Err((
+            WriteRefusal::OtherKey,
+            StateServiceError::Locked {
+                holder: LockHolder::of(lock, caller),
             },
         ));
     }

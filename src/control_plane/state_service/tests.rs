@@ -62,6 +62,11 @@ fn write(document: &str, lock_id: Option<&str>, token: Option<u64>) -> StateWrit
     }
 }
 
+/// The editor key every test acts with unless it tells keys apart.
+fn ci() -> LockKey {
+    LockKey::new("key:ci", false)
+}
+
 fn kinds(events: &[RecordedLockEvent]) -> Vec<LockEventKind> {
     events.iter().map(|recorded| recorded.event.kind).collect()
 }
@@ -71,7 +76,10 @@ async fn grants_renews_and_refuses_others_with_the_holder() {
     let (service, clock) = service().await;
     let main = workspace("org-a", "main");
 
-    let granted = service.lock(&main, info("one", "alice@a")).await.unwrap();
+    let granted = service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     assert_eq!(granted.kind, GrantKind::New);
     assert_eq!(granted.fencing_token, FencingToken(1));
     assert_eq!(granted.lease, LEASE);
@@ -81,7 +89,10 @@ async fn grants_renews_and_refuses_others_with_the_holder() {
     );
 
     clock.advance(Duration::from_secs(20));
-    let renewed = service.lock(&main, info("one", "alice@a")).await.unwrap();
+    let renewed = service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     assert_eq!(renewed.kind, GrantKind::Renewed);
     assert_eq!(renewed.fencing_token, FencingToken(1), "same token");
     assert_eq!(
@@ -92,11 +103,15 @@ async fn grants_renews_and_refuses_others_with_the_holder() {
 
     // 40 s after the grant, but only 20 s after the renewal: still held.
     clock.advance(Duration::from_secs(20));
-    let error = service.lock(&main, info("two", "bob@b")).await.unwrap_err();
+    let error = service
+        .lock(&main, &ci(), info("two", "bob@b"))
+        .await
+        .unwrap_err();
     match error {
         StateServiceError::Locked { holder } => {
-            assert_eq!(holder.id, "one");
-            assert_eq!(holder.who, "alice@a");
+            assert_eq!(holder.info.id, "one");
+            assert_eq!(holder.info.who, "alice@a");
+            assert!(holder.caller_holds);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -113,14 +128,20 @@ async fn grants_renews_and_refuses_others_with_the_holder() {
 async fn an_expired_lock_is_taken_over_with_a_higher_token_and_its_writes_are_refused() {
     let (service, clock) = service().await;
     let main = workspace("org-a", "main");
-    let first = service.lock(&main, info("one", "alice@a")).await.unwrap();
+    let first = service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     service
-        .write(&main, write("{\"serial\":1}", Some("one"), Some(1)))
+        .write(&main, &ci(), write("{\"serial\":1}", Some("one"), Some(1)))
         .await
         .unwrap();
 
     clock.advance(LEASE);
-    let second = service.lock(&main, info("two", "bob@b")).await.unwrap();
+    let second = service
+        .lock(&main, &ci(), info("two", "bob@b"))
+        .await
+        .unwrap();
     assert_eq!(second.kind, GrantKind::TakenOver);
     assert!(second.fencing_token > first.fencing_token);
     assert_eq!(second.fencing_token, FencingToken(2));
@@ -128,7 +149,7 @@ async fn an_expired_lock_is_taken_over_with_a_higher_token_and_its_writes_are_re
     // The first holder wakes up: its write is refused, whatever ID it names.
     for lock_id in [Some("one"), Some("two"), None] {
         let error = service
-            .write(&main, write("{\"serial\":2}", lock_id, Some(1)))
+            .write(&main, &ci(), write("{\"serial\":2}", lock_id, Some(1)))
             .await
             .unwrap_err();
         assert!(
@@ -144,20 +165,20 @@ async fn an_expired_lock_is_taken_over_with_a_higher_token_and_its_writes_are_re
     }
     // Its renewal is refused too: someone else holds the lock now.
     assert!(matches!(
-        service.lock(&main, info("one", "alice@a")).await,
-        Err(StateServiceError::Locked { holder }) if holder.id == "two"
+        service.lock(&main, &ci(), info("one", "alice@a")).await,
+        Err(StateServiceError::Locked { holder }) if holder.info.id == "two"
     ));
     // And so is its unlock.
     assert!(matches!(
-        service.unlock(&main, &info("one", "alice@a")).await,
-        Err(StateServiceError::HeldByAnother { holder, .. }) if holder.id == "two"
+        service.unlock(&main, &ci(), &info("one", "alice@a"), false).await,
+        Err(StateServiceError::HeldByAnother { holder, .. }) if holder.info.id == "two"
     ));
     assert_eq!(
         service.get(&main).await.unwrap().unwrap().document,
         "{\"serial\":1}"
     );
     service
-        .write(&main, write("{\"serial\":2}", Some("two"), Some(2)))
+        .write(&main, &ci(), write("{\"serial\":2}", Some("two"), Some(2)))
         .await
         .unwrap();
     assert_eq!(
@@ -191,13 +212,19 @@ async fn an_expired_lock_is_taken_over_with_a_higher_token_and_its_writes_are_re
 async fn a_holder_renewing_after_its_lease_ran_out_keeps_its_token_if_nobody_took_it() {
     let (service, clock) = service().await;
     let main = workspace("org-a", "main");
-    service.lock(&main, info("one", "alice@a")).await.unwrap();
+    service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     clock.advance(LEASE * 2);
-    let renewed = service.lock(&main, info("one", "alice@a")).await.unwrap();
+    let renewed = service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     assert_eq!(renewed.kind, GrantKind::Renewed);
     assert_eq!(renewed.fencing_token, FencingToken(1));
     service
-        .write(&main, write("{}", Some("one"), Some(1)))
+        .write(&main, &ci(), write("{}", Some("one"), Some(1)))
         .await
         .unwrap();
 }
@@ -208,16 +235,21 @@ async fn writes_under_a_lock_must_name_it_and_carry_its_token() {
     let main = workspace("org-a", "main");
     // Unlocked and never locked: a plain write goes through (Terraform's clients do that).
     service
-        .write(&main, write("{\"v\":0}", None, None))
+        .write(&main, &ci(), write("{\"v\":0}", None, None))
         .await
         .unwrap();
     // A token that was never issued is not current.
     assert!(matches!(
-        service.write(&main, write("{}", None, Some(1))).await,
+        service
+            .write(&main, &ci(), write("{}", None, Some(1)))
+            .await,
         Err(StateServiceError::StaleFencingToken { current: None, .. })
     ));
 
-    service.lock(&main, info("one", "alice@a")).await.unwrap();
+    service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     let refusals = [
         (write("{}", None, None), WriteRefusal::Locked),
         (write("{}", Some("other"), Some(1)), WriteRefusal::Locked),
@@ -225,10 +257,10 @@ async fn writes_under_a_lock_must_name_it_and_carry_its_token() {
         (write("{}", Some("one"), Some(7)), WriteRefusal::StaleToken),
     ];
     for (request, expected) in refusals.iter().cloned() {
-        let error = service.write(&main, request).await.unwrap_err();
+        let error = service.write(&main, &ci(), request).await.unwrap_err();
         let status_like = match error {
             StateServiceError::Locked { holder } => {
-                assert_eq!(holder.id, "one");
+                assert_eq!(holder.info.id, "one");
                 WriteRefusal::Locked
             }
             StateServiceError::StaleFencingToken {
@@ -245,24 +277,24 @@ async fn writes_under_a_lock_must_name_it_and_carry_its_token() {
         "no refused write got through"
     );
     service
-        .write(&main, write("{\"v\":1}", Some("one"), Some(1)))
+        .write(&main, &ci(), write("{\"v\":1}", Some("one"), Some(1)))
         .await
         .unwrap();
     service
-        .unlock(&main, &info("one", "alice@a"))
+        .unlock(&main, &ci(), &info("one", "alice@a"), false)
         .await
         .unwrap();
     // Unlocked again: the last token is still current, a stale one is not.
     service
-        .write(&main, write("{\"v\":2}", None, Some(1)))
+        .write(&main, &ci(), write("{\"v\":2}", None, Some(1)))
         .await
         .unwrap();
     service
-        .write(&main, write("{\"v\":3}", None, None))
+        .write(&main, &ci(), write("{\"v\":3}", None, None))
         .await
         .unwrap();
     assert!(matches!(
-        service.write(&main, write("", None, None)).await,
+        service.write(&main, &ci(), write("", None, None)).await,
         Err(StateServiceError::EmptyDocument)
     ));
 
@@ -289,30 +321,39 @@ async fn unlock_by_the_holder_by_another_and_force_unlock() {
     let (service, clock) = service().await;
     let main = workspace("org-a", "main");
     assert_eq!(
-        service.unlock(&main, &info("none", "x")).await.unwrap(),
+        service
+            .unlock(&main, &ci(), &info("none", "x"), false)
+            .await
+            .unwrap(),
         Unlocked::NotLocked
     );
 
-    service.lock(&main, info("one", "alice@a")).await.unwrap();
+    service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     let error = service
-        .unlock(&main, &info("other", "bob@b"))
+        .unlock(&main, &ci(), &info("other", "bob@b"), false)
         .await
         .unwrap_err();
     match error {
         StateServiceError::HeldByAnother { holder, requested } => {
-            assert_eq!(holder.id, "one");
+            assert_eq!(holder.info.id, "one");
             assert_eq!(requested, "other");
         }
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(
         service
-            .unlock(&main, &info("one", "alice@a"))
+            .unlock(&main, &ci(), &info("one", "alice@a"), false)
             .await
             .unwrap(),
         Unlocked::Released
     );
-    let next = service.lock(&main, info("two", "bob@b")).await.unwrap();
+    let next = service
+        .lock(&main, &ci(), info("two", "bob@b"))
+        .await
+        .unwrap();
     assert_eq!(next.kind, GrantKind::New);
     assert_eq!(
         next.fencing_token,
@@ -326,24 +367,27 @@ async fn unlock_by_the_holder_by_another_and_force_unlock() {
         ..LockInfo::new("force-unlock", "ws")
     };
     assert_eq!(
-        service.unlock(&main, &breaker).await.unwrap(),
+        service.unlock(&main, &ci(), &breaker, false).await.unwrap(),
         Unlocked::Released
     );
-    let third = service.lock(&main, info("three", "carol@c")).await.unwrap();
+    let third = service
+        .lock(&main, &ci(), info("three", "carol@c"))
+        .await
+        .unwrap();
     assert_eq!(third.fencing_token, FencingToken(3));
 
     // Another ID on an expired lock: nothing is in force, so nothing to refuse.
     clock.advance(LEASE);
     assert_eq!(
         service
-            .unlock(&main, &info("other", "bob@b"))
+            .unlock(&main, &ci(), &info("other", "bob@b"), false)
             .await
             .unwrap(),
         Unlocked::NotLocked
     );
 
     assert!(matches!(
-        service.lock(&main, info("", "x")).await,
+        service.lock(&main, &ci(), info("", "x")).await,
         Err(StateServiceError::MissingLockId)
     ));
     // A `Who` that forges a log line, and an `Info` that would fill every 423: refused, and
@@ -356,7 +400,7 @@ async fn unlock_by_the_holder_by_another_and_force_unlock() {
     huge.info = "i".repeat(5000);
     for refused in [forged, huge] {
         assert!(matches!(
-            service.lock(&main, refused).await,
+            service.lock(&main, &ci(), refused).await,
             Err(StateServiceError::InvalidLockInfo { .. })
         ));
     }
@@ -381,20 +425,29 @@ async fn organizations_and_workspaces_are_separate() {
     let a_main = workspace("org-a", "main");
     let b_main = workspace("org-b", "main");
     let a_other = workspace("org-a", "other");
-    service.lock(&a_main, info("a", "alice@a")).await.unwrap();
     service
-        .write(&a_main, write("{\"org\":\"a\"}", Some("a"), Some(1)))
+        .lock(&a_main, &ci(), info("a", "alice@a"))
+        .await
+        .unwrap();
+    service
+        .write(&a_main, &ci(), write("{\"org\":\"a\"}", Some("a"), Some(1)))
         .await
         .unwrap();
     assert_eq!(service.get(&b_main).await.unwrap(), None);
     assert_eq!(service.get(&a_other).await.unwrap(), None);
-    let b = service.lock(&b_main, info("b", "bob@b")).await.unwrap();
+    let b = service
+        .lock(&b_main, &ci(), info("b", "bob@b"))
+        .await
+        .unwrap();
     assert_eq!(
         b.fencing_token,
         FencingToken(1),
         "each workspace counts its own"
     );
-    service.lock(&a_other, info("c", "carol@c")).await.unwrap();
+    service
+        .lock(&a_other, &ci(), info("c", "carol@c"))
+        .await
+        .unwrap();
     assert!(service.events(&b_main).await.unwrap().len() == 1);
 }
 
@@ -408,9 +461,15 @@ async fn fencing_tokens_are_never_reused_across_restarts() {
         let store = SqliteStore::open(&path).await.unwrap();
         let service = StateService::new(Arc::new(store.clone()), FakeClock::new(), LEASE);
         let id = format!("lock-{round}");
-        let granted = service.lock(&main, info(&id, "alice@a")).await.unwrap();
+        let granted = service
+            .lock(&main, &ci(), info(&id, "alice@a"))
+            .await
+            .unwrap();
         tokens.push(granted.fencing_token.0);
-        service.unlock(&main, &info(&id, "alice@a")).await.unwrap();
+        service
+            .unlock(&main, &ci(), &info(&id, "alice@a"), false)
+            .await
+            .unwrap();
         store.close().await;
     }
     assert_eq!(tokens, [1, 2, 3]);
@@ -436,7 +495,7 @@ async fn racing_lock_requests_on_one_database_grant_exactly_one() {
         tasks.spawn(async move {
             let service = StateService::new(Arc::new(store), Arc::new(SystemClock), LEASE);
             service
-                .lock(&main, info(&format!("lock-{index}"), "racer@test"))
+                .lock(&main, &ci(), info(&format!("lock-{index}"), "racer@test"))
                 .await
         });
     }
@@ -459,7 +518,10 @@ async fn racing_lock_requests_on_one_database_grant_exactly_one() {
 async fn the_event_log_check_finds_overlapping_holders() {
     let (service, clock) = service().await;
     let main = workspace("org-a", "main");
-    service.lock(&main, info("one", "alice@a")).await.unwrap();
+    service
+        .lock(&main, &ci(), info("one", "alice@a"))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(1));
     let mut events = service.events(&main).await.unwrap();
     check_single_holder(&events).unwrap();
@@ -541,8 +603,220 @@ fn event_kinds_and_refusals_round_trip_their_names() {
         WriteRefusal::Locked,
         WriteRefusal::StaleToken,
         WriteRefusal::MissingToken,
+        WriteRefusal::OtherKey,
+        WriteRefusal::AdminRequired,
     ] {
         assert_eq!(WriteRefusal::parse(refusal.as_str()), Some(refusal));
     }
     assert_eq!(LockEventKind::parse("stolen"), None);
+}
+
+/// Keys of one organization: the holder, another editor, an admin.
+fn alice() -> LockKey {
+    LockKey::new("key:alice", false)
+}
+fn bob() -> LockKey {
+    LockKey::new("key:bob", false)
+}
+fn carol() -> LockKey {
+    LockKey::new("key:carol", true)
+}
+
+#[tokio::test]
+async fn a_lock_is_bound_to_the_key_that_took_it() {
+    let (service, _clock) = service().await;
+    let main = workspace("org-a", "main");
+    let granted = service
+        .lock(&main, &alice(), info("one", "alice@a"))
+        .await
+        .unwrap();
+
+    // Bob copies Alice's ID: no renewal, no token, and he is told her key, not her ID.
+    match service.lock(&main, &bob(), info("one", "bob@b")).await {
+        Err(StateServiceError::Locked { holder }) => {
+            assert!(!holder.caller_holds);
+            assert_eq!(holder.key.as_deref(), Some("key:alice"));
+            let text = holder.to_string();
+            assert!(
+                text.contains("key:alice") && !text.contains("one"),
+                "{text}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Her ID and token (both readable in the event log) do not let him write or release.
+    let error = service
+        .write(&main, &bob(), write("{\"v\":1}", Some("one"), Some(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StateServiceError::Locked { holder } if holder.key.as_deref() == Some("key:alice"))
+    );
+    assert!(matches!(
+        service.unlock(&main, &bob(), &info("one", "bob@b"), false).await,
+        Err(StateServiceError::HeldByAnother { holder, .. }) if !holder.caller_holds
+    ));
+    match service
+        .unlock(&main, &bob(), &info("one", "bob@b"), true)
+        .await
+    {
+        Err(error @ StateServiceError::AdminRequired { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("admin") && text.contains("key:alice") && text.contains("key:bob"),
+                "{text}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(service.get(&main).await.unwrap(), None, "nothing written");
+
+    // Alice still holds it: she renews with her token and writes.
+    let renewed = service
+        .lock(&main, &alice(), info("one", "alice@a"))
+        .await
+        .unwrap();
+    assert_eq!(renewed.kind, GrantKind::Renewed);
+    assert_eq!(renewed.fencing_token, granted.fencing_token);
+    service
+        .write(&main, &alice(), write("{\"v\":2}", Some("one"), Some(1)))
+        .await
+        .unwrap();
+    // Carol, an admin, breaks it.
+    assert_eq!(
+        service
+            .unlock(&main, &carol(), &info("one", "carol@c"), true)
+            .await
+            .unwrap(),
+        Unlocked::Released
+    );
+
+    let events = service.events(&main).await.unwrap();
+    check_single_holder(&events).unwrap();
+    let summary: Vec<_> = events
+        .iter()
+        .map(|recorded| {
+            let event = &recorded.event;
+            (
+                event.kind,
+                event.key.as_deref().unwrap_or("-"),
+                event.holder_key.as_deref().unwrap_or("-"),
+                event.refusal,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (LockEventKind::Granted, "key:alice", "-", None),
+            (
+                LockEventKind::LockRefused,
+                "key:bob",
+                "key:alice",
+                Some(WriteRefusal::OtherKey)
+            ),
+            (
+                LockEventKind::WriteRefused,
+                "key:bob",
+                "key:alice",
+                Some(WriteRefusal::OtherKey)
+            ),
+            (
+                LockEventKind::UnlockRefused,
+                "key:bob",
+                "key:alice",
+                Some(WriteRefusal::OtherKey)
+            ),
+            (
+                LockEventKind::UnlockRefused,
+                "key:bob",
+                "key:alice",
+                Some(WriteRefusal::AdminRequired)
+            ),
+            (LockEventKind::Renewed, "key:alice", "key:alice", None),
+            (LockEventKind::Written, "key:alice", "key:alice", None),
+            (LockEventKind::Unlocked, "key:carol", "key:alice", None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_key_releases_its_own_lock_and_another_id_of_the_same_key_waits() {
+    let (service, _clock) = service().await;
+    let main = workspace("org-a", "main");
+    service
+        .lock(&main, &bob(), info("one", "bob@b"))
+        .await
+        .unwrap();
+    // One key, two runs: the second waits like anyone, but sees the ID (its own key's).
+    match service.lock(&main, &bob(), info("two", "bob@b")).await {
+        Err(StateServiceError::Locked { holder }) => {
+            assert!(holder.caller_holds);
+            assert_eq!(holder.info.id, "one");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // An editor breaks its own key's lock without the admin role.
+    assert_eq!(
+        service
+            .unlock(&main, &bob(), &info("one", "bob@b"), true)
+            .await
+            .unwrap(),
+        Unlocked::Released
+    );
+    check_single_holder(&service.events(&main).await.unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_taken_before_keys_were_bound_is_claimed_by_its_first_renewal() {
+    let clock = FakeClock::new();
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let service = StateService::new(store.clone(), clock.clone(), LEASE);
+    let main = workspace("org-a", "main");
+    let legacy = |id: &str| LockRecord {
+        info: info(id, "old@client"),
+        fencing_token: FencingToken(7),
+        lease_expires_at: Timestamp::from_second(clock.now().as_second() + 30).unwrap(),
+        acquired_at: clock.now(),
+        holder_key: None,
+    };
+    let put = |record: LockRecord| {
+        let store = store.clone();
+        let main = main.clone();
+        async move {
+            let mut transaction = store.begin_state().await.unwrap();
+            transaction.put_lock(&main, &record).await.unwrap();
+            transaction.commit().await.unwrap();
+        }
+    };
+    put(legacy("old")).await;
+    // Owned by no key: an editor cannot release it, not even by naming its ID...
+    assert!(matches!(
+        service.unlock(&main, &bob(), &info("old", "bob@b"), true).await,
+        Err(StateServiceError::AdminRequired { holder, .. }) if holder.key.is_none()
+    ));
+    // ...but the same ID renews it, once, and binds it to the renewing key.
+    let renewed = service
+        .lock(&main, &alice(), info("old", "old@client"))
+        .await
+        .unwrap();
+    assert_eq!(renewed.kind, GrantKind::Renewed);
+    assert_eq!(renewed.fencing_token, FencingToken(7));
+    assert!(matches!(
+        service.lock(&main, &bob(), info("old", "old@client")).await,
+        Err(StateServiceError::Locked { holder }) if holder.key.as_deref() == Some("key:alice")
+    ));
+    // Another legacy lock: only an admin breaks it.
+    service
+        .unlock(&main, &alice(), &info("old", "old@client"), false)
+        .await
+        .unwrap();
+    put(legacy("older")).await;
+    assert_eq!(
+        service
+            .unlock(&main, &carol(), &info("older", "carol@c"), true)
+            .await
+            .unwrap(),
+        Unlocked::Released
+    );
 }
