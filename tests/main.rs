@@ -17,6 +17,7 @@ mod load;
 mod migrate;
 mod openapi;
 mod ownership;
+mod paging;
 mod postgres;
 mod production_client;
 mod races;

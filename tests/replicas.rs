@@ -280,7 +280,8 @@ async fn twenty_locks_over_three_replicas_have_one_holder_and_growing_tokens() {
         .bearer_auth(KEY_A);
     let (status, events) = replicas.send(request).await;
     assert_eq!(status, 200);
-    let events: Vec<RecordedLockEvent> = serde_json::from_value(events).expect("lock events");
+    let events: Vec<RecordedLockEvent> =
+        serde_json::from_value(events["events"].clone()).expect("lock events");
     check_single_holder(&events).unwrap_or_else(|overlap| panic!("{overlap}: {events:#?}"));
     let grants = events
         .iter()

@@ -35,11 +35,18 @@ use crate::model::{EnvironmentId, OrganizationId, Status};
 
 /// The PostgreSQL schema, oldest first, embedded like SQLite's (a separate history: the two
 /// databases' DDL differs).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("migrations_postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("migrations_postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "event_paging",
+        include_str!("migrations_postgres/0002_event_paging.sql"),
+    ),
+];
 
 /// The advisory lock every write transaction takes first ("envform" in ASCII).
 const WRITE_LOCK_KEY: i64 = 0x0065_6e76_666f_726d;

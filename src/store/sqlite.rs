@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "readiness",
         include_str!("migrations/0004_readiness.sql"),
     ),
+    (
+        5,
+        "event_paging",
+        include_str!("migrations/0005_event_paging.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.
