@@ -1,5 +1,6 @@
 //! Paging of the service's logs (`GET /api/v1/audit`, `GET /api/v1/state/{workspace}/events`):
-//! a `limit` and an opaque `cursor`, answered with the page and a `next_cursor`.
+//! a `limit` and an opaque `cursor`, answered with the page and a `next_cursor`. A bad `limit`
+//! is 422 (it breaks the documented bounds); a cursor the list never answered is 400.
 //!
 //! A cursor names the last entry a page returned by its id, which only grows (the store assigns
 //! ids in commit order: writers are serialized on both databases), so entries appended between
@@ -36,8 +37,8 @@ impl Default for PageRequest {
 }
 
 impl PageRequest {
-    /// The request a query's `limit` and `cursor` texts make; a 422 naming the parameter when
-    /// `limit` is not a whole number from 1 to [`MAX_PAGE_LIMIT`] or the cursor is empty.
+    /// The request a query's `limit` and `cursor` texts make: a 422 naming `limit` when it is not
+    /// a whole number from 1 to [`MAX_PAGE_LIMIT`], a 400 naming `cursor` when that is empty.
     pub fn from_query(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, EnvironmentError> {
         let limit = match limit {
             None => DEFAULT_PAGE_LIMIT,
@@ -54,7 +55,7 @@ impl PageRequest {
                 })?,
         };
         if cursor.is_some_and(str::is_empty) {
-            return Err(invalid("cursor", "`cursor` is empty".to_owned()));
+            return Err(bad_cursor("`cursor` is empty"));
         }
         Ok(Self {
             limit,
@@ -92,13 +93,12 @@ pub fn encode_cursor(scope: &str, after: u64) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1:{scope}:{after}"))
 }
 
-/// The entry id a cursor of the list `scope` names; a 422 naming `cursor` for anything else.
+/// The entry id a cursor of the list `scope` names; a 400 naming `cursor` for anything else (a
+/// well-formed string the list never answered is a bad request, not an invalid field).
 pub fn decode_cursor(cursor: &str, scope: &str) -> Result<u64, EnvironmentError> {
     let malformed = || {
-        invalid(
-            "cursor",
-            "`cursor` is not a cursor this list answered (pass `next_cursor` back unchanged)"
-                .to_owned(),
+        bad_cursor(
+            "`cursor` is not a cursor this list answered (pass `next_cursor` back unchanged)",
         )
     };
     let text = URL_SAFE_NO_PAD
@@ -121,6 +121,13 @@ pub fn decode_cursor(cursor: &str, scope: &str) -> Result<u64, EnvironmentError>
         .ok_or_else(malformed)
 }
 
+fn bad_cursor(detail: &str) -> EnvironmentError {
+    EnvironmentError::Api {
+        status: 400,
+        detail: detail.to_owned(),
+    }
+}
+
 fn invalid(parameter: &str, msg: String) -> EnvironmentError {
     EnvironmentError::Validation {
         errors: vec![FieldError {
@@ -140,7 +147,11 @@ mod tests {
             EnvironmentError::Validation { errors } => {
                 errors[0].loc[1].as_str().unwrap().to_owned()
             }
-            other => panic!("not a validation error: {other:?}"),
+            EnvironmentError::Api {
+                status: 400,
+                detail,
+            } if detail.contains("`cursor`") => "cursor".to_owned(),
+            other => panic!("neither a 422 nor a 400 naming the cursor: {other:?}"),
         }
     }
 

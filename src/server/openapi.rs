@@ -89,12 +89,13 @@ fn state_unlock() {}
     params(
         ("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many events (default 1000)"),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, unchanged"),
     ),
     responses(
         (status = 200, description = "A page of the workspace's lock events, oldest first", body = LockEventsPage),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
-        (status = 422, description = "An invalid `limit` or `cursor`", body = ValidationError),
+        (status = 400, description = "A `cursor` this list did not answer", body = MessageError),
+        (status = 422, description = "An invalid `limit`", body = ValidationError),
         (status = "default", description = "Another error", body = ErrorBody),
     ),
     security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))

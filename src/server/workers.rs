@@ -197,10 +197,11 @@ struct AuditQuery {
     params(
         ("environment_id" = Option<uuid::Uuid>, Query, description = "Only events of this environment (a UUID)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many events (default 1000)"),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, unchanged"),
     ),
     responses(
         (status = 200, description = "A page of audit events, oldest first", body = AuditPage),
+        (status = 400, description = "A `cursor` this list did not answer", body = MessageError),
         (status = 422, description = "Invalid fields, all of them", body = ValidationError),
         (status = "default", description = "Another error", body = ErrorBody),
     ),
