@@ -198,7 +198,9 @@ fn events(server: &Server, workspace: &str, key: &str) -> Vec<RecordedLockEvent>
         None,
     );
     assert_eq!(answer.status, 200);
-    serde_json::from_slice(&answer.body).unwrap()
+    let page = answer.json();
+    assert!(page["next_cursor"].is_null(), "more than one page: {page}");
+    serde_json::from_value(page["events"].clone()).unwrap()
 }
 
 fn count(events: &[RecordedLockEvent], kind: LockEventKind) -> usize {

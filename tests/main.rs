@@ -18,6 +18,7 @@ mod lock_owners;
 mod migrate;
 mod openapi;
 mod ownership;
+mod paging;
 mod postgres;
 mod production_client;
 mod races;

@@ -57,6 +57,57 @@ fn the_served_document_is_the_committed_one() {
     assert_eq!(&served, document());
 }
 
+/// Every operation that takes a credential documents 401; those taking an API key also 403 (a
+/// role too low) and 429 (with `Retry-After`); the paged routes take `limit` and `cursor`.
+#[test]
+fn authenticated_operations_document_401_403_and_429() {
+    let mut checked = 0;
+    for (path, item) in document()["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let schemes: Vec<&String> = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .flat_map(|requirement| requirement.keys())
+                .collect();
+            if schemes.is_empty() {
+                continue;
+            }
+            checked += 1;
+            let responses = &operation["responses"];
+            assert!(responses.get("401").is_some(), "{method} {path}: no 401");
+            if schemes.iter().any(|scheme| *scheme != "WorkerToken") {
+                assert!(responses.get("403").is_some(), "{method} {path}: no 403");
+                assert!(
+                    responses["429"]["headers"].get("Retry-After").is_some(),
+                    "{method} {path}: no 429 with Retry-After"
+                );
+            } else {
+                assert!(
+                    responses.get("403").is_none(),
+                    "{method} {path}: worker routes have no roles"
+                );
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} authenticated operations");
+    for path in ["/api/v1/audit", "/api/v1/state/{workspace}/events"] {
+        let parameters: Vec<&str> = document()["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        assert!(
+            parameters.contains(&"limit") && parameters.contains(&"cursor"),
+            "{path}: {parameters:?}"
+        );
+        let page = &document()["paths"][path]["get"]["responses"]["200"];
+        assert!(page.to_string().contains("Page"), "{path}: {page}");
+    }
+}
+
 /// The path template of the document that `path` is, preferring literal segments
 /// (`/api/v1/workers/register` over `/api/v1/workers/{id}`).
 fn template_of(path: &str) -> Option<&'static str> {

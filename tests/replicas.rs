@@ -280,7 +280,8 @@ async fn twenty_locks_over_three_replicas_have_one_holder_and_growing_tokens() {
         .bearer_auth(KEY_A);
     let (status, events) = replicas.send(request).await;
     assert_eq!(status, 200);
-    let events: Vec<RecordedLockEvent> = serde_json::from_value(events).expect("lock events");
+    let events: Vec<RecordedLockEvent> =
+        serde_json::from_value(events["events"].clone()).expect("lock events");
     check_single_holder(&events).unwrap_or_else(|overlap| panic!("{overlap}: {events:#?}"));
     let grants = events
         .iter()
@@ -579,7 +580,7 @@ fn migrate_only_creates_the_schema_and_exits_without_keys() {
         assert!(output.stdout.is_empty(), "no listening line: {output:?}");
     }
     let applied = database.query("SELECT version FROM _sqlx_migrations ORDER BY version");
-    assert_eq!(applied, ["1", "2"]);
+    assert_eq!(applied, ["1", "2", "3"]);
     assert_eq!(database.query("SELECT count(*) FROM environments"), ["0"]);
     let sqlite = dir.path().join("nested/serve.db");
     let output = crate::support::envform(dir.path())

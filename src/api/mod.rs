@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod page;
 mod ping;
 mod types;
 pub mod wire;
@@ -14,6 +15,7 @@ pub use client::{
     DEFAULT_BASE_URL, Environments,
 };
 pub use error::{EnvironmentError, FieldError};
+pub use page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PageRequest, decode_cursor, encode_cursor};
 pub use ping::{MAX_PINGS, PingReport, PingRequest, PingResult};
 pub use types::{
     CommandParts, Configuration, CreateEnvironment, Environment, EnvironmentId,
@@ -21,8 +23,9 @@ pub use types::{
     UpdateEnvironment, WorkerCommand, WorkerToken,
 };
 pub use workers::{
-    AuditAction, AuditEvent, Heartbeat, HeartbeatAck, RegisterWorker, UnknownAuditAction, Worker,
-    WorkerClient, WorkerId, WorkerRegistration, WorkerStatus, WorkersApi,
+    AuditAction, AuditEvent, AuditPage, Heartbeat, HeartbeatAck, RegisterWorker,
+    UnknownAuditAction, Worker, WorkerClient, WorkerId, WorkerRegistration, WorkerStatus,
+    WorkersApi,
 };
 
 /// The calls of the Environments API, for one organization.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::client::{ClientConfig, ClientError, ControlPlaneClient, decode, encode};
+use super::page::PageRequest;
 use super::{EnvironmentError, EnvironmentId, WorkerCommand, WorkerToken};
 
 /// Where the worker endpoints live under the base URL.
@@ -256,6 +257,24 @@ impl FromStr for AuditAction {
     }
 }
 
+/// A page of the audit log: `GET /api/v1/audit?limit=…&cursor=…`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// The entries, oldest first.
+    pub events: Vec<AuditEvent>,
+    /// Pass it back as `cursor` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// What `GET /api/v1/audit` answers: a page, or the whole log from a server without paging.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AuditAnswer {
+    Page(AuditPage),
+    Whole(Vec<AuditEvent>),
+}
+
 /// One entry of the audit log: who did what to which environment, when, and the environment
 /// before and after (secret values replaced by `(sensitive)`; tokens never recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -301,11 +320,36 @@ pub trait WorkersApi: Send + Sync {
         &self,
         environment: EnvironmentId,
     ) -> Result<WorkerCommand, EnvironmentError>;
-    /// The audit log, oldest first, of one environment or of the whole organization.
+    /// One page of the audit log, oldest first, of one environment or of the whole organization.
+    async fn audit_page(
+        &self,
+        environment: Option<EnvironmentId>,
+        page: &PageRequest,
+    ) -> Result<AuditPage, EnvironmentError>;
+    /// The whole audit log, oldest first, of one environment or of the whole organization: every
+    /// page, following `next_cursor`.
     async fn audit_events(
         &self,
         environment: Option<EnvironmentId>,
-    ) -> Result<Vec<AuditEvent>, EnvironmentError>;
+    ) -> Result<Vec<AuditEvent>, EnvironmentError> {
+        let mut events = Vec::new();
+        let mut request = PageRequest::default();
+        loop {
+            let page = self.audit_page(environment, &request).await?;
+            events.extend(page.events);
+            match page.next_cursor {
+                // A cursor that does not move would loop forever.
+                Some(next) if request.cursor.as_ref() == Some(&next) => {
+                    return Err(EnvironmentError::Api {
+                        status: 502,
+                        detail: "the audit log answered the same `next_cursor` twice".to_owned(),
+                    });
+                }
+                Some(next) => request.cursor = Some(next),
+                None => return Ok(events),
+            }
+        }
+    }
     /// Runs `envform.ping` `count` times on the environment's Temporal task queue; only a service
     /// on a real Temporal server (`envform serve --temporal-address`) can.
     async fn ping_environment(
@@ -335,6 +379,13 @@ impl<T: WorkersApi + ?Sized> WorkersApi for std::sync::Arc<T> {
         environment: EnvironmentId,
     ) -> Result<WorkerCommand, EnvironmentError> {
         (**self).rotate_worker_token(environment).await
+    }
+    async fn audit_page(
+        &self,
+        environment: Option<EnvironmentId>,
+        page: &PageRequest,
+    ) -> Result<AuditPage, EnvironmentError> {
+        (**self).audit_page(environment, page).await
     }
     async fn audit_events(
         &self,
@@ -371,15 +422,37 @@ impl WorkersApi for ControlPlaneClient {
         decode(&body)
     }
 
-    async fn audit_events(
+    async fn audit_page(
         &self,
         environment: Option<EnvironmentId>,
-    ) -> Result<Vec<AuditEvent>, EnvironmentError> {
-        let url = format!("{}{AUDIT_PATH}", self.base_url());
-        let environment = environment.map(|id| id.to_string());
-        let query = environment.as_deref().map(|id| ("environment_id", id));
-        let body = self.call(Method::GET, &url, query, None).await?;
-        decode(&body)
+        page: &PageRequest,
+    ) -> Result<AuditPage, EnvironmentError> {
+        let mut url =
+            reqwest::Url::parse(&format!("{}{AUDIT_PATH}", self.base_url())).map_err(|error| {
+                EnvironmentError::Api {
+                    status: 0,
+                    detail: format!("invalid base URL: {error}"),
+                }
+            })?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(environment) = environment {
+                query.append_pair("environment_id", &environment.to_string());
+            }
+            query.append_pair("limit", &page.limit.to_string());
+            if let Some(cursor) = &page.cursor {
+                query.append_pair("cursor", cursor);
+            }
+        }
+        let body = self.call(Method::GET, url.as_str(), None, None).await?;
+        // A server from before paging answers the whole log as an array.
+        match decode::<AuditAnswer>(&body)? {
+            AuditAnswer::Page(page) => Ok(page),
+            AuditAnswer::Whole(events) => Ok(AuditPage {
+                events,
+                next_cursor: None,
+            }),
+        }
     }
 
     async fn ping_environment(
@@ -464,6 +537,27 @@ impl WorkerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_log_reads_as_a_page_or_as_the_bare_array_of_older_servers() {
+        let event = serde_json::json!({
+            "id": 7, "at": "2026-01-02T03:04:05Z", "actor": "key:ci",
+            "action": "environment.update", "environment_name": "pool"
+        });
+        let page = serde_json::json!({"events": [event], "next_cursor": "abc"});
+        match serde_json::from_value::<AuditAnswer>(page).unwrap() {
+            AuditAnswer::Page(page) => {
+                assert_eq!(page.events[0].id, 7);
+                assert_eq!(page.next_cursor.as_deref(), Some("abc"));
+            }
+            AuditAnswer::Whole(_) => panic!("a page read as an array"),
+        }
+        let whole = serde_json::json!([event, event]);
+        match serde_json::from_value::<AuditAnswer>(whole).unwrap() {
+            AuditAnswer::Whole(events) => assert_eq!(events.len(), 2),
+            AuditAnswer::Page(_) => panic!("an array read as a page"),
+        }
+    }
 
     #[test]
     fn audit_actions_round_trip_through_their_names() {

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_lease)]
     pub state_lease: Duration,
 
+    /// Lock events older than this are deleted, at start and then every hour (or every
+    /// retention period when shorter): e.g. `30d`, `12h`, `90s`.
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_retention)]
+    pub state_event_retention: Duration,
+
     /// Provision each organization's namespace on this Temporal server (HOST:PORT) with a
     /// workflow, instead of the built-in provisioner; workers then also serve their
     /// environment's task queue there.
@@ -253,6 +258,19 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A retention period: a number of days (`30d`) or a duration longer than zero.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    if let Some(days) = text.trim().strip_suffix('d') {
+        let invalid = || format!("`{text}` is not a retention such as 30d, 12h or 90s");
+        let days: u64 = days.trim().parse().map_err(|_| invalid())?;
+        return match days.checked_mul(24 * 3600) {
+            Some(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+            _ => Err(invalid()),
+        };
+    }
+    parse_positive_duration(text)
+}
+
 /// A state lock lease: a duration of at least a second, since holders are told it in seconds.
 fn parse_lease(text: &str) -> Result<Duration, String> {
     let lease = parse_duration(text)?;
@@ -369,6 +387,7 @@ impl ServeArgs {
             .extend(self.provision_fail.into_iter().map(OrganizationId));
         config.faults = self.faults.unwrap_or_default();
         config.state_lease = self.state_lease;
+        config.state_event_retention = self.state_event_retention;
         config.limits = ConnectionLimits {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use super::worker_command::can_register;
 use super::{ControlPlane, OrganizationScope, audit, clock, internal, token};
 use crate::api::{
-    AuditAction, AuditEvent, EnvironmentError, EnvironmentId, Heartbeat, HeartbeatAck,
+    AuditAction, AuditPage, EnvironmentError, EnvironmentId, Heartbeat, HeartbeatAck, PageRequest,
     RegisterWorker, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerStatus, WorkerToken,
     WorkersApi,
 };
@@ -398,7 +398,7 @@ impl ControlPlane {
         let records = self
             .inner()
             .store
-            .audit_records(organization, Some(environment))
+            .audit_records(organization, Some(environment), 0, None)
             .await;
         match records {
             Ok(records) => records
@@ -624,18 +624,31 @@ impl WorkersApi for OrganizationScope {
         ))
     }
 
-    async fn audit_events(
+    async fn audit_page(
         &self,
         environment: Option<EnvironmentId>,
-    ) -> Result<Vec<AuditEvent>, EnvironmentError> {
+        page: &PageRequest,
+    ) -> Result<AuditPage, EnvironmentError> {
+        // A cursor belongs to one list: the organization's, or one environment's.
+        let scope = environment.map_or_else(|| "audit".to_owned(), |id| format!("audit/{id}"));
+        let after = page.after(&scope)?;
         let records = self
             .control_plane()
             .inner()
             .store
-            .audit_records(self.organization_id(), environment)
+            .audit_records(
+                self.organization_id(),
+                environment,
+                after,
+                Some(page.limit.saturating_add(1)),
+            )
             .await
             .map_err(internal)?;
-        Ok(records.into_iter().map(audit::to_event).collect())
+        let (records, next_cursor) = page.page(records, &scope, |record| record.id);
+        Ok(AuditPage {
+            events: records.into_iter().map(audit::to_event).collect(),
+            next_cursor,
+        })
     }
 }
 

@@ -55,6 +55,12 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long a state lock lasts unless its holder renews it, by default.
 pub const DEFAULT_STATE_LEASE: Duration = Duration::from_secs(60);
 
+/// How long lock events are kept by default: 30 days.
+pub const DEFAULT_STATE_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest time between two prunings of the lock event log.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How long the server answers a repeated list from memory (never across one of its writes).
 pub const LIST_CACHE_TTL: Duration = Duration::from_millis(250);
 
@@ -85,6 +91,9 @@ pub struct ServeConfig {
     pub faults: FaultConfig,
     /// How long a state lock lasts unless its holder renews it.
     pub state_lease: Duration,
+    /// Lock events older than this are deleted (at start, then every hour or every retention
+    /// period, whichever is shorter).
+    pub state_event_retention: Duration,
     /// Provision namespaces on this Temporal server instead of the built-in provisioner.
     pub temporal: Option<crate::temporal::TemporalConfig>,
     /// Timeouts and the connection cap.
@@ -112,6 +121,7 @@ impl ServeConfig {
             },
             faults: FaultConfig::default(),
             state_lease: DEFAULT_STATE_LEASE,
+            state_event_retention: DEFAULT_STATE_EVENT_RETENTION,
             temporal: None,
             limits: ConnectionLimits::default(),
         }
@@ -200,6 +210,8 @@ pub struct Server {
     temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
     limits: ConnectionLimits,
     keys: KeyReloader,
+    state_service: crate::control_plane::state_service::StateService,
+    state_event_retention: Duration,
 }
 
 /// Reads the keys file again and puts its keys (with those given as flags) in force, without
@@ -327,14 +339,15 @@ impl Server {
             addr: config.addr,
             source,
         })?;
+        let state_service = crate::control_plane::state_service::StateService::new(
+            state_store,
+            Arc::new(crate::control_plane::clock::SystemClock),
+            config.state_lease,
+        );
         let state = app_state::AppState {
             control_plane: control_plane.clone(),
             keys,
-            state_service: crate::control_plane::state_service::StateService::new(
-                state_store,
-                Arc::new(crate::control_plane::clock::SystemClock),
-                config.state_lease,
-            ),
+            state_service: state_service.clone(),
             temporal: temporal.clone(),
             openapi: Arc::from(openapi::openapi_json()),
         };
@@ -353,6 +366,8 @@ impl Server {
             temporal,
             limits: config.limits,
             keys: reloader,
+            state_service,
+            state_event_retention: config.state_event_retention,
         })
     }
 
@@ -405,7 +420,12 @@ impl Server {
         // slash expect; the path is trimmed before routing, so every route gets it.
         let app = axum::Router::new()
             .fallback_service(NormalizePathLayer::trim_trailing_slash().layer(self.router));
+        let pruning = tokio::spawn(prune_lock_events(
+            self.state_service.clone(),
+            self.state_event_retention,
+        ));
         listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
+        pruning.abort();
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {
             temporal.shutdown().await;
@@ -413,6 +433,26 @@ impl Server {
         self.store.close().await;
         tracing::info!("envform serve stopped");
         Ok(())
+    }
+}
+
+/// Deletes lock events older than `retention` now, then every hour or every `retention`,
+/// whichever is shorter, until aborted. A failed pruning is logged and tried again next time.
+async fn prune_lock_events(
+    service: crate::control_plane::state_service::StateService,
+    retention: Duration,
+) {
+    let mut ticks = tokio::time::interval(retention.clamp(Duration::from_secs(1), PRUNE_INTERVAL));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match service.prune_events(retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, ?retention, "old lock events pruned"),
+            Err(error) => {
+                tracing::warn!(error = %crate::local::error_chain(&error), "pruning lock events failed");
+            }
+        }
     }
 }
 

@@ -86,16 +86,33 @@ fn state_unlock() {}
 /// `GET /api/v1/state/{workspace}/events`.
 #[utoipa::path(
     get, path = "/api/v1/state/{workspace}/events", tag = "state",
-    params(("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    params(
+        ("workspace" = String, Path, description = "The workspace's name", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many events (default 1000)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, unchanged"),
+    ),
     responses(
-        (status = 200, description = "The workspace's lock events, oldest first", body = [Object]),
+        (status = 200, description = "A page of the workspace's lock events, oldest first", body = LockEventsPage),
         (status = 401, description = "No or an unknown API key", body = ObjectError),
+        (status = 400, description = "A `cursor` this list did not answer", body = MessageError),
+        (status = 422, description = "An invalid `limit`", body = ValidationError),
         (status = "default", description = "Another error", body = ErrorBody),
     ),
     security(("Bearer" = []), ("Basic" = []), ("UserKey" = []))
 )]
 #[allow(dead_code)]
 fn state_events() {}
+
+/// A page of a workspace's lock event log, as `GET …/events` answers it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct LockEventsPage {
+    /// The events, oldest first; each with its `sequence`, `at`, `kind` and lock fields.
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<serde_json::Value>,
+    /// Pass it back as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
 
 /// The document.
 #[derive(OpenApi)]
@@ -146,6 +163,8 @@ fn state_events() {}
         WorkerId,
         WorkerStatus,
         AuditEvent,
+        crate::api::AuditPage,
+        LockEventsPage,
         AuditAction,
         MessageError,
         ValidationError,
@@ -157,7 +176,7 @@ fn state_events() {}
         crate::api::PingReport,
         crate::api::PingResult,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &AuthenticationAnswers),
     tags(
         (name = "environments", description = "Environments of the caller's organization"),
         (name = "workers", description = "Worker pools: registration and heartbeats (worker token), listing and rotation (API key)"),
@@ -225,6 +244,81 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every authenticated operation can give, added once here rather than in each
+/// route's attribute: 401 (no or an unknown credential); for API-key routes also 403 (the key's
+/// role is too low: viewers read, editors write, admins rotate and force-unlock) and 429 (too
+/// many failed authentications from the client's address, with `Retry-After`). Worker-token
+/// routes have no roles and are not rate-limited.
+struct AuthenticationAnswers;
+
+impl Modify for AuthenticationAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::Header;
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+
+        let answer = |description: &str, schema: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name(schema))),
+            )
+        };
+        let unauthorized = answer("No or an unknown credential", "ObjectError").build();
+        let forbidden = answer(
+            "The key's role is too low for this call; the answer names the role it needs",
+            "MessageError",
+        )
+        .build();
+        let mut retry_after = Header::new(Object::with_type(Type::Integer));
+        retry_after.description =
+            Some("Whole seconds to wait before authenticating again".to_owned());
+        let too_many = answer(
+            "Too many failed authentications from this address",
+            "MessageError",
+        )
+        .header("Retry-After", retry_after)
+        .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let schemes: Vec<String> = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .filter_map(|requirement| serde_json::to_value(requirement).ok())
+                    .filter_map(|value| {
+                        value
+                            .as_object()
+                            .map(|map| map.keys().cloned().collect::<Vec<_>>())
+                    })
+                    .flatten()
+                    .collect();
+                if schemes.is_empty() {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| RefOr::T(unauthorized.clone()));
+                if schemes.iter().any(|scheme| scheme != "WorkerToken") {
+                    responses
+                        .entry("403".to_owned())
+                        .or_insert_with(|| RefOr::T(forbidden.clone()));
+                    responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| RefOr::T(too_many.clone()));
+                }
+            }
+        }
     }
 }
 

@@ -33,12 +33,13 @@ use serde::Deserialize;
 use super::app_state::AppState;
 use super::auth::{Authenticated, Role, authenticate_key, presented_key};
 use super::json::ApiError;
-use crate::api::EnvironmentError;
+use crate::api::{EnvironmentError, PageRequest};
 use crate::control_plane::state_service::{
     GrantKind, LockHolder, LockKey, StateService, StateServiceError, StateWrite, Unlocked,
     Workspace, WorkspaceName,
 };
 use crate::state::{FENCING_TOKEN_HEADER, FORCE_UNLOCK_OPERATION, FencingToken, LockInfo};
+use crate::store::RecordedLockEvent;
 use crate::store::StorageFailure;
 
 /// The routes of the state backend, merged into the application's router.
@@ -246,13 +247,62 @@ async fn lock_route(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /api/v1/state/{workspace}/events`: the workspace's lock event log, for audits.
+/// The paging parameters of `GET …/events`, as texts: [`PageRequest`] judges them.
+#[derive(Deserialize)]
+struct EventsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page of a workspace's lock event log.
+#[derive(serde::Serialize)]
+struct EventsPage {
+    /// The events, oldest first.
+    events: Vec<RecordedLockEvent>,
+    /// The cursor of the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/state/{workspace}/events?limit=…&cursor=…`: a page of the workspace's lock event
+/// log, for audits.
 async fn events_route(
     NamedWorkspace(workspace, _caller): NamedWorkspace,
     State(app): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Response {
-    match app.state_service.events(&workspace).await {
-        Ok(events) => axum::Json(events).into_response(),
+    let page = match query {
+        Ok(Query(query)) => {
+            PageRequest::from_query(query.limit.as_deref(), query.cursor.as_deref())
+        }
+        Err(rejection) => Err(EnvironmentError::Api {
+            status: StatusCode::BAD_REQUEST.as_u16(),
+            detail: rejection.body_text(),
+        }),
+    };
+    // A cursor belongs to one workspace's log.
+    let scope = format!("events/{}", workspace.name.as_str());
+    let after = page.and_then(|page| Ok((page.after(&scope)?, page)));
+    let (after, page) = match after {
+        Ok(read) => read,
+        Err(error) => return ApiError(error).into_response(),
+    };
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = page.limit.saturating_add(1);
+    match app
+        .state_service
+        .events_after(&workspace, after, limit)
+        .await
+    {
+        Ok(events) => {
+            let (events, next_cursor) = page.page(events, &scope, |event| {
+                u64::try_from(event.sequence).unwrap_or_default()
+            });
+            axum::Json(EventsPage {
+                events,
+                next_cursor,
+            })
+            .into_response()
+        }
         Err(error) => refusal(error).into_response(),
     }
 }

@@ -19,7 +19,7 @@ use super::auth::{Caller, Role, presented_key};
 use super::error_schemas::{ErrorBody, MessageError, ObjectError, ValidationError};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
-    AuditEvent, EnvironmentError, EnvironmentId, FieldError, Heartbeat, HeartbeatAck,
+    AuditPage, EnvironmentError, EnvironmentId, FieldError, Heartbeat, HeartbeatAck, PageRequest,
     RegisterWorker, Worker, WorkerCommand, WorkerId, WorkerRegistration, WorkerToken, WorkersApi,
 };
 
@@ -188,14 +188,20 @@ async fn rotate_token(
 #[derive(Deserialize)]
 struct AuditQuery {
     environment_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "audit",
-    params(("environment_id" = Option<uuid::Uuid>, Query, description = "Only events of this environment (a UUID)")),
+    params(
+        ("environment_id" = Option<uuid::Uuid>, Query, description = "Only events of this environment (a UUID)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many events (default 1000)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, unchanged"),
+    ),
     responses(
-        (status = 200, description = "Audit events, oldest first", body = [AuditEvent]),
-        (status = 401, description = "No or an unknown credential", body = ObjectError),
+        (status = 200, description = "A page of audit events, oldest first", body = AuditPage),
+        (status = 400, description = "A `cursor` this list did not answer", body = MessageError),
         (status = 422, description = "Invalid fields, all of them", body = ValidationError),
         (status = "default", description = "Another error", body = ErrorBody),
     ),
@@ -205,21 +211,26 @@ async fn audit(
     caller: Caller,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let invalid = |msg: String| {
+    let invalid = |field: &str, msg: String| {
         ApiError(EnvironmentError::Validation {
             errors: vec![FieldError {
-                loc: vec!["query".into(), "environment_id".into()],
+                loc: vec!["query".into(), field.into()],
                 msg,
-                kind: "uuid_parsing".to_owned(),
+                kind: if field == "environment_id" {
+                    "uuid_parsing".to_owned()
+                } else {
+                    "query_parsing".to_owned()
+                },
             }],
         })
     };
-    let Query(query) = query.map_err(|rejection| invalid(rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| invalid("query", rejection.body_text()))?;
     let environment = query
         .environment_id
         .map(|text| text.parse::<EnvironmentId>())
         .transpose()
-        .map_err(|error| invalid(format!("not a UUID: {error}")))?;
-    let events = caller.scope.audit_events(environment).await?;
-    Ok(axum::Json(events).into_response())
+        .map_err(|error| invalid("environment_id", format!("not a UUID: {error}")))?;
+    let page = PageRequest::from_query(query.limit.as_deref(), query.cursor.as_deref())?;
+    let page = caller.scope.audit_page(environment, &page).await?;
+    Ok(axum::Json(page).into_response())
 }

@@ -46,11 +46,14 @@ pub struct AuditRecord {
 /// Reads of the audit log, outside a transaction.
 #[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
-    /// The entries of an organization (or of one of its environments), oldest first.
+    /// The entries of an organization (or of one of its environments) with an id above `after`,
+    /// oldest first, at most `limit` of them (all without).
     async fn audit_records(
         &self,
         organization: &OrganizationId,
         environment: Option<EnvironmentId>,
+        after: u64,
+        limit: Option<u32>,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
@@ -67,14 +70,19 @@ impl AuditStore for SqliteStore {
         &self,
         organization: &OrganizationId,
         environment: Option<EnvironmentId>,
+        after: u64,
+        limit: Option<u32>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE organization_id = ?1 \
-             AND (?2 IS NULL OR environment_id = ?2) ORDER BY id"
+             AND (?2 IS NULL OR environment_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(organization.0.as_str())
             .bind(environment.map(|id| id.to_string()))
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            // A negative limit is none to SQLite.
+            .bind(limit.map_or(-1, i64::from))
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -187,11 +195,23 @@ mod tests {
         assert!(second > first);
 
         let acme = OrganizationId("acme".to_owned());
-        let all = store.audit_records(&acme, None).await.unwrap();
+        let all = store.audit_records(&acme, None, 0, None).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].id, first);
         assert_eq!(all[0].entry, entry("acme", Some(pool), 10));
-        let of_pool = store.audit_records(&acme, Some(pool)).await.unwrap();
+        let after_first = store
+            .audit_records(&acme, None, first, Some(5))
+            .await
+            .unwrap();
+        assert_eq!(after_first.len(), 1);
+        assert_eq!(after_first[0].id, second);
+        let one = store.audit_records(&acme, None, 0, Some(1)).await.unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].id, first);
+        let of_pool = store
+            .audit_records(&acme, Some(pool), 0, None)
+            .await
+            .unwrap();
         assert_eq!(of_pool.len(), 1);
         assert_eq!(of_pool[0].entry.environment_name.as_deref(), Some("pool"));
     }
@@ -214,6 +234,12 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(store.audit_records(&acme, None).await.unwrap().is_empty());
+        assert!(
+            store
+                .audit_records(&acme, None, 0, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

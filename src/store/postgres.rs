@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lock_owners",
         include_str!("migrations_postgres/0002_lock_owners.sql"),
     ),
+    (
+        3,
+        "event_paging",
+        include_str!("migrations_postgres/0003_event_paging.sql"),
+    ),
 ];
 
 /// The advisory lock every write transaction takes first ("envform" in ASCII).

@@ -183,14 +183,19 @@ impl AuditStore for PgStore {
         &self,
         organization: &OrganizationId,
         environment: Option<EnvironmentId>,
+        after: u64,
+        limit: Option<u32>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE organization_id = $1 \
-             AND ($2::text IS NULL OR environment_id = $2) ORDER BY id"
+             AND ($2::text IS NULL OR environment_id = $2) AND id > $3 ORDER BY id LIMIT $4"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(organization.0.as_str())
             .bind(environment.map(|id| id.to_string()))
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            // A null limit is none to PostgreSQL.
+            .bind(limit.map(i64::from))
             .fetch_all(&self.pool)
             .await?
             .iter()

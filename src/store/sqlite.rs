@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lock_owners",
         include_str!("migrations/0005_lock_owners.sql"),
     ),
+    (
+        6,
+        "event_paging",
+        include_str!("migrations/0006_event_paging.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.

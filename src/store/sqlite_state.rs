@@ -57,20 +57,35 @@ impl StateStore for SqliteStore {
     async fn lock_events(
         &self,
         workspace: &Workspace,
+        after: i64,
+        limit: Option<u32>,
     ) -> Result<Vec<RecordedLockEvent>, StateStoreError> {
         sqlx::query(
             "SELECT sequence, at, kind, lock_id, who, operation, fencing_token, \
              lease_expires_at, holder_lock_id, refusal, caller_key, holder_key FROM state_lock_events \
-             WHERE organization_id = ? AND workspace = ? ORDER BY sequence",
+             WHERE organization_id = ? AND workspace = ? AND sequence > ? ORDER BY sequence \
+             LIMIT ?",
         )
         .bind(workspace.organization.as_str())
         .bind(workspace.name.as_str())
+        .bind(after)
+        // A negative limit is none to SQLite.
+        .bind(limit.map_or(-1, i64::from))
         .fetch_all(&self.pool)
         .await
         .map_err(database("read the lock event log"))?
         .iter()
         .map(event_from_row)
         .collect()
+    }
+
+    async fn prune_lock_events(&self, before: Timestamp) -> Result<u64, StateStoreError> {
+        let result = sqlx::query("DELETE FROM state_lock_events WHERE at < ?")
+            .bind(before.as_microsecond())
+            .execute(&self.pool)
+            .await
+            .map_err(database("prune the lock event log"))?;
+        Ok(result.rows_affected())
     }
 }
 

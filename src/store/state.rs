@@ -340,11 +340,16 @@ pub trait StateStore: Send + Sync {
         &self,
         workspace: &Workspace,
     ) -> Result<Option<StoredDocument>, StateStoreError>;
-    /// A workspace's lock event log, oldest first.
+    /// A workspace's lock events with a sequence above `after`, oldest first, at most `limit` of
+    /// them (all without).
     async fn lock_events(
         &self,
         workspace: &Workspace,
+        after: i64,
+        limit: Option<u32>,
     ) -> Result<Vec<RecordedLockEvent>, StateStoreError>;
+    /// Deletes the lock events (of every workspace) that happened before `before`; how many.
+    async fn prune_lock_events(&self, before: Timestamp) -> Result<u64, StateStoreError>;
 }
 
 /// One write transaction of a [`StateStore`]: everything done through it commits together, or

@@ -472,12 +472,35 @@ impl StateService {
         }
     }
 
-    /// The workspace's lock event log, oldest first.
+    /// The workspace's whole lock event log, oldest first.
     pub async fn events(
         &self,
         workspace: &Workspace,
     ) -> Result<Vec<RecordedLockEvent>, StateServiceError> {
-        Ok(self.store.lock_events(workspace).await?)
+        Ok(self.store.lock_events(workspace, 0, None).await?)
+    }
+
+    /// At most `limit` of the workspace's lock events with a sequence above `after`, oldest first.
+    pub async fn events_after(
+        &self,
+        workspace: &Workspace,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RecordedLockEvent>, StateServiceError> {
+        Ok(self
+            .store
+            .lock_events(workspace, after, Some(limit))
+            .await?)
+    }
+
+    /// Deletes the lock events of every workspace older than `retention`; how many.
+    pub async fn prune_events(&self, retention: Duration) -> Result<u64, StateServiceError> {
+        let now = self.clock.now();
+        let cutoff = jiff::SignedDuration::try_from(retention)
+            .ok()
+            .and_then(|retention| now.checked_sub(retention).ok())
+            .unwrap_or(Timestamp::MIN);
+        Ok(self.store.prune_lock_events(cutoff).await?)
     }
 
     /// The time a decision in `transaction` is made at: the database's clock when the store has
