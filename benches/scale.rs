@@ -260,6 +260,7 @@ fn save_times(
             resources: [names[next % names.len()].clone()].into(),
             intents: Default::default(),
             unkept_fields: false,
+            digest_salt: false,
         };
         next += 1;
         runtime

@@ -27,6 +27,7 @@ mod reconcile;
 mod replicas;
 mod review;
 mod roles;
+mod salted_digests;
 mod secrets;
 mod storage_faults;
 mod support;

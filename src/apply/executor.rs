@@ -72,6 +72,7 @@ pub async fn execute(
         wait_timeout: options.wait_timeout,
         poll_interval: options.poll_interval,
         waits: WaitBoard::default(),
+        digests: crate::plan::SecretDigests::of(&state),
     };
     let mut run = Run::new(&plan, state, journal, progress);
     // A zero interval would report in a busy loop.
@@ -115,6 +116,11 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(plan: &'a Plan, state: State, journal: Journal<'a>, progress: &'a dyn Progress) -> Self {
         let save_interval = journal.backend.save_interval();
+        // A salt made for this run is stored with the first save.
+        let changes = StateChanges {
+            digest_salt: state.digest_salt_unsaved,
+            ..StateChanges::default()
+        };
         let steps: BTreeMap<StepId, &Step> =
             plan.steps().iter().map(|step| (step.id, step)).collect();
         let mut waiting_on = BTreeMap::new();
@@ -147,7 +153,7 @@ impl<'a> Run<'a> {
             interrupted: false,
             fatal: None,
             dirty: false,
-            changes: StateChanges::default(),
+            changes,
             last_save: Instant::now(),
             save_interval,
             noted_intents: BTreeSet::new(),
@@ -399,14 +405,18 @@ impl<'a> Run<'a> {
             .save_changes(&self.state, &changes, self.journal.lock)
             .await
         {
-            Ok(()) => self
-                .durable_intents
-                .extend(std::mem::take(&mut self.unsaved_intents)),
+            Ok(()) => {
+                self.state.digest_salt_unsaved = false;
+                self.durable_intents
+                    .extend(std::mem::take(&mut self.unsaved_intents));
+            }
             Err(error) => {
                 self.state.serial -= 1;
                 // Whatever is saved next must cover these as well.
                 self.changes.resources.extend(changes.resources);
                 self.changes.intents.extend(changes.intents);
+                self.changes.unkept_fields |= changes.unkept_fields;
+                self.changes.digest_salt |= changes.digest_salt;
                 let message = format!("cannot save state: {error}");
                 self.progress.note(&message);
                 self.fatal = Some(message);

@@ -25,6 +25,8 @@ pub(crate) struct StepContext {
     pub(crate) poll_interval: Duration,
     /// What each running step waits for, read by the executor when it reports a long wait.
     pub(crate) waits: WaitBoard,
+    /// How the plan's secret values were digested (the state's salt), to read live alike.
+    pub(crate) digests: crate::plan::SecretDigests,
 }
 
 /// What each running step is waiting for; a step absent from it waits for the API's answer.
@@ -105,7 +107,7 @@ pub(crate) async fn run(
                 }
                 Err(error) => return Err(StepFailure::Failed(error.to_string())),
             };
-            Ok(checked(step, &environment, Vec::new()))
+            Ok(checked(step, &environment, Vec::new(), context.digests))
         }
         Payload::Delete { id } => match context.api.delete(id).await {
             // Already gone is what a delete wants.
@@ -160,17 +162,22 @@ async fn create(
         }
         _ => created,
     };
-    Ok(checked(step, &environment, warnings))
+    Ok(checked(step, &environment, warnings, context.digests))
 }
 
 /// The success of `step`, with what the service kept of what it was sent (read from
 /// `environment`, the service's answer).
-fn checked(step: &Step, environment: &Environment, mut warnings: Vec<String>) -> StepSuccess {
+fn checked(
+    step: &Step,
+    environment: &Environment,
+    mut warnings: Vec<String>,
+    digests: crate::plan::SecretDigests,
+) -> StepSuccess {
     let mut success = StepSuccess {
         environment_id: Some(environment.id),
         ..StepSuccess::default()
     };
-    for (field, kept) in kept_fields(step, environment) {
+    for (field, kept) in kept_fields(step, environment, digests) {
         let name = field.wire_name().to_owned();
         match kept {
             Kept::AsSent => success.kept.push(name),
@@ -254,7 +261,7 @@ fn revealed_keys(sent: &serde_json::Value) -> std::collections::BTreeSet<String>
                 .filter(|(_, value)| {
                     value
                         .as_str()
-                        .is_some_and(|text| !text.starts_with(crate::plan::DIGEST_PREFIX))
+                        .is_some_and(|text| !crate::plan::is_digest(text))
                 })
                 .map(|(key, _)| key.clone())
                 .collect()
@@ -275,7 +282,11 @@ enum Kept {
 
 /// Each field the step sent a value for (not the status, which waits for provisioning and which
 /// the service sets itself meanwhile), and what came back.
-fn kept_fields(step: &Step, environment: &Environment) -> Vec<(ManagedField, Kept)> {
+fn kept_fields(
+    step: &Step,
+    environment: &Environment,
+    digests: crate::plan::SecretDigests,
+) -> Vec<(ManagedField, Kept)> {
     step.changes
         .iter()
         .filter_map(|change| {
@@ -284,7 +295,10 @@ fn kept_fields(step: &Step, environment: &Environment) -> Vec<(ManagedField, Kep
             if change.field == ManagedField::Status || crate::plan::is_empty_collection(sent) {
                 return None;
             }
-            let kept = match change.field.live_value(environment, &revealed_keys(sent)) {
+            let kept = match change
+                .field
+                .live_value(environment, &revealed_keys(sent), digests)
+            {
                 None => Kept::Absent,
                 Some(value) if &value == sent => Kept::AsSent,
                 Some(_) => Kept::Different,

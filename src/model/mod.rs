@@ -7,6 +7,7 @@ mod field;
 mod id;
 mod name;
 mod owner;
+mod salt;
 mod state_backend;
 mod status;
 
@@ -17,6 +18,7 @@ pub use name::{
     DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, is_invisible, text_problem,
 };
 pub use owner::{Lineage, OWNER_KEY, Owner};
+pub use salt::{DIGEST_SALT_BYTES, DigestSalt};
 pub use state_backend::HttpBackendConfig;
 pub use status::{Status, UnknownStatus};
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Environment;
 use crate::desired::Desired;
+use crate::model::DigestSalt;
 use crate::state::{Lineage, State};
 
 /// The revisions a plan was computed against.
@@ -28,6 +29,11 @@ pub struct PlanBase {
     /// when the plan is bound. Absent from plans saved before ownership was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_lineage: Option<Lineage>,
+    /// The salt the plan's digests were made with, when the state has not stored one yet (never
+    /// written, or written before digests were salted): the state takes it when the plan is
+    /// bound. Absent once the state stores its salt, so a saved plan does not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_salt: Option<DigestSalt>,
 }
 
 impl PlanBase {

@@ -8,6 +8,7 @@ use std::fmt;
 
 use super::base::{PlanBase, StalePlan};
 use super::error::PlanErrors;
+use super::field::SecretDigests;
 use super::model::{Plan, StepId};
 use super::payload::{Payload, ResolveError, resolve_payload};
 use crate::api::Environment;
@@ -58,6 +59,15 @@ impl Plan {
             return Err(BindError::Refused(refused));
         }
         super::disruption_check::check_saved(&self, live, allow_disruption)?;
+        let mut state = state;
+        // A state that has not stored its salt yet takes the one the plan's digests were made
+        // with (the salt made for this run otherwise differs).
+        if let Some(salt) = self.base().digest_salt
+            && state.digest_salt_is_new()
+        {
+            state.digest_salt = Some(salt);
+        }
+        let digests = SecretDigests::of(&state);
         let desired_by_name: HashMap<&str, &DesiredEnvironment> = desired
             .environments
             .iter()
@@ -75,10 +85,9 @@ impl Plan {
                 let live = step
                     .environment_id
                     .and_then(|id| live_by_id.get(&id).copied());
-                Ok((step.id, resolve_payload(step, desired, live)?))
+                Ok((step.id, resolve_payload(step, desired, live, digests)?))
             })
             .collect::<Result<_, ResolveError>>()?;
-        let mut state = state;
         // A state never written takes the lineage the plan stamped on what it creates and
         // adopts, so that the environments and the state name the same owner.
         if let Some(lineage) = self.base().owner_lineage

@@ -32,7 +32,7 @@ pub use disruption::{Disruption, DisruptionCause, DisruptionPolicy, disruption_s
 pub use disruption_check::disruptions;
 pub use error::{DefaultOperation, PlanError, PlanErrors, ThresholdKind};
 pub(crate) use field::is_empty_collection;
-pub use field::{DIGEST_PREFIX, secret_digest};
+pub use field::{DIGEST_PREFIX, LEGACY_DIGEST_PREFIX, SecretDigests, is_digest, legacy_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
     PlanOptions, PlanSettings, Refusal, Rename, ResourceChange, StateRecord, Step, StepId,

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::field::{DIGEST_PREFIX, secret_digest};
+use super::field::{SecretDigests, is_digest};
 use super::model::{Action, FieldChange, Step};
 use crate::api::{CreateEnvironment, Environment, Patch, UpdateEnvironment};
 use crate::desired::DesiredEnvironment;
@@ -90,16 +90,18 @@ pub enum ResolveError {
     },
 }
 
-/// The API call of `step`, with the real secret values from its desired environment (or from its
-/// live one, for values kept under `ignore_changes`), and the ownership stamp merged into the
-/// `settings` it sends.
+/// The API call of `step` (whose digests were made with `digests`), with the real secret values
+/// from its desired environment (or from its live one, for values kept under `ignore_changes`),
+/// and the ownership stamp merged into the `settings` it sends.
 pub fn resolve_payload(
     step: &Step,
     desired: Option<&DesiredEnvironment>,
     live: Option<&Environment>,
+    digests: SecretDigests,
 ) -> Result<Payload, ResolveError> {
     let resolver = Resolver {
         step,
+        digests,
         desired_vars: desired
             .and_then(|environment| environment.fields.execution_environment.as_ref())
             .map(|execution| &execution.env_vars),
@@ -159,6 +161,8 @@ fn stamp_settings(patch: &mut UpdateEnvironment, step: &Step, live: Option<&Envi
 
 struct Resolver<'a> {
     step: &'a Step,
+    /// How the plan's digests were made (the state's salt).
+    digests: SecretDigests,
     desired_vars: Option<&'a JsonMap>,
     live_vars: Option<&'a JsonMap>,
     /// The keys the file marks `nonsensitive`: the plan holds their values, not digests.
@@ -281,21 +285,19 @@ impl Resolver<'_> {
             name: self.step.name.clone(),
             key: key.to_owned(),
         };
-        let plain = digest
-            .as_str()
-            .is_some_and(|text| !text.starts_with(DIGEST_PREFIX));
+        let plain = digest.as_str().is_some_and(|text| !is_digest(text));
         if plain && self.revealed.is_some_and(|revealed| revealed.contains(key)) {
             return Ok(digest.clone());
         }
         let digest = digest
             .as_str()
-            .filter(|text| text.starts_with(DIGEST_PREFIX))
+            .filter(|text| is_digest(text))
             .ok_or_else(changed)?;
         [self.desired_vars, self.live_vars]
             .into_iter()
             .flatten()
             .filter_map(|vars| vars.get(key))
-            .find(|value| secret_digest(value) == digest)
+            .find(|value| self.digests.matches(value, digest))
             .cloned()
             .ok_or_else(changed)
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StateError;
 pub use crate::model::Lineage;
-use crate::model::{EnvironmentId, JsonMap};
+use crate::model::{DigestSalt, EnvironmentId, JsonMap};
 
 /// The current state format version.
 pub const STATE_VERSION: u32 = 1;
@@ -19,6 +19,14 @@ pub struct State {
     pub version: u32,
     /// The history this state belongs to.
     pub lineage: Lineage,
+    /// The key of the digests that stand in for `env_vars` values, made with the lineage; `None`
+    /// in a state written before digests were salted (its digests are plain SHA-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_salt: Option<DigestSalt>,
+    /// Whether `digest_salt` was made for this run and is not stored yet (a state written before
+    /// digests were salted): the next save writes it, and a saved plan carries it till then.
+    #[serde(skip)]
+    pub digest_salt_unsaved: bool,
     /// Incremented on every write.
     pub serial: u64,
     /// The envform version that wrote it.
@@ -65,6 +73,11 @@ impl State {
             });
         }
         state.target = target.to_owned();
+        if state.digest_salt.is_none() {
+            // Written before digests were salted: salted from now on, with a salt made now.
+            state.digest_salt = Some(DigestSalt::random());
+            state.digest_salt_unsaved = true;
+        }
         // What another control plane did not keep says nothing about this one.
         state
             .unkept_fields
@@ -77,6 +90,8 @@ impl State {
         Self {
             version: STATE_VERSION,
             lineage: Lineage::new_random(),
+            digest_salt: Some(DigestSalt::random()),
+            digest_salt_unsaved: false,
             serial: 0,
             envform_version: env!("CARGO_PKG_VERSION").to_owned(),
             target: target.into(),
@@ -84,6 +99,13 @@ impl State {
             intents: BTreeMap::new(),
             unkept_fields: BTreeMap::new(),
         }
+    }
+
+    /// Whether the salt is not stored yet: the state was never written, or was written before
+    /// digests were salted. A plan made against it carries the salt, for `apply` to store.
+    pub fn digest_salt_is_new(&self) -> bool {
+        let never_written = self.serial == 0 && self.resources.is_empty();
+        self.digest_salt_unsaved || never_written
     }
 
     /// The fields this state's target was sent and did not keep.
@@ -123,7 +145,8 @@ impl State {
 pub struct ResourceState {
     /// The live environment's id.
     pub id: EnvironmentId,
-    /// The managed fields as last applied (secret values as `sha256:` digests).
+    /// The managed fields as last applied (secret values as `hmac-sha256:` digests keyed
+    /// with the state's salt; `sha256:` in a state written before digests were salted).
     pub last_applied: JsonMap,
     /// `lifecycle.prevent_destroy` as last applied: it protects the environment even after its
     /// entry leaves the file.

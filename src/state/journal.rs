@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{CreateIntent, Lineage, ResourceState, State, StateError};
+use crate::model::DigestSalt;
 
 /// Names whose entries changed since the last save: each is written as it now is in the state
 /// (or as removed, when the state no longer has it).
@@ -24,12 +25,18 @@ pub struct StateChanges {
     pub intents: BTreeSet<String>,
     /// Whether `unkept_fields` changed (a small map: written whole when it does).
     pub unkept_fields: bool,
+    /// Whether the digest salt is not stored yet (made for a state written before digests were
+    /// salted): the record carries it once, as the lineage does not change.
+    pub digest_salt: bool,
 }
 
 impl StateChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.resources.is_empty() && self.intents.is_empty() && !self.unkept_fields
+        self.resources.is_empty()
+            && self.intents.is_empty()
+            && !self.unkept_fields
+            && !self.digest_salt
     }
 
     /// Forgets every name, after a save.
@@ -37,6 +44,7 @@ impl StateChanges {
         self.resources.clear();
         self.intents.clear();
         self.unkept_fields = false;
+        self.digest_salt = false;
     }
 }
 
@@ -62,6 +70,9 @@ struct Record<'a> {
     /// The whole `unkept_fields` map, when it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unkept_fields: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// The digest salt, in the record that first stores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest_salt: Option<DigestSalt>,
 }
 
 /// Borrowed form of [`Record`] for writing, so a save copies nothing but what changed.
@@ -82,6 +93,8 @@ struct RecordOut<'a> {
     intents_removed: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unkept_fields: Option<&'a BTreeMap<String, BTreeSet<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest_salt: Option<DigestSalt>,
 }
 
 /// The line that records `changes` of `state`, which continues the state saved at `previous`:
@@ -102,6 +115,7 @@ pub(crate) fn encode_record(
         intents: BTreeMap::new(),
         intents_removed: Vec::new(),
         unkept_fields: changes.unkept_fields.then_some(&state.unkept_fields),
+        digest_salt: state.digest_salt.filter(|_| changes.digest_salt),
     };
     for name in &changes.resources {
         match state.resources.get(name) {
@@ -173,6 +187,9 @@ pub(crate) fn replay(state: &mut State, journal: &[u8], path: &str) -> Result<()
         if let Some(unkept_fields) = record.unkept_fields {
             state.unkept_fields = unkept_fields;
         }
+        if let Some(salt) = record.digest_salt {
+            state.digest_salt = Some(salt);
+        }
     }
     Ok(())
 }
@@ -218,6 +235,7 @@ mod tests {
         assert_eq!(
             fields,
             [
+                "digest_salt",
                 "envform_version",
                 "intents",
                 "lineage",
@@ -242,6 +260,7 @@ mod tests {
             .insert("b".to_owned(), resource(2, "two"));
 
         let mut live = document.clone();
+        document.digest_salt = None;
         let mut journal = Vec::new();
         // A save: an intent for `c`, `a` changed.
         let previous = live.serial;
@@ -260,6 +279,8 @@ mod tests {
             resources: ["a".to_owned()].into(),
             intents: ["c".to_owned()].into(),
             unkept_fields: true,
+            // The document was written before digests were salted: the first record stores it.
+            digest_salt: true,
         };
         journal.extend(encode_record(&live, previous, &changes).unwrap());
         // Another: `c` made, `b` gone, the target moved.
@@ -273,6 +294,7 @@ mod tests {
             resources: ["b".to_owned(), "c".to_owned()].into(),
             intents: ["c".to_owned()].into(),
             unkept_fields: false,
+            digest_salt: false,
         };
         journal.extend(encode_record(&live, previous, &changes).unwrap());
 
@@ -284,6 +306,10 @@ mod tests {
         let mut compacted = live.clone();
         assert!(replay(&mut compacted, &journal, "j").is_ok());
         assert_eq!(compacted, live);
+        // Only the record that first stores the salt carries it.
+        let lines: Vec<&[u8]> = journal.split(|byte| *byte == b'\n').collect();
+        assert!(String::from_utf8_lossy(lines[0]).contains("\"digest_salt\""));
+        assert!(!String::from_utf8_lossy(lines[1]).contains("\"digest_salt\""));
 
         // A cut-short last line is ignored: the state is as of the record before it.
         let cut = &journal[..journal.len() - 5];

@@ -809,6 +809,7 @@ mod tests {
             resources: ["env-000".to_owned()].into(),
             intents: Default::default(),
             unkept_fields: false,
+            digest_salt: false,
         };
         backend
             .save_changes(&next, &changes, Some(&handle))

@@ -149,6 +149,7 @@ async fn migrate(
     super::write_file(&args.path, &text)?;
 
     // Terraform's claim is what was last applied: live differing from it is drift.
+    let digests = crate::plan::SecretDigests::of(&state);
     let imported: Vec<Imported<'_>> = matched
         .live
         .iter()
@@ -158,7 +159,7 @@ async fn migrate(
             Some(Imported {
                 name: live.name.clone(),
                 live,
-                last_applied: claimed(wanted, live),
+                last_applied: claimed(wanted, live, digests),
                 depends_on: environment.depends_on.clone(),
                 prevent_destroy: false,
             })
@@ -379,8 +380,12 @@ fn entry(
 /// The last-applied document of an imported environment: what Terraform's state claimed, as
 /// the file now says it, with live's `env_vars` where the file leaves them to live (as an apply
 /// would record them), so that only real disagreements show as drift.
-fn claimed(wanted: &DesiredEnvironment, live: &Environment) -> JsonMap {
-    let mut document = crate::plan::last_applied(wanted);
+fn claimed(
+    wanted: &DesiredEnvironment,
+    live: &Environment,
+    digests: crate::plan::SecretDigests,
+) -> JsonMap {
+    let mut document = crate::plan::last_applied(wanted, digests);
     let ignores_env_vars = wanted
         .lifecycle
         .ignore_changes
@@ -388,8 +393,11 @@ fn claimed(wanted: &DesiredEnvironment, live: &Environment) -> JsonMap {
         .any(|path| path.0 == ["execution_environment", "env_vars"]);
     if ignores_env_vars
         && let Some(Value::Object(execution)) = document.get_mut("execution_environment")
-        && let Some(Value::Object(live_execution)) =
-            ManagedField::ExecutionEnvironment.live_value(live, &wanted.fields.nonsensitive)
+        && let Some(Value::Object(live_execution)) = ManagedField::ExecutionEnvironment.live_value(
+            live,
+            &wanted.fields.nonsensitive,
+            digests,
+        )
         && let Some(env_vars) = live_execution.get("env_vars")
     {
         execution.insert("env_vars".to_owned(), env_vars.clone());
@@ -746,13 +754,14 @@ mod tests {
         })
         .expect("a valid file");
         let wanted = desired.environment("app").expect("app");
-        let claim = claimed(wanted, &live(ONE, "app", Value::Null));
+        let digests = crate::plan::SecretDigests::of(&State::empty("t"));
+        let claim = claimed(wanted, &live(ONE, "app", Value::Null), digests);
         assert_eq!(claim["tags"], json!(["x"]));
         assert_eq!(claim["execution_environment"]["secrets"], json!(["S"]));
         let digest = claim["execution_environment"]["env_vars"]["TOKEN"]
             .as_str()
             .expect("a digest");
-        assert!(digest.starts_with("sha256:"), "{digest}");
+        assert!(digest.starts_with("hmac-sha256:"), "{digest}");
         assert!(
             !Value::Object(claim.clone())
                 .to_string()

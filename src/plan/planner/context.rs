@@ -9,6 +9,7 @@ use crate::api::Environment;
 use crate::desired::Desired;
 use crate::model::{EnvironmentId, ManagedField};
 use crate::plan::error::PlanError;
+use crate::plan::field::SecretDigests;
 use crate::plan::model::{Drift, PlanOptions, Refusal, Step, Unmanaged};
 use crate::plan::warning::PlanWarning;
 use crate::state::State;
@@ -23,6 +24,8 @@ pub(super) struct Planner<'a> {
     pub(super) state: &'a State,
     /// The caller's options (targets, force, disruption).
     pub(super) options: &'a PlanOptions,
+    /// How secret values are digested: keyed with the state's salt.
+    pub(super) digests: SecretDigests,
     /// The oldest live environment of each name.
     pub(super) live_by_name: HashMap<&'a str, &'a Environment>,
     /// Every live environment by id.
@@ -86,6 +89,7 @@ impl<'a> Planner<'a> {
             live,
             state,
             options,
+            digests: SecretDigests::of(state),
             live_by_name,
             live_by_id,
             scope: None,

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::api::Environment;
-use crate::model::{ManagedField, Status};
+use crate::model::{JsonMap, ManagedField, Status};
+use crate::plan::field::SecretDigests;
 use crate::plan::model::{Drift, DriftResolution};
 use crate::plan::value::{self, ValuePath};
 use crate::state::ResourceState;
@@ -22,16 +23,42 @@ pub(super) struct Compared {
     pub(super) after: Option<Value>,
 }
 
+/// What the drift of one environment is found from.
+pub(super) struct DriftInputs<'a> {
+    /// The live environment.
+    pub(super) live: &'a Environment,
+    /// What state recorded of it.
+    pub(super) resource: &'a ResourceState,
+    /// The `env_vars` the file sets (to read digests recorded before digests were salted).
+    pub(super) desired_vars: Option<&'a JsonMap>,
+    /// Each field compared against live.
+    pub(super) compared: &'a [Compared],
+    /// The `ignore_changes` paths.
+    pub(super) ignored: &'a [Vec<String>],
+    /// The `env_vars` keys shown plain.
+    pub(super) revealed: &'a BTreeSet<String>,
+    /// Fields the control plane does not keep.
+    pub(super) not_kept: &'a [ManagedField],
+    /// How secret values are digested.
+    pub(super) digests: SecretDigests,
+}
+
 /// Drift: every leaf of a last-applied field that live no longer has.
-pub(super) fn record_drift(
-    drift: &mut Vec<Drift>,
-    live: &Environment,
-    resource: &ResourceState,
-    compared: &[Compared],
-    ignored: &[Vec<String>],
-    revealed: &BTreeSet<String>,
-    not_kept: &[ManagedField],
-) {
+pub(super) fn record_drift(drift: &mut Vec<Drift>, inputs: DriftInputs<'_>) {
+    let DriftInputs {
+        live,
+        resource,
+        desired_vars,
+        compared,
+        ignored,
+        revealed,
+        not_kept,
+        digests,
+    } = inputs;
+    let live_vars = live
+        .execution_environment
+        .as_ref()
+        .map(|execution| &execution.env_vars);
     for (wire_name, applied) in &resource.last_applied {
         let Some(field) = ManagedField::from_wire_name(wire_name) else {
             continue;
@@ -44,6 +71,12 @@ pub(super) fn record_drift(
         if field == ManagedField::Status && live.status == Status::Provisioning {
             continue;
         }
+        // A digest recorded before digests were salted reads as the salted one of the value it
+        // stands for, so the upgrade shows no drift.
+        let upgraded = (field == ManagedField::ExecutionEnvironment)
+            .then(|| digests.upgraded(applied, [desired_vars, live_vars]))
+            .flatten();
+        let applied = upgraded.as_ref().unwrap_or(applied);
         let applied = (!applied.is_null()).then_some(applied);
         let found = compared.iter().find(|compared| compared.field == field);
         let now_owned;
@@ -58,7 +91,7 @@ pub(super) fn record_drift(
             }
             // A field left alone stays as live has it.
             None => {
-                now_owned = field.live_value(live, revealed);
+                now_owned = field.live_value(live, revealed, digests);
                 (now_owned.as_ref(), now_owned.as_ref())
             }
         };

@@ -7,11 +7,12 @@ use foldhash::{HashSet, HashSetExt};
 use serde_json::Value;
 
 use super::context::Planner;
-use super::drift::{Compared, record_drift};
+use super::drift::{Compared, DriftInputs, record_drift};
 use super::identity::{Identity, swap_temporary_name, swapped_renames};
 use crate::desired::DesiredEnvironment;
 use crate::model::{EnvironmentId, JsonMap, ManagedField, Owner, Status};
 use crate::plan::error::PlanError;
+use crate::plan::field::SecretDigests;
 use crate::plan::model::{
     Action, Drift, FieldChange, Rename, StateRecord, Step, StepNote, SwapPart,
 };
@@ -19,13 +20,13 @@ use crate::plan::value;
 use crate::plan::warning::PlanWarning;
 
 /// The last-applied document a desired environment records when it is created: its managed
-/// fields in the file, secrets digested. (Steps carry the exact document to record, which also
-/// reflects `ignore_changes`.)
-pub fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
+/// fields in the file, secrets digested with `digests`. (Steps carry the exact document to
+/// record, which also reflects `ignore_changes`.)
+pub fn last_applied(environment: &DesiredEnvironment, digests: SecretDigests) -> JsonMap {
     ManagedField::ALL
         .into_iter()
         .filter_map(|field| {
-            let value = field.desired_value(&environment.fields)?;
+            let value = field.desired_value(&environment.fields, digests)?;
             Some((field.wire_name().to_owned(), value))
         })
         .collect()
@@ -142,16 +143,19 @@ impl<'a> Planner<'a> {
             if let Some(live) = identity.live
                 && unkept.is_some_and(|unkept| unkept.contains(field.wire_name()))
                 && field
-                    .live_value(live, &environment.fields.nonsensitive)
+                    .live_value(live, &environment.fields.nonsensitive, self.digests)
                     .is_none()
             {
-                if field.desired_value(&environment.fields).is_some() {
+                if field
+                    .desired_value(&environment.fields, self.digests)
+                    .is_some()
+                {
                     not_kept.push(field);
                 }
                 skipped.push(field);
                 continue;
             }
-            let desired = field.desired_value(&environment.fields);
+            let desired = field.desired_value(&environment.fields, self.digests);
             let in_file = desired.is_some();
             let was_applied = applied_fields.contains(&field);
             let target = match desired {
@@ -176,7 +180,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .any(|path| path.first().is_some_and(|first| first == field.wire_name()));
             let (after, before) = if ignores_field {
-                let before = field.live_value(live, &environment.fields.nonsensitive);
+                let before = field.live_value(live, &environment.fields.nonsensitive, self.digests);
                 (
                     apply_ignores(target, before.as_ref(), field, &ignored),
                     Some(before),
@@ -186,7 +190,12 @@ impl<'a> Planner<'a> {
             };
             let unchanged_live = match &before {
                 Some(before) => *before == after,
-                None => field.live_equals(live, after.as_ref(), &environment.fields.nonsensitive),
+                None => field.live_equals(
+                    live,
+                    after.as_ref(),
+                    &environment.fields.nonsensitive,
+                    self.digests,
+                ),
             };
             let live_if_different = if unchanged_live {
                 if in_file {
@@ -194,8 +203,9 @@ impl<'a> Planner<'a> {
                 }
                 None
             } else {
-                let before = before
-                    .unwrap_or_else(|| field.live_value(live, &environment.fields.nonsensitive));
+                let before = before.unwrap_or_else(|| {
+                    field.live_value(live, &environment.fields.nonsensitive, self.digests)
+                });
                 changes.push(FieldChange {
                     field,
                     before: before.clone(),
@@ -214,12 +224,20 @@ impl<'a> Planner<'a> {
         if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
             record_drift(
                 &mut drift,
-                live,
-                resource,
-                &compared,
-                &ignored,
-                &environment.fields.nonsensitive,
-                &skipped,
+                DriftInputs {
+                    live,
+                    resource,
+                    desired_vars: environment
+                        .fields
+                        .execution_environment
+                        .as_ref()
+                        .map(|execution| &execution.env_vars),
+                    compared: &compared,
+                    ignored: &ignored,
+                    revealed: &environment.fields.nonsensitive,
+                    not_kept: &skipped,
+                    digests: self.digests,
+                },
             );
         }
         for Compared {

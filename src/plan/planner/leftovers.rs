@@ -90,7 +90,7 @@ impl<'a> Planner<'a> {
                 .filter_map(|field| {
                     Some(FieldChange {
                         field,
-                        before: Some(field.live_value(live, &BTreeSet::new())?),
+                        before: Some(field.live_value(live, &BTreeSet::new(), self.digests)?),
                         after: None,
                     })
                 })

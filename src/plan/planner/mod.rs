@@ -156,6 +156,10 @@ impl<'a> Planner<'a> {
             touched,
             absent,
             owner_lineage: Some(self.state.lineage),
+            digest_salt: self
+                .state
+                .digest_salt
+                .filter(|_| self.state.digest_salt_is_new()),
         }
     }
 }

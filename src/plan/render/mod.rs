@@ -12,7 +12,7 @@ pub use human::render_human;
 pub use json::{render_json, write_json, write_saved_json};
 pub use markdown::{DEFAULT_MARKDOWN_MAX_CHARS, render_markdown};
 
-use super::field::DIGEST_PREFIX;
+use super::field::is_digest;
 use super::model::Plan;
 use crate::model::ManagedField;
 
@@ -62,10 +62,9 @@ const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
 
 /// Whether the values at `path` are shown as `(sensitive)`: at a secret's path, unless every value
 /// there is plain. The planner leaves a value plain only for a key the file marks `nonsensitive`;
-/// a secret is always its `sha256:` digest in a plan.
+/// a secret is always its digest in a plan.
 fn hides(path: &[String], values: &[Option<&Value>]) -> bool {
-    let is_plain =
-        |value: &&Value| matches!(value, Value::String(text) if !text.starts_with(DIGEST_PREFIX));
+    let is_plain = |value: &&Value| matches!(value, Value::String(text) if !is_digest(text));
     ManagedField::is_sensitive_path(path)
         && (values.iter().all(Option::is_none) || !values.iter().flatten().all(is_plain))
 }

@@ -68,6 +68,24 @@ pub(crate) fn reference(name: &str) -> Reference {
 /// The lineage of [`state`], which the live environments of the fixtures carry as their owner.
 pub(crate) const LINEAGE: Lineage = Lineage(Uuid::from_u128(0x1111));
 
+/// The digest salt of the fixture state, fixed so the snapshots' digests are too.
+pub(crate) const SALT: crate::model::DigestSalt = crate::model::DigestSalt::from_bytes([0x5a; 32]);
+
+/// How the fixture state digests secret values.
+pub(crate) fn digests() -> crate::plan::SecretDigests {
+    crate::plan::SecretDigests::keyed(SALT)
+}
+
+/// The last-applied document of `environment`, digested with the fixture state's salt.
+pub(crate) fn last_applied(environment: &DesiredEnvironment) -> JsonMap {
+    crate::plan::last_applied(environment, digests())
+}
+
+/// The digest of `value` with the fixture state's salt.
+pub(crate) fn secret_digest(value: &Value) -> String {
+    digests().digest(value)
+}
+
 /// A live, active environment with fixed timestamps and no managed fields set, owned by the
 /// configuration of [`state`].
 pub(crate) fn live(number: u128, name: &str) -> Environment {
@@ -121,6 +139,8 @@ pub(crate) fn state() -> State {
     State {
         version: STATE_VERSION,
         lineage: LINEAGE,
+        digest_salt: Some(SALT),
+        digest_salt_unsaved: false,
         serial: 7,
         envform_version: "0.1.0".to_owned(),
         target: "embedded:test.db".to_owned(),
@@ -229,5 +249,5 @@ pub(crate) fn resolve_payload(
     let live = step
         .environment_id
         .and_then(|id| live.iter().find(|environment| environment.id == id));
-    crate::plan::payload::resolve_payload(step, desired.environment(&step.name), live)
+    crate::plan::payload::resolve_payload(step, desired.environment(&step.name), live, digests())
 }

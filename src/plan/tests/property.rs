@@ -11,9 +11,7 @@ use super::fixtures::*;
 use crate::api::{Environment, ExecutionEnvironment, Patch, Status};
 use crate::desired::{Desired, DesiredFields};
 use crate::plan::tests::fixtures::resolve_payload;
-use crate::plan::{
-    Action, ManagedField, Payload, Plan, PlanError, PlanOptions, diff, last_applied,
-};
+use crate::plan::{Action, ManagedField, Payload, Plan, PlanError, PlanOptions, diff};
 use crate::state::State;
 
 const NAMES: [&str; 5] = ["default", "alpha", "beta", "gamma", "delta"];
@@ -273,8 +271,8 @@ fn check(slots: &[Slot]) -> Result<(), TestCaseError> {
             .find(|candidate| candidate.name == environment.name)
             .ok_or_else(|| TestCaseError::fail(format!("{} is missing", environment.name)))?;
         for field in ManagedField::ALL {
-            if let Some(wanted) = field.desired_value(&environment.fields) {
-                let actual = field.live_value(found, &environment.fields.nonsensitive);
+            if let Some(wanted) = field.desired_value(&environment.fields, digests()) {
+                let actual = field.live_value(found, &environment.fields.nonsensitive, digests());
                 prop_assert_eq!(
                     Some(&wanted),
                     actual.as_ref(),

@@ -11,8 +11,7 @@ use crate::plan::render::{render_human, render_json, render_markdown};
 use crate::plan::tests::fixtures::resolve_payload;
 use crate::plan::{
     Action, BindError, DriftResolution, FieldChange, ManagedField, Payload, PlanOptions,
-    PlanWarning, ResolveError, Staleness, StateRecord, Step, StepNote, diff, last_applied,
-    secret_digest,
+    PlanWarning, ResolveError, Staleness, StateRecord, Step, StepNote, diff,
 };
 
 fn only_step(plan: &crate::plan::Plan) -> &Step {
@@ -947,4 +946,70 @@ fn a_plan_large_enough_for_several_threads_is_each_environment_planned_in_name_o
         .map(|number| format!("env-{number:04}"))
         .collect();
     assert_eq!(headers, changed);
+}
+
+#[test]
+fn a_state_with_unsalted_digests_plans_no_change_and_records_salted_ones() {
+    let mut execution = ExecutionEnvironment::default();
+    execution
+        .env_vars
+        .insert("API_KEY".to_owned(), json!(snapshots::SECRET_VALUES[1]));
+    execution
+        .env_vars
+        .insert("LOG_LEVEL".to_owned(), json!("info"));
+    let app = desired_with(
+        "app",
+        DesiredFields {
+            execution_environment: Some(execution.clone()),
+            ..DesiredFields::default()
+        },
+    );
+    let mut live_app = live(1, "app");
+    live_app.execution_environment = Some(execution);
+    // Written before digests were salted: no salt, plain SHA-256 digests.
+    let mut legacy = state();
+    legacy.digest_salt = None;
+    let unsalted = crate::plan::SecretDigests::of(&legacy);
+    manage(
+        &mut legacy,
+        &live_app,
+        crate::plan::last_applied(&app, unsalted),
+    );
+    let recorded = legacy.resources["app"].last_applied.clone();
+    assert_eq!(
+        recorded["execution_environment"]["env_vars"]["LOG_LEVEL"],
+        json!(crate::plan::legacy_digest(&json!("info")))
+    );
+    let state = crate::state::State::for_target(Some(legacy.clone()), &legacy.target, false)
+        .expect("same target");
+    assert!(state.digest_salt.is_some() && state.digest_salt_is_new());
+    let desired = document(vec![app]);
+    let live = vec![live_app];
+    let plan = plan_ok(&desired, &live, &state);
+    assert!(!plan.has_changes(), "{:?}", plan.steps());
+    assert!(plan.drift().is_empty(), "{:?}", plan.drift());
+    // The step records the digests salted; the plan carries the salt for apply to store.
+    let salted = crate::plan::SecretDigests::of(&state);
+    let StateRecord::Record { last_applied, .. } = &plan.steps()[0].record else {
+        panic!("a record");
+    };
+    assert_eq!(
+        last_applied["execution_environment"]["env_vars"]["LOG_LEVEL"],
+        json!(salted.digest(&json!("info")))
+    );
+    assert_eq!(plan.base().digest_salt, state.digest_salt);
+    // Read again for apply, the state gets another salt for the run: binding gives it the plan's.
+    let again = crate::state::State::for_target(Some(legacy.clone()), &legacy.target, false)
+        .expect("same target");
+    assert_ne!(again.digest_salt, state.digest_salt);
+    let bound = plan.bind(&desired, &live, again, false).expect("binds");
+    assert!(!bound.changes_nothing(), "the upgrade is saved");
+    let (_, _, bound_state) = bound.into_parts();
+    assert_eq!(bound_state.digest_salt, state.digest_salt);
+    assert!(bound_state.digest_salt_unsaved);
+
+    // Against a state that stores its salt, a plan carries none.
+    let plan = plan_ok(&desired, &live, &super::fixtures::state());
+    assert_eq!(plan.base().digest_salt, None);
+    assert!(!plan.to_saved().expect("saves").contains("digest_salt"));
 }

@@ -7,7 +7,7 @@ use super::fixtures::*;
 use crate::api::{Environment, ExecutionEnvironment, JsonMap, Status};
 use crate::desired::{Desired, DesiredFields, FieldPath};
 use crate::plan::render::{DEFAULT_MARKDOWN_MAX_CHARS, render_human, render_json, render_markdown};
-use crate::plan::{Plan, PlanErrors, last_applied};
+use crate::plan::{Plan, PlanErrors};
 use crate::state::State;
 
 macro_rules! plan_snapshots {
@@ -325,6 +325,7 @@ pub(crate) fn first_environment() -> (Desired, Vec<Environment>, State) {
         // Never written, with a lineage fixed for the snapshots.
         crate::state::State {
             lineage: super::fixtures::LINEAGE,
+            digest_salt: Some(super::fixtures::SALT),
             ..crate::state::State::empty("embedded:x")
         },
     )
