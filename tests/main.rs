@@ -29,6 +29,8 @@ mod secrets;
 mod storage_faults;
 mod support;
 mod temporal;
+mod tls;
 mod wire;
+mod worker_tokens;
 mod workers;
 mod workflow;

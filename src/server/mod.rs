@@ -18,6 +18,7 @@ mod request_log;
 mod routes;
 mod state;
 mod temporal;
+mod tls;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ pub use listen::{
     DEFAULT_REQUEST_TIMEOUT, MAX_CONNECTIONS_CEILING, RESERVED_FDS,
 };
 pub use openapi::openapi_json;
+pub use tls::{TlsError, TlsFiles};
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -89,6 +91,8 @@ pub struct ServeConfig {
     pub temporal: Option<crate::temporal::TemporalConfig>,
     /// Timeouts and the connection cap.
     pub limits: ConnectionLimits,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -114,6 +118,7 @@ impl ServeConfig {
             state_lease: DEFAULT_STATE_LEASE,
             temporal: None,
             limits: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -138,6 +143,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("api_keys_file", &self.api_keys_file)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("faults", &self.faults)
+            .field("tls", &self.tls)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -185,6 +191,9 @@ pub enum ServerError {
     /// The API keys file cannot be used.
     #[error(transparent)]
     KeysFile(#[from] KeysFileError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -200,6 +209,7 @@ pub struct Server {
     temporal: Option<Arc<crate::temporal::TemporalProvisioner>>,
     limits: ConnectionLimits,
     keys: KeyReloader,
+    tls: Option<tls::Tls>,
 }
 
 /// Reads the keys file again and puts its keys (with those given as flags) in force, without
@@ -260,6 +270,8 @@ pub async fn open_postgres(
 impl Server {
     /// Opens the database and binds the address.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServerError> {
+        // Before anything is opened: a bad certificate or key stops the start at once.
+        let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
         let mut fixed: Vec<KeyGrant> = config
             .api_keys
             .iter()
@@ -353,6 +365,7 @@ impl Server {
             temporal,
             limits: config.limits,
             keys: reloader,
+            tls,
         })
     }
 
@@ -395,6 +408,11 @@ impl Server {
         self.local_addr
     }
 
+    /// `https` when the server speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
     pub async fn run(
         self,
@@ -405,7 +423,12 @@ impl Server {
         // slash expect; the path is trimmed before routing, so every route gets it.
         let app = axum::Router::new()
             .fallback_service(NormalizePathLayer::trim_trailing_slash().layer(self.router));
-        listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
+        match self.tls {
+            Some(tls) => listen::serve(self.listener, tls, app, self.limits, shutdown).await,
+            None => {
+                listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
+            }
+        }
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {
             temporal.shutdown().await;

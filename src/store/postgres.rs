@@ -35,11 +35,18 @@ use crate::model::{EnvironmentId, OrganizationId, Status};
 
 /// The PostgreSQL schema, oldest first, embedded like SQLite's (a separate history: the two
 /// databases' DDL differs).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("migrations_postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("migrations_postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "worker_token_bounds",
+        include_str!("migrations_postgres/0002_worker_token_bounds.sql"),
+    ),
+];
 
 /// The advisory lock every write transaction takes first ("envform" in ASCII).
 const WRITE_LOCK_KEY: i64 = 0x0065_6e76_666f_726d;
@@ -472,13 +479,14 @@ impl StoreTransaction for PgTransaction {
 
     async fn insert_worker_token(&mut self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at, \
+             registered_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(record.hash.0.as_str())
         .bind(record.organization_id.0.as_str())
         .bind(record.environment_id.to_string())
         .bind(record.created_at.as_microsecond())
+        .bind(record.registered_at.map(|at| at.as_microsecond()))
         .execute(&mut *self.transaction)
         .await?;
         Ok(())
@@ -538,8 +546,8 @@ where
     E: Executor<'c, Database = Postgres>,
 {
     sqlx::query(
-        "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
-         WHERE token_hash = $1",
+        "SELECT token_hash, organization_id, environment_id, created_at, registered_at \
+         FROM worker_tokens WHERE token_hash = $1",
     )
     .bind(hash.0.as_str())
     .fetch_optional(executor)
