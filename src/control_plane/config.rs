@@ -54,10 +54,6 @@ impl Default for WorkerTokenTtl {
 /// [`WorkerTokenTtl`]'s default: a day.
 pub const DEFAULT_WORKER_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Most tokens per environment that no worker has registered with; issuing one more revokes
-/// the oldest of them, so tokens fetched and never used do not pile up.
-pub const MAX_UNUSED_WORKER_TOKENS: u32 = 10;
-
 /// A worker command with `{token}` and `{environment}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

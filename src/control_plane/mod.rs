@@ -34,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     ControlPlaneConfig, DEFAULT_WORKER_COMMAND_TEMPLATE, DEFAULT_WORKER_TOKEN_TTL,
-    InvalidWorkerCommandTemplate, KUBIYA_WORKER_COMMAND_TEMPLATE, MAX_UNUSED_WORKER_TOKENS,
-    WorkerCommandTemplate, WorkerTokenTtl,
+    InvalidWorkerCommandTemplate, KUBIYA_WORKER_COMMAND_TEMPLATE, WorkerCommandTemplate,
+    WorkerTokenTtl,
 };
 pub use provisioner::{
     BuiltinProvisioner, BuiltinProvisionerConfig, NamespaceProvisioner, ProvisionedNamespace,
@@ -44,7 +44,7 @@ pub use provisioner::{
 pub use scope::OrganizationScope;
 pub use workers::{
     DEFAULT_HEARTBEAT_INTERVAL, EXPIRY_INTERVALS, HeartbeatInterval, InvalidHeartbeatInterval,
-    MIN_HEARTBEAT_INTERVAL,
+    MAX_UNUSED_WORKER_TOKENS, MIN_HEARTBEAT_INTERVAL,
 };
 
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::config::MAX_UNUSED_WORKER_TOKENS;
 use super::worker_command::can_register;
 use super::{ControlPlane, OrganizationScope, audit, clock, internal, token};
 use crate::api::{
@@ -26,6 +25,10 @@ use crate::store::{
     EnvironmentRecord, StoreTransaction, WorkerCounts, WorkerRecord, WorkerTokenHash,
     WorkerTokenRecord,
 };
+
+/// Most tokens per environment that no worker has registered with; issuing one more revokes
+/// the oldest of them, so tokens fetched and never used do not pile up.
+pub const MAX_UNUSED_WORKER_TOKENS: u32 = 10;
 
 /// Heartbeat intervals without a heartbeat after which a worker no longer counts as active.
 pub const EXPIRY_INTERVALS: u32 = 3;
