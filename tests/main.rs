@@ -32,6 +32,8 @@ mod secrets;
 mod storage_faults;
 mod support;
 mod temporal;
+mod tls;
 mod wire;
+mod worker_tokens;
 mod workers;
 mod workflow;

@@ -580,7 +580,7 @@ fn migrate_only_creates_the_schema_and_exits_without_keys() {
         assert!(output.stdout.is_empty(), "no listening line: {output:?}");
     }
     let applied = database.query("SELECT version FROM _sqlx_migrations ORDER BY version");
-    assert_eq!(applied, ["1", "2", "3"]);
+    assert_eq!(applied, ["1", "2", "3", "4"]);
     assert_eq!(database.query("SELECT count(*) FROM environments"), ["0"]);
     let sqlite = dir.path().join("nested/serve.db");
     let output = crate::support::envform(dir.path())

@@ -268,7 +268,9 @@ impl ServerOptions {
         let url = line
             .trim()
             .strip_prefix("envform serve listening on ")
-            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .filter(|url| {
+                url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:")
+            })
             .map(str::to_owned);
         let Some(url) = url else {
             let _ = child.kill();

@@ -349,7 +349,7 @@ fn rotation_stops_old_workers_and_the_new_token_registers() {
     let mut stale = WorkerProcess::start(&scenario, &old_token, "rotating");
     assert_eq!(stale.wait_exit(Duration::from_secs(10)).code(), Some(1));
     assert!(
-        flat(&stale.log()).contains("unknown or revoked worker token"),
+        flat(&stale.log()).contains("unknown, expired or revoked worker token"),
         "{}",
         stale.log()
     );

@@ -86,7 +86,8 @@ enum Command {
     #[command(
         after_help = "Examples:\n  envform serve --addr 127.0.0.1:8080 --api-key \"$KEY=my-org\"\n  ENVFORM_API_KEYS=\"k1=org-a,k2=org-b\" envform serve --db /var/lib/envform/serve.db"
     )]
-    Serve(serve::ServeArgs),
+    // Boxed: by far the largest variant, and parsed once.
+    Serve(Box<serve::ServeArgs>),
     /// Join an environment's worker pool (the command `env worker-command` prints).
     #[command(subcommand_required = true)]
     Worker(worker::WorkerArgs),
@@ -159,7 +160,7 @@ async fn execute(cli: Cli) -> Exit {
         Command::ForceUnlock(args) => force_unlock::execute(args).await,
         Command::Env(args) => env::execute(args).await,
         Command::Init(args) => init::execute(args).await,
-        Command::Serve(args) => serve::execute(args).await.map(|()| Exit::Success),
+        Command::Serve(args) => serve::execute(*args).await.map(|()| Exit::Success),
         Command::Worker(args) => worker::execute(args).await,
         Command::Version => output::print_stdout(&format!(
             "envform {} (commit {}, {})\n",

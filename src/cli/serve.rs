@@ -1,8 +1,9 @@
 //! `envform serve`: flags, their resolution into a [`ServeConfig`], and running the server until
 //! SIGTERM or Ctrl-C.
 //!
-//! On start it prints exactly one line to stdout, `envform serve listening on http://IP:PORT`, so a
-//! script (or a test started with `--addr 127.0.0.1:0`) learns the port. Logs go to stderr.
+//! On start it prints exactly one line to stdout, `envform serve listening on http://IP:PORT`
+//! (`https://` with `--tls-cert`), so a script (or a test started with `--addr 127.0.0.1:0`)
+//! learns the port. Logs go to stderr.
 //! API keys given as flags or in `ENVFORM_API_KEYS` never appear in `Debug` output or errors.
 
 use std::collections::BTreeMap;
@@ -100,6 +101,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub heartbeat_interval: crate::control_plane::HeartbeatInterval,
 
+    /// How long a worker token stays valid while no worker has registered with it, e.g. `24h`;
+    /// a token that registered a worker stays valid until rotation or delete.
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub worker_token_ttl: Duration,
+
     /// Make namespace provisioning fail for this organization (repeatable).
     #[arg(long, hide = true, value_name = "ORG")]
     pub provision_fail: Vec<String>,
@@ -171,6 +177,15 @@ pub struct ServeArgs {
     /// one is refused when all are busy. Default: the open-file limit less 64, at most 4096.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. Without
+    /// TLS, API keys and worker tokens cross the network in clear.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Most concurrent streams of one HTTP/2 connection.
     #[arg(long, default_value_t = crate::server::DEFAULT_HTTP2_MAX_STREAMS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -380,6 +395,8 @@ impl ServeArgs {
             config.control_plane.provisioner.delay = delay;
         }
         config.control_plane.heartbeat_interval = self.heartbeat_interval;
+        config.control_plane.worker_token_ttl =
+            crate::control_plane::WorkerTokenTtl(self.worker_token_ttl);
         config
             .control_plane
             .provisioner
@@ -388,6 +405,9 @@ impl ServeArgs {
         config.faults = self.faults.unwrap_or_default();
         config.state_lease = self.state_lease;
         config.state_event_retention = self.state_event_retention;
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(crate::server::TlsFiles { cert, key });
+        }
         config.limits = ConnectionLimits {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
@@ -463,7 +483,7 @@ pub async fn execute(args: ServeArgs) -> miette::Result<()> {
     }
     let server = Server::bind(config).await.into_diagnostic()?;
     reload_keys_on_hangup(server.key_reloader());
-    announce(server.local_addr())?;
+    announce(server.scheme(), server.local_addr())?;
     server.run(shutdown_signal()).await.into_diagnostic()
 }
 
@@ -522,9 +542,9 @@ async fn migrate_only(args: ServeArgs) -> miette::Result<()> {
 }
 
 /// The one stdout line scripts wait for.
-fn announce(addr: SocketAddr) -> miette::Result<()> {
+fn announce(scheme: &str, addr: SocketAddr) -> miette::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "envform serve listening on http://{addr}")
+    writeln!(stdout, "envform serve listening on {scheme}://{addr}")
         .and_then(|()| stdout.flush())
         .into_diagnostic()
         .wrap_err("cannot write to stdout")

@@ -32,11 +32,27 @@ pub struct ControlPlaneConfig {
     pub provisioner: BuiltinProvisionerConfig,
     /// How often workers send heartbeats; three missed intervals and a worker is not active.
     pub heartbeat_interval: HeartbeatInterval,
+    /// How long a worker token no worker has registered with stays valid.
+    pub worker_token_ttl: WorkerTokenTtl,
     /// Serve repeated list calls from memory for at most this long, unless a write was committed
     /// meanwhile (`envform serve`; off for the embedded control plane, whose database other
     /// processes share).
     pub list_cache: Option<std::time::Duration>,
 }
+
+/// How long a worker token stays valid while no worker has registered with it (24 hours by
+/// default); a token that registered a worker stays valid until rotation or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerTokenTtl(pub std::time::Duration);
+
+impl Default for WorkerTokenTtl {
+    fn default() -> Self {
+        Self(DEFAULT_WORKER_TOKEN_TTL)
+    }
+}
+
+/// [`WorkerTokenTtl`]'s default: a day.
+pub const DEFAULT_WORKER_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A worker command with `{token}` and `{environment}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

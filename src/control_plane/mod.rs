@@ -33,8 +33,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    ControlPlaneConfig, DEFAULT_WORKER_COMMAND_TEMPLATE, InvalidWorkerCommandTemplate,
-    KUBIYA_WORKER_COMMAND_TEMPLATE, WorkerCommandTemplate,
+    ControlPlaneConfig, DEFAULT_WORKER_COMMAND_TEMPLATE, DEFAULT_WORKER_TOKEN_TTL,
+    InvalidWorkerCommandTemplate, KUBIYA_WORKER_COMMAND_TEMPLATE, WorkerCommandTemplate,
+    WorkerTokenTtl,
 };
 pub use provisioner::{
     BuiltinProvisioner, BuiltinProvisionerConfig, NamespaceProvisioner, ProvisionedNamespace,
@@ -43,7 +44,7 @@ pub use provisioner::{
 pub use scope::OrganizationScope;
 pub use workers::{
     DEFAULT_HEARTBEAT_INTERVAL, EXPIRY_INTERVALS, HeartbeatInterval, InvalidHeartbeatInterval,
-    MIN_HEARTBEAT_INTERVAL,
+    MAX_UNUSED_WORKER_TOKENS, MIN_HEARTBEAT_INTERVAL,
 };
 
 use crate::api::{EnvironmentError, EnvironmentId, OrganizationId};
@@ -264,8 +265,11 @@ impl ControlPlane {
         &self,
         token: &str,
     ) -> Option<(OrganizationId, EnvironmentId)> {
+        let now = self.now().await.ok()?;
         match self.inner.store.worker_token(&token::hash(token)).await {
-            Ok(record) => record.map(|record| (record.organization_id, record.environment_id)),
+            Ok(record) => record
+                .filter(|record| self.token_usable(record, now))
+                .map(|record| (record.organization_id, record.environment_id)),
             Err(error) => {
                 tracing::error!(error = %crate::local::error_chain(&error), "worker token lookup failed");
                 None

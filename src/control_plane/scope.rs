@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    ControlPlane, audit, clock, internal, provisioning, token, validation, worker_command,
-};
+use super::{ControlPlane, audit, clock, internal, provisioning, validation, worker_command};
 use crate::api::{
     AuditAction, CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi,
     OrganizationId, Patch, Status, UpdateEnvironment, WorkerCommand,
@@ -12,7 +10,7 @@ use crate::api::{
 use crate::model::DEFAULT_ENVIRONMENT;
 use crate::store::{
     EnvironmentRecord, NamespaceState, OrganizationRecord, StoreError, StoreTransaction,
-    WorkerCounts, WorkerTokenRecord,
+    WorkerCounts,
 };
 
 /// The Environments API of one organization, on an in-process [`ControlPlane`].
@@ -359,16 +357,10 @@ impl EnvironmentsApi for OrganizationScope {
     ) -> Result<WorkerCommand, EnvironmentError> {
         let mut transaction = self.begin().await?;
         let record = self.environment_record(transaction.as_mut(), id).await?;
-        let worker_token = token::mint().map_err(internal)?;
-        transaction
-            .insert_worker_token(&WorkerTokenRecord {
-                hash: token::hash(worker_token.expose()),
-                organization_id: self.organization.clone(),
-                environment_id: record.id,
-                created_at: clock::now(),
-            })
-            .await
-            .map_err(internal)?;
+        let worker_token = self
+            .control_plane
+            .issue_worker_token(transaction.as_mut(), &self.organization, record.id)
+            .await?;
         // A new credential is a change worth recording; the token itself never is.
         let after = serde_json::json!({"worker_token": "issued"});
         self.audit(

@@ -26,6 +26,10 @@ use crate::store::{
     WorkerTokenRecord,
 };
 
+/// Most tokens per environment that no worker has registered with; issuing one more revokes
+/// the oldest of them, so tokens fetched and never used do not pile up.
+pub const MAX_UNUSED_WORKER_TOKENS: u32 = 10;
+
 /// Heartbeat intervals without a heartbeat after which a worker no longer counts as active.
 pub const EXPIRY_INTERVALS: u32 = 3;
 
@@ -166,6 +170,49 @@ impl ControlPlane {
         before(now, self.heartbeat_interval().expiry())
     }
 
+    /// Whether a stored token may be used at `now`: it registered a worker, or it is younger
+    /// than the worker-token TTL.
+    pub(super) fn token_usable(&self, issued: &WorkerTokenRecord, now: Timestamp) -> bool {
+        issued.registered_at.is_some()
+            || issued.created_at >= before(now, self.inner().config.worker_token_ttl.0)
+    }
+
+    /// Issues a new token for `environment` within `transaction`, and revokes the environment's
+    /// tokens no worker has registered with that are past the TTL or beyond the newest
+    /// [`MAX_UNUSED_WORKER_TOKENS`] (the new one included). The insert and the revocation share
+    /// the transaction, so concurrent issues (from any replica) cannot leave more.
+    pub(super) async fn issue_worker_token(
+        &self,
+        transaction: &mut dyn StoreTransaction,
+        organization: &crate::api::OrganizationId,
+        environment: EnvironmentId,
+    ) -> Result<WorkerToken, EnvironmentError> {
+        let now = now_in(transaction).await?;
+        let worker_token = token::mint().map_err(internal)?;
+        transaction
+            .insert_worker_token(&WorkerTokenRecord {
+                hash: token::hash(worker_token.expose()),
+                organization_id: organization.clone(),
+                environment_id: environment,
+                created_at: now,
+                registered_at: None,
+            })
+            .await
+            .map_err(internal)?;
+        let revoked = transaction
+            .revoke_unused_worker_tokens(
+                environment,
+                before(now, self.inner().config.worker_token_ttl.0),
+                MAX_UNUSED_WORKER_TOKENS,
+            )
+            .await
+            .map_err(internal)?;
+        if revoked > 0 {
+            tracing::debug!(%environment, revoked, "unused worker tokens revoked");
+        }
+        Ok(worker_token)
+    }
+
     /// The worker counts of an organization's environments (or one of them), as of now.
     pub(crate) async fn worker_counts(
         &self,
@@ -196,13 +243,15 @@ impl ControlPlane {
         check_hostname(&request.hostname)?;
         let hash = token::hash(token.expose());
         let mut transaction = self.inner().store.begin().await.map_err(internal)?;
+        let now = now_in(transaction.as_mut()).await?;
         let issued = transaction
             .worker_token(&hash)
             .await
             .map_err(internal)?
+            .filter(|issued| self.token_usable(issued, now))
             .ok_or_else(|| {
                 unauthorized(
-                    "unknown or revoked worker token: get a current one with \
+                    "unknown, expired or revoked worker token: get a current one with \
                      `envform env worker-command`",
                 )
             })?;
@@ -224,7 +273,6 @@ impl ControlPlane {
                 ),
             });
         }
-        let now = now_in(transaction.as_mut()).await?;
         let interval = self.heartbeat_interval();
         transaction
             .delete_silent_workers(
@@ -260,6 +308,11 @@ impl ControlPlane {
             last_heartbeat_at: now,
         };
         transaction.insert_worker(&worker).await.map_err(internal)?;
+        // From now on the token is in use: it no longer expires or counts against the cap.
+        transaction
+            .mark_worker_token_registered(&hash, now)
+            .await
+            .map_err(internal)?;
         let after = serde_json::json!({
             "worker_id": worker.id,
             "hostname": worker.hostname,
@@ -306,8 +359,10 @@ impl ControlPlane {
     ) -> Result<HeartbeatAck, EnvironmentError> {
         let hash = token::hash(token.expose());
         let mut transaction = self.inner().store.begin().await.map_err(internal)?;
-        let record = registered(transaction.as_mut(), worker, &hash).await?;
         let now = now_in(transaction.as_mut()).await?;
+        let record = self
+            .registered(transaction.as_mut(), worker, &hash, now)
+            .await?;
         let stop = self.stop_reason(transaction.as_mut(), &record, now).await?;
         if let Some(stop) = stop {
             // The worker is told to go: it no longer counts, whether or not it hears the answer.
@@ -423,7 +478,9 @@ impl ControlPlane {
     ) -> Result<(), EnvironmentError> {
         let hash = token::hash(token.expose());
         let mut transaction = self.inner().store.begin().await.map_err(internal)?;
-        let record = registered(transaction.as_mut(), worker, &hash)
+        let now = now_in(transaction.as_mut()).await?;
+        let record = self
+            .registered(transaction.as_mut(), worker, &hash, now)
             .await
             .map_err(|error| match error {
                 EnvironmentError::Api { status: 410, .. } => EnvironmentError::NotFound {
@@ -478,7 +535,6 @@ async fn issued_environment(
         .ok_or_else(|| unauthorized("unknown or revoked worker token"))
 }
 
-/// The registered worker `id`, if `hash` is the digest of the token it registered with.
 /// Most characters in a worker's hostname (a DNS name is at most 253).
 const MAX_HOSTNAME_CHARS: usize = 255;
 
@@ -505,32 +561,37 @@ fn check_hostname(hostname: &str) -> Result<(), EnvironmentError> {
     }
 }
 
-async fn registered(
-    transaction: &mut dyn StoreTransaction,
-    id: WorkerId,
-    hash: &WorkerTokenHash,
-) -> Result<WorkerRecord, EnvironmentError> {
-    // One answer for a token that is not this worker's, whether or not the worker exists, so a
-    // bad token cannot tell which worker ids are registered.
-    let wrong_token = || unauthorized("invalid worker token for this worker");
-    match transaction.worker(id).await.map_err(internal)? {
-        Some(record) if &record.token_hash == hash => Ok(record),
-        Some(_) => Err(wrong_token()),
-        None => {
-            // A worker holding a token that is still issued learns it must stop; any other
-            // token gets the 401 a registered worker's wrong token gets.
-            if transaction
-                .worker_token(hash)
-                .await
-                .map_err(internal)?
-                .is_some()
-            {
-                Err(gone(format!(
-                    "worker {id} is not registered (it deregistered, or was silent too long and \
-                     removed)"
-                )))
-            } else {
-                Err(wrong_token())
+impl ControlPlane {
+    /// The registered worker `id`, if `hash` is the digest of the token it registered with.
+    async fn registered(
+        &self,
+        transaction: &mut dyn StoreTransaction,
+        id: WorkerId,
+        hash: &WorkerTokenHash,
+        now: Timestamp,
+    ) -> Result<WorkerRecord, EnvironmentError> {
+        // One answer for a token that is not this worker's, whether or not the worker exists, so
+        // a bad token cannot tell which worker ids are registered.
+        let wrong_token = || unauthorized("invalid worker token for this worker");
+        match transaction.worker(id).await.map_err(internal)? {
+            Some(record) if &record.token_hash == hash => Ok(record),
+            Some(_) => Err(wrong_token()),
+            None => {
+                // A worker holding a token that is still usable learns it must stop; any other
+                // token gets the 401 a registered worker's wrong token gets.
+                let usable = transaction
+                    .worker_token(hash)
+                    .await
+                    .map_err(internal)?
+                    .is_some_and(|issued| self.token_usable(&issued, now));
+                if usable {
+                    Err(gone(format!(
+                        "worker {id} is not registered (it deregistered, or was silent too long \
+                         and removed)"
+                    )))
+                } else {
+                    Err(wrong_token())
+                }
             }
         }
     }
@@ -594,16 +655,9 @@ impl WorkersApi for OrganizationScope {
             .delete_worker_tokens(organization, environment)
             .await
             .map_err(internal)?;
-        let worker_token = token::mint().map_err(internal)?;
-        transaction
-            .insert_worker_token(&WorkerTokenRecord {
-                hash: token::hash(worker_token.expose()),
-                organization_id: organization.clone(),
-                environment_id: environment,
-                created_at: clock::now(),
-            })
-            .await
-            .map_err(internal)?;
+        let worker_token = control_plane
+            .issue_worker_token(transaction.as_mut(), organization, environment)
+            .await?;
         // Only the fact is recorded: neither token nor digest belongs in the log.
         let after = serde_json::json!({"worker_token": "rotated", "revoked_tokens": revoked});
         let entry = audit::entry(

@@ -332,25 +332,38 @@ impl Keys {
         key: Result<&str, EnvironmentError>,
         address: Option<IpAddr>,
     ) -> Result<(Arc<KeyRing>, KeyDigest), AuthRejection> {
-        if let Some(wait) = address.and_then(|address| self.blocked_for(address)) {
-            return Err(AuthRejection::TooManyFailures(wait));
-        }
-        let failed = |error: EnvironmentError| match address
-            .and_then(|address| self.record_failure(address))
-        {
-            Some(wait) => AuthRejection::TooManyFailures(wait),
-            None => error.into(),
-        };
+        self.check_not_blocked(address)?;
         // No key, or a malformed header, is not a guess: refused without counting.
         let key = key?;
         let ring = self.ring();
         let key_digest = digest(key);
         if !ring.entries.contains_key(&key_digest) {
-            return Err(failed(EnvironmentError::Unauthorized {
-                detail: "invalid API key".to_owned(),
-            }));
+            return Err(self.refuse(
+                address,
+                EnvironmentError::Unauthorized {
+                    detail: "invalid API key".to_owned(),
+                },
+            ));
         }
         Ok((ring, key_digest))
+    }
+
+    /// 429 (with `Retry-After`) while `address` must wait after failing too often.
+    pub(crate) fn check_not_blocked(&self, address: Option<IpAddr>) -> Result<(), AuthRejection> {
+        match address.and_then(|address| self.blocked_for(address)) {
+            Some(wait) => Err(AuthRejection::TooManyFailures(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// A credential from `address` was refused with `error`: counted against the address, and
+    /// answered 429 instead once it has failed too often. API keys and worker tokens share the
+    /// allowance, so switching credential kinds does not buy more guesses.
+    pub(crate) fn refuse(&self, address: Option<IpAddr>, error: EnvironmentError) -> AuthRejection {
+        match address.and_then(|address| self.record_failure(address)) {
+            Some(wait) => AuthRejection::TooManyFailures(wait),
+            None => error.into(),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod request_log;
 mod routes;
 mod state;
 mod temporal;
+mod tls;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ pub use listen::{
     DEFAULT_REQUEST_TIMEOUT, MAX_CONNECTIONS_CEILING, RESERVED_FDS,
 };
 pub use openapi::openapi_json;
+pub use tls::{TlsError, TlsFiles};
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -98,6 +100,8 @@ pub struct ServeConfig {
     pub temporal: Option<crate::temporal::TemporalConfig>,
     /// Timeouts and the connection cap.
     pub limits: ConnectionLimits,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -124,6 +128,7 @@ impl ServeConfig {
             state_event_retention: DEFAULT_STATE_EVENT_RETENTION,
             temporal: None,
             limits: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -148,6 +153,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("api_keys_file", &self.api_keys_file)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("faults", &self.faults)
+            .field("tls", &self.tls)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -195,6 +201,9 @@ pub enum ServerError {
     /// The API keys file cannot be used.
     #[error(transparent)]
     KeysFile(#[from] KeysFileError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Serving failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -212,6 +221,7 @@ pub struct Server {
     keys: KeyReloader,
     state_service: crate::control_plane::state_service::StateService,
     state_event_retention: Duration,
+    tls: Option<tls::Tls>,
 }
 
 /// Reads the keys file again and puts its keys (with those given as flags) in force, without
@@ -272,6 +282,8 @@ pub async fn open_postgres(
 impl Server {
     /// Opens the database and binds the address.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServerError> {
+        // Before anything is opened: a bad certificate or key stops the start at once.
+        let tls = config.tls.as_ref().map(tls::Tls::load).transpose()?;
         let mut fixed: Vec<KeyGrant> = config
             .api_keys
             .iter()
@@ -368,6 +380,7 @@ impl Server {
             keys: reloader,
             state_service,
             state_event_retention: config.state_event_retention,
+            tls,
         })
     }
 
@@ -410,6 +423,11 @@ impl Server {
         self.local_addr
     }
 
+    /// `https` when the server speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
     pub async fn run(
         self,
@@ -424,7 +442,12 @@ impl Server {
             self.state_service.clone(),
             self.state_event_retention,
         ));
-        listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
+        match self.tls {
+            Some(tls) => listen::serve(self.listener, tls, app, self.limits, shutdown).await,
+            None => {
+                listen::serve(self.listener, listen::PlainTcp, app, self.limits, shutdown).await;
+            }
+        }
         pruning.abort();
         self.control_plane.shutdown().await;
         if let Some(temporal) = &self.temporal {

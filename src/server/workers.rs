@@ -5,9 +5,12 @@
 //! The two kinds of credential never stand in for each other: worker routes look the bearer up
 //! among worker-token digests only, and every other route among the configured API keys only.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +18,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
 use super::app_state::{AppState, EnvironmentPath};
-use super::auth::{Caller, Role, presented_key};
+use super::auth::{AuthRejection, Caller, Keys, Role, client_address, presented_key};
 use super::error_schemas::{ErrorBody, MessageError, ObjectError, ValidationError};
 use super::json::{ApiError, ApiJson};
 use crate::api::{
@@ -37,15 +40,42 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/audit", get(audit))
 }
 
-/// The worker token a worker request carries; checked by the control plane, never here.
-struct WorkerCaller(WorkerToken);
+/// The worker token a worker request carries; checked by the control plane, never here. A
+/// refused token counts against the client's address like a refused API key (429 once it has
+/// failed too often), so tokens cannot be guessed at speed either.
+struct WorkerCaller {
+    token: WorkerToken,
+    keys: Arc<Keys>,
+    address: Option<IpAddr>,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for WorkerCaller {
-    type Rejection = ApiError;
+impl WorkerCaller {
+    /// `result`, with a 401 counted as a failed authentication of the caller's address.
+    fn counted<T>(&self, result: Result<T, EnvironmentError>) -> Result<T, AuthRejection> {
+        result.map_err(|error| match error {
+            EnvironmentError::Unauthorized { .. } => self.keys.refuse(self.address, error),
+            other => other.into(),
+        })
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let token = presented_key(parts)?;
-        Ok(WorkerCaller(WorkerToken::new(token)))
+impl<S: Send + Sync> FromRequestParts<S> for WorkerCaller
+where
+    Arc<Keys>: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
+        let keys = Arc::<Keys>::from_ref(state);
+        let address = client_address(parts);
+        keys.check_not_blocked(address)?;
+        // No token, or a malformed header, is not a guess: refused without counting.
+        let token = WorkerToken::new(presented_key(parts)?);
+        Ok(WorkerCaller {
+            token,
+            keys,
+            address,
+        })
     }
 }
 
@@ -84,10 +114,14 @@ fn unknown_worker() -> ApiError {
 )]
 async fn register(
     State(app): State<AppState>,
-    WorkerCaller(token): WorkerCaller,
+    caller: WorkerCaller,
     ApiJson(request): ApiJson<RegisterWorker>,
-) -> Result<Response, ApiError> {
-    let mut registration = app.control_plane.register_worker(&token, &request).await?;
+) -> Result<Response, AuthRejection> {
+    let mut registration = caller.counted(
+        app.control_plane
+            .register_worker(&caller.token, &request)
+            .await,
+    )?;
     if let Some(temporal) = &app.temporal {
         registration.temporal_address = Some(temporal.config().address.clone());
         registration.temporal_task_queue = Some(crate::temporal::environment_task_queue(
@@ -112,14 +146,15 @@ async fn register(
 )]
 async fn heartbeat(
     State(app): State<AppState>,
-    WorkerCaller(token): WorkerCaller,
+    caller: WorkerCaller,
     WorkerPath(worker): WorkerPath,
     ApiJson(heartbeat): ApiJson<Heartbeat>,
-) -> Result<Response, ApiError> {
-    let ack = app
-        .control_plane
-        .worker_heartbeat(&token, worker, &heartbeat)
-        .await?;
+) -> Result<Response, AuthRejection> {
+    let ack = caller.counted(
+        app.control_plane
+            .worker_heartbeat(&caller.token, worker, &heartbeat)
+            .await,
+    )?;
     Ok(axum::Json(ack).into_response())
 }
 
@@ -137,10 +172,14 @@ async fn heartbeat(
 )]
 async fn deregister(
     State(app): State<AppState>,
-    WorkerCaller(token): WorkerCaller,
+    caller: WorkerCaller,
     WorkerPath(worker): WorkerPath,
-) -> Result<Response, ApiError> {
-    app.control_plane.deregister_worker(&token, worker).await?;
+) -> Result<Response, AuthRejection> {
+    caller.counted(
+        app.control_plane
+            .deregister_worker(&caller.token, worker)
+            .await,
+    )?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

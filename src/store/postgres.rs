@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_paging",
         include_str!("migrations_postgres/0003_event_paging.sql"),
     ),
+    (
+        4,
+        "worker_token_bounds",
+        include_str!("migrations_postgres/0004_worker_token_bounds.sql"),
+    ),
 ];
 
 /// The advisory lock every write transaction takes first ("envform" in ASCII).
@@ -484,13 +489,14 @@ impl StoreTransaction for PgTransaction {
 
     async fn insert_worker_token(&mut self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at, \
+             registered_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(record.hash.0.as_str())
         .bind(record.organization_id.0.as_str())
         .bind(record.environment_id.to_string())
         .bind(record.created_at.as_microsecond())
+        .bind(record.registered_at.map(|at| at.as_microsecond()))
         .execute(&mut *self.transaction)
         .await?;
         Ok(())
@@ -550,8 +556,8 @@ where
     E: Executor<'c, Database = Postgres>,
 {
     sqlx::query(
-        "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
-         WHERE token_hash = $1",
+        "SELECT token_hash, organization_id, environment_id, created_at, registered_at \
+         FROM worker_tokens WHERE token_hash = $1",
     )
     .bind(hash.0.as_str())
     .fetch_optional(executor)

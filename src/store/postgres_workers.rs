@@ -175,6 +175,44 @@ impl WorkerTransaction for PgTransaction {
         .await?;
         Ok(result.rows_affected())
     }
+
+    async fn mark_worker_token_registered(
+        &mut self,
+        hash: &WorkerTokenHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE worker_tokens SET registered_at = coalesce(registered_at, $1) \
+             WHERE token_hash = $2",
+        )
+        .bind(at.as_microsecond())
+        .bind(hash.0.as_str())
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_unused_worker_tokens(
+        &mut self,
+        environment: EnvironmentId,
+        issued_before: Timestamp,
+        keep: u32,
+    ) -> Result<u64, StoreError> {
+        // Writers hold the store's write lock, so no other replica issues or registers a token
+        // of this environment between the count and the delete.
+        let result = sqlx::query(
+            "DELETE FROM worker_tokens WHERE environment_id = $1 AND registered_at IS NULL \
+             AND (created_at < $2 OR issue_order NOT IN (SELECT issue_order FROM worker_tokens \
+             WHERE environment_id = $1 AND registered_at IS NULL \
+             ORDER BY issue_order DESC LIMIT $3))",
+        )
+        .bind(environment.to_string())
+        .bind(issued_before.as_microsecond())
+        .bind(i64::from(keep))
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(result.rows_affected())
+    }
 }
 
 #[async_trait::async_trait]

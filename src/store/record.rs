@@ -219,4 +219,6 @@ pub struct WorkerTokenRecord {
     pub environment_id: EnvironmentId,
     /// When the token was minted.
     pub created_at: Timestamp,
+    /// When a worker first registered with it; a token never used expires.
+    pub registered_at: Option<Timestamp>,
 }

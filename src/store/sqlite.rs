@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_paging",
         include_str!("migrations/0006_event_paging.sql"),
     ),
+    (
+        7,
+        "worker_token_bounds",
+        include_str!("migrations/0007_worker_token_bounds.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write lock before failing.
@@ -449,13 +454,14 @@ impl StoreTransaction for SqliteTransaction {
 
     async fn insert_worker_token(&mut self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at) \
-             VALUES (?, ?, ?, ?)",
+            "INSERT INTO worker_tokens (token_hash, organization_id, environment_id, created_at, \
+             registered_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(record.hash.0.as_str())
         .bind(record.organization_id.0.as_str())
         .bind(record.environment_id.to_string())
         .bind(record.created_at.as_microsecond())
+        .bind(record.registered_at.map(|at| at.as_microsecond()))
         .execute(&mut *self.transaction)
         .await?;
         Ok(())
@@ -516,8 +522,8 @@ where
     E: Executor<'c, Database = Sqlite>,
 {
     let row = sqlx::query(
-        "SELECT token_hash, organization_id, environment_id, created_at FROM worker_tokens \
-         WHERE token_hash = ?",
+        "SELECT token_hash, organization_id, environment_id, created_at, registered_at \
+         FROM worker_tokens WHERE token_hash = ?",
     )
     .bind(hash.0.as_str())
     .fetch_optional(executor)
@@ -675,6 +681,7 @@ pub(super) fn worker_token_from_row(row: &impl ReadRow) -> Result<WorkerTokenRec
         organization_id: OrganizationId(row.text("organization_id")?),
         environment_id: parse_environment_id(&row.text("environment_id")?)?,
         created_at: timestamp(row.integer("created_at")?)?,
+        registered_at: optional_timestamp(row.optional_integer("registered_at")?)?,
     })
 }
 
@@ -830,6 +837,7 @@ mod tests {
             organization_id: org.clone(),
             environment_id: record.id,
             created_at: Timestamp::from_microsecond(5).unwrap(),
+            registered_at: None,
         };
         let mut transaction = store.begin().await.unwrap();
         transaction

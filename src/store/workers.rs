@@ -116,6 +116,22 @@ pub trait WorkerTransaction: Send {
         organization: &OrganizationId,
         environment: EnvironmentId,
     ) -> Result<u64, StoreError>;
+    /// Marks a worker token as having registered a worker at `at` (unless it already had);
+    /// whether the token exists.
+    async fn mark_worker_token_registered(
+        &mut self,
+        hash: &WorkerTokenHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Revokes, in one statement, the environment's tokens that never registered a worker and
+    /// were issued before `issued_before` or are older than its `keep` newest such tokens; how
+    /// many.
+    async fn revoke_unused_worker_tokens(
+        &mut self,
+        environment: EnvironmentId,
+        issued_before: Timestamp,
+        keep: u32,
+    ) -> Result<u64, StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -269,6 +285,42 @@ impl WorkerTransaction for SqliteTransaction {
         )
         .bind(organization.0.as_str())
         .bind(environment.to_string())
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn mark_worker_token_registered(
+        &mut self,
+        hash: &WorkerTokenHash,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE worker_tokens SET registered_at = coalesce(registered_at, ?) \
+             WHERE token_hash = ?",
+        )
+        .bind(at.as_microsecond())
+        .bind(hash.0.as_str())
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_unused_worker_tokens(
+        &mut self,
+        environment: EnvironmentId,
+        issued_before: Timestamp,
+        keep: u32,
+    ) -> Result<u64, StoreError> {
+        // The rowid is the issue order: a new row gets one more than the largest there is.
+        let result = sqlx::query(
+            "DELETE FROM worker_tokens WHERE environment_id = ?1 AND registered_at IS NULL \
+             AND (created_at < ?2 OR rowid NOT IN (SELECT rowid FROM worker_tokens \
+             WHERE environment_id = ?1 AND registered_at IS NULL ORDER BY rowid DESC LIMIT ?3))",
+        )
+        .bind(environment.to_string())
+        .bind(issued_before.as_microsecond())
+        .bind(i64::from(keep))
         .execute(&mut *self.transaction)
         .await?;
         Ok(result.rows_affected())
@@ -437,6 +489,7 @@ mod tests {
             organization_id: organization.clone(),
             environment_id: pool.id,
             created_at: at(5),
+            registered_at: None,
         };
         let mut transaction = store.begin().await.unwrap();
         transaction.insert_worker(&record).await.unwrap();
