@@ -646,3 +646,22 @@ pub fn sdk_client(base_url: &str, key: &str) -> ControlPlaneClient {
     };
     ControlPlaneClient::with_config(config).expect("client")
 }
+
+/// `envform worker start` for `environment` at `url`, its token in `ENVFORM_WORKER_TOKEN`, no
+/// credentials from the test's own environment, and its stderr written to `log`.
+pub fn worker_start_command(url: &str, token: &str, environment: &str, log: &Path) -> Command {
+    let file = std::fs::File::create(log).expect("worker log");
+    let mut command = Command::new(envform_bin());
+    command
+        .args(["worker", "start", "--environment", environment])
+        .args(["--api-url", url])
+        .env("ENVFORM_WORKER_TOKEN", token)
+        .env_remove("KUBIYA_CONTROL_PLANE_URL")
+        .env_remove("KUBIYA_API_KEY")
+        .env_remove("ENVFORM_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file));
+    command
+}

@@ -290,13 +290,13 @@ fn the_dev_server_fixture_serves_namespaces_and_comes_back_after_a_stop() {
 
 mod end_to_end {
     use std::path::PathBuf;
-    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::process::{Child, ExitStatus};
     use std::time::{Duration, Instant};
 
     use serde_json::Value;
 
     use super::DevServer;
-    use crate::support::{Scenario, Server, envform_bin};
+    use crate::support::{Scenario, Server, worker_start_command};
 
     /// How long provisioning may take on the dev server (it is well under a second usually).
     const PROVISIONING: Duration = Duration::from_secs(60);
@@ -498,18 +498,8 @@ mod end_to_end {
     impl WorkerProcess {
         fn start(scenario: &Scenario, token: &str, environment: &str, hostname: &str) -> Self {
             let log = scenario.path().join(format!("worker-{hostname}.log"));
-            let file = std::fs::File::create(&log).expect("worker log");
-            let child = Command::new(envform_bin())
-                .args(["worker", "start", "--environment", environment])
-                .args(["--api-url", &scenario.server.url, "--hostname", hostname])
-                .env("ENVFORM_WORKER_TOKEN", token)
-                .env_remove("KUBIYA_CONTROL_PLANE_URL")
-                .env_remove("KUBIYA_API_KEY")
-                .env_remove("ENVFORM_LOG")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(file))
+            let child = worker_start_command(&scenario.server.url, token, environment, &log)
+                .args(["--hostname", hostname])
                 .spawn()
                 .expect("spawn envform worker start");
             WorkerProcess { child, log }

@@ -5,12 +5,11 @@
 //! address like failed API keys.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{KEY_A, Server, ServerOptions, envform_bin};
+use crate::support::{KEY_A, Server, ServerOptions, worker_start_command};
 
 /// The unused-token TTL the servers of these tests run with: short, so expiry is observable.
 const TTL: &str = "2s";
@@ -95,18 +94,7 @@ async fn heartbeat(http: &reqwest::Client, url: &str, token: &str, worker: &str)
 /// stopped), and its log.
 fn worker_start(url: &str, token: &str, environment: &str, dir: &Path) -> (bool, String) {
     let log_path = dir.join(format!("worker-{}.log", uuid::Uuid::new_v4()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(envform_bin())
-        .args(["worker", "start", "--environment", environment])
-        .args(["--api-url", url])
-        .env("ENVFORM_WORKER_TOKEN", token)
-        .env_remove("KUBIYA_CONTROL_PLANE_URL")
-        .env_remove("KUBIYA_API_KEY")
-        .env_remove("ENVFORM_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
+    let mut child = worker_start_command(url, token, environment, &log_path)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

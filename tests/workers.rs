@@ -4,7 +4,7 @@
 //! never standing in for each other.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use envform::api::{
@@ -13,7 +13,7 @@ use envform::api::{
 };
 use serde_json::Value;
 
-use crate::support::{KEY_A, Scenario, Server, envform, envform_bin};
+use crate::support::{KEY_A, Scenario, Server, envform, worker_start_command};
 
 /// The servers' heartbeat interval: short, so expiry (three intervals) is quick to observe.
 const INTERVAL: Duration = Duration::from_millis(400);
@@ -34,18 +34,7 @@ impl WorkerProcess {
         let log = scenario
             .path()
             .join(format!("worker-{}.log", uuid::Uuid::new_v4()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(envform_bin())
-            .args(["worker", "start", "--environment", environment])
-            .args(["--api-url", &scenario.server.url])
-            .env("ENVFORM_WORKER_TOKEN", token)
-            .env_remove("KUBIYA_CONTROL_PLANE_URL")
-            .env_remove("KUBIYA_API_KEY")
-            .env_remove("ENVFORM_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(file))
+        let child = worker_start_command(&scenario.server.url, token, environment, &log)
             .spawn()
             .unwrap();
         WorkerProcess { child, log }
