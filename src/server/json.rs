@@ -178,6 +178,22 @@ pub fn read_update_body(body: &[u8]) -> Result<UpdateEnvironment, EnvironmentErr
 
 /// Parses a JSON body, reporting where it went wrong as a 422 field error.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, EnvironmentError> {
+    // serde also reads a struct from an array (`[]` would be an empty patch): every body of this
+    // API is an object. Text that is no JSON value at all is left to the decoder's message.
+    if body
+        .iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .is_some_and(|first| matches!(first, b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'))
+    {
+        return Err(EnvironmentError::Validation {
+            errors: vec![FieldError {
+                loc: vec!["body".into()],
+                msg: "Input should be a valid dictionary or object to extract fields from"
+                    .to_owned(),
+                kind: "model_attributes_type".to_owned(),
+            }],
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| validation_error(error.path().iter(), error.inner()))?;
@@ -353,5 +369,15 @@ mod tests {
     fn trailing_garbage_is_refused() {
         let errors = field_errors(parse_body::<UpdateEnvironment>(br#"{} {}"#));
         assert_eq!(errors[0].kind, "json_invalid");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_whole() {
+        for body in [&b"[]"[..], b" [\"x\"]", b"\"x\"", b"5", b"null"] {
+            let errors = field_errors(parse_body::<UpdateEnvironment>(body));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].loc, vec![serde_json::Value::from("body")]);
+            assert_eq!(errors[0].kind, "model_attributes_type");
+        }
     }
 }
