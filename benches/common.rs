@@ -117,6 +117,61 @@ pub fn median(samples: &[Duration]) -> Duration {
     sorted[sorted.len() / 2]
 }
 
+/// Runs `work` once to warm up, then `runs` times; returns the median and the last result.
+pub fn measure<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
+    let mut last = work();
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let result = work();
+        samples.push(started.elapsed());
+        // The previous result is freed outside the timed part.
+        last = result;
+    }
+    (median(&samples), last)
+}
+
+/// The name of the bench fleet's environment `index`.
+pub fn fleet_name(index: usize) -> String {
+    format!("env-{index:06}")
+}
+
+/// One desired-state file of the bench fleet with the environments in `indexes`, each at
+/// `revision(index)` (from 1; a later one changes its description and `max_workers`) and, with
+/// `chain`, each but every `chain`-th depending on the one before it.
+pub fn fleet_text(
+    indexes: std::ops::Range<usize>,
+    revision: impl Fn(usize) -> usize,
+    chain: Option<usize>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from("version: 1\nenvironments:\n");
+    for index in indexes {
+        let revision = revision(index);
+        let _ = writeln!(text, "  - name: {}", fleet_name(index));
+        let _ = writeln!(
+            text,
+            "    description: Environment {index} of the fleet, revision {revision}"
+        );
+        let _ = writeln!(
+            text,
+            "    configuration: {{max_workers: {}, timeout_seconds: {}}}",
+            1 + index % 20 + (revision - 1) * 10,
+            600 * (1 + index % 6)
+        );
+        let _ = writeln!(
+            text,
+            "    metadata: {{team: team-{:02}, stage: bench, shard: \"{:03}\"}}",
+            index % 17,
+            index % 100
+        );
+        if chain.is_some_and(|length| index % length != 0) {
+            let _ = writeln!(text, "    depends_on: [{}]", fleet_name(index - 1));
+        }
+    }
+    text
+}
+
 /// A duration in milliseconds, for tables.
 pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0

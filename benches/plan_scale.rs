@@ -25,7 +25,6 @@
 #[path = "common.rs"]
 mod common;
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,7 +42,7 @@ use envform::store::{EnvironmentRecord, SqliteStore, Store};
 use jiff::SignedDuration;
 use tokio::task::JoinSet;
 
-use common::{API_KEY, ServeProcess, median, millis};
+use common::{API_KEY, ServeProcess, fleet_text, measure, median, millis};
 
 /// Environments desired and live.
 const ENVIRONMENTS: usize = 10_000;
@@ -83,47 +82,18 @@ fn desired_files(
         .enumerate()
         .map(|(file, first)| SourceFile {
             path: directory.join(format!("part-{file:03}.yaml")),
-            text: desired_text(first..count.min(first + FILE_ENVIRONMENTS), &revision),
+            text: fleet_text(
+                first..count.min(first + FILE_ENVIRONMENTS),
+                &revision,
+                Some(CHAIN_LENGTH),
+            ),
         })
         .collect()
-}
-
-/// One desired-state file with the environments in `indexes`.
-fn desired_text(indexes: std::ops::Range<usize>, revision: impl Fn(usize) -> usize) -> String {
-    let mut text = String::from("version: 1\nenvironments:\n");
-    for index in indexes {
-        let revision = revision(index);
-        let _ = writeln!(text, "  - name: {}", name(index));
-        let _ = writeln!(
-            text,
-            "    description: Environment {index} of the fleet, revision {revision}"
-        );
-        let _ = writeln!(
-            text,
-            "    configuration: {{max_workers: {}, timeout_seconds: {}}}",
-            1 + index % 20 + (revision - 1) * 10,
-            600 * (1 + index % 6)
-        );
-        let _ = writeln!(
-            text,
-            "    metadata: {{team: team-{:02}, stage: bench, shard: \"{:03}\"}}",
-            index % 17,
-            index % 100
-        );
-        if index % CHAIN_LENGTH != 0 {
-            let _ = writeln!(text, "    depends_on: [{}]", name(index - 1));
-        }
-    }
-    text
 }
 
 /// Every other environment moves on to revision 2.
 fn half_changed(index: usize) -> usize {
     1 + usize::from(index.is_multiple_of(2))
-}
-
-fn name(index: usize) -> String {
-    format!("env-{index:05}")
 }
 
 /// Validates desired-state files as `desired::load` would after reading them.
@@ -254,20 +224,6 @@ fn applied_state(applied: &Desired, live: &[Environment], target: &str) -> State
     }
     state.serial = 1;
     state
-}
-
-/// Runs `work` once to warm up, then `runs` times; returns the median and the last result.
-fn measure<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
-    let mut last = work();
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        let result = work();
-        samples.push(started.elapsed());
-        // The previous result is freed outside the timed part.
-        last = result;
-    }
-    (median(&samples), last)
 }
 
 /// Runs `work` `runs` times (at least once), each after [`COLD_LIST_PAUSE`]; returns the median
@@ -404,7 +360,7 @@ fn main() {
     // The same environments in one file, to show where the per-file budget stands.
     let single_file = parse(&[SourceFile {
         path: directory.path().join("envform.yaml"),
-        text: desired_text(0..count, |_| 1),
+        text: fleet_text(0..count, |_| 1, Some(CHAIN_LENGTH)),
     }]);
 
     // The first call creates the organization; most environments are then seeded into the

@@ -23,7 +23,6 @@
 #[path = "common.rs"]
 mod common;
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use envform::state::{LocalBackend, LockInfo, State, StateBackend, StateChanges};
 
-use common::{API_KEY, ChildRun, ServeProcess, median, millis};
+use common::{API_KEY, ChildRun, ServeProcess, fleet_text, median, millis};
 
 /// The sizes measured by default.
 const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 30_000];
@@ -86,32 +85,6 @@ fn sizes() -> Vec<usize> {
         .collect()
 }
 
-fn name(index: usize) -> String {
-    format!("env-{index:06}")
-}
-
-/// One desired-state file with the environments in `indexes`.
-fn desired_text(indexes: std::ops::Range<usize>) -> String {
-    let mut text = String::from("version: 1\nenvironments:\n");
-    for index in indexes {
-        let _ = writeln!(text, "  - name: {}", name(index));
-        let _ = writeln!(text, "    description: Environment {index} of the fleet");
-        let _ = writeln!(
-            text,
-            "    configuration: {{max_workers: {}, timeout_seconds: {}}}",
-            1 + index % 20,
-            600 * (1 + index % 6)
-        );
-        let _ = writeln!(
-            text,
-            "    metadata: {{team: team-{:02}, stage: bench, shard: \"{:03}\"}}",
-            index % 17,
-            index % 100
-        );
-    }
-    text
-}
-
 /// Writes the desired state for `count` environments as files of [`FILE_ENVIRONMENTS`]; returns
 /// the files' paths and their total size.
 fn write_desired(directory: &Path, count: usize) -> (Vec<PathBuf>, usize) {
@@ -122,7 +95,7 @@ fn write_desired(directory: &Path, count: usize) -> (Vec<PathBuf>, usize) {
         .enumerate()
         .map(|(file, first)| {
             let path = directory.join(format!("part-{file:03}.yaml"));
-            let text = desired_text(first..count.min(first + FILE_ENVIRONMENTS));
+            let text = fleet_text(first..count.min(first + FILE_ENVIRONMENTS), |_| 1, None);
             bytes += text.len();
             std::fs::write(&path, text).expect("write desired state");
             path
@@ -206,19 +179,6 @@ fn event_parse(text: &str) -> usize {
     events
 }
 
-/// Runs `work` once to warm up, then `runs` times; returns the median.
-fn timed(runs: usize, mut work: impl FnMut()) -> Duration {
-    work();
-    let samples: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            work();
-            started.elapsed()
-        })
-        .collect();
-    median(&samples)
-}
-
 /// The median time of saving `state` whole with a new serial, and of saving it with one resource
 /// changed under the lock (as each step of an apply does), into a copy of its file.
 fn save_times(
@@ -232,10 +192,11 @@ fn save_times(
     runtime
         .block_on(backend.save(&state, None))
         .expect("first save");
-    let whole = timed(CORE_RUNS, || {
+    let whole = common::measure(CORE_RUNS, || {
         state.serial += 1;
         runtime.block_on(backend.save(&state, None)).expect("save");
-    });
+    })
+    .0;
     let lock = runtime
         .block_on(backend.lock(LockInfo::new("bench", "scale")))
         .expect("lock state");
@@ -246,7 +207,7 @@ fn save_times(
         .cloned()
         .collect();
     let mut next = 0;
-    let step = timed(CORE_RUNS, || {
+    let step = common::measure(CORE_RUNS, || {
         state.serial += 1;
         let resource = state
             .resources
@@ -266,7 +227,8 @@ fn save_times(
         runtime
             .block_on(backend.save_changes(&state, &changes, Some(&lock)))
             .expect("save under the lock");
-    });
+    })
+    .0;
     runtime.block_on(backend.unlock(lock)).expect("unlock");
     (whole, step)
 }
@@ -289,9 +251,10 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
     // validate: the first file, beside the event parse of the same bytes.
     let first_text = std::fs::read_to_string(&files[0]).expect("read desired state");
     let validated = environments.min(FILE_ENVIRONMENTS);
-    let event_parse_time = timed(CORE_RUNS, || {
+    let event_parse_time = common::measure(CORE_RUNS, || {
         assert!(event_parse(&first_text) > validated);
-    });
+    })
+    .0;
     let first_arg = files[0].display().to_string();
     let validate_runs: Vec<ChildRun> = (0..=RUNS)
         .map(|_| {

@@ -4,59 +4,21 @@
 //! side, the calls a worker process makes to join and stay in its environment's pool.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::client::{ClientConfig, ClientError, ControlPlaneClient, decode, encode};
 use super::page::PageRequest;
 use super::{EnvironmentError, EnvironmentId, WorkerCommand, WorkerToken};
+pub use crate::model::{AuditAction, UnknownAuditAction, WorkerId};
 
 /// Where the worker endpoints live under the base URL.
 const WORKERS_PATH: &str = "/api/v1/workers";
 /// Where the audit log lives under the base URL.
 const AUDIT_PATH: &str = "/api/v1/audit";
-
-/// The identifier of a registered worker (a UUID).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(transparent)]
-pub struct WorkerId(pub Uuid);
-
-impl WorkerId {
-    /// A fresh random identifier.
-    pub fn new_random() -> Self {
-        Self(Uuid::new_v4())
-    }
-}
-
-impl fmt::Display for WorkerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for WorkerId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
 
 /// The body of `POST /api/v1/workers/register`; the worker token travels in `Authorization`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -170,91 +132,6 @@ pub struct Worker {
     #[serde(serialize_with = "super::wire::timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub last_heartbeat_at: Timestamp,
-}
-
-/// What an audit event records.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-pub enum AuditAction {
-    /// An environment was created.
-    #[serde(rename = "environment.create")]
-    EnvironmentCreate,
-    /// An environment was updated.
-    #[serde(rename = "environment.update")]
-    EnvironmentUpdate,
-    /// An environment was deleted (its workers were stopped).
-    #[serde(rename = "environment.delete")]
-    EnvironmentDelete,
-    /// A worker token was issued by `worker-command`.
-    #[serde(rename = "worker_token.issue")]
-    WorkerTokenIssue,
-    /// Every worker token of an environment was revoked and one new token issued.
-    #[serde(rename = "worker_token.rotate")]
-    WorkerTokenRotate,
-    /// A worker registered.
-    #[serde(rename = "worker.register")]
-    WorkerRegister,
-    /// A worker deregistered.
-    #[serde(rename = "worker.deregister")]
-    WorkerDeregister,
-}
-
-impl AuditAction {
-    /// Every action.
-    pub const ALL: [AuditAction; 7] = [
-        AuditAction::EnvironmentCreate,
-        AuditAction::EnvironmentUpdate,
-        AuditAction::EnvironmentDelete,
-        AuditAction::WorkerTokenIssue,
-        AuditAction::WorkerTokenRotate,
-        AuditAction::WorkerRegister,
-        AuditAction::WorkerDeregister,
-    ];
-
-    /// The wire (and stored) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::EnvironmentCreate => "environment.create",
-            AuditAction::EnvironmentUpdate => "environment.update",
-            AuditAction::EnvironmentDelete => "environment.delete",
-            AuditAction::WorkerTokenIssue => "worker_token.issue",
-            AuditAction::WorkerTokenRotate => "worker_token.rotate",
-            AuditAction::WorkerRegister => "worker.register",
-            AuditAction::WorkerDeregister => "worker.deregister",
-        }
-    }
-}
-
-impl fmt::Display for AuditAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not one of [`AuditAction::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown audit action `{0}`")]
-pub struct UnknownAuditAction(pub String);
-
-impl FromStr for AuditAction {
-    type Err = UnknownAuditAction;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AuditAction::ALL
-            .into_iter()
-            .find(|action| action.as_str() == s)
-            .ok_or_else(|| UnknownAuditAction(s.to_owned()))
-    }
 }
 
 /// A page of the audit log: `GET /api/v1/audit?limit=…&cursor=…`.

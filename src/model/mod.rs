@@ -2,6 +2,7 @@
 //! the fields envform manages. Every layer imports these types from here; this module imports no
 //! other module of the crate, so it can never be the start of an import circle.
 
+mod audit;
 mod execution;
 mod field;
 mod id;
@@ -11,9 +12,10 @@ mod salt;
 mod state_backend;
 mod status;
 
+pub use audit::{AuditAction, UnknownAuditAction};
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
-pub use id::{EnvironmentId, OrganizationId};
+pub use id::{EnvironmentId, OrganizationId, WorkerId};
 pub use name::{
     DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, is_invisible, text_problem,
 };

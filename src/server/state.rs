@@ -499,20 +499,11 @@ fn fencing_token(headers: &HeaderMap) -> Result<Option<FencingToken>, Refusal> {
 
 /// A refused write: logged (without the document), then answered like any refusal.
 fn refused_write(workspace: &Workspace, key: &LockKey, error: StateServiceError) -> Refusal {
-    if matches!(
+    let logged = matches!(
         error,
         StateServiceError::Locked { .. } | StateServiceError::StaleFencingToken { .. }
-    ) {
-        tracing::warn!(
-            target: "envform::server::state",
-            organization = %workspace.organization,
-            workspace = %workspace.name,
-            key = %key.name,
-            reason = %error,
-            "state write refused"
-        );
-    }
-    refusal(error)
+    );
+    logged_refusal(logged, workspace, key, error, "state write refused")
 }
 
 /// A refused LOCK or UNLOCK: logged when another key named the holder's lock, then answered
@@ -530,14 +521,26 @@ fn refused_lock(
         StateServiceError::AdminRequired { .. } => true,
         _ => false,
     };
-    if named_holder {
+    let message = "state lock request from another key refused";
+    logged_refusal(named_holder, workspace, key, error, message)
+}
+
+/// [`refusal`], with a warning naming the workspace and the calling key when `logged`.
+fn logged_refusal(
+    logged: bool,
+    workspace: &Workspace,
+    key: &LockKey,
+    error: StateServiceError,
+    message: &str,
+) -> Refusal {
+    if logged {
         tracing::warn!(
             target: "envform::server::state",
             organization = %workspace.organization,
             workspace = %workspace.name,
             key = %key.name,
             reason = %error,
-            "state lock request from another key refused"
+            "{message}"
         );
     }
     refusal(error)
