@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::array_stream::{ArrayError, ArrayStream};
 use super::{
     CreateEnvironment, Environment, EnvironmentError, EnvironmentId, EnvironmentsApi, Status,
     UpdateEnvironment, WorkerCommand,
@@ -231,10 +232,9 @@ impl ControlPlaneClient {
         status_filter: Option<Status>,
     ) -> Result<Vec<Environment>, EnvironmentError> {
         let query = status_filter.map(|status| ("status_filter", status.as_str()));
-        let body = self
-            .call(Method::GET, &self.environments_url, query, None)
-            .await?;
-        decode(&body)
+        // Decoded as it arrives: a large list is never held whole beside its environments.
+        self.call_reading(Method::GET, &self.environments_url, query, None, read_list)
+            .await
     }
 
     async fn get(&self, id: EnvironmentId) -> Result<Environment, EnvironmentError> {
@@ -296,7 +296,24 @@ impl ControlPlaneClient {
         query: Option<(&str, &str)>,
         body: Option<Bytes>,
     ) -> Result<Bytes, EnvironmentError> {
-        let attempt = || self.attempt(method.clone(), url, query, body.clone());
+        self.call_reading(method, url, query, body, read_bytes)
+            .await
+    }
+
+    /// [`Self::call`], with the body of the 2xx answer read by `read` (again on each attempt).
+    async fn call_reading<T, Read, Reading>(
+        &self,
+        method: Method,
+        url: &str,
+        query: Option<(&str, &str)>,
+        body: Option<Bytes>,
+        read: Read,
+    ) -> Result<T, EnvironmentError>
+    where
+        Read: Fn(reqwest::Response) -> Reading,
+        Reading: Future<Output = Result<T, ReadFailure>>,
+    {
+        let attempt = || self.attempt(method.clone(), url, query, body.clone(), &read);
         if method == Method::POST {
             return attempt().await.map_err(|failure| failure.error);
         }
@@ -331,13 +348,14 @@ impl ControlPlaneClient {
     }
 
     /// One attempt of a call.
-    async fn attempt(
+    async fn attempt<T, Reading: Future<Output = Result<T, ReadFailure>>>(
         &self,
         method: Method,
         url: &str,
         query: Option<(&str, &str)>,
         body: Option<Bytes>,
-    ) -> Result<Bytes, Failure> {
+        read: impl Fn(reqwest::Response) -> Reading,
+    ) -> Result<T, Failure> {
         let mut request = self.http.request(method.clone(), url);
         if let Some(pair) = query {
             request = request.query(&[pair]);
@@ -369,20 +387,55 @@ impl ControlPlaneClient {
             latency_ms = started.elapsed().as_millis() as u64,
             "API call"
         );
+        if status.is_success() {
+            return read(response).await.map_err(|failure| match failure {
+                ReadFailure::Transport(error) => Failure::transport(error, self.request_timeout),
+                ReadFailure::Answer(error) => Failure {
+                    error,
+                    retry_after: None,
+                    retryable: false,
+                },
+            });
+        }
         let retry_after = retry_after(response.headers());
         let body = response
             .bytes()
             .await
             .map_err(|error| Failure::transport(error, self.request_timeout))?;
-        if status.is_success() {
-            return Ok(body);
-        }
         Err(Failure {
             error: EnvironmentError::from_response(status.as_u16(), &body),
             retry_after,
             retryable: RETRYABLE_STATUSES.contains(&status),
         })
     }
+}
+
+/// Why the body of a 2xx answer could not be read.
+enum ReadFailure {
+    /// The connection failed while it arrived (retried like any transport failure).
+    Transport(reqwest::Error),
+    /// It arrived but is not what the call answers.
+    Answer(EnvironmentError),
+}
+
+/// The whole body.
+async fn read_bytes(response: reqwest::Response) -> Result<Bytes, ReadFailure> {
+    response.bytes().await.map_err(ReadFailure::Transport)
+}
+
+/// The environments of a list answer, each decoded as soon as its bytes are in.
+async fn read_list(mut response: reqwest::Response) -> Result<Vec<Environment>, ReadFailure> {
+    let mut stream = ArrayStream::new();
+    let unexpected = |error: ArrayError| {
+        ReadFailure::Answer(EnvironmentError::Transport {
+            message: format!("unexpected answer from the control plane: {error}"),
+            cause: Some(Box::new(error)),
+        })
+    };
+    while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Transport)? {
+        stream.push(&chunk).map_err(unexpected)?;
+    }
+    stream.finish().map_err(unexpected)
 }
 
 /// A failed attempt, with what the retry policy needs to know about it.

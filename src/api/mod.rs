@@ -1,6 +1,7 @@
 //! The Environments API: wire types, the [`EnvironmentsApi`] trait and the HTTP client (the SDK).
 //! It knows nothing about plans.
 
+mod array_stream;
 mod client;
 mod error;
 mod page;

@@ -49,18 +49,30 @@ pub struct Environment {
     pub requested_status: Option<Status>,
     /// Known keys `max_workers` and `timeout_seconds`; others are kept as given. Written `{}`
     /// when absent (as every collection here), read from `null` too.
-    #[serde(default, serialize_with = "super::wire::object_or_empty")]
+    #[serde(
+        default,
+        serialize_with = "super::wire::object_or_empty",
+        deserialize_with = "super::wire::compact_object"
+    )]
     #[schema(value_type = Option<Object>)]
     pub configuration: Option<JsonMap>,
     /// Free-form metadata.
-    #[serde(default, serialize_with = "super::wire::object_or_empty")]
+    #[serde(
+        default,
+        serialize_with = "super::wire::object_or_empty",
+        deserialize_with = "super::wire::compact_object"
+    )]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonMap>,
     /// Tags.
     #[serde(default, serialize_with = "super::wire::list_or_empty")]
     pub tags: Option<Vec<String>>,
     /// Free-form settings.
-    #[serde(default, serialize_with = "super::wire::object_or_empty")]
+    #[serde(
+        default,
+        serialize_with = "super::wire::object_or_empty",
+        deserialize_with = "super::wire::compact_object"
+    )]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<JsonMap>,
     /// Worker execution environment.

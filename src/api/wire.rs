@@ -2,8 +2,9 @@
 //! with microseconds and `+00:00` (Python 3.10's `datetime.fromisoformat` cannot read `Z`), and
 //! empty collections as `[]`/`{}`, never `null`. Reading accepts either form.
 
+use crate::model::{JsonMap, compacted};
 use jiff::Timestamp;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `2026-11-28T20:05:22.314074+00:00`: UTC, microseconds, a numeric offset.
 pub fn format_timestamp(timestamp: Timestamp) -> String {
@@ -37,7 +38,7 @@ pub fn object_or_empty<T: Serialize, S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     match value {
         Some(value) => value.serialize(serializer),
-        None => crate::model::JsonMap::new().serialize(serializer),
+        None => JsonMap::new().serialize(serializer),
     }
 }
 
@@ -50,6 +51,14 @@ pub fn list_or_empty<T: Serialize, S: Serializer>(
         Some(value) => value.serialize(serializer),
         None => Vec::<T>::new().serialize(serializer),
     }
+}
+
+/// Reads an optional object with every map in it, nested ones too, holding no spare room: a plan
+/// keeps each listed environment's maps for as long as it runs.
+pub fn compact_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<JsonMap>, D::Error> {
+    Ok(Option::<JsonMap>::deserialize(deserializer)?.map(compacted))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod exit;
 mod force_unlock;
 mod import;
 mod init;
+mod memory;
 mod output;
 mod plan;
 mod progress;
@@ -134,6 +135,9 @@ where
     // warnings.
     let is_server = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     output::install_tracing(cli.verbose, is_server);
+    if !is_server {
+        memory::share_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -266,7 +266,7 @@ impl<'s> Checker<'s> {
     /// A free-form mapping as a JSON object.
     pub(crate) fn json_map(&mut self, key: &str, node: &Node) -> Option<JsonMap> {
         let entries = self.mapping(key, node)?;
-        let mut map = JsonMap::new();
+        let mut map = JsonMap::with_capacity(entries.len());
         let mut complete = true;
         for entry in entries {
             let Some(name) = entry.key.as_str() else {

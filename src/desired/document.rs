@@ -116,6 +116,12 @@ pub(crate) fn read(checker: &mut Checker<'_>, mut roots: Vec<Node>) -> Document 
         }
         (environments, run_checker.problems)
     });
+    // Reserved whole: the list lives as long as the plan, so no doubling slack is kept.
+    document.environments.reserve_exact(
+        runs.iter()
+            .map(|(environments, _)| environments.len())
+            .sum(),
+    );
     for (environments, problems) in runs {
         document.environments.extend(environments);
         checker.problems.extend(problems);

@@ -3,6 +3,7 @@
 //! other module of the crate, so it can never be the start of an import circle.
 
 mod audit;
+mod compact;
 mod execution;
 mod field;
 mod id;
@@ -13,6 +14,7 @@ mod state_backend;
 mod status;
 
 pub use audit::{AuditAction, UnknownAuditAction};
+pub use compact::{compact_map, compacted};
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId, WorkerId};

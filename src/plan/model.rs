@@ -478,13 +478,15 @@ impl Step {
                 );
             }
             StateRecord::Carry => {
-                let resource = carried.unwrap_or_else(|| ResourceState {
-                    id: environment_id,
-                    last_applied: JsonMap::new(),
-                    prevent_destroy: false,
-                    depends_on: Vec::new(),
-                    renamed_from: None,
-                });
+                let resource = carried
+                    .or_else(|| state.resources.remove(&name))
+                    .unwrap_or_else(|| ResourceState {
+                        id: environment_id,
+                        last_applied: JsonMap::new(),
+                        prevent_destroy: false,
+                        depends_on: Vec::new(),
+                        renamed_from: None,
+                    });
                 state.resources.insert(
                     name,
                     ResourceState {
@@ -534,10 +536,31 @@ pub enum StateRecord {
         /// `renamed_from`, so the rename is not made again.
         renamed_from: Option<String>,
     },
-    /// Move the entry along with the rename, unchanged (the first half of a swap).
+    /// Keep the entry unchanged, moved along with the rename if there is one (the first half of
+    /// a swap; a no-op whose record state already holds).
     Carry,
     /// Remove the entry.
     Forget,
+}
+
+impl StateRecord {
+    /// Whether `resource` already holds this record (a `Record` with equal contents).
+    pub fn is_held_by(&self, resource: &ResourceState) -> bool {
+        match self {
+            StateRecord::Record {
+                last_applied,
+                prevent_destroy,
+                depends_on,
+                renamed_from,
+            } => {
+                resource.last_applied == *last_applied
+                    && resource.prevent_destroy == *prevent_destroy
+                    && resource.depends_on == *depends_on
+                    && resource.renamed_from == *renamed_from
+            }
+            StateRecord::Carry | StateRecord::Forget => false,
+        }
+    }
 }
 
 /// A field's value before and after a step (secret values as digests).

@@ -147,6 +147,7 @@ pub struct ResourceState {
     pub id: EnvironmentId,
     /// The managed fields as last applied (secret values as `hmac-sha256:` digests keyed
     /// with the state's salt; `sha256:` in a state written before digests were salted).
+    #[serde(deserialize_with = "crate::model::compact_map")]
     pub last_applied: JsonMap,
     /// `lifecycle.prevent_destroy` as last applied: it protects the environment even after its
     /// entry leaves the file.

@@ -118,7 +118,8 @@ impl<'a> Planner<'a> {
         swapped: bool,
     ) -> PlannedEnvironment {
         let (ignored, warnings) = ignore_paths(environment);
-        let mut steps = Vec::new();
+        // Exact: a plan holds one of these per environment, and a growing one reserves four.
+        let mut steps = Vec::with_capacity(1 + usize::from(swapped));
         let mut drift = Vec::new();
         // The fields applied before, found in one pass over the record rather than one lookup
         // per field.
@@ -273,6 +274,7 @@ impl<'a> Planner<'a> {
                     .iter()
                     .any(|change| change.field == ManagedField::Status)
         });
+        let environment_id = identity.live.map(|live| live.id);
         let record = StateRecord::Record {
             last_applied: recorded,
             prevent_destroy: environment.lifecycle.prevent_destroy,
@@ -286,7 +288,18 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .map(|reference| reference.name.clone()),
         };
-        let environment_id = identity.live.map(|live| live.id);
+        // A no-op whose record state already holds keeps the entry: a plan of a large
+        // configuration with few changes then holds no second copy of every environment.
+        let record = match self.state.resources.get(&environment.name) {
+            Some(resource)
+                if action == Action::NoOp
+                    && environment_id == Some(resource.id)
+                    && record.is_held_by(resource) =>
+            {
+                StateRecord::Carry
+            }
+            _ => record,
+        };
         let mut rename = identity.renamed_from.clone().map(|from| Rename {
             from,
             to: environment.name.clone(),

@@ -334,6 +334,43 @@ fn managed_fleet(count: u128) -> (Vec<Environment>, crate::state::State) {
 }
 
 #[test]
+fn a_no_op_keeps_the_state_entry_that_holds_it_and_records_one_that_differs() {
+    let (live, state) = managed_fleet(2);
+    let mut second = with_description("service-02", "x");
+    second.depends_on = vec![reference("service-01")];
+    let files = document(vec![with_description("service-01", "x"), second]);
+    let plan = plan_ok(&files, &live, &state);
+    let step = |name: &str| {
+        plan.steps()
+            .iter()
+            .find(|step| step.name == name)
+            .expect("a step")
+    };
+    assert_eq!(step("service-01").action, Action::NoOp);
+    assert_eq!(step("service-01").record, StateRecord::Carry);
+    assert_eq!(step("service-02").action, Action::NoOp);
+    let StateRecord::Record { depends_on, .. } = &step("service-02").record else {
+        panic!(
+            "the new depends_on is recorded: {:?}",
+            step("service-02").record
+        );
+    };
+    assert_eq!(depends_on, &["service-01".to_owned()]);
+
+    let mut after = state.clone();
+    for step in plan.steps() {
+        let id = step.environment_id.expect("live");
+        step.record_in(&mut after, id);
+    }
+    assert_eq!(after.resources["service-01"], state.resources["service-01"]);
+    assert_eq!(after.resources["service-02"].depends_on, ["service-01"]);
+    assert_eq!(
+        after.resources["service-02"].last_applied,
+        state.resources["service-02"].last_applied
+    );
+}
+
+#[test]
 fn deletes_above_the_threshold_need_force() {
     let (live, state) = managed_fleet(10);
     // Keep 6 of 10: 4 deletes is 40% > 30%.
