@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use envform::control_plane::state_service::{
-    LockEventKind, RecordedLockEvent, WriteRefusal, check_single_holder,
+    LockEventKind, RecordedLockEvent, WriteRefusal, check_single_holder, key_trail,
 };
 use predicates::prelude::*;
 use reqwest::{Method, StatusCode};
@@ -102,6 +102,19 @@ fn lock_info(id: &str, who: &str, operation: &str) -> Vec<u8> {
     .expect("JSON")
 }
 
+/// A LOCK or UNLOCK of workspace `main` by `key`, with this lock information.
+async fn lock_call(
+    server: &Server,
+    method: &str,
+    key: &str,
+    id: &str,
+    who: &str,
+    operation: &str,
+) -> Answer {
+    let info = lock_info(id, who, operation);
+    call(server, method, "main", key, &[], Some(info)).await
+}
+
 async fn events(server: &Server, key: &str) -> Vec<RecordedLockEvent> {
     let answer = call(server, "GET", "main/events", key, &[], None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -145,39 +158,23 @@ async fn hijack_is_refused(server: &Server, dir: &Path) {
         "envform.yaml",
         "version: 1\nenvironments:\n  - name: locked-env\n",
     );
-    let granted = call(
-        server,
-        "LOCK",
-        "main",
-        ALICE,
-        &[],
-        Some(lock_info(ALICE_LOCK, "alice@laptop", "apply")),
-    )
-    .await;
+    let granted = lock_call(server, "LOCK", ALICE, ALICE_LOCK, "alice@laptop", "apply").await;
     assert_eq!(granted.status, StatusCode::OK, "{}", granted.text);
     let granted = granted.json();
     assert_eq!(granted["ID"], ALICE_LOCK);
     let token = granted["fencing_token"].as_u64().expect("a fencing token");
 
     // Bob waits like anyone, and the 423 names Alice's key, not her lock's ID.
-    let locked = call(
-        server,
-        "LOCK",
-        "main",
-        BOB,
-        &[],
-        Some(lock_info("bob-lock", "bob@ci", "apply")),
-    )
-    .await;
+    let locked = lock_call(server, "LOCK", BOB, "bob-lock", "bob@ci", "apply").await;
     assert_names_holder_not_id(&locked, StatusCode::LOCKED);
     // Alice's own key sees the ID (a second run of hers waits for the first).
-    let own = call(
+    let own = lock_call(
         server,
         "LOCK",
-        "main",
         ALICE,
-        &[],
-        Some(lock_info("alice-second-run", "alice@laptop", "plan")),
+        "alice-second-run",
+        "alice@laptop",
+        "plan",
     )
     .await;
     assert_eq!(own.status, StatusCode::LOCKED, "{}", own.text);
@@ -187,15 +184,7 @@ async fn hijack_is_refused(server: &Server, dir: &Path) {
     // token, gets Bob nowhere.
     let copied = events(server, BOB).await;
     assert_eq!(copied[0].event.lock_id.as_deref(), Some(ALICE_LOCK));
-    let relock = call(
-        server,
-        "LOCK",
-        "main",
-        BOB,
-        &[],
-        Some(lock_info(ALICE_LOCK, "bob@ci", "apply")),
-    )
-    .await;
+    let relock = lock_call(server, "LOCK", BOB, ALICE_LOCK, "bob@ci", "apply").await;
     assert_names_holder_not_id(&relock, StatusCode::LOCKED);
     let token_text = token.to_string();
     let write = call(
@@ -208,29 +197,13 @@ async fn hijack_is_refused(server: &Server, dir: &Path) {
     )
     .await;
     assert_names_holder_not_id(&write, StatusCode::LOCKED);
-    let unlock = call(
-        server,
-        "UNLOCK",
-        "main",
-        BOB,
-        &[],
-        Some(lock_info(ALICE_LOCK, "bob@ci", "apply")),
-    )
-    .await;
+    let unlock = lock_call(server, "UNLOCK", BOB, ALICE_LOCK, "bob@ci", "apply").await;
     assert_names_holder_not_id(&unlock, StatusCode::CONFLICT);
     // A force-unlock by an editor key that did not take the lock: 403 naming the role.
     force_unlock(server, dir, BOB)
         .code(1)
         .stderr(predicates::str::contains("403").and(predicates::str::contains("admin role")));
-    let raw_force = call(
-        server,
-        "UNLOCK",
-        "main",
-        BOB,
-        &[],
-        Some(lock_info(ALICE_LOCK, "bob@ci", "force-unlock")),
-    )
-    .await;
+    let raw_force = lock_call(server, "UNLOCK", BOB, ALICE_LOCK, "bob@ci", "force-unlock").await;
     assert_eq!(
         raw_force.status,
         StatusCode::FORBIDDEN,
@@ -247,15 +220,7 @@ async fn hijack_is_refused(server: &Server, dir: &Path) {
     );
 
     // Alice still holds the lock with her token: she renews and writes.
-    let renewed = call(
-        server,
-        "LOCK",
-        "main",
-        ALICE,
-        &[],
-        Some(lock_info(ALICE_LOCK, "alice@laptop", "apply")),
-    )
-    .await;
+    let renewed = lock_call(server, "LOCK", ALICE, ALICE_LOCK, "alice@laptop", "apply").await;
     assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.text);
     assert_eq!(renewed.json()["fencing_token"].as_u64(), Some(token));
     let written = call(
@@ -271,32 +236,13 @@ async fn hijack_is_refused(server: &Server, dir: &Path) {
 
     // Carol, an admin, breaks it with the real binary; then Bob may lock.
     force_unlock(server, dir, CAROL).success();
-    let free = call(
-        server,
-        "LOCK",
-        "main",
-        BOB,
-        &[],
-        Some(lock_info("bob-lock", "bob@ci", "apply")),
-    )
-    .await;
+    let free = lock_call(server, "LOCK", BOB, "bob-lock", "bob@ci", "apply").await;
     assert_eq!(free.status, StatusCode::OK, "{}", free.text);
     assert!(free.json()["fencing_token"].as_u64() > Some(token));
 
     let log = events(server, CAROL).await;
     check_single_holder(&log).unwrap_or_else(|overlap| panic!("{overlap}: {log:#?}"));
-    let summary: Vec<(LockEventKind, &str, &str, Option<WriteRefusal>)> = log
-        .iter()
-        .map(|recorded| {
-            let event = &recorded.event;
-            (
-                event.kind,
-                event.key.as_deref().unwrap_or("-"),
-                event.holder_key.as_deref().unwrap_or("-"),
-                event.refusal,
-            )
-        })
-        .collect();
+    let summary = key_trail(&log);
     use LockEventKind::*;
     assert_eq!(
         summary,

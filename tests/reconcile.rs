@@ -167,21 +167,13 @@ fn without_auto_approve_off_a_terminal_nothing_is_applied() {
 #[test]
 fn saved_plan_applies_exactly_and_is_refused_once_stale() {
     let scenario = served("version: 1\nenvironments:\n  - name: api\n    description: one\n");
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     scenario.apply().arg("plan.json").assert().success();
     assert!(scenario.live().contains_key("api"));
 
     // A plan made, then the world moves (an out-of-band edit): refused, saying what moved.
     scenario.write("version: 1\nenvironments:\n  - name: api\n    description: two\n");
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     scenario
         .envform()
         .args(["env", "update", "api", "--tag", "moved"])
@@ -194,20 +186,12 @@ fn saved_plan_applies_exactly_and_is_refused_once_stale() {
         .code(1)
         .stderr(predicate::str::contains("`api` changed live"));
     // A comment-only edit of the file keeps a saved plan valid; a change of meaning does not.
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     scenario.write(
         "# reviewed in the pull request\nversion: 1\nenvironments:\n  - description: two   # the API\n    name: api\n",
     );
     scenario.apply().arg("plan.json").assert().success();
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     scenario.write("version: 1\nenvironments:\n  - name: api\n    description: three\n");
     scenario
         .apply()

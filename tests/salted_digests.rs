@@ -84,11 +84,7 @@ fn digests_are_keyed_with_the_state_salt_and_stable_across_its_runs() {
 
     // A saved plan holds digests made with the state's salt, and not the salt itself.
     scenario.write(&file("debug"));
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     let saved = std::fs::read_to_string(scenario.path().join("plan.json")).unwrap();
     assert!(saved.contains(&keyed_digest(&salt, "debug")), "{saved}");
     assert!(saved.contains(&keyed_digest(&salt, SECRET)), "{saved}");
@@ -163,11 +159,7 @@ fn a_state_written_before_digests_were_salted_plans_clean_and_is_upgraded_by_app
     // Through a saved plan too: the plan carries the salt made for it, which apply stores.
     write_unsalted(&state_path, &unsalted);
     scenario.write(&file("warn"));
-    scenario
-        .plan()
-        .args(["--out", "plan.json"])
-        .assert()
-        .success();
+    scenario.save_plan();
     scenario
         .envform()
         .args(["apply", "plan.json", "--auto-approve"])

@@ -544,6 +544,11 @@ impl Scenario {
         command
     }
 
+    /// Saves a plan to `plan.json` with `envform plan --out`, which must succeed.
+    pub fn save_plan(&self) {
+        self.plan().args(["--out", "plan.json"]).assert().success();
+    }
+
     /// The exit code of `envform plan --detailed-exitcode`: 0 no changes, 2 changes, 1 error.
     pub fn plan_exit_code(&self) -> i32 {
         let output = self

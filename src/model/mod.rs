@@ -12,6 +12,7 @@ mod owner;
 mod salt;
 mod state_backend;
 mod status;
+mod wire_enum;
 
 pub use audit::{AuditAction, UnknownAuditAction};
 pub use compact::{compact_map, compacted};

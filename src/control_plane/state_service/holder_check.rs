@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use crate::state::FencingToken;
-use crate::store::{LockEventKind, RecordedLockEvent};
+use crate::store::{LockEventKind, RecordedLockEvent, WriteRefusal};
 
 /// Two holders at once, found in a lock event log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +13,25 @@ pub struct HolderOverlap {
     pub sequence: i64,
     /// What is wrong.
     pub problem: String,
+}
+
+/// Each event's kind, calling key, holder's key (`-` when the log names none) and refusal: who
+/// did what to a lock, as a test compares it.
+pub fn key_trail(
+    events: &[RecordedLockEvent],
+) -> Vec<(LockEventKind, &str, &str, Option<WriteRefusal>)> {
+    events
+        .iter()
+        .map(|recorded| {
+            let event = &recorded.event;
+            (
+                event.kind,
+                event.key.as_deref().unwrap_or("-"),
+                event.holder_key.as_deref().unwrap_or("-"),
+                event.refusal,
+            )
+        })
+        .collect()
 }
 
 /// Checks a workspace's lock event log, oldest first: a lock is granted only when none is held

@@ -38,7 +38,7 @@ pub use crate::store::{
     RecordedLockEvent, StateStore, StateStoreError, StateTransaction, StoredDocument, Workspace,
     WorkspaceName, WriteRefusal,
 };
-pub use holder_check::{HolderOverlap, check_single_holder};
+pub use holder_check::{HolderOverlap, check_single_holder, key_trail};
 
 use crate::state::{FencingToken, LockInfo};
 

@@ -693,18 +693,7 @@ async fn a_lock_is_bound_to_the_key_that_took_it() {
 
     let events = service.events(&main).await.unwrap();
     check_single_holder(&events).unwrap();
-    let summary: Vec<_> = events
-        .iter()
-        .map(|recorded| {
-            let event = &recorded.event;
-            (
-                event.kind,
-                event.key.as_deref().unwrap_or("-"),
-                event.holder_key.as_deref().unwrap_or("-"),
-                event.refusal,
-            )
-        })
-        .collect();
+    let summary = key_trail(&events);
     assert_eq!(
         summary,
         [
