@@ -1,7 +1,8 @@
 //! The SDK's retry policy against a real `envform serve` whose hidden `--faults` flag fails
 //! chosen requests: idempotent calls retry through 429/502/503/504, a POST never does, a
 //! `Retry-After` is waited for, a timeout is reported as such and not retried. The server's
-//! `GET /_faults` counters say how many requests really arrived.
+//! `GET /_faults` counters say how many requests really arrived. A scripted listener covers what
+//! `envform serve` never answers: a list cut off mid-answer (retried whole) and malformed ones.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -244,4 +245,94 @@ async fn connection_refused_is_a_transport_error() {
         "{error:?}"
     );
     assert!(!error.to_string().contains("any-key"));
+}
+
+/// A listener that answers the `n`th request with `answers[n]` (the last one from then on), and
+/// counts the requests.
+fn scripted_server(answers: Vec<String>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0_u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let index = counter.fetch_add(1, Ordering::SeqCst);
+            let answer = &answers[index.min(answers.len() - 1)];
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+            // Dropping the stream closes the connection, mid-body when the answer is short.
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+/// A 200 answer with `body`, announcing `length` bytes.
+fn ok_answer(body: &str, length: usize) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n{body}"
+    )
+}
+
+fn fast_retries(url: String) -> ControlPlaneClient {
+    let config = ClientConfig {
+        base_url: url,
+        max_retries: 2,
+        retry_base_delay: Duration::from_millis(5),
+        ..ClientConfig::new("any-key")
+    };
+    ControlPlaneClient::with_config(config).expect("client")
+}
+
+#[tokio::test]
+async fn a_list_cut_off_mid_answer_is_retried_whole() {
+    let whole = r#"[{"id":"5f0c2a4e-8d1b-4c3a-9e7f-1a2b3c4d5e6f","name":"web","status":"active"},
+        {"id":"6a1d3b5f-9e2c-4d4b-8f80-2b3c4d5e6f70","name":"api","status":"inactive"}]"#;
+    // The first answer stops inside the second environment, before its announced length.
+    let cut = &whole[..whole.find("\"api\"").expect("the second environment")];
+    let (url, requests) = scripted_server(vec![
+        ok_answer(cut, whole.len()),
+        ok_answer(whole, whole.len()),
+    ]);
+    let environments = fast_retries(url)
+        .environments()
+        .list(None)
+        .await
+        .expect("the second, whole answer is read");
+    let names: Vec<&str> = environments.iter().map(|env| env.name.as_str()).collect();
+    assert_eq!(names, ["web", "api"], "nothing of the cut answer is kept");
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_malformed_list_is_an_error_naming_where_and_is_not_retried() {
+    for (body, expected) in [
+        (
+            r#"[{"id":"5f0c2a4e-8d1b-4c3a-9e7f-1a2b3c4d5e6f","name":"web","status":"active"} {}]"#,
+            "expected `,` or `]` at byte 78",
+        ),
+        (
+            r#"[{"name":"web"}]"#,
+            "element 0 of the array: missing field `id`",
+        ),
+        (r#"{"detail":"not a list"}"#, "expected `[` at byte 0"),
+        (
+            r#"[{"id":"5f0c2a4e"#,
+            "the answer ended before its array did",
+        ),
+    ] {
+        let (url, requests) = scripted_server(vec![ok_answer(body, body.len())]);
+        let error = fast_retries(url)
+            .environments()
+            .list(None)
+            .await
+            .expect_err(body);
+        let message = error.to_string();
+        assert!(
+            message.contains("unexpected answer from the control plane")
+                && message.contains(expected),
+            "{body}: {message}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "{body}: not retried");
+    }
 }

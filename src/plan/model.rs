@@ -478,15 +478,13 @@ impl Step {
                 );
             }
             StateRecord::Carry => {
-                let resource = carried
-                    .or_else(|| state.resources.remove(&name))
-                    .unwrap_or_else(|| ResourceState {
-                        id: environment_id,
-                        last_applied: JsonMap::new(),
-                        prevent_destroy: false,
-                        depends_on: Vec::new(),
-                        renamed_from: None,
-                    });
+                let resource = carried.unwrap_or_else(|| ResourceState {
+                    id: environment_id,
+                    last_applied: JsonMap::new(),
+                    prevent_destroy: false,
+                    depends_on: Vec::new(),
+                    renamed_from: None,
+                });
                 state.resources.insert(
                     name,
                     ResourceState {
@@ -495,6 +493,7 @@ impl Step {
                     },
                 );
             }
+            StateRecord::Keep => {}
             StateRecord::Forget => {
                 state.resources.remove(&name);
             }
@@ -536,9 +535,12 @@ pub enum StateRecord {
         /// `renamed_from`, so the rename is not made again.
         renamed_from: Option<String>,
     },
-    /// Keep the entry unchanged, moved along with the rename if there is one (the first half of
-    /// a swap; a no-op whose record state already holds).
+    /// Move the entry along with the rename, unchanged (the first half of a swap).
     Carry,
+    /// Leave the entry as it is: a no-op whose record state already holds. (A variant of its
+    /// own, so an envform that predates it refuses a saved plan holding it rather than misread
+    /// it.)
+    Keep,
     /// Remove the entry.
     Forget,
 }
@@ -558,7 +560,7 @@ impl StateRecord {
                     && resource.depends_on == *depends_on
                     && resource.renamed_from == *renamed_from
             }
-            StateRecord::Carry | StateRecord::Forget => false,
+            StateRecord::Carry | StateRecord::Keep | StateRecord::Forget => false,
         }
     }
 }

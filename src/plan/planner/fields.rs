@@ -296,7 +296,7 @@ impl<'a> Planner<'a> {
                     && environment_id == Some(resource.id)
                     && record.is_held_by(resource) =>
             {
-                StateRecord::Carry
+                StateRecord::Keep
             }
             _ => record,
         };

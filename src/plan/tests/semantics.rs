@@ -347,7 +347,7 @@ fn a_no_op_keeps_the_state_entry_that_holds_it_and_records_one_that_differs() {
             .expect("a step")
     };
     assert_eq!(step("service-01").action, Action::NoOp);
-    assert_eq!(step("service-01").record, StateRecord::Carry);
+    assert_eq!(step("service-01").record, StateRecord::Keep);
     assert_eq!(step("service-02").action, Action::NoOp);
     let StateRecord::Record { depends_on, .. } = &step("service-02").record else {
         panic!(
