@@ -213,10 +213,12 @@ fn save_times(
             .resources
             .get_mut(&names[next % names.len()])
             .expect("a resource");
-        resource.last_applied.insert(
+        let mut applied = resource.last_applied.to_map();
+        applied.insert(
             "description".to_owned(),
             serde_json::Value::String(format!("changed {next}")),
         );
+        resource.last_applied = applied.into();
         let changes = StateChanges {
             resources: [names[next % names.len()].clone()].into(),
             intents: Default::default(),

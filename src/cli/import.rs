@@ -9,7 +9,7 @@ use crate::api::{Environment, EnvironmentsApi, JsonMap, Patch, UpdateEnvironment
 use crate::desired::Desired;
 use crate::model::Owner;
 use crate::plan::PlanError;
-use crate::state::{LockHandle, ResourceState, State, StateBackend};
+use crate::state::{AppliedFields, LockHandle, ResourceState, State, StateBackend};
 
 /// `envform import` flags.
 #[derive(Debug, clap::Args)]
@@ -145,7 +145,7 @@ pub(super) async fn record(
             environment.name.clone(),
             ResourceState {
                 id: environment.live.id,
-                last_applied: environment.last_applied.clone(),
+                last_applied: AppliedFields::new(&environment.last_applied),
                 prevent_destroy: false,
                 depends_on: environment.depends_on.clone(),
                 renamed_from: None,

@@ -136,7 +136,7 @@ fn resource_table(name: &str, resource: &crate::state::ResourceState) -> String 
     if let Some(renamed_from) = &resource.renamed_from {
         rows.push(vec!["renamed_from".to_owned(), renamed_from.clone()]);
     }
-    for (field, value) in &resource.last_applied {
+    for (field, value) in &resource.last_applied.to_map() {
         rows.push(vec![format!("last_applied.{field}"), value.to_string()]);
     }
     output::table(&["FIELD", "VALUE"], &rows)

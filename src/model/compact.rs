@@ -1,8 +1,7 @@
-//! JSON maps held at their exact size: what a plan keeps of every environment for as long as it
-//! runs (the live list, the state) is read with no room to grow, where a map read entry by entry
-//! reserves room for three.
+//! JSON maps held at their exact size: what a plan keeps of every listed environment for as long
+//! as it runs is read with no room to grow, where a map read entry by entry reserves room for
+//! three.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::JsonMap;
@@ -21,11 +20,6 @@ fn compacted_value(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(compacted_value).collect()),
         other => other,
     }
-}
-
-/// Reads a map as [`compacted`] holds it (for `#[serde(deserialize_with)]`).
-pub fn compact_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<JsonMap, D::Error> {
-    JsonMap::deserialize(deserializer).map(compacted)
 }
 
 #[cfg(test)]

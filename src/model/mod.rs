@@ -15,7 +15,7 @@ mod status;
 mod wire_enum;
 
 pub use audit::{AuditAction, UnknownAuditAction};
-pub use compact::{compact_map, compacted};
+pub use compact::compacted;
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId, WorkerId};

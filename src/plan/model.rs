@@ -16,7 +16,7 @@ use super::value::ValuePath;
 use super::warning::PlanWarning;
 use crate::api::{EnvironmentId, JsonMap, Status};
 use crate::model::{ManagedField, Owner};
-use crate::state::{ResourceState, State};
+use crate::state::{AppliedFields, ResourceState, State};
 
 /// The version of the saved plan format and of the JSON rendering.
 pub const PLAN_FORMAT_VERSION: &str = "1.1";
@@ -470,7 +470,7 @@ impl Step {
                     name,
                     ResourceState {
                         id: environment_id,
-                        last_applied: last_applied.clone(),
+                        last_applied: AppliedFields::new(last_applied),
                         prevent_destroy: *prevent_destroy,
                         depends_on: depends_on.clone(),
                         renamed_from: renamed_from.clone(),
@@ -480,7 +480,7 @@ impl Step {
             StateRecord::Carry => {
                 let resource = carried.unwrap_or_else(|| ResourceState {
                     id: environment_id,
-                    last_applied: JsonMap::new(),
+                    last_applied: AppliedFields::default(),
                     prevent_destroy: false,
                     depends_on: Vec::new(),
                     renamed_from: None,
@@ -555,10 +555,11 @@ impl StateRecord {
                 depends_on,
                 renamed_from,
             } => {
-                resource.last_applied == *last_applied
-                    && resource.prevent_destroy == *prevent_destroy
+                // The cheap comparisons first: the fields are parsed to compare.
+                resource.prevent_destroy == *prevent_destroy
                     && resource.depends_on == *depends_on
                     && resource.renamed_from == *renamed_from
+                    && resource.last_applied == *last_applied
             }
             StateRecord::Carry | StateRecord::Keep | StateRecord::Forget => false,
         }

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::StateError;
+use super::{AppliedFields, StateError};
 pub use crate::model::Lineage;
-use crate::model::{DigestSalt, EnvironmentId, JsonMap};
+use crate::model::{DigestSalt, EnvironmentId};
 
 /// The current state format version.
 pub const STATE_VERSION: u32 = 1;
@@ -147,8 +147,7 @@ pub struct ResourceState {
     pub id: EnvironmentId,
     /// The managed fields as last applied (secret values as `hmac-sha256:` digests keyed
     /// with the state's salt; `sha256:` in a state written before digests were salted).
-    #[serde(deserialize_with = "crate::model::compact_map")]
-    pub last_applied: JsonMap,
+    pub last_applied: AppliedFields,
     /// `lifecycle.prevent_destroy` as last applied: it protects the environment even after its
     /// entry leaves the file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -188,7 +187,7 @@ mod tests {
             "app".to_owned(),
             ResourceState {
                 id: EnvironmentId(uuid::Uuid::from_u128(1)),
-                last_applied: JsonMap::new(),
+                last_applied: AppliedFields::default(),
                 prevent_destroy: false,
                 depends_on: Vec::new(),
                 renamed_from: None,

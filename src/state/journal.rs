@@ -204,7 +204,7 @@ mod tests {
         last_applied.insert("description".to_owned(), description.into());
         ResourceState {
             id: EnvironmentId(uuid::Uuid::from_u128(id)),
-            last_applied,
+            last_applied: last_applied.into(),
             prevent_destroy: id.is_multiple_of(2),
             depends_on: vec!["base".to_owned()],
             renamed_from: None,

@@ -675,7 +675,7 @@ mod tests {
         last_applied.insert("description".to_owned(), description.into());
         crate::state::ResourceState {
             id: crate::model::EnvironmentId(uuid::Uuid::from_u128(id)),
-            last_applied,
+            last_applied: last_applied.into(),
             prevent_destroy: false,
             depends_on: Vec::new(),
             renamed_from: None,

@@ -5,6 +5,7 @@
 //! stored state (same lineage, higher serial) on top of the lock, so two configurations sharing
 //! one state, or a write based on an outdated read, are refused rather than lose work.
 
+mod applied;
 mod backend;
 mod document;
 mod error;
@@ -15,6 +16,7 @@ mod lock;
 mod lock_protocol;
 mod lock_wait;
 
+pub use applied::AppliedFields;
 pub use backend::{StateBackend, decode_state};
 pub use document::*;
 pub use error::StateError;

@@ -721,7 +721,7 @@ mod tests {
             "mine".to_owned(),
             ResourceState {
                 id: ONE.parse().expect("an id"),
-                last_applied: JsonMap::new(),
+                last_applied: crate::state::AppliedFields::default(),
                 prevent_destroy: false,
                 depends_on: Vec::new(),
                 renamed_from: None,

@@ -10,7 +10,6 @@ use crate::model::{JsonMap, ManagedField, Status};
 use crate::plan::field::SecretDigests;
 use crate::plan::model::{Drift, DriftResolution};
 use crate::plan::value::{self, ValuePath};
-use crate::state::ResourceState;
 
 /// One managed field of a desired environment set beside live.
 pub(super) struct Compared {
@@ -27,8 +26,8 @@ pub(super) struct Compared {
 pub(super) struct DriftInputs<'a> {
     /// The live environment.
     pub(super) live: &'a Environment,
-    /// What state recorded of it.
-    pub(super) resource: &'a ResourceState,
+    /// What state recorded as last applied to it.
+    pub(super) applied: &'a JsonMap,
     /// The `env_vars` the file sets (to read digests recorded before digests were salted).
     pub(super) desired_vars: Option<&'a JsonMap>,
     /// Each field compared against live.
@@ -47,7 +46,7 @@ pub(super) struct DriftInputs<'a> {
 pub(super) fn record_drift(drift: &mut Vec<Drift>, inputs: DriftInputs<'_>) {
     let DriftInputs {
         live,
-        resource,
+        applied: last_applied,
         desired_vars,
         compared,
         ignored,
@@ -59,7 +58,7 @@ pub(super) fn record_drift(drift: &mut Vec<Drift>, inputs: DriftInputs<'_>) {
         .execution_environment
         .as_ref()
         .map(|execution| &execution.env_vars);
-    for (wire_name, applied) in &resource.last_applied {
+    for (wire_name, applied) in last_applied {
         let Some(field) = ManagedField::from_wire_name(wire_name) else {
             continue;
         };

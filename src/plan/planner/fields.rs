@@ -124,8 +124,12 @@ impl<'a> Planner<'a> {
         // The fields applied before, found in one pass over the record rather than one lookup
         // per field.
         let mut applied_fields: Vec<ManagedField> = Vec::new();
-        if let Some(resource) = identity.managed {
-            applied_fields.extend(resource.last_applied.iter().filter_map(|(name, value)| {
+        // Parsed from state's text once per environment, and dropped with this plan of it.
+        let applied = identity
+            .managed
+            .map(|resource| resource.last_applied.to_map());
+        if let Some(applied) = &applied {
+            applied_fields.extend(applied.iter().filter_map(|(name, value)| {
                 ManagedField::from_wire_name(name).filter(|_| !value.is_null())
             }));
         }
@@ -222,12 +226,12 @@ impl<'a> Planner<'a> {
             });
         }
 
-        if let (Some(live), Some(resource)) = (identity.live, identity.managed) {
+        if let (Some(live), Some(applied)) = (identity.live, &applied) {
             record_drift(
                 &mut drift,
                 DriftInputs {
                     live,
-                    resource,
+                    applied,
                     desired_vars: environment
                         .fields
                         .execution_environment

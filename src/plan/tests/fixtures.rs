@@ -156,7 +156,7 @@ pub(crate) fn manage(state: &mut State, environment: &Environment, last_applied:
         environment.name.clone(),
         ResourceState {
             id: environment.id,
-            last_applied,
+            last_applied: last_applied.into(),
             prevent_destroy: false,
             depends_on: Vec::new(),
             renamed_from: None,

@@ -69,7 +69,7 @@ fn deletes_run_in_reverse_dependency_order() {
         "api".to_owned(),
         ResourceState {
             id: api.id,
-            last_applied: object(json!({})),
+            last_applied: object(json!({})).into(),
             prevent_destroy: false,
             depends_on: vec!["database".to_owned()],
             renamed_from: None,
@@ -89,7 +89,7 @@ fn deletes_run_in_reverse_dependency_order() {
         "zapi".to_owned(),
         ResourceState {
             id: zapi.id,
-            last_applied: object(json!({})),
+            last_applied: object(json!({})).into(),
             prevent_destroy: false,
             depends_on: vec!["database".to_owned()],
             renamed_from: None,

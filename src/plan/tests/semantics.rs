@@ -1012,7 +1012,7 @@ fn a_state_with_unsalted_digests_plans_no_change_and_records_salted_ones() {
         &live_app,
         crate::plan::last_applied(&app, unsalted),
     );
-    let recorded = legacy.resources["app"].last_applied.clone();
+    let recorded = legacy.resources["app"].last_applied.to_map();
     assert_eq!(
         recorded["execution_environment"]["env_vars"]["LOG_LEVEL"],
         json!(crate::plan::legacy_digest(&json!("info")))
