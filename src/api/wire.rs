@@ -1,10 +1,12 @@
 //! How values are written on the wire so the production service's clients read them: timestamps
 //! with microseconds and `+00:00` (Python 3.10's `datetime.fromisoformat` cannot read `Z`), and
-//! empty collections as `[]`/`{}`, never `null`. Reading accepts either form.
+//! empty collections as `[]`/`{}`, never `null`. Reading accepts either form, and holds the maps
+//! it reads at their exact size.
 
-use crate::model::{JsonMap, compacted};
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::model::{JsonMap, compacted};
 
 /// `2026-11-28T20:05:22.314074+00:00`: UTC, microseconds, a numeric offset.
 pub fn format_timestamp(timestamp: Timestamp) -> String {
