@@ -546,8 +546,9 @@ pub enum StateRecord {
 }
 
 impl StateRecord {
-    /// Whether `resource` already holds this record (a `Record` with equal contents).
-    pub fn is_held_by(&self, resource: &ResourceState) -> bool {
+    /// Whether `resource`, whose last-applied fields parse to `applied`, already holds this
+    /// record (a `Record` with equal contents).
+    pub fn is_held_by(&self, resource: &ResourceState, applied: &JsonMap) -> bool {
         match self {
             StateRecord::Record {
                 last_applied,
@@ -555,11 +556,10 @@ impl StateRecord {
                 depends_on,
                 renamed_from,
             } => {
-                // The cheap comparisons first: the fields are parsed to compare.
                 resource.prevent_destroy == *prevent_destroy
                     && resource.depends_on == *depends_on
                     && resource.renamed_from == *renamed_from
-                    && resource.last_applied == *last_applied
+                    && applied == last_applied
             }
             StateRecord::Carry | StateRecord::Keep | StateRecord::Forget => false,
         }

@@ -294,11 +294,10 @@ impl<'a> Planner<'a> {
         };
         // A no-op whose record state already holds keeps the entry: a plan of a large
         // configuration with few changes then holds no second copy of every environment.
-        let record = match self.state.resources.get(&environment.name) {
-            Some(resource)
-                if action == Action::NoOp
-                    && environment_id == Some(resource.id)
-                    && record.is_held_by(resource) =>
+        // `managed` is the entry under this name with live's id; its fields are parsed above.
+        let record = match (identity.managed, &applied) {
+            (Some(resource), Some(applied))
+                if action == Action::NoOp && record.is_held_by(resource, applied) =>
             {
                 StateRecord::Keep
             }
