@@ -80,6 +80,32 @@ where
     }
 }
 
+/// Works each item on its own in the pool (in runs of at least `smallest`), each result in two
+/// parts written straight into two lists in input order: no run's results are copied again.
+pub(crate) fn each_unzipped<T, A, B>(
+    items: &[T],
+    smallest: usize,
+    work: impl Fn(&T) -> (A, B) + Sync + Send,
+) -> (Vec<A>, Vec<B>)
+where
+    T: Sync,
+    A: Send,
+    B: Send,
+{
+    match POOL.as_ref() {
+        Some(pool) => pool.install(|| {
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            items
+                .par_iter()
+                .with_min_len(smallest)
+                .map(work)
+                .unzip_into_vecs(&mut first, &mut second);
+            (first, second)
+        }),
+        None => items.iter().map(work).unzip(),
+    }
+}
+
 /// Works each item on its own in the pool, results in input order.
 pub(crate) fn each<T, R>(items: &[T], work: impl Fn(&T) -> R + Sync + Send) -> Vec<R>
 where
@@ -104,7 +130,7 @@ fn run_size(items: usize, smallest: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{each, in_owned_runs, in_runs};
+    use super::{each, each_unzipped, in_owned_runs, in_runs};
 
     #[test]
     fn results_come_back_in_input_order() {
@@ -114,6 +140,18 @@ mod tests {
         let runs = in_runs(&items, 10, <[usize]>::to_vec);
         let flat: Vec<usize> = runs.into_iter().flatten().collect();
         assert_eq!(flat, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unzipped_results_come_back_in_input_order() {
+        let items: Vec<usize> = (0..5000).collect();
+        let (doubled, text) = each_unzipped(&items, 64, |item| (item * 2, item.to_string()));
+        assert_eq!(
+            doubled,
+            items.iter().map(|item| item * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(text[4321], "4321");
+        assert_eq!(text.len(), items.len());
     }
 
     #[test]

@@ -386,7 +386,10 @@ mod checks {
         assert_eq!(created.metadata, data.metadata);
         assert_eq!(created.tags, data.tags);
         assert_eq!(created.settings, data.settings);
-        assert_eq!(created.execution_environment, data.execution_environment);
+        assert_eq!(
+            created.execution_environment.as_deref(),
+            data.execution_environment.as_ref()
+        );
         assert_eq!(
             created.organization_id,
             Some(OrganizationId(ORG_A.to_owned()))

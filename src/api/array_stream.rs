@@ -158,7 +158,13 @@ impl<T: DeserializeOwned> ArrayStream<T> {
     /// The elements, once the whole answer is in.
     pub(super) fn finish(self) -> Result<Vec<T>, ArrayError> {
         match self.position {
-            Position::End => Ok(self.items),
+            Position::End => {
+                // The list lives as long as the plan: the growth's slack is given back (a shrink
+                // is made in place, without a copy).
+                let mut items = self.items;
+                items.shrink_to_fit();
+                Ok(items)
+            }
             _ => Err(ArrayError::Truncated),
         }
     }

@@ -76,8 +76,14 @@ pub struct Environment {
     #[schema(value_type = Option<Object>)]
     pub settings: Option<JsonMap>,
     /// Worker execution environment.
-    #[serde(default, serialize_with = "super::wire::object_or_empty")]
-    pub execution_environment: Option<ExecutionEnvironment>,
+    // Boxed: rarely set, and four collections wide. `{}` is read as absent, which is how an
+    // absent one is written.
+    #[serde(
+        default,
+        serialize_with = "super::wire::object_or_empty",
+        deserialize_with = "super::wire::present_execution"
+    )]
+    pub execution_environment: Option<Box<ExecutionEnvironment>>,
     /// The organization's Temporal namespace.
     #[serde(default)]
     pub temporal_namespace: Option<String>,

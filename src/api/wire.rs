@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{JsonMap, compacted};
+use crate::model::{ExecutionEnvironment, JsonMap, compacted};
 
 /// `2026-11-28T20:05:22.314074+00:00`: UTC, microseconds, a numeric offset.
 pub fn format_timestamp(timestamp: Timestamp) -> String {
@@ -63,6 +63,16 @@ pub fn compact_object<'de, D: Deserializer<'de>>(
     Ok(Option::<JsonMap>::deserialize(deserializer)?.map(compacted))
 }
 
+/// Reads an optional execution environment, `{}` as absent: the service writes an absent one as
+/// `{}`, so the two cannot differ, and a plan then keeps no box per listed environment.
+pub fn present_execution<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Box<ExecutionEnvironment>>, D::Error> {
+    Ok(Option::<ExecutionEnvironment>::deserialize(deserializer)?
+        .filter(|execution| !execution.is_empty())
+        .map(Box::new))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +86,25 @@ mod tests {
         // Both forms read back.
         let read: Timestamp = "2026-11-28T20:05:22.314074+00:00".parse().unwrap();
         assert_eq!(read.as_microsecond(), at.as_microsecond());
+    }
+
+    #[derive(Deserialize)]
+    struct Listed {
+        #[serde(default, deserialize_with = "present_execution")]
+        execution_environment: Option<Box<ExecutionEnvironment>>,
+    }
+
+    #[test]
+    fn an_empty_execution_environment_reads_as_absent() {
+        let read = |text: &str| {
+            serde_json::from_str::<Listed>(text)
+                .expect("valid")
+                .execution_environment
+        };
+        assert_eq!(read(r#"{"execution_environment": {}}"#), None);
+        assert_eq!(read(r#"{"execution_environment": null}"#), None);
+        assert_eq!(read("{}"), None);
+        let set = read(r#"{"execution_environment": {"secrets": ["vault"]}}"#).expect("set");
+        assert_eq!(set.secrets, ["vault"]);
     }
 }

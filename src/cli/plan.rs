@@ -99,6 +99,8 @@ fn plan_against(
     if options.destroy {
         desired.environments.clear();
     }
+    // What the list call and the files left freed is given back before the plan is built.
+    super::memory::give_back_freed();
     let plan = crate::plan::diff(&desired, &live, &state, options).map_err(miette::Report::new)?;
     super::output::phase_done("plan", started);
     Ok(Planned {
@@ -159,6 +161,8 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
         .map_err(|error| miette::miette!("reading the desired state stopped: {error}"));
     let prepared = async {
         let desired = loaded??;
+        // The files' trees are freed: their pages go back while the list call is still read.
+        super::memory::give_back_freed();
         let settings = configuration.state_settings(Some(&desired));
         let same_file = settings.local_path() == early_path.as_deref();
         let backend = workspace::open_backend(settings)?;

@@ -421,7 +421,7 @@ fn to_environment(record: EnvironmentRecord, counts: WorkerCounts) -> Environmen
         metadata: record.metadata,
         tags: record.tags,
         settings: record.settings,
-        execution_environment: record.execution_environment,
+        execution_environment: record.execution_environment.map(Box::new),
         temporal_namespace: record.temporal_namespace,
         temporal_namespace_id: record.temporal_namespace_id,
         provisioning_workflow_id: record.provisioning_workflow_id,

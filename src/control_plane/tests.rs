@@ -463,9 +463,11 @@ async fn partial_update_sets_leaves_and_clears_each_field() {
                 ..Default::default()
             },
             |environment, set| {
-                environment.execution_environment = set.then(|| ExecutionEnvironment {
-                    secrets: vec!["other".into()],
-                    ..ExecutionEnvironment::default()
+                environment.execution_environment = set.then(|| {
+                    Box::new(ExecutionEnvironment {
+                        secrets: vec!["other".into()],
+                        ..ExecutionEnvironment::default()
+                    })
                 });
             },
         ),

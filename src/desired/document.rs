@@ -349,7 +349,7 @@ fn environment(
                     .map(|tags| tags.into_iter().map(|(tag, _)| tag).collect());
             }
             "execution_environment" => {
-                fields.execution_environment = execution_environment(checker, value);
+                fields.execution_environment = execution_environment(checker, value).map(Box::new);
             }
             "nonsensitive" => {
                 if let Some(keys) = checker.strings(key, "a list of `env_vars` keys", value) {
@@ -399,7 +399,7 @@ fn environment(
         fields,
         depends_on,
         lifecycle,
-        renamed_from,
+        renamed_from: renamed_from.map(Box::new),
         location: node.location,
         name_location,
     });

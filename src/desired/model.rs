@@ -120,8 +120,9 @@ pub struct DesiredEnvironment {
     pub depends_on: Vec<Reference>,
     /// `lifecycle` settings.
     pub lifecycle: Lifecycle,
-    /// The name this environment had before: rename in place instead of delete + create.
-    pub renamed_from: Option<Reference>,
+    /// The name this environment had before: rename in place instead of delete + create (boxed:
+    /// rare).
+    pub renamed_from: Option<Box<Reference>>,
     /// Where the environment's entry is.
     pub location: Location,
     /// Where its `name` value is.
@@ -145,8 +146,8 @@ pub struct DesiredFields {
     pub tags: Option<Vec<String>>,
     /// `settings`.
     pub settings: Option<JsonMap>,
-    /// `execution_environment`.
-    pub execution_environment: Option<ExecutionEnvironment>,
+    /// `execution_environment` (boxed: rarely set, and four collections wide).
+    pub execution_environment: Option<Box<ExecutionEnvironment>>,
     /// `nonsensitive`: the `env_vars` keys whose values plans and state show instead of a digest.
     pub nonsensitive: BTreeSet<String>,
 }

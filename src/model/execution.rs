@@ -29,6 +29,14 @@ impl ExecutionEnvironment {
     /// The keys of its wire form, in order.
     pub const KEYS: &'static [&'static str] =
         &["env_vars", "secrets", "integration_ids", "mcp_servers"];
+
+    /// Whether every part is empty: on the wire, `{}`, which is also how an absent one is written.
+    pub fn is_empty(&self) -> bool {
+        self.env_vars.is_empty()
+            && self.secrets.is_empty()
+            && self.integration_ids.is_empty()
+            && self.mcp_servers.is_empty()
+    }
 }
 
 impl fmt::Debug for ExecutionEnvironment {

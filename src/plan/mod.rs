@@ -35,8 +35,8 @@ pub(crate) use field::is_empty_collection;
 pub use field::{DIGEST_PREFIX, LEGACY_DIGEST_PREFIX, SecretDigests, is_digest, legacy_digest};
 pub use model::{
     Action, Drift, DriftResolution, FieldChange, PLAN_FORMAT_VERSION, Plan, PlanLoadError,
-    PlanOptions, PlanSettings, Refusal, Rename, ResourceChange, StateRecord, Step, StepId,
-    StepNote, Summary, SwapPart, Unmanaged,
+    PlanOptions, PlanSettings, Recorded, Refusal, Rename, ResourceChange, StateRecord, Step,
+    StepId, StepNote, Summary, SwapPart, Unmanaged,
 };
 pub use payload::{Payload, ResolveError};
 pub use planner::{diff, last_applied, swap_temporary_name};

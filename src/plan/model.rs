@@ -378,8 +378,9 @@ pub struct Step {
     pub name: String,
     /// The live environment acted on; `None` for a create.
     pub environment_id: Option<EnvironmentId>,
-    /// The rename the step performs, if any.
-    pub rename: Option<Rename>,
+    /// The rename the step performs, if any (boxed: rare, and a plan holds a step per
+    /// environment).
+    pub rename: Option<Box<Rename>>,
     /// Which half of a swap through a temporary name this step is.
     pub swap: Option<SwapPart>,
     /// Fields with their value before and after (secrets digested). For a create or an update
@@ -460,20 +461,15 @@ impl Step {
             .and_then(|rename| state.resources.remove(&rename.from));
         let name = self.final_name().to_owned();
         match &self.record {
-            StateRecord::Record {
-                last_applied,
-                prevent_destroy,
-                depends_on,
-                renamed_from,
-            } => {
+            StateRecord::Record(recorded) => {
                 state.resources.insert(
                     name,
                     ResourceState {
                         id: environment_id,
-                        last_applied: AppliedFields::new(last_applied),
-                        prevent_destroy: *prevent_destroy,
-                        depends_on: depends_on.clone(),
-                        renamed_from: renamed_from.clone(),
+                        last_applied: AppliedFields::new(&recorded.last_applied),
+                        prevent_destroy: recorded.prevent_destroy,
+                        depends_on: recorded.depends_on.clone(),
+                        renamed_from: recorded.renamed_from.clone(),
                     },
                 );
             }
@@ -524,17 +520,9 @@ pub enum SwapPart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateRecord {
-    /// Record the environment under its final name with this last-applied document.
-    Record {
-        /// The managed fields as applied (secret values as digests).
-        last_applied: JsonMap,
-        /// `lifecycle.prevent_destroy`.
-        prevent_destroy: bool,
-        /// `depends_on` names.
-        depends_on: Vec<String>,
-        /// `renamed_from`, so the rename is not made again.
-        renamed_from: Option<String>,
-    },
+    /// Record the environment under its final name with this entry. (Boxed: a plan holds a step
+    /// per environment, and most hold `Keep`.)
+    Record(Box<Recorded>),
     /// Move the entry along with the rename, unchanged (the first half of a swap).
     Carry,
     /// Leave the entry as it is: a no-op whose record state already holds. (A variant of its
@@ -545,21 +533,29 @@ pub enum StateRecord {
     Forget,
 }
 
+/// The state entry a [`StateRecord::Record`] writes, but for the environment's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The managed fields as applied (secret values as digests).
+    pub last_applied: JsonMap,
+    /// `lifecycle.prevent_destroy`.
+    pub prevent_destroy: bool,
+    /// `depends_on` names.
+    pub depends_on: Vec<String>,
+    /// `renamed_from`, so the rename is not made again.
+    pub renamed_from: Option<String>,
+}
+
 impl StateRecord {
     /// Whether `resource`, whose last-applied fields parse to `applied`, already holds this
     /// record (a `Record` with equal contents).
     pub fn is_held_by(&self, resource: &ResourceState, applied: &JsonMap) -> bool {
         match self {
-            StateRecord::Record {
-                last_applied,
-                prevent_destroy,
-                depends_on,
-                renamed_from,
-            } => {
-                resource.prevent_destroy == *prevent_destroy
-                    && resource.depends_on == *depends_on
-                    && resource.renamed_from == *renamed_from
-                    && applied == last_applied
+            StateRecord::Record(recorded) => {
+                resource.prevent_destroy == recorded.prevent_destroy
+                    && resource.depends_on == recorded.depends_on
+                    && resource.renamed_from == recorded.renamed_from
+                    && *applied == recorded.last_applied
             }
             StateRecord::Carry | StateRecord::Keep | StateRecord::Forget => false,
         }

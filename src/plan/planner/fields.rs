@@ -14,7 +14,7 @@ use crate::model::{EnvironmentId, JsonMap, ManagedField, Owner, Status};
 use crate::plan::error::PlanError;
 use crate::plan::field::SecretDigests;
 use crate::plan::model::{
-    Action, Drift, FieldChange, Rename, StateRecord, Step, StepNote, SwapPart,
+    Action, Drift, FieldChange, Recorded, Rename, StateRecord, Step, StepNote, SwapPart,
 };
 use crate::plan::value;
 use crate::plan::warning::PlanWarning;
@@ -32,12 +32,12 @@ pub fn last_applied(environment: &DesiredEnvironment, digests: SecretDigests) ->
         .collect()
 }
 
-/// What planning one desired environment adds to the plan.
+/// What planning one desired environment adds to the plan besides its step.
 pub(super) struct PlannedEnvironment {
     /// The live environment it took.
     pub(super) live: Option<EnvironmentId>,
-    /// Its step, or two for a swap.
-    pub(super) steps: Vec<Step>,
+    /// The first half of a swap, which goes before the step (boxed: rare).
+    pub(super) to_temporary: Option<Box<Step>>,
     /// Drift found on it.
     pub(super) drift: Vec<Drift>,
     /// Warnings about it.
@@ -76,37 +76,35 @@ impl<'a> Planner<'a> {
             .collect();
         desired.sort_by(|left, right| left.name.cmp(&right.name));
         let planner = &*self;
-        let planned = crate::parallel::in_runs(
-            &desired,
-            ENVIRONMENTS_PER_RUN,
-            |run| -> Vec<PlannedEnvironment> {
-                run.iter()
-                    .map(|environment| {
-                        let identity = planner.identify(environment, claims);
-                        let swapped = swapped.contains(&environment.name);
-                        planner.plan_environment(environment, identity, swapped)
-                    })
-                    .collect()
-            },
-        );
+        // Each step is written straight into the plan's list, in name order: a large plan holds
+        // one copy of its steps, not one per environment and another when they are joined.
+        let (steps, planned) =
+            crate::parallel::each_unzipped(&desired, ENVIRONMENTS_PER_RUN, |environment| {
+                let identity = planner.identify(environment, claims);
+                let swapped = swapped.contains(&environment.name);
+                planner.plan_environment(environment, identity, swapped)
+            });
         // Membership only: hashed sets, so nothing is copied or compared character by character.
         let mut taken = Taken {
             live: HashSet::with_capacity(desired.len()),
             names: HashSet::with_capacity(desired.len()),
         };
-        self.steps.reserve(desired.len());
-        for (environment, planned) in desired.iter().zip(planned.into_iter().flatten()) {
+        let mut halves = Vec::new();
+        for (index, (environment, planned)) in desired.iter().zip(planned).enumerate() {
             taken.live.extend(planned.live);
             taken.names.insert(&environment.name);
             taken
                 .names
                 .extend(claims.get(&environment.name).map(String::as_str));
-            self.steps.extend(planned.steps);
+            halves.extend(planned.to_temporary.map(|half| (index, *half)));
             self.drift.extend(planned.drift);
             self.warnings.extend(planned.warnings);
             self.errors.extend(planned.errors);
             self.not_kept.extend(planned.not_kept);
         }
+        // The first phase to add steps: the list is the plan's own.
+        debug_assert!(self.steps.is_empty(), "plan_desired adds the first steps");
+        self.steps = with_halves(steps, halves);
         taken
     }
 
@@ -116,10 +114,8 @@ impl<'a> Planner<'a> {
         environment: &DesiredEnvironment,
         identity: Identity<'a>,
         swapped: bool,
-    ) -> PlannedEnvironment {
+    ) -> (Step, PlannedEnvironment) {
         let (ignored, warnings) = ignore_paths(environment);
-        // Exact: a plan holds one of these per environment, and a growing one reserves four.
-        let mut steps = Vec::with_capacity(1 + usize::from(swapped));
         let mut drift = Vec::new();
         // The fields applied before, found in one pass over the record rather than one lookup
         // per field.
@@ -279,7 +275,7 @@ impl<'a> Planner<'a> {
                     .any(|change| change.field == ManagedField::Status)
         });
         let environment_id = identity.live.map(|live| live.id);
-        let record = StateRecord::Record {
+        let record = StateRecord::Record(Box::new(Recorded {
             last_applied: recorded,
             prevent_destroy: environment.lifecycle.prevent_destroy,
             depends_on: environment
@@ -291,7 +287,7 @@ impl<'a> Planner<'a> {
                 .renamed_from
                 .as_ref()
                 .map(|reference| reference.name.clone()),
-        };
+        }));
         // A no-op whose record state already holds keeps the entry: a plan of a large
         // configuration with few changes then holds no second copy of every environment.
         // `managed` is the entry under this name with live's id; its fields are parsed above.
@@ -303,18 +299,21 @@ impl<'a> Planner<'a> {
             }
             _ => record,
         };
-        let mut rename = identity.renamed_from.clone().map(|from| Rename {
-            from,
-            to: environment.name.clone(),
+        let mut rename = identity.renamed_from.clone().map(|from| {
+            Box::new(Rename {
+                from,
+                to: environment.name.clone(),
+            })
         });
         let mut swap = None;
+        let mut to_temporary = None;
         if swapped && let Some(whole) = &rename {
             let temporary = swap_temporary_name(&whole.from, &whole.to);
-            steps.push(Step {
-                rename: Some(Rename {
+            to_temporary = Some(Box::new(Step {
+                rename: Some(Box::new(Rename {
                     from: whole.from.clone(),
                     to: temporary.clone(),
-                }),
+                })),
                 swap: Some(SwapPart::ToTemporary),
                 ..Step::new(
                     Action::Rename,
@@ -322,14 +321,14 @@ impl<'a> Planner<'a> {
                     environment_id,
                     StateRecord::Carry,
                 )
-            });
-            rename = Some(Rename {
+            }));
+            rename = Some(Box::new(Rename {
                 from: temporary,
                 to: environment.name.clone(),
-            });
+            }));
             swap = Some(SwapPart::FromTemporary);
         }
-        steps.push(Step {
+        let step = Step {
             rename,
             swap,
             changes,
@@ -338,15 +337,16 @@ impl<'a> Planner<'a> {
             owner,
             notes,
             ..Step::new(action, &environment.name, environment_id, record)
-        });
-        PlannedEnvironment {
+        };
+        let planned = PlannedEnvironment {
             live: environment_id,
-            steps,
+            to_temporary,
             drift,
             warnings,
             errors,
             not_kept,
-        }
+        };
+        (step, planned)
     }
 
     /// The stamp the step must write (`None`: live carries the right one already) and why the
@@ -390,6 +390,23 @@ impl<'a> Planner<'a> {
             None => (Some(ours), Vec::new()),
         }
     }
+}
+
+/// `steps` with each swap's first half (by the index of the step it goes before) in its place.
+/// Only a plan with swaps builds the list again.
+fn with_halves(steps: Vec<Step>, halves: Vec<(usize, Step)>) -> Vec<Step> {
+    if halves.is_empty() {
+        return steps;
+    }
+    let mut joined = Vec::with_capacity(steps.len() + halves.len());
+    let mut halves = halves.into_iter().peekable();
+    for (index, step) in steps.into_iter().enumerate() {
+        if let Some((_, half)) = halves.next_if(|(before, _)| *before == index) {
+            joined.push(half);
+        }
+        joined.push(step);
+    }
+    joined
 }
 
 /// The `ignore_changes` paths of an environment, as value paths; unknown fields are warned.

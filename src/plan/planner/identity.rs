@@ -46,7 +46,7 @@ impl<'a> Planner<'a> {
             .desired
             .environments
             .iter()
-            .filter_map(|environment| Some((environment, environment.renamed_from.as_ref()?)))
+            .filter_map(|environment| Some((environment, environment.renamed_from.as_deref()?)))
             .collect();
         renamed.sort_by(|(left, _), (right, _)| left.name.cmp(&right.name));
         let mut claims: BTreeMap<String, String> = BTreeMap::new();

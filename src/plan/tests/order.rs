@@ -105,7 +105,7 @@ fn a_name_is_freed_before_it_is_claimed() {
     // `api` is renamed to `service`, and a new `api` is created: the rename goes first although
     // `api` sorts before `service`.
     let mut service = desired("service");
-    service.renamed_from = Some(reference("api"));
+    service.renamed_from = Some(Box::new(reference("api")));
     let desired = document(vec![desired("api"), service]);
     let live_api = live(1, "api");
     let mut state = state();
@@ -119,9 +119,9 @@ fn a_name_is_freed_before_it_is_claimed() {
 fn a_rename_chain_runs_from_its_end() {
     // a → b and b → c: `b` must become `c` before `a` can become `b`.
     let mut b = desired("b");
-    b.renamed_from = Some(reference("a"));
+    b.renamed_from = Some(Box::new(reference("a")));
     let mut c = desired("c");
-    c.renamed_from = Some(reference("b"));
+    c.renamed_from = Some(Box::new(reference("b")));
     let mut state = state();
     let (live_a, live_b) = (live(1, "a"), live(2, "b"));
     manage(&mut state, &live_a, object(json!({})));
@@ -249,7 +249,7 @@ fn live_default() -> crate::api::Environment {
 fn a_cycle_through_names_and_depends_on_is_reported_whole() {
     // `api` (renamed to `service`) depends on a new `api`, which needs the name freed first.
     let mut service = desired("service");
-    service.renamed_from = Some(reference("api"));
+    service.renamed_from = Some(Box::new(reference("api")));
     service.depends_on = vec![reference("api")];
     let desired = document(vec![desired("api"), service]);
     let live_api = live(1, "api");

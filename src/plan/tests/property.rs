@@ -40,7 +40,7 @@ fn fields() -> impl Strategy<Value = DesiredFields> {
                     execution_environment: secret.map(|secret| {
                         let mut execution = ExecutionEnvironment::default();
                         execution.env_vars.insert("TOKEN".to_owned(), json!(secret));
-                        execution
+                        Box::new(execution)
                     }),
                     // Sometimes the file marks the key `nonsensitive`: it converges the same way.
                     nonsensitive: if reveal {
@@ -107,7 +107,7 @@ fn world(slots: &[Slot]) -> (Desired, Vec<Environment>, State) {
             // One environment per old name, never its own, never `default` (a plan error).
             environment.renamed_from = renamed_from
                 .filter(|&from| from != index && renamed_from_taken.insert(from))
-                .map(|from| reference(NAMES[from]));
+                .map(|from| Box::new(reference(NAMES[from])));
             environment.depends_on = depends_on[..index]
                 .iter()
                 .enumerate()
@@ -171,7 +171,7 @@ fn execute(
                 environment.metadata = body.metadata;
                 environment.tags = body.tags;
                 environment.settings = body.settings;
-                environment.execution_environment = body.execution_environment;
+                environment.execution_environment = body.execution_environment.map(Box::new);
                 let id = environment.id;
                 live.push(environment);
                 id
@@ -199,10 +199,12 @@ fn execute(
                 apply(&mut environment.metadata, patch.metadata);
                 apply(&mut environment.tags, patch.tags);
                 apply(&mut environment.settings, patch.settings);
-                apply(
-                    &mut environment.execution_environment,
-                    patch.execution_environment,
-                );
+                let execution = match patch.execution_environment {
+                    Patch::Unchanged => Patch::Unchanged,
+                    Patch::Clear => Patch::Clear,
+                    Patch::Set(execution) => Patch::Set(Box::new(execution)),
+                };
+                apply(&mut environment.execution_environment, execution);
                 id
             }
             Payload::Delete { id } => {

@@ -158,11 +158,11 @@ fn ignore_changes_keeps_live_values_under_the_path_and_reports_them_as_ignored_d
         .collect();
     assert_eq!(ignored, ["metadata.owner"]);
     // The recorded document keeps live's owner, so the ignored drift is not reported again.
-    let StateRecord::Record { last_applied, .. } = &step.record else {
+    let StateRecord::Record(recorded) = &step.record else {
         panic!("expected a record");
     };
     assert_eq!(
-        last_applied["metadata"],
+        recorded.last_applied["metadata"],
         json!({"owner": "bob", "team": "platform"})
     );
 }
@@ -273,10 +273,10 @@ fn deleting_default_is_an_error() {
 fn renaming_default_away_is_an_error_pointing_at_renamed_from() {
     let text = "environments:\n  - name: primary\n    renamed_from: default\n";
     let mut primary = desired("primary");
-    primary.renamed_from = Some(crate::desired::Reference {
+    primary.renamed_from = Some(Box::new(crate::desired::Reference {
         name: "default".to_owned(),
         location: find(text, "default", 0),
-    });
+    }));
     let desired = located_document(text, vec![primary]);
     let errors = plan_err(&desired, &[live(1, "default")], &state());
     let rendered = render_errors(&errors);
@@ -349,13 +349,13 @@ fn a_no_op_keeps_the_state_entry_that_holds_it_and_records_one_that_differs() {
     assert_eq!(step("service-01").action, Action::NoOp);
     assert_eq!(step("service-01").record, StateRecord::Keep);
     assert_eq!(step("service-02").action, Action::NoOp);
-    let StateRecord::Record { depends_on, .. } = &step("service-02").record else {
+    let StateRecord::Record(recorded) = &step("service-02").record else {
         panic!(
             "the new depends_on is recorded: {:?}",
             step("service-02").record
         );
     };
-    assert_eq!(depends_on, &["service-01".to_owned()]);
+    assert_eq!(recorded.depends_on, ["service-01".to_owned()]);
 
     let mut after = state.clone();
     for step in plan.steps() {
@@ -516,7 +516,7 @@ fn an_unknown_target_is_an_error_with_a_suggestion() {
 #[test]
 fn renamed_from_renames_in_place_and_moves_the_state_entry() {
     let mut api = with_description("api", "API");
-    api.renamed_from = Some(reference("api-old"));
+    api.renamed_from = Some(Box::new(reference("api-old")));
     let mut live_api = live(1, "api-old");
     live_api.description = Some("API".to_owned());
     let mut state = state();
@@ -545,7 +545,7 @@ fn renamed_from_renames_in_place_and_moves_the_state_entry() {
 #[test]
 fn renamed_from_is_ignored_with_a_warning_when_the_new_name_exists() {
     let mut api = desired("api");
-    api.renamed_from = Some(reference("api-old"));
+    api.renamed_from = Some(Box::new(reference("api-old")));
     let mut state = state();
     let live_api = live(1, "api");
     let live_old = live(2, "api-old");
@@ -997,12 +997,12 @@ fn a_state_with_unsalted_digests_plans_no_change_and_records_salted_ones() {
     let app = desired_with(
         "app",
         DesiredFields {
-            execution_environment: Some(execution.clone()),
+            execution_environment: Some(Box::new(execution.clone())),
             ..DesiredFields::default()
         },
     );
     let mut live_app = live(1, "app");
-    live_app.execution_environment = Some(execution);
+    live_app.execution_environment = Some(Box::new(execution));
     // Written before digests were salted: no salt, plain SHA-256 digests.
     let mut legacy = state();
     legacy.digest_salt = None;
@@ -1027,11 +1027,11 @@ fn a_state_with_unsalted_digests_plans_no_change_and_records_salted_ones() {
     assert!(plan.drift().is_empty(), "{:?}", plan.drift());
     // The step records the digests salted; the plan carries the salt for apply to store.
     let salted = crate::plan::SecretDigests::of(&state);
-    let StateRecord::Record { last_applied, .. } = &plan.steps()[0].record else {
+    let StateRecord::Record(recorded) = &plan.steps()[0].record else {
         panic!("a record");
     };
     assert_eq!(
-        last_applied["execution_environment"]["env_vars"]["LOG_LEVEL"],
+        recorded.last_applied["execution_environment"]["env_vars"]["LOG_LEVEL"],
         json!(salted.digest(&json!("info")))
     );
     assert_eq!(plan.base().digest_salt, state.digest_salt);

@@ -111,7 +111,7 @@ pub(crate) fn adopt_rename_recreate() -> (Desired, Vec<Environment>, State) {
             ..DesiredFields::default()
         },
     );
-    api.renamed_from = Some(reference("api-old"));
+    api.renamed_from = Some(Box::new(reference("api-old")));
     let batch = desired_with(
         "batch",
         DesiredFields {
@@ -201,7 +201,7 @@ pub(crate) fn secrets() -> (Desired, Vec<Environment>, State) {
     let staging = desired_with(
         "staging",
         DesiredFields {
-            execution_environment: Some(create_execution),
+            execution_environment: Some(Box::new(create_execution)),
             ..DesiredFields::default()
         },
     );
@@ -215,7 +215,7 @@ pub(crate) fn secrets() -> (Desired, Vec<Environment>, State) {
     let production = desired_with(
         "production",
         DesiredFields {
-            execution_environment: Some(update_execution),
+            execution_environment: Some(Box::new(update_execution)),
             ..DesiredFields::default()
         },
     );
@@ -231,11 +231,11 @@ pub(crate) fn secrets() -> (Desired, Vec<Environment>, State) {
         .env_vars
         .insert("LEGACY_TOKEN".to_owned(), json!(SECRET_VALUES[3]));
     let mut live_production = live(1, "production");
-    live_production.execution_environment = Some(live_execution.clone());
+    live_production.execution_environment = Some(Box::new(live_execution.clone()));
 
     let mut state = state();
     let mut applied = production.clone();
-    applied.fields.execution_environment = Some(live_execution);
+    applied.fields.execution_environment = Some(Box::new(live_execution));
     manage(&mut state, &live_production, last_applied(&applied));
     (
         document(vec![staging, production]),
@@ -275,7 +275,7 @@ pub(crate) fn swap() -> (Desired, Vec<Environment>, State) {
             ..DesiredFields::default()
         },
     );
-    blue.renamed_from = Some(reference("green"));
+    blue.renamed_from = Some(Box::new(reference("green")));
     let mut green = desired_with(
         "green",
         DesiredFields {
@@ -283,7 +283,7 @@ pub(crate) fn swap() -> (Desired, Vec<Environment>, State) {
             ..DesiredFields::default()
         },
     );
-    green.renamed_from = Some(reference("blue"));
+    green.renamed_from = Some(Box::new(reference("blue")));
     // Before the swap, live `green` serves traffic and live `blue` is idle.
     let mut live_blue = live(1, "blue");
     live_blue.description = Some("Idle".to_owned());
