@@ -85,6 +85,27 @@ impl<T: DeserializeOwned> ArrayStream<T> {
     pub(super) fn push(&mut self, chunk: &[u8]) -> Result<(), ArrayError> {
         self.pending.extend_from_slice(chunk);
         while self.scanned < self.pending.len() {
+            if let Position::Element {
+                in_string,
+                escaped: false,
+                ..
+            } = self.position
+            {
+                // Most of an element's bytes change nothing here: the scan jumps to the next one
+                // that can (a quote or backslash in a string; a quote or bracket outside one).
+                let rest = &self.pending[self.scanned..];
+                let next = if in_string {
+                    memchr::memchr2(b'"', b'\\', rest)
+                } else {
+                    rest.iter()
+                        .position(|byte| matches!(byte, b'"' | b'{' | b'}' | b'[' | b']'))
+                };
+                let Some(next) = next else {
+                    self.scanned = self.pending.len();
+                    break;
+                };
+                self.scanned += next;
+            }
             let byte = self.pending[self.scanned];
             let offset = self.consumed + self.scanned;
             self.position = match self.position {

@@ -546,19 +546,13 @@ pub struct Recorded {
     pub renamed_from: Option<String>,
 }
 
-impl StateRecord {
-    /// Whether `resource`, whose last-applied fields parse to `applied`, already holds this
-    /// record (a `Record` with equal contents).
+impl Recorded {
+    /// Whether `resource`, whose last-applied fields parse to `applied`, already holds this entry.
     pub fn is_held_by(&self, resource: &ResourceState, applied: &JsonMap) -> bool {
-        match self {
-            StateRecord::Record(recorded) => {
-                resource.prevent_destroy == recorded.prevent_destroy
-                    && resource.depends_on == recorded.depends_on
-                    && resource.renamed_from == recorded.renamed_from
-                    && *applied == recorded.last_applied
-            }
-            StateRecord::Carry | StateRecord::Keep | StateRecord::Forget => false,
-        }
+        resource.prevent_destroy == self.prevent_destroy
+            && resource.depends_on == self.depends_on
+            && resource.renamed_from == self.renamed_from
+            && *applied == self.last_applied
     }
 }
 

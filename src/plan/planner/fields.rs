@@ -275,7 +275,7 @@ impl<'a> Planner<'a> {
                     .any(|change| change.field == ManagedField::Status)
         });
         let environment_id = identity.live.map(|live| live.id);
-        let record = StateRecord::Record(Box::new(Recorded {
+        let entry = Recorded {
             last_applied: recorded,
             prevent_destroy: environment.lifecycle.prevent_destroy,
             depends_on: environment
@@ -287,17 +287,17 @@ impl<'a> Planner<'a> {
                 .renamed_from
                 .as_ref()
                 .map(|reference| reference.name.clone()),
-        }));
+        };
         // A no-op whose record state already holds keeps the entry: a plan of a large
         // configuration with few changes then holds no second copy of every environment.
         // `managed` is the entry under this name with live's id; its fields are parsed above.
         let record = match (identity.managed, &applied) {
             (Some(resource), Some(applied))
-                if action == Action::NoOp && record.is_held_by(resource, applied) =>
+                if action == Action::NoOp && entry.is_held_by(resource, applied) =>
             {
                 StateRecord::Keep
             }
-            _ => record,
+            _ => StateRecord::Record(Box::new(entry)),
         };
         let mut rename = identity.renamed_from.clone().map(|from| {
             Box::new(Rename {
