@@ -32,10 +32,8 @@ pub fn last_applied(environment: &DesiredEnvironment, digests: SecretDigests) ->
         .collect()
 }
 
-/// What planning one desired environment adds to the plan besides its step.
+/// What planning one desired environment adds to the plan besides its step: for most, nothing.
 pub(super) struct PlannedEnvironment {
-    /// The live environment it took.
-    pub(super) live: Option<EnvironmentId>,
     /// The first half of a swap, which goes before the step (boxed: rare).
     pub(super) to_temporary: Option<Box<Step>>,
     /// Drift found on it.
@@ -46,6 +44,17 @@ pub(super) struct PlannedEnvironment {
     pub(super) errors: Vec<PlanError>,
     /// Fields left alone because the control plane does not keep them.
     pub(super) not_kept: Vec<ManagedField>,
+}
+
+impl PlannedEnvironment {
+    /// Whether it adds nothing.
+    fn is_empty(&self) -> bool {
+        self.to_temporary.is_none()
+            && self.drift.is_empty()
+            && self.warnings.is_empty()
+            && self.errors.is_empty()
+            && self.not_kept.is_empty()
+    }
 }
 
 /// Fewest desired environments worth a run on another thread.
@@ -78,7 +87,7 @@ impl<'a> Planner<'a> {
         let planner = &*self;
         // Each step is written straight into the plan's list, in name order: a large plan holds
         // one copy of its steps, not one per environment and another when they are joined.
-        let (steps, planned) =
+        let (steps, besides) =
             crate::parallel::each_unzipped(&desired, ENVIRONMENTS_PER_RUN, |environment| {
                 let identity = planner.identify(environment, claims);
                 let swapped = swapped.contains(&environment.name);
@@ -90,12 +99,17 @@ impl<'a> Planner<'a> {
             names: HashSet::with_capacity(desired.len()),
         };
         let mut halves = Vec::new();
-        for (index, (environment, planned)) in desired.iter().zip(planned).enumerate() {
-            taken.live.extend(planned.live);
+        let joined = desired.iter().zip(&steps).zip(besides);
+        for (index, ((environment, step), beside)) in joined.enumerate() {
+            // The step acts on the live environment this one took.
+            taken.live.extend(step.environment_id);
             taken.names.insert(&environment.name);
             taken
                 .names
                 .extend(claims.get(&environment.name).map(String::as_str));
+            let Some(planned) = beside else {
+                continue;
+            };
             halves.extend(planned.to_temporary.map(|half| (index, *half)));
             self.drift.extend(planned.drift);
             self.warnings.extend(planned.warnings);
@@ -114,7 +128,7 @@ impl<'a> Planner<'a> {
         environment: &DesiredEnvironment,
         identity: Identity<'a>,
         swapped: bool,
-    ) -> (Step, PlannedEnvironment) {
+    ) -> (Step, Option<Box<PlannedEnvironment>>) {
         let (ignored, warnings) = ignore_paths(environment);
         let mut drift = Vec::new();
         // The fields applied before, found in one pass over the record rather than one lookup
@@ -338,15 +352,16 @@ impl<'a> Planner<'a> {
             notes,
             ..Step::new(action, &environment.name, environment_id, record)
         };
-        let planned = PlannedEnvironment {
-            live: environment_id,
+        let beside = PlannedEnvironment {
             to_temporary,
             drift,
             warnings,
             errors,
             not_kept,
         };
-        (step, planned)
+        // Boxed, and only when there is something: a large plan keeps one pointer per
+        // environment while the steps are joined.
+        (step, (!beside.is_empty()).then(|| Box::new(beside)))
     }
 
     /// The stamp the step must write (`None`: live carries the right one already) and why the
