@@ -160,6 +160,69 @@ impl fmt::Display for ManagedField {
     }
 }
 
+/// A set of managed fields, one bit each: what a step leaves unchanged, held without an allocation
+/// (a plan holds a step per environment). Iterated, serialized and shown in display order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(u16);
+
+impl FieldSet {
+    /// Adds `field`.
+    pub fn insert(&mut self, field: ManagedField) {
+        self.0 |= Self::bit(field);
+    }
+
+    /// Whether `field` is in the set.
+    pub fn contains(self, field: ManagedField) -> bool {
+        self.0 & Self::bit(field) != 0
+    }
+
+    /// How many fields are in the set.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The fields, in display order.
+    pub fn iter(self) -> impl Iterator<Item = ManagedField> {
+        ManagedField::ALL
+            .into_iter()
+            .filter(move |field| self.contains(*field))
+    }
+
+    fn bit(field: ManagedField) -> u16 {
+        1 << (field as u16)
+    }
+}
+
+impl FromIterator<ManagedField> for FieldSet {
+    fn from_iter<I: IntoIterator<Item = ManagedField>>(fields: I) -> Self {
+        let mut set = Self::default();
+        for field in fields {
+            set.insert(field);
+        }
+        set
+    }
+}
+
+/// Written as the list of its fields' wire names, as a list of fields always was.
+impl Serialize for FieldSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<ManagedField>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
@@ -184,6 +247,26 @@ mod tests {
             );
         }
         assert_eq!(ManagedField::from_wire_name("id"), None);
+    }
+
+    #[test]
+    fn a_field_set_holds_each_field_once_in_display_order() {
+        let mut set = FieldSet::default();
+        assert!(set.is_empty());
+        for field in ManagedField::ALL.into_iter().rev() {
+            set.insert(field);
+            set.insert(field);
+        }
+        assert_eq!(set.len(), ManagedField::ALL.len());
+        assert!(set.iter().eq(ManagedField::ALL));
+        let some: FieldSet = [ManagedField::Tags, ManagedField::DisplayName]
+            .into_iter()
+            .collect();
+        let written = serde_json::to_string(&some).expect("serializes");
+        assert_eq!(written, r#"["display_name","tags"]"#);
+        let read: FieldSet = serde_json::from_str(&written).expect("reads");
+        assert_eq!(read, some);
+        assert!(!read.contains(ManagedField::Status));
     }
 
     #[test]

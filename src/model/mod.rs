@@ -17,7 +17,7 @@ mod wire_enum;
 pub use audit::{AuditAction, UnknownAuditAction};
 pub use compact::compacted;
 pub use execution::ExecutionEnvironment;
-pub use field::{FieldSpec, ManagedField};
+pub use field::{FieldSet, FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId, WorkerId};
 pub use name::{
     DEFAULT_ENVIRONMENT, NAME_MAX_CHARS, NAME_MIN_CHARS, NameProblem, is_invisible, text_problem,

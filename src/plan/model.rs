@@ -15,7 +15,7 @@ use super::error::{PlanError, PlanErrors, ThresholdKind};
 use super::value::ValuePath;
 use super::warning::PlanWarning;
 use crate::api::{EnvironmentId, JsonMap, Status};
-use crate::model::{ManagedField, Owner};
+use crate::model::{FieldSet, ManagedField, Owner};
 use crate::state::{AppliedFields, ResourceState, State};
 
 /// The version of the saved plan format and of the JSON rendering.
@@ -387,7 +387,7 @@ pub struct Step {
     /// these are the fields sent; for a delete, the fields that go with the environment.
     pub changes: Vec<FieldChange>,
     /// Fields in the file whose live value already matches.
-    pub unchanged: Vec<ManagedField>,
+    pub unchanged: FieldSet,
     /// Steps that must finish first.
     pub depends_on: Vec<StepId>,
     /// Wait until the environment has left `provisioning`: after a create (the organization's
@@ -421,7 +421,7 @@ impl Step {
             rename: None,
             swap: None,
             changes: Vec::new(),
-            unchanged: Vec::new(),
+            unchanged: FieldSet::default(),
             depends_on: Vec::new(),
             wait_for_provisioning: false,
             record,

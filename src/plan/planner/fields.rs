@@ -10,7 +10,7 @@ use super::context::Planner;
 use super::drift::{Compared, DriftInputs, record_drift};
 use super::identity::{Identity, swap_temporary_name, swapped_renames};
 use crate::desired::DesiredEnvironment;
-use crate::model::{EnvironmentId, JsonMap, ManagedField, Owner, Status};
+use crate::model::{EnvironmentId, FieldSet, JsonMap, ManagedField, Owner, Status};
 use crate::plan::error::PlanError;
 use crate::plan::field::SecretDigests;
 use crate::plan::model::{
@@ -144,7 +144,7 @@ impl<'a> Planner<'a> {
             }));
         }
         let mut changes = Vec::new();
-        let mut unchanged = Vec::new();
+        let mut unchanged = FieldSet::default();
         let mut recorded = JsonMap::new();
         // Each field compared against live, kept for the drift check before `after` moves into
         // the record: values are built once and cloned only into changes.
@@ -214,7 +214,7 @@ impl<'a> Planner<'a> {
             };
             let live_if_different = if unchanged_live {
                 if in_file {
-                    unchanged.push(field);
+                    unchanged.insert(field);
                 }
                 None
             } else {
