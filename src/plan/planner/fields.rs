@@ -131,18 +131,19 @@ impl<'a> Planner<'a> {
     ) -> (Step, Option<Box<PlannedEnvironment>>) {
         let (ignored, warnings) = ignore_paths(environment);
         let mut drift = Vec::new();
-        // The fields applied before, found in one pass over the record rather than one lookup
-        // per field.
-        let mut applied_fields: Vec<ManagedField> = Vec::new();
         // Parsed from state's text once per environment, and dropped with this plan of it.
         let applied = identity
             .managed
             .map(|resource| resource.last_applied.to_map());
-        if let Some(applied) = &applied {
-            applied_fields.extend(applied.iter().filter_map(|(name, value)| {
+        // The fields applied before, found in one pass over the record rather than one lookup
+        // per field.
+        let applied_fields: FieldSet = applied
+            .iter()
+            .flatten()
+            .filter_map(|(name, value)| {
                 ManagedField::from_wire_name(name).filter(|_| !value.is_null())
-            }));
-        }
+            })
+            .collect();
         let mut changes = Vec::new();
         let mut unchanged = FieldSet::default();
         let mut recorded = JsonMap::new();
@@ -172,7 +173,7 @@ impl<'a> Planner<'a> {
             }
             let desired = field.desired_value(&environment.fields, self.digests);
             let in_file = desired.is_some();
-            let was_applied = applied_fields.contains(&field);
+            let was_applied = applied_fields.contains(field);
             let target = match desired {
                 Some(value) => Some(value),
                 None if field.clears_when_removed() && was_applied => None,
