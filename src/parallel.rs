@@ -118,6 +118,21 @@ where
     }
 }
 
+/// Starts `work` in the pool and returns at once; its result arrives on the receiver. Without a
+/// pool the work is done before this returns.
+pub(crate) fn start<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<R> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    // A dropped receiver means nobody waits for the result any more.
+    let job = move || drop(sender.send(work()));
+    match POOL.as_ref() {
+        Some(pool) => pool.spawn(job),
+        None => job(),
+    }
+    receiver
+}
+
 /// How many items go in each run of `items` items: a few runs per thread, each of at least
 /// `smallest` items (all of them in one run when there are fewer).
 fn run_size(items: usize, smallest: usize) -> usize {
@@ -130,7 +145,7 @@ fn run_size(items: usize, smallest: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{each, each_unzipped, in_owned_runs, in_runs};
+    use super::{each, each_unzipped, in_owned_runs, in_runs, start};
 
     #[test]
     fn results_come_back_in_input_order() {
@@ -152,6 +167,16 @@ mod tests {
         );
         assert_eq!(text[4321], "4321");
         assert_eq!(text.len(), items.len());
+    }
+
+    #[test]
+    fn started_work_answers_on_its_receiver() {
+        let receivers: Vec<_> = (0..20_u64).map(|item| start(move || item * 3)).collect();
+        let results: Vec<u64> = receivers
+            .into_iter()
+            .map(|receiver| receiver.blocking_recv().expect("the work ran"))
+            .collect();
+        assert_eq!(results, (0..20).map(|item| item * 3).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! A JSON array read as it arrives: each element is decoded once its last byte is in, and its
-//! bytes are then dropped. A list of 30,000 environments is so decoded while the rest of the
-//! answer is still on the wire, and never held whole beside what it decodes to.
+//! A JSON array read as it arrives: its elements' bytes are gathered into batches of about
+//! [`BATCH_BYTES`], each handed out once its last element is in, to be decoded while the rest of
+//! the answer is still on the wire (on other cores: a list of 30,000 environments takes longer to
+//! decode than to send). The answer is never held whole beside what it decodes to.
 
 use serde::de::DeserializeOwned;
+
+/// The text a batch gathers before it is handed out: a few hundred environments, a few
+/// milliseconds of decoding.
+pub(super) const BATCH_BYTES: usize = 256 * 1024;
 
 /// Where the reader is in the array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,19 +34,51 @@ enum Position {
     End,
 }
 
-/// Reads a JSON array of `T` from chunks of bytes: [`ArrayStream::push`] each chunk as it
-/// arrives, then [`ArrayStream::finish`].
-pub(super) struct ArrayStream<T> {
-    /// Bytes not yet decoded: the start of an element whose end has not arrived.
+/// Splits a JSON array into batches of its elements' text: [`ArrayStream::push`] each chunk as
+/// it arrives (it hands out a batch when one is full), then [`ArrayStream::finish`] (the last).
+pub(super) struct ArrayStream {
+    /// Bytes not yet handed out: whole elements of the batch being gathered, then the start of
+    /// an element whose end has not arrived.
     pending: Vec<u8>,
     /// How far into `pending` the scan has gone.
     scanned: usize,
     /// Where the element being read starts in `pending`.
     element_start: usize,
     position: Position,
-    /// Bytes of the answer consumed before `pending`, for error offsets.
+    /// Bytes of the answer handed out before `pending`, for error offsets.
     consumed: usize,
-    items: Vec<T>,
+    /// Where each whole element in `pending` starts and ends.
+    elements: Vec<(usize, usize)>,
+    /// The index in the array of the first element in `pending`.
+    first: usize,
+}
+
+/// Whole elements of the array, in order, as text.
+#[derive(Debug)]
+pub(super) struct Batch {
+    text: Vec<u8>,
+    /// Where each element starts and ends in `text`.
+    elements: Vec<(usize, usize)>,
+    /// The index in the array of the first element.
+    first: usize,
+}
+
+impl Batch {
+    /// The elements, decoded.
+    pub(super) fn decode<T: DeserializeOwned>(&self) -> Result<Vec<T>, ArrayError> {
+        self.elements
+            .iter()
+            .enumerate()
+            .map(|(index, &(start, end))| {
+                serde_json::from_slice(&self.text[start..end]).map_err(|source| {
+                    ArrayError::Element {
+                        index: self.first + index,
+                        source,
+                    }
+                })
+            })
+            .collect()
+    }
 }
 
 /// Why an answer is not a JSON array of the expected elements.
@@ -68,7 +105,7 @@ pub(super) enum ArrayError {
     },
 }
 
-impl<T: DeserializeOwned> ArrayStream<T> {
+impl ArrayStream {
     /// A reader that has seen nothing yet.
     pub(super) fn new() -> Self {
         Self {
@@ -77,12 +114,13 @@ impl<T: DeserializeOwned> ArrayStream<T> {
             element_start: 0,
             position: Position::Start,
             consumed: 0,
-            items: Vec::new(),
+            elements: Vec::new(),
+            first: 0,
         }
     }
 
-    /// Takes the next chunk of the answer, decoding every element it completes.
-    pub(super) fn push(&mut self, chunk: &[u8]) -> Result<(), ArrayError> {
+    /// Takes the next chunk of the answer; the batch it fills, if it fills one.
+    pub(super) fn push(&mut self, chunk: &[u8]) -> Result<Option<Batch>, ArrayError> {
         self.pending.extend_from_slice(chunk);
         while self.scanned < self.pending.len() {
             if let Position::Element {
@@ -154,7 +192,7 @@ impl<T: DeserializeOwned> ArrayStream<T> {
                         _ => depth,
                     };
                     if depth == 0 {
-                        self.decode_element()?;
+                        self.elements.push((self.element_start, self.scanned + 1));
                         Position::Between {
                             after_element: true,
                             after_comma: false,
@@ -172,46 +210,35 @@ impl<T: DeserializeOwned> ArrayStream<T> {
             };
             self.scanned += 1;
         }
-        self.drop_decoded();
-        Ok(())
+        let gathered = self.elements.last().map_or(0, |&(_, end)| end);
+        Ok((gathered >= BATCH_BYTES).then(|| self.hand_out()))
     }
 
-    /// The elements, once the whole answer is in.
-    pub(super) fn finish(self) -> Result<Vec<T>, ArrayError> {
+    /// The last batch (`None` when every element was handed out), once the whole answer is in.
+    pub(super) fn finish(mut self) -> Result<Option<Batch>, ArrayError> {
         match self.position {
-            Position::End => {
-                // The list lives as long as the plan: the growth's slack is given back (a shrink
-                // is made in place, without a copy).
-                let mut items = self.items;
-                items.shrink_to_fit();
-                Ok(items)
-            }
+            Position::End => Ok((!self.elements.is_empty()).then(|| self.hand_out())),
             _ => Err(ArrayError::Truncated),
         }
     }
 
-    /// Decodes the element that ends at the byte being scanned.
-    fn decode_element(&mut self) -> Result<(), ArrayError> {
-        let bytes = &self.pending[self.element_start..=self.scanned];
-        let item = serde_json::from_slice(bytes).map_err(|source| ArrayError::Element {
-            index: self.items.len(),
-            source,
-        })?;
-        self.items.push(item);
-        self.element_start = self.scanned + 1;
-        Ok(())
-    }
-
-    /// Drops the bytes before the element being read (all of them between elements).
-    fn drop_decoded(&mut self) {
-        let keep_from = match self.position {
-            Position::Element { .. } => self.element_start,
-            _ => self.scanned,
+    /// The whole elements gathered, as a batch; `pending` keeps what follows them.
+    fn hand_out(&mut self) -> Batch {
+        let end = self.elements.last().map_or(0, |&(_, end)| end);
+        // Room for the next batch, so gathering it copies nothing again.
+        let mut rest = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
+        rest.extend_from_slice(&self.pending[end..]);
+        self.pending.truncate(end);
+        let batch = Batch {
+            text: std::mem::replace(&mut self.pending, rest),
+            elements: std::mem::take(&mut self.elements),
+            first: self.first,
         };
-        self.pending.drain(..keep_from);
-        self.consumed += keep_from;
-        self.scanned -= keep_from;
-        self.element_start -= keep_from.min(self.element_start);
+        self.first += batch.elements.len();
+        self.consumed += end;
+        self.scanned -= end;
+        self.element_start = self.element_start.saturating_sub(end);
+        batch
     }
 }
 
@@ -221,17 +248,23 @@ fn syntax(expected: &'static str, offset: usize) -> ArrayError {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     use super::*;
 
-    /// Reads `text` in chunks of `size` bytes.
+    /// Reads `text` in chunks of `size` bytes, decoding each batch.
     fn read(text: &str, size: usize) -> Result<Vec<Value>, ArrayError> {
         let mut stream = ArrayStream::new();
+        let mut items = Vec::new();
         for chunk in text.as_bytes().chunks(size.max(1)) {
-            stream.push(chunk)?;
+            if let Some(batch) = stream.push(chunk)? {
+                items.extend(batch.decode::<Value>()?);
+            }
         }
-        stream.finish()
+        if let Some(batch) = stream.finish()? {
+            items.extend(batch.decode::<Value>()?);
+        }
+        Ok(items)
     }
 
     #[test]
@@ -273,15 +306,50 @@ mod tests {
     }
 
     #[test]
-    fn decoded_bytes_are_not_kept() {
-        let mut stream = ArrayStream::<Value>::new();
-        stream.push(br#"[{"a": 1}, {"b": "#).expect("reads");
-        assert_eq!(stream.pending, br#"{"b": "#);
-        stream.push(br#"2}]"#).expect("reads");
-        assert!(stream.pending.is_empty());
+    fn full_batches_are_handed_out_and_their_bytes_not_kept() {
+        let element = format!(r#"{{"a": "{}"}}"#, "x".repeat(1000));
+        let count = 2 * BATCH_BYTES / element.len() + 20;
+        let text = format!("[{}]", vec![element.as_str(); count].join(", "));
+        let mut stream = ArrayStream::new();
+        let mut batches = Vec::new();
+        for chunk in text.as_bytes().chunks(4096) {
+            batches.extend(stream.push(chunk).expect("reads"));
+            // Never more than a batch and a chunk waits.
+            assert!(stream.pending.len() < BATCH_BYTES + 2 * 4096);
+        }
+        assert_eq!(batches.len(), 2, "two full batches on the way");
+        batches.extend(stream.finish().expect("complete"));
+        assert_eq!(batches.len(), 3, "and the rest at the end");
+        let firsts: Vec<usize> = batches.iter().map(|batch| batch.first).collect();
+        let decoded: Vec<Vec<Value>> = batches
+            .iter()
+            .map(|batch| batch.decode().expect("decodes"))
+            .collect();
         assert_eq!(
-            stream.finish().expect("complete"),
-            vec![json!({"a": 1}), json!({"b": 2})]
+            firsts,
+            vec![0, decoded[0].len(), decoded[0].len() + decoded[1].len()]
+        );
+        let all: Vec<Value> = decoded.into_iter().flatten().collect();
+        assert_eq!(all.len(), count);
+        assert!(
+            all.iter()
+                .all(|item| item["a"].as_str().map(str::len) == Some(1000))
+        );
+    }
+
+    #[test]
+    fn an_element_error_names_its_index_in_the_whole_array() {
+        let good = format!(r#"{{"a": "{}"}}"#, "x".repeat(1000));
+        let count = BATCH_BYTES / good.len() + 5;
+        let mut elements = vec![good.as_str(); count];
+        elements.push(r#"{"a" 1}"#);
+        let text = format!("[{}]", elements.join(","));
+        let error = read(&text, 8192).expect_err("the last element is broken");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("element {count} of the array")),
+            "{error}"
         );
     }
 }

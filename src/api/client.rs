@@ -423,19 +423,76 @@ async fn read_bytes(response: reqwest::Response) -> Result<Bytes, ReadFailure> {
     response.bytes().await.map_err(ReadFailure::Transport)
 }
 
-/// The environments of a list answer, each decoded as soon as its bytes are in.
+/// Batches of a list answer decoded in the pool at once, at most; past that the reader decodes
+/// the next one itself, so the text waiting to be decoded stays bounded.
+const DECODING_AHEAD: usize = 8;
+
+/// A batch of a list answer being decoded.
+enum Decoding {
+    /// Decoded by the reader itself.
+    Done(Result<Vec<Environment>, ArrayError>),
+    /// Being decoded in the pool.
+    Started(tokio::sync::oneshot::Receiver<Result<Vec<Environment>, ArrayError>>),
+}
+
+/// The environments of a list answer, each batch decoded in the pool as soon as its bytes are
+/// in, while the rest arrives; in the answer's order.
 async fn read_list(mut response: reqwest::Response) -> Result<Vec<Environment>, ReadFailure> {
-    let mut stream = ArrayStream::new();
     let unexpected = |error: ArrayError| {
         ReadFailure::Answer(EnvironmentError::Transport {
             message: format!("unexpected answer from the control plane: {error}"),
             cause: Some(Box::new(error)),
         })
     };
+    let stopped = || {
+        ReadFailure::Answer(EnvironmentError::Transport {
+            message: "decoding the list answer stopped".to_owned(),
+            cause: None,
+        })
+    };
+    let mut stream = ArrayStream::new();
+    let mut decoding = std::collections::VecDeque::new();
+    let mut environments = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Transport)? {
-        stream.push(&chunk).map_err(unexpected)?;
+        let Some(batch) = stream.push(&chunk).map_err(unexpected)? else {
+            continue;
+        };
+        // What is decoded at the front is taken, so an error stops the read early.
+        while let Some(front) = decoding.pop_front() {
+            match front {
+                Decoding::Done(decoded) => environments.extend(decoded.map_err(unexpected)?),
+                Decoding::Started(mut receiver) => match receiver.try_recv() {
+                    Ok(decoded) => environments.extend(decoded.map_err(unexpected)?),
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                        decoding.push_front(Decoding::Started(receiver));
+                        break;
+                    }
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(stopped()),
+                },
+            }
+        }
+        decoding.push_back(if decoding.len() < DECODING_AHEAD {
+            Decoding::Started(crate::parallel::start(move || batch.decode()))
+        } else {
+            Decoding::Done(batch.decode())
+        });
     }
-    stream.finish().map_err(unexpected)
+    // The reader would only wait: it decodes the last batch itself.
+    let last = stream
+        .finish()
+        .map_err(unexpected)?
+        .map(|batch| batch.decode());
+    decoding.extend(last.map(Decoding::Done));
+    for batch in decoding {
+        let decoded = match batch {
+            Decoding::Done(decoded) => decoded,
+            Decoding::Started(receiver) => receiver.await.map_err(|_| stopped())?,
+        };
+        environments.extend(decoded.map_err(unexpected)?);
+    }
+    // The list lives as long as the plan: the growth's slack is given back.
+    environments.shrink_to_fit();
+    Ok(environments)
 }
 
 /// A failed attempt, with what the retry policy needs to know about it.
