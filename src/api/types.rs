@@ -52,7 +52,7 @@ pub struct Environment {
     #[serde(
         default,
         serialize_with = "super::wire::object_or_empty",
-        deserialize_with = "super::wire::compact_object"
+        deserialize_with = "crate::model::compact_object"
     )]
     #[schema(value_type = Option<Object>)]
     pub configuration: Option<JsonMap>,
@@ -60,7 +60,7 @@ pub struct Environment {
     #[serde(
         default,
         serialize_with = "super::wire::object_or_empty",
-        deserialize_with = "super::wire::compact_object"
+        deserialize_with = "crate::model::compact_object"
     )]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonMap>,
@@ -71,7 +71,7 @@ pub struct Environment {
     #[serde(
         default,
         serialize_with = "super::wire::object_or_empty",
-        deserialize_with = "super::wire::compact_object"
+        deserialize_with = "crate::model::compact_object"
     )]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<JsonMap>,

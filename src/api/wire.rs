@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{ExecutionEnvironment, JsonMap, compacted};
+use crate::model::{ExecutionEnvironment, JsonMap};
 
 /// `2026-11-28T20:05:22.314074+00:00`: UTC, microseconds, a numeric offset.
 pub fn format_timestamp(timestamp: Timestamp) -> String {
@@ -53,14 +53,6 @@ pub fn list_or_empty<T: Serialize, S: Serializer>(
         Some(value) => value.serialize(serializer),
         None => Vec::<T>::new().serialize(serializer),
     }
-}
-
-/// Reads an optional object with every map in it, nested ones too, holding no spare room: a plan
-/// keeps each listed environment's maps for as long as it runs.
-pub fn compact_object<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<JsonMap>, D::Error> {
-    Ok(Option::<JsonMap>::deserialize(deserializer)?.map(compacted))
 }
 
 /// Reads an optional execution environment, `{}` as absent: the service writes an absent one as

@@ -15,7 +15,7 @@ mod status;
 mod wire_enum;
 
 pub use audit::{AuditAction, UnknownAuditAction};
-pub use compact::compacted;
+pub use compact::{CompactMap, compact_map_from_str, compact_object};
 pub use execution::ExecutionEnvironment;
 pub use field::{FieldSet, FieldSpec, ManagedField};
 pub use id::{EnvironmentId, OrganizationId, WorkerId};

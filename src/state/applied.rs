@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::JsonMap;
+use crate::model::{CompactMap, JsonMap, compact_map_from_str};
 
 /// The managed fields as last applied: a JSON object's compact text (secrets as digests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ impl AppliedFields {
     /// The fields as a map.
     pub fn to_map(&self) -> JsonMap {
         // Built only from a map, so the text is always an object.
-        serde_json::from_str(&self.0).unwrap_or_default()
+        compact_map_from_str(&self.0).unwrap_or_default()
     }
 
     /// Whether no field is recorded.
@@ -56,7 +56,7 @@ impl Serialize for AppliedFields {
 
 impl<'de> Deserialize<'de> for AppliedFields {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        JsonMap::deserialize(deserializer).map(Self::from)
+        CompactMap::deserialize(deserializer).map(|map| Self::new(&map.0))
     }
 }
 
