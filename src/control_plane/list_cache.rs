@@ -31,17 +31,23 @@ impl ListCache {
         }
     }
 
-    /// The cached list, if it was filled at `generation` less than `ttl` ago.
+    /// The cached list, if it was filled at `generation` less than `ttl` ago (an entry that is
+    /// not is dropped).
     pub(crate) fn get(
         &self,
         organization: &OrganizationId,
         status: Option<Status>,
         generation: u64,
     ) -> Option<Arc<Vec<Environment>>> {
-        let entries = self.entries.lock().ok()?;
-        let entry = entries.get(&(organization.clone(), status))?;
-        (entry.generation == generation && entry.filled.elapsed() < self.ttl)
-            .then(|| Arc::clone(&entry.environments))
+        let mut entries = self.entries.lock().ok()?;
+        let key = (organization.clone(), status);
+        let entry = entries.get(&key)?;
+        if entry.generation == generation && entry.filled.elapsed() < self.ttl {
+            return Some(Arc::clone(&entry.environments));
+        }
+        // An entry that can no longer serve goes now: the list read next is not held beside it.
+        entries.remove(&key);
+        None
     }
 
     /// Remembers a list read after observing `generation`.
@@ -87,5 +93,25 @@ mod tests {
         assert_eq!(cache.get(&OrganizationId("other".into()), None, 3), None);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&organization, None, 3), None, "too old");
+    }
+
+    #[test]
+    fn an_entry_that_cannot_serve_is_dropped_when_asked_for() {
+        let cache = ListCache::new(Duration::from_secs(60));
+        let organization = OrganizationId("org".into());
+        let list = Arc::new(Vec::new());
+        cache.put(&organization, None, 3, &list);
+        assert_eq!(Arc::strong_count(&list), 2, "held by the cache");
+        assert_eq!(
+            cache.get(&organization, None, 4),
+            None,
+            "a write happened since"
+        );
+        assert_eq!(Arc::strong_count(&list), 1, "no longer held");
+        assert_eq!(
+            cache.get(&organization, None, 3),
+            None,
+            "gone for its generation too"
+        );
     }
 }

@@ -274,14 +274,10 @@ impl Store for PgStore {
             "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE organization_id = $1 \
              AND ($2::text IS NULL OR status = $2) ORDER BY created_at, name"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(organization.0.as_str())
-            .bind(status.map(Status::as_str))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(environment_from_row)
-            .collect()
+            .bind(status.map(Status::as_str));
+        super::row::records_as_read(query.fetch(&self.pool), environment_from_row).await
     }
 
     async fn environment(

@@ -1,9 +1,25 @@
 //! [`ReadRow`]: the few column reads the stores make, over SQLite's and PostgreSQL's rows, so a
 //! record is decoded by one function whichever database it came from.
 
+use futures::{Stream, TryStreamExt};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
+
+use super::StoreError;
+
+/// The records of `rows`, each read as its row arrives: a list of thousands of environments
+/// never holds every row beside every record.
+pub(super) async fn records_as_read<R, T>(
+    mut rows: impl Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    read: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut records = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        records.push(read(&row)?);
+    }
+    Ok(records)
+}
 
 /// A result row, read by column name.
 pub(super) trait ReadRow {

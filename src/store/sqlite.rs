@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Executor, SqlStr, SqlitePool};
 use uuid::Uuid;
 
-use super::row::ReadRow;
+use super::row::{ReadRow, records_as_read};
 use super::{
     EnvironmentRecord, NamespaceRecord, NamespaceState, OrganizationRecord, Store, StoreError,
     StoreTransaction, WorkerTokenHash, WorkerTokenRecord,
@@ -246,30 +246,20 @@ impl Store for SqliteStore {
         organization: &OrganizationId,
         status: Option<Status>,
     ) -> Result<Vec<EnvironmentRecord>, StoreError> {
-        let rows = match status {
-            None => {
-                let sql = format!(
-                    "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE organization_id = ? \
-                     ORDER BY created_at, name"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(organization.0.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            Some(status) => {
-                let sql = format!(
-                    "SELECT {ENVIRONMENT_COLUMNS} FROM environments \
-                     WHERE organization_id = ? AND status = ? ORDER BY created_at, name"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(organization.0.as_str())
-                    .bind(status.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+        let query = match status {
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE organization_id = ? \
+                 ORDER BY created_at, name"
+            )))
+            .bind(organization.0.as_str()),
+            Some(status) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENVIRONMENT_COLUMNS} FROM environments \
+                 WHERE organization_id = ? AND status = ? ORDER BY created_at, name"
+            )))
+            .bind(organization.0.as_str())
+            .bind(status.as_str()),
         };
-        rows.iter().map(environment_from_row).collect()
+        records_as_read(query.fetch(&self.pool), environment_from_row).await
     }
 
     async fn environment(
