@@ -9,6 +9,7 @@
 //!   memory per environment, paired with a bare list call timed just before each run;
 //! - the list call alone: a plain HTTP client that reads and discards the body (time, bytes), with
 //!   the server's list cache expired, as a plan meets it;
+//! - the server's list memory: what a fresh server's peak grows by over three such list calls;
 //! - one state save of the applied state in this process: the whole document (what compaction
 //!   writes), and one changed resource under the lock (what a step's save writes);
 //! - `envform validate` of the first file (10,000 environments, or all of them when fewer), as a
@@ -16,7 +17,8 @@
 //!
 //! Then the growth ratios between sizes, and the targets: apply of 30,000 ≤ 3.5× 10,000 (and
 //! 100,000 ≤ 3.5× 30,000), plan peak memory ≤ 6 KB per environment at 30,000, `validate` ≤ 3× the
-//! event parse at 10,000, and `plan` ≤ 1.5× the bare list call at 10,000 and 30,000.
+//! event parse at 10,000, `plan` ≤ 1.5× the bare list call at 10,000 and 30,000, and the server's
+//! list peak memory ≤ 6 KB per environment at 30,000.
 //!
 //! Run with `cargo bench --bench scale` (`-- --quick` for 1,000 and 3,000).
 
@@ -67,6 +69,8 @@ struct Figures {
     validate_peak_kib: u64,
     event_parse: Duration,
     server_peak_kib: u64,
+    /// What a fresh server's peak grew by over the list calls a plan makes, in KiB.
+    server_list_kib: u64,
 }
 
 /// The sizes to measure: the defaults, and 100,000 when `ENVFORM_SCALE_MAX` reaches it.
@@ -346,6 +350,18 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
     let (whole_save, step_save) = save_times(runtime, &state, &copies);
     let state_bytes = std::fs::metadata(&state_path).map_or(0, |metadata| metadata.len());
 
+    // The server's list alone: a fresh server on the same database, its peak before and after
+    // list calls as plans make them (each with the cache cold).
+    let server_peak_kib = server.peak_kib();
+    drop(server);
+    let fresh = ServeProcess::start(directory.path(), &[]);
+    let fresh_list_url = format!("{}/api/v1/environments", fresh.url());
+    let started_kib = fresh.peak_kib();
+    for _ in 0..RUNS {
+        bare_list(runtime, &http, &fresh_list_url);
+    }
+    let server_list_kib = fresh.peak_kib().saturating_sub(started_kib);
+
     let walls = |runs: &[ChildRun]| median(&runs.iter().map(|run| run.wall).collect::<Vec<_>>());
     let peak = |runs: &[ChildRun]| runs.iter().map(|run| run.peak_kib).max().unwrap_or(0);
     Figures {
@@ -365,8 +381,14 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
         validate: walls(&validate_runs),
         validate_peak_kib: peak(&validate_runs),
         event_parse: event_parse_time,
-        server_peak_kib: server.peak_kib(),
+        server_peak_kib,
+        server_list_kib,
     }
+}
+
+/// KB an environment that the server's list calls added to its peak.
+fn server_list_per_environment(figures: &Figures) -> f64 {
+    figures.server_list_kib as f64 * 1.024 / figures.environments as f64
 }
 
 fn mb(kib: u64) -> f64 {
@@ -443,9 +465,11 @@ fn main() {
     );
     for figures in &all {
         println!(
-            "  {}: validate peak memory {:.1} MB",
+            "  {}: validate peak memory {:.1} MB; a fresh server's peak grew {:.1} MB over {RUNS} list calls ({:.1} KB an environment)",
             figures.environments,
-            mb(figures.validate_peak_kib)
+            mb(figures.validate_peak_kib),
+            mb(figures.server_list_kib),
+            server_list_per_environment(figures)
         );
     }
 
@@ -490,6 +514,13 @@ fn main() {
         let per = figures.plan_peak_kib as f64 * 1.024 / figures.environments as f64;
         println!(
             "  plan peak memory per environment at 30,000: {per:.1} KB (target ≤ 6 KB: {})",
+            verdict(per <= 6.0)
+        );
+    }
+    if let Some(figures) = find(30_000) {
+        let per = server_list_per_environment(figures);
+        println!(
+            "  the server's list: peak memory per environment at 30,000: {per:.1} KB (target ≤ 6 KB: {})",
             verdict(per <= 6.0)
         );
     }
