@@ -210,8 +210,7 @@ impl ArrayStream {
             };
             self.scanned += 1;
         }
-        let gathered = self.elements.last().map_or(0, |&(_, end)| end);
-        Ok((gathered >= BATCH_BYTES).then(|| self.hand_out()))
+        Ok((self.gathered() >= BATCH_BYTES).then(|| self.hand_out()))
     }
 
     /// The last batch (`None` when every element was handed out), once the whole answer is in.
@@ -222,9 +221,14 @@ impl ArrayStream {
         }
     }
 
+    /// Where the whole elements gathered in `pending` end.
+    fn gathered(&self) -> usize {
+        self.elements.last().map_or(0, |&(_, end)| end)
+    }
+
     /// The whole elements gathered, as a batch; `pending` keeps what follows them.
     fn hand_out(&mut self) -> Batch {
-        let end = self.elements.last().map_or(0, |&(_, end)| end);
+        let end = self.gathered();
         // Room for the next batch, so gathering it copies nothing again.
         let mut rest = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
         rest.extend_from_slice(&self.pending[end..]);
