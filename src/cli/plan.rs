@@ -135,8 +135,11 @@ pub(crate) fn show_plan(
 pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let configuration = &args.reconcile.configuration;
     let target = configuration.target()?;
+    // The files are read and checked while the client is set up and the one list call runs:
+    // neither needs the other.
+    let desired_args = configuration.desired.clone();
+    let loaded = tokio::task::spawn_blocking(move || desired_args.load());
     let connection = workspace::connect(&target).await?;
-    // The one list call runs while the files are read and checked: neither needs the other.
     let listing = tokio::spawn({
         let api = std::sync::Arc::clone(&connection.api);
         async move {
@@ -155,8 +158,7 @@ pub(crate) async fn execute(args: PlanArgs) -> miette::Result<Exit> {
     let early_state = early_path
         .clone()
         .map(|path| tokio::spawn(async move { LocalBackend::new(path).load().await }));
-    let desired_args = configuration.desired.clone();
-    let loaded = tokio::task::spawn_blocking(move || desired_args.load())
+    let loaded = loaded
         .await
         .map_err(|error| miette::miette!("reading the desired state stopped: {error}"));
     let prepared = async {

@@ -30,6 +30,57 @@ enum Open {
 
 /// The tree of `text`, or `None` when serde-saphyr must decide.
 pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
+    let whole = Part {
+        text,
+        offsets: Offsets::WHOLE,
+        depth: 0,
+    };
+    compose_part(source, text, &whole).map(|(root, _)| root)
+}
+
+/// A stretch of a file composed apart from the rest of it.
+pub(super) struct Part<'t> {
+    /// The stretch's text.
+    pub(super) text: &'t str,
+    /// Where its bytes are in the file.
+    pub(super) offsets: Offsets,
+    /// How many collections enclose its root in the file's tree.
+    pub(super) depth: usize,
+}
+
+/// Where a part's bytes are in the file: from `start`, less a gap left out at `gap_at`.
+#[derive(Clone, Copy)]
+pub(super) struct Offsets {
+    /// The file offset of the part's first byte.
+    pub(super) start: usize,
+    /// The file offset where bytes were left out of the part.
+    pub(super) gap_at: usize,
+    /// How many bytes were left out there.
+    pub(super) gap_len: usize,
+}
+
+impl Offsets {
+    /// The whole file: offsets are the file's own.
+    const WHOLE: Self = Self {
+        start: 0,
+        gap_at: usize::MAX,
+        gap_len: 0,
+    };
+
+    /// The file offset of the part's byte `offset`.
+    fn in_file(self, offset: usize) -> usize {
+        let offset = self.start + offset;
+        if offset >= self.gap_at {
+            offset + self.gap_len
+        } else {
+            offset
+        }
+    }
+}
+
+/// The tree of `part` of the file `text`, with every place in file offsets, and how many parser
+/// events it took; `None` when serde-saphyr must decide.
+pub(super) fn compose_part(source: SourceId, text: &str, part: &Part<'_>) -> Option<(Node, usize)> {
     // The parser settings serde-saphyr derives from `node::deserialize`'s budget.
     let block_nesting_limit = granit_parser::Options::default()
         .block_nesting_limit
@@ -42,7 +93,9 @@ pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
     let mut open: Vec<Open> = Vec::new();
     let mut root = None;
     let mut documents = 0_usize;
-    for (events, item) in Parser::new_from_str_with_options(text, options).enumerate() {
+    let mut count = 0;
+    for (events, item) in Parser::new_from_str_with_options(part.text, options).enumerate() {
+        count = events + 1;
         // Well inside the node budget, so serde-saphyr alone decides near it.
         if events >= MAX_NODES {
             return None;
@@ -62,7 +115,7 @@ pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
                 if anchor != 0 || tag.is_some() {
                     return None;
                 }
-                let place = place(source, span)?;
+                let place = place(source, part.offsets, span)?;
                 Node {
                     value: scalar(value, style)?,
                     location: place,
@@ -70,10 +123,10 @@ pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
                 }
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
-                if anchor != 0 || tag.is_some() || open.len() + 1 >= MAX_DEPTH {
+                if anchor != 0 || tag.is_some() || part.depth + open.len() + 1 >= MAX_DEPTH {
                     return None;
                 }
-                let start = place(source, span)?;
+                let start = place(source, part.offsets, span)?;
                 open.push(if matches!(event, Event::SequenceStart(..)) {
                     Open::Sequence {
                         start,
@@ -111,12 +164,16 @@ pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
             },
         }
     }
-    if open.is_empty() { root } else { None }
+    if open.is_empty() {
+        root.map(|root| (root, count))
+    } else {
+        None
+    }
 }
 
-fn place(source: SourceId, span: Span) -> Option<Location> {
-    let start = span.start.byte_offset()?;
-    let end = span.end.byte_offset()?;
+fn place(source: SourceId, offsets: Offsets, span: Span) -> Option<Location> {
+    let start = offsets.in_file(span.start.byte_offset()?);
+    let end = offsets.in_file(span.end.byte_offset()?);
     Some(location(source, start, end.checked_sub(start)?))
 }
 

@@ -17,6 +17,7 @@ mod options;
 mod references;
 mod section;
 mod source;
+mod split;
 mod suggestion;
 mod yaml;
 

@@ -1,5 +1,6 @@
-//! Text → tree: the fast composer for plain YAML, serde-saphyr's deserializer for the rest, and
-//! the file-size budget checked before either.
+//! Text → tree: a large file's environments composed on every core, the fast composer for the
+//! rest of plain YAML, serde-saphyr's deserializer for everything else, and the file-size budget
+//! checked before any.
 
 use super::diagnostic::Problem;
 use super::diagnostic_kind::DiagnosticKind;
@@ -19,5 +20,7 @@ pub(crate) fn parse(source: SourceId, text: &str) -> Result<Node, Problem> {
         };
         return Err(Problem::new(kind, location(source, 0, 0)));
     }
-    super::compose::compose(source, text).map_or_else(|| deserialize(source, text), Ok)
+    super::split::compose(source, text, super::split::PIECE_BYTES)
+        .or_else(|| super::compose::compose(source, text))
+        .map_or_else(|| deserialize(source, text), Ok)
 }

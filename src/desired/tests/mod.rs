@@ -311,6 +311,7 @@ mod compose;
 mod fixtures;
 mod positions;
 mod snapshots;
+mod split;
 
 #[test]
 fn state_without_backend_reports_only_that() {
