@@ -87,6 +87,31 @@ impl ServeProcess {
         read_peak_kib(Path::new(&format!("/proc/{}/status", self.child.id()))).unwrap_or(0)
     }
 
+    /// The CPU time, user and system, the server has used so far (`/proc/PID/stat`, in the
+    /// kernel's clock ticks).
+    pub fn cpu(&self) -> Duration {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = text
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime, fields 14 and 15 of the line, are 11 and 12 (from 0) after the name.
+        // SAFETY: `sysconf` reads a constant of the system.
+        let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+            .unwrap_or(100)
+            .max(1);
+        Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / per_second)
+    }
+
     /// The server's SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.database.clone()
@@ -185,6 +210,8 @@ pub struct ChildRun {
     pub wall: Duration,
     /// The highest `VmHWM` (peak resident set) read from `/proc/PID/status`, in KiB.
     pub peak_kib: u64,
+    /// The CPU time it used, user and system, on every thread.
+    pub cpu: Duration,
 }
 
 /// Runs `command` to its end, polling the child's peak resident set size while it runs.
@@ -192,6 +219,7 @@ pub struct ChildRun {
 /// `VmHWM` only grows, so the last reading before exit is the peak up to that moment; polling
 /// every millisecond leaves only the child's last instant unobserved.
 pub fn run_measured(command: &mut Command) -> ChildRun {
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let mut child = command.spawn().expect("spawn child");
     let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
@@ -201,14 +229,31 @@ pub fn run_measured(command: &mut Command) -> ChildRun {
             peak_kib = peak_kib.max(kib);
         }
         if let Some(status) = child.try_wait().expect("wait for child") {
+            let wall = started.elapsed();
             return ChildRun {
                 status,
-                wall: started.elapsed(),
+                wall,
                 peak_kib,
+                cpu: children_cpu().saturating_sub(cpu_before),
             };
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The CPU time, user and system, of every child process this one has waited for.
+fn children_cpu() -> Duration {
+    // SAFETY: `getrusage` only writes the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |value: libc::timeval| {
+        Duration::from_secs(value.tv_sec.unsigned_abs())
+            + Duration::from_micros(value.tv_usec.unsigned_abs())
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// `VmHWM` of a `/proc/PID/status` file, in KiB; `None` once the process is gone.

@@ -10,6 +10,8 @@
 //! - the list call alone: a plain HTTP client that reads and discards the body (time, bytes), with
 //!   the server's list cache expired, as a plan meets it;
 //! - the server's list memory: what a fresh server's peak grows by over three such list calls;
+//! - the CPU time the server spends on a bare list call and during a plan, and the plan's own: the
+//!   least time the machine's cores need for both, which bounds the plan however it is written;
 //! - one state save of the applied state in this process: the whole document (what compaction
 //!   writes), and one changed resource under the lock (what a step's save writes);
 //! - `envform validate` of the first file (10,000 environments, or all of them when fewer), as a
@@ -71,6 +73,12 @@ struct Figures {
     server_peak_kib: u64,
     /// What a fresh server's peak grew by over the list calls a plan makes, in KiB.
     server_list_kib: u64,
+    /// The plan's CPU time (user and system, every thread), median.
+    plan_cpu: Duration,
+    /// The server's CPU time during a bare list call, median.
+    server_list_cpu: Duration,
+    /// The server's CPU time during a plan, median.
+    server_plan_cpu: Duration,
 }
 
 /// The sizes to measure: the defaults, and 100,000 when `ENVFORM_SCALE_MAX` reaches it.
@@ -315,10 +323,15 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
     let mut list_bytes = 0;
     let mut ratios = Vec::new();
     let mut plan_runs = Vec::new();
+    let mut server_list_cpu = Vec::new();
+    let mut server_plan_cpu = Vec::new();
     for round in 0..=RUNS {
+        let before_list = server.cpu();
         let (list, bytes) = bare_list(runtime, &http, &list_url);
+        let list_cpu = server.cpu().saturating_sub(before_list);
         list_bytes = bytes;
         std::thread::sleep(COLD_LIST_PAUSE);
+        let before_plan = server.cpu();
         let run = run_checked(
             &mut envform(
                 directory.path(),
@@ -336,8 +349,11 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
             directory.path(),
             "plan",
         );
+        let plan_cpu = server.cpu().saturating_sub(before_plan);
         // The first round warms the page cache and the server.
         if round > 0 {
+            server_list_cpu.push(list_cpu);
+            server_plan_cpu.push(plan_cpu);
             ratios.push(run.wall.as_secs_f64() / list.as_secs_f64());
             list_samples.push(list);
             plan_runs.push(run);
@@ -383,6 +399,9 @@ fn measure(runtime: &tokio::runtime::Runtime, environments: usize) -> Figures {
         event_parse: event_parse_time,
         server_peak_kib,
         server_list_kib,
+        plan_cpu: median(&plan_runs.iter().map(|run| run.cpu).collect::<Vec<_>>()),
+        server_list_cpu: median(&server_list_cpu),
+        server_plan_cpu: median(&server_plan_cpu),
     }
 }
 
@@ -470,6 +489,24 @@ fn main() {
             mb(figures.validate_peak_kib),
             mb(figures.server_list_kib),
             server_list_per_environment(figures)
+        );
+    }
+
+    println!();
+    println!(
+        "CPU on this machine's {} cores during a plan (medians; the server's from /proc, in clock ticks):",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+    for figures in &all {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+        let floor = (millis(figures.server_plan_cpu) + millis(figures.plan_cpu)) / cores;
+        println!(
+            "  {}: server {:.0} ms for a bare list call, {:.0} ms during a plan; plan {:.0} ms: the two need at least {floor:.0} ms of the cores, {:.2}× the list call",
+            figures.environments,
+            millis(figures.server_list_cpu),
+            millis(figures.server_plan_cpu),
+            millis(figures.plan_cpu),
+            floor / millis(figures.list),
         );
     }
 

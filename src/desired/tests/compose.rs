@@ -1,8 +1,6 @@
 //! The fast path and serde-saphyr agree: whenever `compose` gives a tree, it is the tree
 //! serde-saphyr's deserializer gives, spans included.
 
-use std::path::Path;
-
 use proptest::prelude::*;
 
 use crate::desired::SourceId;
@@ -105,30 +103,10 @@ fn the_fast_path_leaves_the_rest_to_serde_saphyr() {
 
 #[test]
 fn the_fast_path_agrees_on_every_fixture_and_example() {
-    let mut taken = 0;
-    for directory in [
-        "tests/fixtures/spec/good",
-        "tests/fixtures/spec/good-directory",
-        "tests/fixtures/spec/bad",
-        "tests/fixtures/spec/bad-directory",
-        "examples/environments",
-        "examples/scenarios",
-    ] {
-        let mut entries: Vec<_> = std::fs::read_dir(Path::new(directory))
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|extension| extension == "yaml" || extension == "yml")
-            })
-            .collect();
-        entries.sort();
-        for path in entries {
-            if let Ok(text) = String::from_utf8(std::fs::read(&path).unwrap()) {
-                taken += usize::from(agrees(&text));
-            }
-        }
-    }
+    let taken = super::fixture_and_example_texts()
+        .iter()
+        .filter(|text| agrees(text))
+        .count();
     // The examples and most fixtures are plain YAML: the fast path must not quietly stop.
     assert!(taken >= 40, "the fast path took only {taken} files");
 }

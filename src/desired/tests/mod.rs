@@ -23,6 +23,36 @@ pub(super) fn sources(files: &[(&str, &str)]) -> Sources {
     }
 }
 
+/// The text of every `*.yaml` and `*.yml` file of the spec fixtures and the examples, in path
+/// order; a file that is not UTF-8 is left out.
+pub(super) fn fixture_and_example_texts() -> Vec<String> {
+    let mut texts = Vec::new();
+    for directory in [
+        "tests/fixtures/spec/good",
+        "tests/fixtures/spec/good-directory",
+        "tests/fixtures/spec/bad",
+        "tests/fixtures/spec/bad-directory",
+        "examples/environments",
+        "examples/scenarios",
+    ] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(directory)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "yaml" || extension == "yml")
+            })
+            .collect();
+        paths.sort();
+        texts.extend(
+            paths
+                .iter()
+                .filter_map(|path| String::from_utf8(std::fs::read(path).unwrap()).ok()),
+        );
+    }
+    texts
+}
+
 /// The diagnostics of a text that must not parse.
 pub(super) fn diagnostics(text: &str) -> Vec<SpecDiagnostic> {
     match parse_text(text) {
