@@ -170,7 +170,7 @@ proptest! {
 }
 
 /// A plain file using every section, with a few characters replaced by ones YAML gives meaning to.
-fn mutated_file() -> impl Strategy<Value = String> {
+pub(super) fn mutated_file() -> impl Strategy<Value = String> {
     let text = std::fs::read_to_string("tests/fixtures/spec/good/full.yaml").unwrap();
     let length = text.len();
     let special = prop::sample::select(vec![

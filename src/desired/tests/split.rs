@@ -138,6 +138,16 @@ proptest! {
     }
 }
 
+proptest! {
+    // The fixture using every section, edited as the fast path's property edits it.
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_split_path_agrees_on_mutated_files(text in super::compose::mutated_file()) {
+        agrees(&text);
+    }
+}
+
 #[test]
 fn the_split_path_takes_most_mutated_lists() {
     use proptest::strategy::ValueTree;
