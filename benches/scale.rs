@@ -493,13 +493,12 @@ fn main() {
     }
 
     println!();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     println!(
-        "CPU on this machine's {} cores during a plan (medians; the server's from /proc, in clock ticks):",
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        "CPU on this machine's {cores} cores during a plan (medians; the server's from /proc, in clock ticks):"
     );
     for figures in &all {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
-        let floor = (millis(figures.server_plan_cpu) + millis(figures.plan_cpu)) / cores;
+        let floor = (millis(figures.server_plan_cpu) + millis(figures.plan_cpu)) / cores as f64;
         println!(
             "  {}: server {:.0} ms for a bare list call, {:.0} ms during a plan; plan {:.0} ms: the two need at least {floor:.0} ms of the cores, {:.2}× the list call",
             figures.environments,

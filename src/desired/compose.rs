@@ -32,7 +32,7 @@ enum Open {
 pub(super) fn compose(source: SourceId, text: &str) -> Option<Node> {
     let whole = Part {
         text,
-        offsets: Offsets::WHOLE,
+        offsets: Offsets::starting_at(0),
         depth: 0,
     };
     compose_part(source, text, &whole).map(|(root, _)| root)
@@ -60,12 +60,14 @@ pub(super) struct Offsets {
 }
 
 impl Offsets {
-    /// The whole file: offsets are the file's own.
-    const WHOLE: Self = Self {
-        start: 0,
-        gap_at: usize::MAX,
-        gap_len: 0,
-    };
+    /// A part that is the file's bytes from `start` on, with none left out.
+    pub(super) fn starting_at(start: usize) -> Self {
+        Self {
+            start,
+            gap_at: usize::MAX,
+            gap_len: 0,
+        }
+    }
 
     /// The file offset of the part's byte `offset`.
     fn in_file(self, offset: usize) -> usize {

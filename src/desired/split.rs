@@ -94,11 +94,7 @@ fn compose_piece(
     let piece_text = [text.get(first..next + list.indent)?, "-\n"].concat();
     let part = Part {
         text: &piece_text,
-        offsets: Offsets {
-            start: first,
-            gap_at: usize::MAX,
-            gap_len: 0,
-        },
+        offsets: Offsets::starting_at(first),
         // Inside the root mapping.
         depth: 1,
     };
@@ -191,26 +187,26 @@ fn cut(list: &List, piece_bytes: usize) -> Vec<Range<usize>> {
 }
 
 /// Finds the one line `environments:` at the file's left edge and the lines of the block list
-/// below it; `None` when there is no such line, or more than one, or no block list under it.
+/// below it, in one pass over the lines; `None` when there is no such line, or more than one, or
+/// no block list under it.
 fn list_lines(text: &str) -> Option<List> {
-    let mut lines = Lines::new(text);
     let mut key = None;
-    for (start, line) in lines.by_ref() {
-        if is_environments_key(line) {
-            if key.is_some() {
-                return None;
-            }
-            key = Some(start);
-        }
-    }
-    let key = key?;
-    let mut lines = Lines::new(text);
-    lines.offset = key;
-    lines.next();
     let mut items = Vec::new();
     let mut indent = None;
-    let mut end = text.len();
-    for (start, line) in lines {
+    let mut end = None;
+    let mut next_start = 0;
+    for line in text.split_inclusive('\n') {
+        let start = next_start;
+        next_start += line.len();
+        if is_environments_key(line) {
+            if key.replace(start).is_some() {
+                return None;
+            }
+            continue;
+        }
+        if key.is_none() || end.is_some() {
+            continue;
+        }
         let content = line.trim_start_matches(' ');
         if content.trim_end_matches(['\n', '\r', ' ']).is_empty() || content.starts_with('#') {
             continue;
@@ -222,10 +218,9 @@ fn list_lines(text: &str) -> Option<List> {
         }
         if depth == list_indent && is_item(content) {
             items.push(start);
-            continue;
+        } else {
+            end = Some(start);
         }
-        end = start;
-        break;
     }
     // A list written at the key's own indent starts, for the parser, after its first `- `;
     // such lists are left whole.
@@ -233,10 +228,10 @@ fn list_lines(text: &str) -> Option<List> {
         return None;
     }
     Some(List {
-        key,
+        key: key?,
         items,
         indent: indent?,
-        end,
+        end: end.unwrap_or(text.len()),
     })
 }
 
@@ -254,31 +249,4 @@ fn is_item(content: &str) -> bool {
     content
         .strip_prefix('-')
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
-}
-
-/// The lines of a text with their starting offsets, each with its line break.
-struct Lines<'t> {
-    text: &'t str,
-    offset: usize,
-}
-
-impl<'t> Lines<'t> {
-    fn new(text: &'t str) -> Self {
-        Self { text, offset: 0 }
-    }
-}
-
-impl<'t> Iterator for Lines<'t> {
-    type Item = (usize, &'t str);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self
-            .text
-            .get(self.offset..)
-            .filter(|rest| !rest.is_empty())?;
-        let length = rest.find('\n').map_or(rest.len(), |index| index + 1);
-        let start = self.offset;
-        self.offset += length;
-        Some((start, &rest[..length]))
-    }
 }
